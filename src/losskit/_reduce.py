@@ -1,0 +1,105 @@
+"""Reductions ("none", "sum", "mean") for the value and the gradient alike.
+
+A loss first computes its unreduced values ``loss[i]`` (one per example for
+the softmax family, one per element for the others; class weights and
+ignored examples already folded in).  The reduction then gives
+
+    value = sum_i s[i] loss[i] / D         ("mean")
+    value = sum_i s[i] loss[i]             ("sum")
+    value[i] = s[i] loss[i]                ("none")
+
+with ``s`` the broadcast ``sample_weight`` (1 when None) and
+``D = sum_i s[i] c[i]``, where ``c[i]`` is what example ``i`` counts for in
+the mean: 1, or 0 when ignored, or its class weight.  The gradient of the
+value with respect to ``loss[i]`` is ``coef[i] = s[i] / D`` (or ``s[i]``), a
+quantity that depends on the weights only, never on the loss values, so a
+fused kernel can write the finished gradient in the same pass that computes
+the loss.  When nothing is counted (``D = 0``) the mean is 0 and so is every
+coefficient: never 0/0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ._backend import Array
+from ._validation import check_sample_weight
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """What to multiply each unreduced loss by, and how to combine them."""
+
+    xp: Any
+    kind: str
+    weight: Array | None  # sample_weight broadcastable to the unreduced shape
+    inv_denominator: Array | float  # 1/D for "mean" (0 when D = 0), else 1
+
+    @property
+    def coef(self) -> Array | float:
+        """d value / d loss[i]: broadcastable to the unreduced loss."""
+        if self.weight is None:
+            return self.inv_denominator
+        return self.weight * self.inv_denominator
+
+    def apply(self, loss: Array) -> Array:
+        """Reduce the unreduced ``loss`` to the returned value."""
+        xp = self.xp
+        weighted = loss if self.weight is None else loss * self.weight
+        if self.kind == "none":
+            return weighted
+        total = xp.sum(weighted)
+        if self.kind == "sum":
+            return total
+        return total * self.inv_denominator
+
+    def grad(self, dloss: Array, *, class_axis: bool) -> Array:
+        """Scale the per-element derivative of ``loss[i]`` into d value / d input.
+
+        With ``class_axis`` the derivative has one more, trailing axis (the
+        classes) than the unreduced loss, over which the coefficient is
+        broadcast.
+        """
+        coef = self.coef
+        if isinstance(coef, float):
+            return dloss if coef == 1.0 else dloss * coef
+        if class_axis:
+            coef = coef[..., None]
+        return dloss * coef
+
+
+def plan(
+    xp: Any,
+    kind: str,
+    unreduced_shape: tuple[int, ...],
+    dtype: Any,
+    *,
+    sample_weight: Array | None = None,
+    counts: Array | None = None,
+) -> Reduction:
+    """Prepare a reduction before the loss is computed.
+
+    ``counts`` is ``c[i]`` above, of the unreduced shape (None: every example
+    counts 1).  ``sample_weight`` is checked and broadcast here.
+    """
+    weight = None
+    if sample_weight is not None:
+        weight = xp.astype(check_sample_weight(xp, sample_weight, unreduced_shape), dtype)
+    if kind != "mean":
+        return Reduction(xp, kind, weight, 1.0)
+    if weight is None and counts is None:
+        n = math.prod(unreduced_shape)
+        return Reduction(xp, kind, None, 1.0 / n if n else 0.0)
+    if weight is None:
+        total = xp.sum(counts)
+    elif counts is None:
+        total = xp.sum(xp.broadcast_to(weight, unreduced_shape))
+    else:
+        total = xp.sum(weight * counts)
+    # 1/D with D = 0 mapped to 0 without ever forming 0/0 (which autograd
+    # would carry into the gradient as NaN even behind a `where`).
+    nonzero = total != 0
+    inv = xp.where(nonzero, 1 / xp.where(nonzero, total, xp.ones_like(total)), 0)
+    return Reduction(xp, kind, weight, xp.astype(inv, dtype))

@@ -1,0 +1,245 @@
+"""Every check on user input, and every error and warning message.
+
+Messages follow one pattern: which argument, the rule, and what arrived,
+e.g. ``\\`labels\\` must be in [0, 3) or equal ignore_index; got 5 at
+position (1,)``.  Checks that must read values (label ranges, probability
+ranges, the double-softmax heuristic) are skipped where values cannot be read,
+inside a JAX trace; shape and dtype checks always run.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+from ._backend import Array, is_concrete, shape_of
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+class LosskitWarning(UserWarning):
+    """Base class of the warnings losskit gives for inputs that are probably wrong."""
+
+
+class ProbabilitiesAsLogitsWarning(LosskitWarning):
+    """Logits that look like probabilities: softmax would be applied twice."""
+
+
+class UnnormalizedProbabilitiesWarning(LosskitWarning):
+    """Probability rows that do not sum to 1."""
+
+
+def check_reduction(reduction: Any) -> str:
+    if reduction not in REDUCTIONS:
+        choices = ", ".join(repr(r) for r in REDUCTIONS)
+        msg = f"`reduction` must be one of {choices}; got {reduction!r}"
+        raise ValueError(msg)
+    return str(reduction)
+
+
+def check_floating(xp: Any, name: str, x: Array) -> None:
+    if not xp.isdtype(x.dtype, "real floating"):
+        msg = f"`{name}` must be a real floating-point array; got dtype {x.dtype}"
+        raise TypeError(msg)
+
+
+def check_numeric(xp: Any, name: str, x: Array) -> None:
+    """Truth values (targets) may be float, int or bool; never complex or object."""
+    if not xp.isdtype(x.dtype, ("real floating", "integral", "bool")):
+        msg = f"`{name}` must be a real numeric array; got dtype {x.dtype}"
+        raise TypeError(msg)
+
+
+def check_labels_dtype(xp: Any, x: Array) -> None:
+    if not xp.isdtype(x.dtype, "integral"):
+        msg = (
+            f"`labels` must be an integer array of class ids; got dtype {x.dtype} "
+            "(for one-hot or soft targets use the non-sparse loss)"
+        )
+        raise TypeError(msg)
+
+
+def check_class_axis(name: str, x: Array, axis: int) -> int:
+    """Normalise ``axis`` against ``x``'s dimensions; a class axis must exist."""
+    ndim = len(x.shape)
+    if ndim == 0:
+        msg = f"`{name}` must have a class axis (at least 1 dimension); got a 0-d array"
+        raise ValueError(msg)
+    if not isinstance(axis, int) or isinstance(axis, bool) or not -ndim <= axis < ndim:
+        msg = f"`axis` must be an int in [{-ndim}, {ndim}) for {ndim}-d `{name}`; got {axis!r}"
+        raise ValueError(msg)
+    return axis % ndim
+
+
+def check_same_shape(truth_name: str, truth: Array, pred_name: str, pred: Array) -> None:
+    if shape_of(truth) != shape_of(pred):
+        msg = (
+            f"`{truth_name}` must have the shape of `{pred_name}` {shape_of(pred)}; "
+            f"got {shape_of(truth)} (losskit does not broadcast)"
+        )
+        raise ValueError(msg)
+
+
+def check_labels_shape(labels: Array, logits_name: str, logits: Array, axis: int) -> None:
+    expected = shape_of(logits)[:axis] + shape_of(logits)[axis + 1 :]
+    if shape_of(labels) != expected:
+        msg = (
+            f"`labels` must have the shape of `{logits_name}` {shape_of(logits)} without "
+            f"its class axis {axis}, that is {expected}; got {shape_of(labels)}"
+        )
+        raise ValueError(msg)
+
+
+def _first_position(xp: Any, bad: Array) -> tuple[int, ...]:
+    return tuple(int(i[0]) for i in xp.nonzero(bad))
+
+
+def check_label_range(xp: Any, labels: Array, num_classes: int, ignore_index: int | None) -> None:
+    """Every label is a class id in [0, C) or the ignore index."""
+    if not is_concrete(labels) or math.prod(labels.shape) == 0:
+        return
+    bad = (labels < 0) | (labels >= num_classes)
+    if ignore_index is not None:
+        bad = bad & (labels != ignore_index)
+    if bool(xp.any(bad)):
+        if labels.ndim == 0:
+            where, value = "", int(labels)
+        else:
+            pos = _first_position(xp, bad)
+            where, value = f" at position {pos}", int(labels[pos])
+        rule = f"[0, {num_classes})"
+        if ignore_index is not None:
+            rule += f" or equal ignore_index={ignore_index}"
+        msg = f"`labels` must be in {rule}; got {value}{where}"
+        raise ValueError(msg)
+
+
+def check_ignore_index(ignore_index: Any) -> None:
+    if ignore_index is not None and (
+        not isinstance(ignore_index, int) or isinstance(ignore_index, bool)
+    ):
+        msg = f"`ignore_index` must be an int or None; got {ignore_index!r}"
+        raise TypeError(msg)
+
+
+def check_unit_interval(xp: Any, name: str, x: Array) -> None:
+    """Probabilities lie in [0, 1]; NaN is let through (it is the caller's)."""
+    if not is_concrete(x) or math.prod(x.shape) == 0:
+        return
+    bad = (x < 0) | (x > 1)
+    if bool(xp.any(bad)):
+        if x.ndim == 0:
+            where, value = "", float(x)
+        else:
+            pos = _first_position(xp, bad)
+            where, value = f" at position {pos}", float(x[pos])
+        msg = f"`{name}` must be probabilities in [0, 1]; got {value!r}{where}"
+        raise ValueError(msg)
+
+
+def check_fraction(name: str, value: Any, *, upper: float = 1.0, closed: bool = True) -> float:
+    """A Python number in [0, upper] (or [0, upper) when not ``closed``)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        ok = 0.0 <= value <= upper if closed else 0.0 <= value < upper
+    if not ok:
+        bracket = "]" if closed else ")"
+        msg = f"`{name}` must be a number in [0, {upper:g}{bracket}; got {value!r}"
+        raise ValueError(msg)
+    return float(value)
+
+
+def check_class_weight(xp: Any, class_weight: Array, num_classes: int) -> None:
+    if shape_of(class_weight) != (num_classes,):
+        msg = (
+            f"`class_weight` must have one weight per class, shape ({num_classes},); "
+            f"got {shape_of(class_weight)}"
+        )
+        raise ValueError(msg)
+    check_numeric(xp, "class_weight", class_weight)
+
+
+def check_pos_weight(xp: Any, pos_weight: Array, logits: Array) -> None:
+    """A scalar, or one weight per class along the last axis (as PyTorch)."""
+    check_numeric(xp, "pos_weight", pos_weight)
+    last = shape_of(logits)[-1:]
+    if pos_weight.ndim == 0 or shape_of(pos_weight) == last:
+        return
+    msg = (
+        f"`pos_weight` must be a scalar or have one weight per class along the last "
+        f"axis of `logits`, shape {last}; got {shape_of(pos_weight)}"
+    )
+    raise ValueError(msg)
+
+
+def check_sample_weight(xp: Any, sample_weight: Array, unreduced_shape: tuple[int, ...]) -> Array:
+    """Return ``sample_weight`` reshaped to broadcast over the unreduced loss.
+
+    It may have the shape of the batch, which is any leading part of the
+    unreduced shape, e.g. ``(N,)`` for an ``(N, d1, d2)`` loss; trailing axes
+    of size 1 are appended so it broadcasts from the left, never the right.
+    """
+    check_numeric(xp, "sample_weight", sample_weight)
+    shape = shape_of(sample_weight)
+    if shape != unreduced_shape[: len(shape)]:
+        examples = sorted({unreduced_shape[:1], unreduced_shape})
+        allowed = " or ".join(str(s) for s in examples)
+        msg = (
+            f"`sample_weight` must have the shape of the batch, a leading part of the "
+            f"unreduced loss shape {unreduced_shape} such as {allowed}; got {shape}"
+        )
+        raise ValueError(msg)
+    pad = len(unreduced_shape) - len(shape)
+    return xp.reshape(sample_weight, shape + (1,) * pad)
+
+
+def warn_if_probabilities(xp: Any, logits: Array, fn_name: str, probs_fn: str) -> None:
+    """Warn when logits (class axis last) look like probabilities.
+
+    Cheap on real logits: the first rows are looked at first, and ordinary
+    logits (a negative value, or a value above 1, or a row not summing to 1)
+    end the check there.  Only when those rows look like probabilities is the
+    whole array examined.
+    """
+    if not is_concrete(logits) or logits.ndim == 0 or logits.shape[-1] < 2:
+        return
+    rows = xp.reshape(logits, (-1, logits.shape[-1]))
+    if rows.shape[0] == 0:
+        return
+    for sample in (rows[:4, ...], rows):
+        looks = (
+            bool(xp.all(sample >= 0))
+            and bool(xp.all(sample <= 1))
+            and bool(xp.all(xp.abs(xp.sum(sample, axis=-1) - 1) <= 1e-3))
+        )
+        if not looks:
+            return
+    msg = (
+        f"`logits` given to {fn_name} look like probabilities (all in [0, 1], each row "
+        f"summing to 1); {fn_name} applies softmax itself, so softmax would be applied "
+        f"twice. Pass probabilities to {probs_fn} instead, or pass the raw logits."
+    )
+    warnings.warn(msg, ProbabilitiesAsLogitsWarning, stacklevel=4)
+
+
+def warn_if_unnormalized(xp: Any, probs: Array, fn_name: str, input_dtype: Any) -> None:
+    """Warn when probability rows (class axis last) do not sum to 1.
+
+    ``probs`` is already in the compute dtype; the tolerance fits the dtype the
+    caller passed, ``3 sqrt(eps)`` kept within [1e-6, 1e-2]: about 1e-3 for
+    float32, 1e-6 for float64 and 1e-2 for half precision.
+    """
+    if not is_concrete(probs) or math.prod(probs.shape) == 0:
+        return
+    tol = min(max(3 * math.sqrt(float(xp.finfo(input_dtype).eps)), 1e-6), 1e-2)
+    off = xp.abs(xp.sum(probs, axis=-1) - 1) > tol
+    if bool(xp.any(off)):
+        pos = _first_position(xp, off) if off.ndim else ()
+        total = float(xp.sum(probs, axis=-1)[pos]) if off.ndim else float(xp.sum(probs))
+        msg = (
+            f"`probs` given to {fn_name} should sum to 1 along the class axis; the row at "
+            f"position {pos} sums to {total:.6g}. losskit does not renormalise them; "
+            "if they are scores, not probabilities, use the softmax loss on logits."
+        )
+        warnings.warn(msg, UnnormalizedProbabilitiesWarning, stacklevel=4)

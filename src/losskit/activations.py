@@ -1,0 +1,164 @@
+"""Softmax, log-softmax, log-sum-exp, sigmoid and log-sigmoid, stable at any magnitude.
+
+The stable forms used throughout losskit live here:
+
+- softmax and log-sum-exp subtract the row maximum before exponentiating, so
+  ``exp`` never sees a positive number;
+- sigmoid exponentiates ``-|x|`` only;
+- ``log(1 + e^x)`` is ``max(x, 0) + log1p(e^-|x|)``.
+
+Half-precision input is computed in float32 and cast back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _dispatch
+from ._backend import Array, compute_dtype, namespace
+from ._validation import check_class_axis, check_floating
+
+
+def shifted_by_max(xp: Any, x: Array) -> tuple[Array, Array]:
+    """``(x - m, m)`` with ``m`` the maximum over the last axis (kept).
+
+    An infinite or empty maximum is replaced by 0 so that rows of ``-inf``
+    give ``logsumexp = -inf`` rather than NaN.
+    """
+    m = xp.max(x, axis=-1, keepdims=True) if x.shape[-1] else xp.zeros_like(x[..., :1])
+    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    return x - m, m
+
+
+def log_softmax_last(xp: Any, x: Array) -> Array:
+    """log_softmax over the last axis, in ``x``'s dtype; the portable kernel."""
+    shifted, _ = shifted_by_max(xp, x)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
+
+
+def softplus(xp: Any, x: Array) -> Array:
+    """``log(1 + e^x)`` as ``max(x, 0) + log1p(e^-|x|)``: never overflows."""
+    return xp.maximum(x, xp.zeros_like(x)) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def sigmoid_of(xp: Any, x: Array) -> Array:
+    """``1 / (1 + e^-x)`` without exponentiating a positive number."""
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _last_axis_op(x: Array, axis: int, op: Any, fast: Any) -> Array:
+    """Apply ``op(xp, x)`` over ``axis``, in the compute dtype, same dtype out."""
+    xp, x = namespace(x)
+    check_floating(xp, "x", x)
+    axis = check_class_axis("x", x, axis)
+    moved = xp.moveaxis(x, axis, -1) if axis != x.ndim - 1 else x
+    result = _dispatch.rows(xp, fast, moved) if fast is not None else None
+    if result is None:
+        result = op(xp, xp.astype(moved, compute_dtype(xp, x.dtype)))
+    result = xp.astype(result, x.dtype)
+    return xp.moveaxis(result, -1, axis) if axis != x.ndim - 1 else result
+
+
+def softmax(x: Array, /, *, axis: int = -1) -> Array:
+    r"""Softmax along ``axis``: probabilities that sum to 1.
+
+    .. math:: \mathrm{softmax}(x)_i = e^{x_i - m} / \sum_j e^{x_j - m},\quad m = \max_j x_j
+
+    Gradient (Jacobian-vector product): ``d/dx (v . s) = s * (v - sum(v * s))``.
+
+    Parameters
+    ----------
+    x : array of real floating dtype (NumPy, PyTorch, JAX, or a list)
+    axis : int
+        The class axis.
+
+    Examples
+    --------
+    >>> import numpy as np, losskit as lk
+    >>> lk.softmax(np.array([1.0, 2.0, 3.0])).round(4)
+    array([0.09  , 0.2447, 0.6652])
+    >>> lk.softmax(np.array([1e4, 0.0], dtype=np.float32))  # no overflow
+    array([1., 0.], dtype=float32)
+    """
+    return _last_axis_op(x, axis, lambda xp, v: xp.exp(log_softmax_last(xp, v)), _dispatch.SOFTMAX)
+
+
+def log_softmax(x: Array, /, *, axis: int = -1) -> Array:
+    r"""Log of the softmax along ``axis``, computed without taking ``log(softmax)``.
+
+    .. math:: \log\mathrm{softmax}(x)_i = (x_i - m) - \log \sum_j e^{x_j - m}
+
+    Gradient: ``d/dx (v . log_softmax(x)) = v - softmax(x) * sum(v)``.
+
+    Examples
+    --------
+    >>> import numpy as np, losskit as lk
+    >>> lk.log_softmax(np.array([0.0, 0.0])).round(6)
+    array([-0.693147, -0.693147])
+    >>> lk.log_softmax(np.array([1e4, 0.0], dtype=np.float32))  # log(0) never taken
+    array([     0., -10000.], dtype=float32)
+    """
+    return _last_axis_op(x, axis, log_softmax_last, _dispatch.LOG_SOFTMAX)
+
+
+def logsumexp(x: Array, /, *, axis: int = -1, keepdims: bool = False) -> Array:
+    r"""``log(sum(exp(x)))`` along ``axis``, without overflow.
+
+    .. math:: \mathrm{lse}(x) = m + \log \sum_j e^{x_j - m}
+
+    Gradient: ``d lse / dx = softmax(x)``.  A row of ``-inf`` gives ``-inf``
+    (as ``scipy.special.logsumexp``); an empty axis gives ``-inf`` too.
+
+    Examples
+    --------
+    >>> import numpy as np, losskit as lk
+    >>> float(lk.logsumexp(np.array([1000.0, 1000.0])))  # 1000 + log 2
+    1000.6931471805599
+    """
+    xp, x = namespace(x)
+    check_floating(xp, "x", x)
+    axis = check_class_axis("x", x, axis)
+    moved = xp.moveaxis(x, axis, -1) if axis != x.ndim - 1 else x
+    result = _dispatch.rows(xp, _dispatch.LOGSUMEXP, moved)
+    if result is None:
+        v = xp.astype(moved, compute_dtype(xp, x.dtype))
+        shifted, m = shifted_by_max(xp, v)
+        result = (m + xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True)))[..., 0]
+    result = xp.astype(result, x.dtype)
+    return xp.expand_dims(result, axis=axis) if keepdims else result
+
+
+def sigmoid(x: Array, /) -> Array:
+    r"""The logistic function ``1 / (1 + e^-x)``, elementwise.
+
+    Computed as ``1/(1+e^-|x|)`` for ``x >= 0`` and ``e^-|x|/(1+e^-|x|)``
+    otherwise, so no positive number is ever exponentiated.
+    Gradient: ``sigmoid(x) (1 - sigmoid(x))``.
+
+    Examples
+    --------
+    >>> import numpy as np, losskit as lk
+    >>> lk.sigmoid(np.array([-1e4, 0.0, 1e4], dtype=np.float32))
+    array([0. , 0.5, 1. ], dtype=float32)
+    """
+    xp, x = namespace(x)
+    check_floating(xp, "x", x)
+    return xp.astype(sigmoid_of(xp, xp.astype(x, compute_dtype(xp, x.dtype))), x.dtype)
+
+
+def log_sigmoid(x: Array, /) -> Array:
+    r"""``log(sigmoid(x)) = -log(1 + e^-x)``, elementwise, finite for any finite ``x``.
+
+    Computed as ``min(x, 0) - log1p(e^-|x|)``.  Gradient: ``1 - sigmoid(x)``.
+
+    Examples
+    --------
+    >>> import numpy as np, losskit as lk
+    >>> lk.log_sigmoid(np.array([-1e4, 0.0], dtype=np.float32)).tolist()  # -1e4, -log 2
+    [-10000.0, -0.6931471824645996]
+    """
+    xp, x = namespace(x)
+    check_floating(xp, "x", x)
+    v = xp.astype(x, compute_dtype(xp, x.dtype))
+    return xp.astype(-softplus(xp, -v), x.dtype)

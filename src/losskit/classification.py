@@ -1,0 +1,730 @@
+"""The cross-entropy family: softmax and categorical, sparse and dense, binary and sigmoid.
+
+Every public loss here is a thin shell over a private implementation that
+returns ``(value, gradient)``; :func:`losskit.value_and_grad` calls the
+implementation with ``with_grad=True``.  An implementation reads: get the
+namespace, validate once, move the class axis last, plan the reduction, pick
+the fused kernel or the portable path, compute, reduce.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_compat
+
+from . import _dispatch
+from ._backend import Array, compute_dtype, namespace, quiet_numpy, shape_of
+from ._gradient import check_grad_out, deliver, differentiable
+from ._reduce import Reduction, plan
+from ._validation import (
+    check_class_axis,
+    check_class_weight,
+    check_floating,
+    check_fraction,
+    check_ignore_index,
+    check_label_range,
+    check_labels_dtype,
+    check_labels_shape,
+    check_numeric,
+    check_pos_weight,
+    check_reduction,
+    check_same_shape,
+    check_unit_interval,
+    warn_if_probabilities,
+    warn_if_unnormalized,
+)
+from .activations import log_softmax_last, sigmoid_of, softplus
+
+Result = tuple[Array, Array | None]
+
+
+def _class_last(xp: Any, x: Array, axis: int) -> Array:
+    return x if axis == x.ndim - 1 else xp.moveaxis(x, axis, -1)
+
+
+def _class_back(xp: Any, g: Array, axis: int) -> Array:
+    return g if axis == g.ndim - 1 else xp.moveaxis(g, -1, axis)
+
+
+def _ratio(xp: Any, num: Array, den: Array) -> Array:
+    """``num / den`` with ``0/0 = 0`` and ``num/0 = inf``, and no warning for either."""
+    zero = den == 0
+    r = num / xp.where(zero, xp.ones_like(den), den)
+    return xp.where(zero & (num != 0), xp.full_like(r, float("inf")), r)
+
+
+def _gather_last(xp: Any, x: Array, index: Array) -> Array:
+    """``x[..., index]`` per row: the log-probability of each example's label."""
+    if array_api_compat.is_torch_namespace(xp):
+        index = xp.astype(index, xp.int64)  # torch.gather takes int64 only
+    return xp.take_along_axis(x, index[..., None], axis=-1)[..., 0]
+
+
+def _one_hot(xp: Any, labels: Array, num_classes: int, dtype: Any) -> Array:
+    return xp.astype(labels[..., None] == xp.arange(num_classes), dtype)
+
+
+# --------------------------------------------------------------------------- softmax, dense
+
+
+def _softmax_cross_entropy(
+    logits: Array,
+    targets: Array,
+    *,
+    axis: int,
+    label_smoothing: float,
+    reduction: str,
+    sample_weight: Array | None,
+    with_grad: bool = False,
+    grad_out: Any = None,
+) -> Result:
+    xp, logits, targets, sample_weight = namespace(
+        logits, targets, sample_weight, names=("targets", "sample_weight")
+    )
+    reduction = check_reduction(reduction)
+    check_floating(xp, "logits", logits)
+    check_numeric(xp, "targets", targets)
+    axis = check_class_axis("logits", logits, axis)
+    check_same_shape("targets", targets, "logits", logits)
+    eps = check_fraction("label_smoothing", label_smoothing)
+    check_grad_out(xp, grad_out, logits)
+    dtype = compute_dtype(xp, logits.dtype)
+    x = _class_last(xp, logits, axis)
+    warn_if_probabilities(xp, x, "softmax_cross_entropy", "categorical_cross_entropy")
+    t = xp.astype(_class_last(xp, targets, axis), dtype)
+    num_classes = x.shape[-1]
+    red = plan(xp, reduction, shape_of(x)[:-1], dtype, sample_weight=sample_weight)
+
+    kernels = _dispatch.kernels_for(xp, x)
+    if kernels is not None:
+        return _dense_kernel(xp, kernels, x, t, eps, red, axis, logits, with_grad, grad_out)
+
+    with quiet_numpy(xp):
+        x = xp.astype(x, dtype)
+        if eps:
+            t = (1 - eps) * t + eps / num_classes
+        logp = log_softmax_last(xp, x)
+        # 0 * log p is 0 even where log p = -inf (a class whose logit is ~1e38
+        # below the maximum): zero targets never touch their log-probability.
+        loss = -xp.sum(t * xp.where(t == 0, xp.zeros_like(logp), logp), axis=-1)
+        value = red.apply(loss)
+        if not with_grad:
+            return value, None
+        # d loss / d z = sum(t) softmax(z) - t   (sum(t) = 1 for distributions)
+        dz = xp.sum(t, axis=-1, keepdims=True) * xp.exp(logp) - t
+        grad = _class_back(xp, red.grad(dz, class_axis=True), axis)
+    return value, deliver(xp, grad, logits, grad_out)
+
+
+def _dense_kernel(
+    xp: Any,
+    kernels: Any,
+    x: Array,
+    t: Array,
+    eps: float,
+    red: Reduction,
+    axis: int,
+    logits: Array,
+    with_grad: bool,
+    grad_out: Any,
+) -> Result:
+    x2, t2 = _dispatch.as_rows(x), _dispatch.as_rows(xp.astype(t, x.dtype))
+    coef, g2, direct = _kernel_grad_args(red, x, with_grad, grad_out, axis)
+    losses = kernels.dense_xent_rows(x2, t2, eps, coef, g2)
+    return _kernel_result(xp, losses, red, x, g2, direct, axis, logits, grad_out)
+
+
+def _kernel_grad_args(
+    red: Reduction, x: Array, with_grad: bool, grad_out: Any, axis: int
+) -> tuple[Any, Any, bool]:
+    """The row coefficients, the ``(N, C)`` buffer the kernel writes the gradient
+    into, and whether that buffer is the caller's ``grad_out`` itself.
+
+    The caller's ``grad_out`` is written directly when its class axis is last
+    and it is C-contiguous (the common case, including in-place into the
+    logits); otherwise the kernel writes a fresh buffer.
+    """
+    if not with_grad:
+        return None, None, False
+    import numpy as np
+
+    coef = _dispatch.row_coef(red.coef, shape_of(x)[:-1], x.dtype)
+    n, c = coef.shape[0], x.shape[-1]
+    if grad_out is not None and axis == grad_out.ndim - 1 and grad_out.flags.c_contiguous:
+        return coef, grad_out.reshape(n, c), True
+    return coef, np.empty((n, c), dtype=x.dtype), False
+
+
+def _kernel_result(
+    xp: Any,
+    losses: Array,
+    red: Reduction,
+    x: Array,
+    g2: Any,
+    direct: bool,
+    axis: int,
+    logits: Array,
+    grad_out: Any,
+) -> Result:
+    value = red.apply(xp.reshape(losses, shape_of(x)[:-1]))
+    if g2 is None:
+        return value, None
+    if direct:
+        return value, grad_out
+    grad = _class_back(xp, xp.reshape(g2, shape_of(x)), axis)
+    return value, deliver(xp, grad, logits, grad_out)
+
+
+@differentiable(_softmax_cross_entropy)
+def softmax_cross_entropy(
+    logits: Array,
+    targets: Array,
+    *,
+    axis: int = -1,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    sample_weight: Array | None = None,
+) -> Array:
+    r"""Cross-entropy between target distributions and the softmax of logits.
+
+    .. math::
+        \ell = -\sum_c t_c \log \mathrm{softmax}(z)_c, \qquad
+        \frac{\partial \ell}{\partial z_c} = \Big(\sum_k t_k\Big)\,\mathrm{softmax}(z)_c - t_c
+
+    With label smoothing ε the targets become ``(1-ε) t + ε/C``.  The loss of a
+    class whose target is 0 is 0 whatever its logit, so logits of any finite
+    magnitude give a finite loss whenever the true loss is representable, and
+    always a finite gradient.  Replaces ``tf.nn.softmax_cross_entropy_with_logits``
+    and ``optax.softmax_cross_entropy``.
+
+    Parameters
+    ----------
+    logits : array, real floating
+        Unnormalised scores, any real values.
+    targets : array, the shape of ``logits``
+        A distribution over classes along ``axis`` (one-hot or soft).
+    axis : int
+        The class axis.
+    label_smoothing : float in [0, 1]
+    reduction : {"mean", "sum", "none"}
+        ``"none"`` returns one loss per example (the class axis removed);
+        ``"mean"`` averages them (weighted by ``sample_weight`` if given).
+    sample_weight : array, optional
+        The batch shape (a leading part of the unreduced loss's shape) or the
+        full unreduced shape; ``"mean"`` becomes the weighted mean.
+
+    Returns
+    -------
+    The loss, of the logits' kind and device; float32 for half-precision input.
+
+    Examples
+    --------
+    The example of TensorFlow's documentation for
+    ``tf.nn.softmax_cross_entropy_with_logits``:
+
+    >>> import numpy as np, losskit as lk
+    >>> logits = np.array([[4.0, 2.0, 1.0], [0.0, 5.0, 1.0]], dtype=np.float32)
+    >>> targets = np.array([[1.0, 0.0, 0.0], [0.0, 0.8, 0.2]], dtype=np.float32)
+    >>> lk.softmax_cross_entropy(logits, targets, reduction="none").round(6)
+    array([0.169846, 0.824745], dtype=float32)
+
+    References
+    ----------
+    Goodfellow, Bengio, Courville, *Deep Learning* (2016), section 6.2.2.3.
+    Szegedy et al., "Rethinking the Inception Architecture" (2016): label smoothing.
+    """
+    return _softmax_cross_entropy(
+        logits,
+        targets,
+        axis=axis,
+        label_smoothing=label_smoothing,
+        reduction=reduction,
+        sample_weight=sample_weight,
+    )[0]
+
+
+# --------------------------------------------------------------------------- softmax, sparse
+
+
+def _sparse_softmax_cross_entropy(
+    logits: Array,
+    labels: Array,
+    *,
+    axis: int,
+    class_weight: Array | None,
+    ignore_index: int | None,
+    label_smoothing: float,
+    reduction: str,
+    sample_weight: Array | None,
+    with_grad: bool = False,
+    grad_out: Any = None,
+) -> Result:
+    xp, logits, labels, class_weight, sample_weight = namespace(
+        logits,
+        labels,
+        class_weight,
+        sample_weight,
+        names=("labels", "class_weight", "sample_weight"),
+    )
+    reduction = check_reduction(reduction)
+    check_floating(xp, "logits", logits)
+    check_labels_dtype(xp, labels)
+    axis = check_class_axis("logits", logits, axis)
+    check_labels_shape(labels, "logits", logits, axis)
+    eps = check_fraction("label_smoothing", label_smoothing)
+    check_ignore_index(ignore_index)
+    check_grad_out(xp, grad_out, logits)
+    num_classes = logits.shape[axis]
+    if class_weight is not None:
+        check_class_weight(xp, class_weight, num_classes)
+    check_label_range(xp, labels, num_classes, ignore_index)
+    x = _class_last(xp, logits, axis)
+    warn_if_probabilities(xp, x, "sparse_softmax_cross_entropy", "sparse_categorical_cross_entropy")
+    dtype = compute_dtype(xp, logits.dtype)
+    cw = None if class_weight is None else xp.astype(class_weight, dtype)
+
+    # What each example counts for in the mean: 0 if ignored, else its class weight.
+    counted = None if ignore_index is None else labels != ignore_index
+    safe = labels if counted is None else xp.where(counted, labels, xp.zeros_like(labels))
+    w_label = None if cw is None else xp.reshape(xp.take(cw, xp.reshape(safe, (-1,))), safe.shape)
+    counts = w_label
+    if counted is not None:
+        mask = xp.astype(counted, dtype)
+        counts = mask if w_label is None else w_label * mask
+    red = plan(xp, reduction, shape_of(labels), dtype, sample_weight=sample_weight, counts=counts)
+
+    kernels = _dispatch.kernels_for(xp, x)
+    if kernels is not None:
+        import numpy as np
+
+        x2 = _dispatch.as_rows(x)
+        labels1 = np.ascontiguousarray(labels, dtype=np.int64).reshape(-1)
+        cw1 = None if cw is None else np.ascontiguousarray(cw, dtype=x.dtype)
+        coef, g2, direct = _kernel_grad_args(red, x, with_grad, grad_out, axis)
+        losses = kernels.sparse_xent_rows(x2, labels1, cw1, ignore_index, eps, coef, g2)
+        return _kernel_result(xp, losses, red, x, g2, direct, axis, logits, grad_out)
+
+    with quiet_numpy(xp):
+        x = xp.astype(x, dtype)
+        logp = log_softmax_last(xp, x)
+        nll = -_gather_last(xp, logp, safe)
+        loss = nll if w_label is None else w_label * nll
+        if eps:
+            # PyTorch's F.cross_entropy(weight=w, label_smoothing=ε):
+            # (1-ε) w_y (-log p_y) + ε/C sum_c w_c (-log p_c)
+            smooth = -xp.sum(logp if cw is None else logp * cw, axis=-1)
+            loss = (1 - eps) * loss + (eps / num_classes) * smooth
+        if counted is not None:
+            loss = xp.where(counted, loss, xp.zeros_like(loss))
+        value = red.apply(loss)
+        if not with_grad:
+            return value, None
+        # d/dz = (1-ε) w_y (softmax(z) - onehot(y)) + ε/C (sum(w) softmax(z) - w)
+        p = xp.exp(logp)
+        dz = p - _one_hot(xp, safe, num_classes, dtype)
+        if w_label is not None:
+            dz = w_label[..., None] * dz
+        if eps:
+            spread = num_classes * p - 1 if cw is None else xp.sum(cw) * p - cw
+            dz = (1 - eps) * dz + (eps / num_classes) * spread
+        if counted is not None:
+            dz = dz * mask[..., None]
+        grad = _class_back(xp, red.grad(dz, class_axis=True), axis)
+    return value, deliver(xp, grad, logits, grad_out)
+
+
+@differentiable(_sparse_softmax_cross_entropy)
+def sparse_softmax_cross_entropy(
+    logits: Array,
+    labels: Array,
+    *,
+    axis: int = -1,
+    class_weight: Array | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    sample_weight: Array | None = None,
+) -> Array:
+    r"""Cross-entropy of integer class labels under the softmax of logits.
+
+    .. math::
+        \ell = -\log \mathrm{softmax}(z)_y = \mathrm{logsumexp}(z) - z_y, \qquad
+        \frac{\partial \ell}{\partial z} = \mathrm{softmax}(z) - \mathrm{onehot}(y)
+
+    With class weights ``w`` and label smoothing ε it is PyTorch's
+    ``F.cross_entropy(weight=w, label_smoothing=ε)`` exactly:
+    ``(1-ε) w_y (-log p_y) + ε/C Σ_c w_c (-log p_c)``, and ``"mean"`` divides by
+    the summed weight ``Σ w_y`` of the counted labels (times ``sample_weight``
+    when given).  Examples labelled ``ignore_index`` count nowhere: not in the
+    value, the gradient or the mean's denominator; a batch with nothing
+    counted has loss 0 and gradient 0, never NaN.  A label outside ``[0, C)``
+    that is not ``ignore_index`` raises ``ValueError``.
+
+    Parameters
+    ----------
+    logits : array, real floating, ``(..., C, ...)`` with the classes on ``axis``
+    labels : integer array, the logits' shape without the class axis
+        (``(N, C, d1, d2)`` logits with ``axis=1`` take ``(N, d1, d2)`` labels).
+    axis : int
+    class_weight : array ``(C,)``, optional
+    ignore_index : int, optional
+    label_smoothing : float in [0, 1]
+    reduction : {"mean", "sum", "none"}
+        ``"none"`` returns the weighted per-example losses, 0 for ignored ones.
+    sample_weight : array, optional
+        The batch shape (a leading part of the labels' shape) or the labels' shape.
+
+    Examples
+    --------
+    >>> import numpy as np, losskit as lk
+    >>> logits = np.array([[2.0, 0.5, 6.0], [0.1, 0.0, 3.0]], dtype=np.float32)
+    >>> labels = np.array([2, 1])
+    >>> # logsumexp(z) - z_y: 6 + log(1 + e^-4 + e^-5.5) - 6 and 3 + log(1 + e^-2.9 + e^-3) - 0
+    >>> lk.sparse_softmax_cross_entropy(logits, labels, reduction="none").round(6)
+    array([0.022155, 3.099674], dtype=float32)
+    >>> loss, grad = lk.value_and_grad(lk.sparse_softmax_cross_entropy)(logits, labels)
+    >>> grad.sum(axis=-1).round(6)  # softmax - onehot: each row sums to 0
+    array([0., 0.], dtype=float32)
+
+    References
+    ----------
+    PyTorch ``torch.nn.functional.cross_entropy``; TensorFlow
+    ``tf.nn.sparse_softmax_cross_entropy_with_logits``.
+    """
+    return _sparse_softmax_cross_entropy(
+        logits,
+        labels,
+        axis=axis,
+        class_weight=class_weight,
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        reduction=reduction,
+        sample_weight=sample_weight,
+    )[0]
+
+
+# --------------------------------------------------------------------------- probabilities
+
+
+def _check_probs(xp: Any, probs: Array, eps: float) -> float:
+    check_floating(xp, "probs", probs)
+    eps = check_fraction("eps", eps, upper=0.5, closed=False)
+    check_unit_interval(xp, "probs", probs)
+    return eps
+
+
+def _clipped(xp: Any, p: Array, eps: float) -> tuple[Array, Array | None]:
+    """``clip(p, eps, 1-eps)`` and where the clip let the gradient through (None: everywhere)."""
+    if eps == 0:
+        return p, None
+    inside = (p >= eps) & (p <= 1 - eps)
+    return xp.clip(p, eps, 1 - eps), inside
+
+
+def _pass_through(xp: Any, d: Array, inside: Array | None) -> Array:
+    """The clip's derivative: 1 inside [eps, 1-eps], 0 where a value was clipped."""
+    return d if inside is None else xp.where(inside, d, xp.zeros_like(d))
+
+
+def _categorical_cross_entropy(
+    probs: Array,
+    targets: Array,
+    *,
+    axis: int,
+    eps: float,
+    reduction: str,
+    sample_weight: Array | None,
+    with_grad: bool = False,
+    grad_out: Any = None,
+) -> Result:
+    xp, probs, targets, sample_weight = namespace(
+        probs, targets, sample_weight, names=("targets", "sample_weight")
+    )
+    reduction = check_reduction(reduction)
+    eps = _check_probs(xp, probs, eps)
+    check_numeric(xp, "targets", targets)
+    axis = check_class_axis("probs", probs, axis)
+    check_same_shape("targets", targets, "probs", probs)
+    check_grad_out(xp, grad_out, probs)
+    dtype = compute_dtype(xp, probs.dtype)
+    p = xp.astype(_class_last(xp, probs, axis), dtype)
+    warn_if_unnormalized(xp, p, "categorical_cross_entropy", probs.dtype)
+    t = xp.astype(_class_last(xp, targets, axis), dtype)
+    red = plan(xp, reduction, shape_of(p)[:-1], dtype, sample_weight=sample_weight)
+    with quiet_numpy(xp):
+        pc, inside = _clipped(xp, p, eps)
+        logp = xp.log(pc)
+        loss = -xp.sum(t * xp.where(t == 0, xp.zeros_like(logp), logp), axis=-1)
+        value = red.apply(loss)
+        if not with_grad:
+            return value, None
+        # d loss / d p_c = -t_c / p_c  (0 where p_c was clipped)
+        dp = _pass_through(xp, -_ratio(xp, t, pc), inside)
+        grad = _class_back(xp, red.grad(dp, class_axis=True), axis)
+    return value, deliver(xp, grad, probs, grad_out)
+
+
+@differentiable(_categorical_cross_entropy)
+def categorical_cross_entropy(
+    probs: Array,
+    targets: Array,
+    *,
+    axis: int = -1,
+    eps: float = 1e-7,
+    reduction: str = "mean",
+    sample_weight: Array | None = None,
+) -> Array:
+    r"""Cross-entropy of target distributions under predicted probabilities.
+
+    .. math::
+        \ell = -\sum_c t_c \log \tilde p_c, \quad \tilde p = \mathrm{clip}(p, \epsilon, 1-\epsilon),
+        \qquad \frac{\partial \ell}{\partial p_c} = -t_c / \tilde p_c \ \text{(0 where clipped)}
+
+    ``probs`` must lie in [0, 1] (``ValueError`` otherwise).  Rows that do not
+    sum to 1 within a tolerance fit for the dtype (about 1e-3 for float32) give
+    :class:`UnnormalizedProbabilitiesWarning`; they are not renormalised (Keras
+    renormalises silently; ``losskit.compat.tf`` does as Keras does).  With
+    ``eps=0`` a zero probability of a class with positive target gives an
+    infinite loss, which is the true value.  For logits use
+    :func:`softmax_cross_entropy`, which is exact and stable.
+
+    Examples
+    --------
+    >>> import numpy as np, losskit as lk
+    >>> probs = np.array([[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]])
+    >>> targets = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    >>> lk.categorical_cross_entropy(probs, targets, reduction="none").round(6)  # -log .95, -log .1
+    array([0.051293, 2.302585])
+    """
+    return _categorical_cross_entropy(
+        probs, targets, axis=axis, eps=eps, reduction=reduction, sample_weight=sample_weight
+    )[0]
+
+
+def _sparse_categorical_cross_entropy(
+    probs: Array,
+    labels: Array,
+    *,
+    axis: int,
+    eps: float,
+    reduction: str,
+    sample_weight: Array | None,
+    with_grad: bool = False,
+    grad_out: Any = None,
+) -> Result:
+    xp, probs, labels, sample_weight = namespace(
+        probs, labels, sample_weight, names=("labels", "sample_weight")
+    )
+    reduction = check_reduction(reduction)
+    eps = _check_probs(xp, probs, eps)
+    check_labels_dtype(xp, labels)
+    axis = check_class_axis("probs", probs, axis)
+    check_labels_shape(labels, "probs", probs, axis)
+    check_grad_out(xp, grad_out, probs)
+    num_classes = probs.shape[axis]
+    check_label_range(xp, labels, num_classes, None)
+    dtype = compute_dtype(xp, probs.dtype)
+    p = xp.astype(_class_last(xp, probs, axis), dtype)
+    warn_if_unnormalized(xp, p, "sparse_categorical_cross_entropy", probs.dtype)
+    red = plan(xp, reduction, shape_of(labels), dtype, sample_weight=sample_weight)
+    with quiet_numpy(xp):
+        py = _gather_last(xp, p, labels)
+        pc, inside = _clipped(xp, py, eps)
+        value = red.apply(-xp.log(pc))
+        if not with_grad:
+            return value, None
+        # d loss / d p = -onehot(y) / p_y  (0 where p_y was clipped)
+        dpy = _pass_through(xp, -_ratio(xp, xp.ones_like(pc), pc), inside)
+        dp = _one_hot(xp, labels, num_classes, dtype) * red.grad(dpy, class_axis=False)[..., None]
+        grad = _class_back(xp, dp, axis)
+    return value, deliver(xp, grad, probs, grad_out)
+
+
+@differentiable(_sparse_categorical_cross_entropy)
+def sparse_categorical_cross_entropy(
+    probs: Array,
+    labels: Array,
+    *,
+    axis: int = -1,
+    eps: float = 1e-7,
+    reduction: str = "mean",
+    sample_weight: Array | None = None,
+) -> Array:
+    r"""Cross-entropy of integer class labels under predicted probabilities.
+
+    .. math::
+        \ell = -\log \mathrm{clip}(p_y, \epsilon, 1-\epsilon), \qquad
+        \frac{\partial \ell}{\partial p_c} = -[c = y] / \tilde p_y \ \text{(0 where clipped)}
+
+    ``probs`` must lie in [0, 1]; rows not summing to 1 give
+    :class:`UnnormalizedProbabilitiesWarning`.  Labels must be in ``[0, C)``.
+
+    Examples
+    --------
+    >>> import numpy as np, losskit as lk
+    >>> probs = np.array([[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]])
+    >>> lk.sparse_categorical_cross_entropy(probs, np.array([1, 2]), reduction="none").round(6)
+    array([0.051293, 2.302585])
+    """
+    return _sparse_categorical_cross_entropy(
+        probs, labels, axis=axis, eps=eps, reduction=reduction, sample_weight=sample_weight
+    )[0]
+
+
+# --------------------------------------------------------------------------- binary
+
+
+def _binary_cross_entropy(
+    probs: Array,
+    targets: Array,
+    *,
+    eps: float,
+    reduction: str,
+    sample_weight: Array | None,
+    with_grad: bool = False,
+    grad_out: Any = None,
+) -> Result:
+    xp, probs, targets, sample_weight = namespace(
+        probs, targets, sample_weight, names=("targets", "sample_weight")
+    )
+    reduction = check_reduction(reduction)
+    eps = _check_probs(xp, probs, eps)
+    check_numeric(xp, "targets", targets)
+    check_same_shape("targets", targets, "probs", probs)
+    check_grad_out(xp, grad_out, probs)
+    dtype = compute_dtype(xp, probs.dtype)
+    p, t = xp.astype(probs, dtype), xp.astype(targets, dtype)
+    red = plan(xp, reduction, shape_of(p), dtype, sample_weight=sample_weight)
+    with quiet_numpy(xp):
+        pc, inside = _clipped(xp, p, eps)
+        zero = xp.zeros_like(pc)
+        # -(t log p + (1-t) log(1-p)), each term 0 when its weight is 0 (no 0 * -inf)
+        loss = -(
+            xp.where(t == 0, zero, t * xp.log(pc)) + xp.where(t == 1, zero, (1 - t) * xp.log1p(-pc))
+        )
+        value = red.apply(loss)
+        if not with_grad:
+            return value, None
+        # d loss / d p = -t/p + (1-t)/(1-p)  (0 where p was clipped)
+        dp = _pass_through(xp, _ratio(xp, 1 - t, 1 - pc) - _ratio(xp, t, pc), inside)
+        grad = red.grad(dp, class_axis=False)
+    return value, deliver(xp, grad, probs, grad_out)
+
+
+@differentiable(_binary_cross_entropy)
+def binary_cross_entropy(
+    probs: Array,
+    targets: Array,
+    *,
+    eps: float = 1e-7,
+    reduction: str = "mean",
+    sample_weight: Array | None = None,
+) -> Array:
+    r"""Binary cross-entropy of 0/1 (or soft) targets under predicted probabilities.
+
+    .. math::
+        \ell = -t \log \tilde p - (1-t) \log(1-\tilde p),
+        \quad \tilde p = \mathrm{clip}(p, \epsilon, 1-\epsilon),
+        \qquad \frac{\partial \ell}{\partial p} = \frac{\tilde p - t}{\tilde p (1-\tilde p)}
+        \ \text{(0 where clipped)}
+
+    One value per element under ``reduction="none"``.  ``probs`` must lie in
+    [0, 1].  For logits use :func:`sigmoid_cross_entropy`, which never
+    clips.
+
+    Examples
+    --------
+    >>> import numpy as np, losskit as lk
+    >>> probs, targets = np.array([0.9, 0.2]), np.array([1.0, 0.0])
+    >>> lk.binary_cross_entropy(probs, targets, reduction="none").round(6)  # -log .9, -log .8
+    array([0.105361, 0.223144])
+    """
+    return _binary_cross_entropy(
+        probs, targets, eps=eps, reduction=reduction, sample_weight=sample_weight
+    )[0]
+
+
+def _sigmoid_cross_entropy(
+    logits: Array,
+    targets: Array,
+    *,
+    pos_weight: Array | None,
+    label_smoothing: float,
+    reduction: str,
+    sample_weight: Array | None,
+    with_grad: bool = False,
+    grad_out: Any = None,
+) -> Result:
+    xp, logits, targets, pos_weight, sample_weight = namespace(
+        logits, targets, pos_weight, sample_weight, names=("targets", "pos_weight", "sample_weight")
+    )
+    reduction = check_reduction(reduction)
+    check_floating(xp, "logits", logits)
+    check_numeric(xp, "targets", targets)
+    check_same_shape("targets", targets, "logits", logits)
+    eps = check_fraction("label_smoothing", label_smoothing)
+    if pos_weight is not None:
+        check_pos_weight(xp, pos_weight, logits)
+    check_grad_out(xp, grad_out, logits)
+    dtype = compute_dtype(xp, logits.dtype)
+    x, t = xp.astype(logits, dtype), xp.astype(targets, dtype)
+    if eps:
+        t = t * (1 - eps) + eps / 2
+    red = plan(xp, reduction, shape_of(x), dtype, sample_weight=sample_weight)
+    if pos_weight is None:
+        # max(z, 0) - z t + log1p(e^-|z|); d/dz = sigmoid(z) - t
+        loss = softplus(xp, x) - x * t
+        dz = None if not with_grad else sigmoid_of(xp, x) - t
+    else:
+        # tf.nn.weighted_cross_entropy_with_logits: (1-t) z + (1 + (q-1) t) log(1 + e^-z)
+        # d/dz = (1-t) - (1 + (q-1) t) sigmoid(-z)
+        q = xp.astype(pos_weight, dtype)
+        scale = 1 + (q - 1) * t
+        loss = (1 - t) * x + scale * softplus(xp, -x)
+        dz = None if not with_grad else (1 - t) - scale * sigmoid_of(xp, -x)
+    value = red.apply(loss)
+    if dz is None:
+        return value, None
+    return value, deliver(xp, red.grad(dz, class_axis=False), logits, grad_out)
+
+
+@differentiable(_sigmoid_cross_entropy)
+def sigmoid_cross_entropy(
+    logits: Array,
+    targets: Array,
+    *,
+    pos_weight: Array | float | None = None,
+    label_smoothing: float = 0.0,
+    reduction: str = "mean",
+    sample_weight: Array | None = None,
+) -> Array:
+    r"""Binary cross-entropy on logits: sigmoid and log fused, stable for any logit.
+
+    .. math::
+        \ell = \max(z, 0) - z t + \log(1 + e^{-|z|}), \qquad
+        \frac{\partial \ell}{\partial z} = \sigma(z) - t
+
+    With ``pos_weight`` q (a scalar or one weight per class on the last axis)
+    the positive term is weighted as in ``tf.nn.weighted_cross_entropy_with_logits``
+    and PyTorch's ``BCEWithLogitsLoss(pos_weight=q)``:
+    ``ℓ = (1-t) z + (1 + (q-1) t) log(1 + e^{-z})``,
+    ``∂ℓ/∂z = (1-t) - (1 + (q-1) t) σ(-z)``.
+    Label smoothing ε makes the targets ``t (1-ε) + ε/2``.  One value per
+    element under ``reduction="none"``.
+
+    Examples
+    --------
+    >>> import numpy as np, losskit as lk
+    >>> z = np.array([-1e4, 0.0, 1e4], dtype=np.float32)
+    >>> lk.sigmoid_cross_entropy(z, np.array([0.0, 1.0, 1.0], dtype=np.float32), reduction="none")
+    array([0.       , 0.6931472, 0.       ], dtype=float32)
+    """
+    return _sigmoid_cross_entropy(
+        logits,
+        targets,
+        pos_weight=pos_weight,
+        label_smoothing=label_smoothing,
+        reduction=reduction,
+        sample_weight=sample_weight,
+    )[0]
