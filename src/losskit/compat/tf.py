@@ -1,0 +1,660 @@
+"""TensorFlow 2 / Keras 3 loss names, argument orders and numbers, over the losskit core.
+
+``from losskit.compat import tf`` gives
+
+- ``tf.nn``: ``softmax``, ``softmax_cross_entropy_with_logits``,
+  ``sparse_softmax_cross_entropy_with_logits``, ``sigmoid_cross_entropy_with_logits``,
+  ``weighted_cross_entropy_with_logits``;
+- ``tf.keras.losses``: the functions ``categorical_crossentropy``,
+  ``sparse_categorical_crossentropy``, ``binary_crossentropy``,
+  ``mean_squared_error``, ``mean_absolute_error`` (aliases ``MSE``, ``MAE``,
+  ``mse``, ``mae``) and the classes ``CategoricalCrossentropy``,
+  ``SparseCategoricalCrossentropy``, ``BinaryCrossentropy``, ``MeanSquaredError``,
+  ``MeanAbsoluteError``.
+
+The numbers are those TensorFlow 2.21 with Keras 3 (TensorFlow backend) gives,
+edge cases included; each step where Keras departs from the core's semantics is
+done here and marked ``# Keras:`` or ``# TF:``.  Inputs may be NumPy arrays,
+Python lists, PyTorch tensors or JAX arrays, and the result is of the same kind
+(NumPy in, NumPy out).  Python lists of floats become float32, as TensorFlow
+converts them.  Where TensorFlow raises ``InvalidArgumentError`` (a label out of
+range on CPU, shapes that do not broadcast) the adapter raises ``ValueError``.
+
+Examples
+--------
+>>> import numpy as np
+>>> from losskit.compat import tf
+>>> logits = [[4.0, 2.0, 1.0], [0.0, 5.0, 1.0]]
+>>> labels = [[1.0, 0.0, 0.0], [0.0, 0.8, 0.2]]
+>>> tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits).round(6)
+array([0.169846, 0.824745], dtype=float32)
+>>> cce = tf.keras.losses.CategoricalCrossentropy()
+>>> round(float(cce([[0, 1, 0], [0, 0, 1]], [[0.05, 0.95, 0], [0.1, 0.8, 0.1]])), 4)
+1.1769
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from types import SimpleNamespace
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from .._backend import Array, compute_dtype, namespace, shape_of
+from ..activations import softmax as _lk_softmax
+from ..classification import (
+    binary_cross_entropy as _lk_binary_cross_entropy,
+)
+from ..classification import (
+    categorical_cross_entropy as _lk_categorical_cross_entropy,
+)
+from ..classification import (
+    sigmoid_cross_entropy as _lk_sigmoid_cross_entropy,
+)
+from ..classification import (
+    softmax_cross_entropy as _lk_softmax_cross_entropy,
+)
+from ..classification import (
+    sparse_softmax_cross_entropy as _lk_sparse_softmax_cross_entropy,
+)
+from ..regression import mean_absolute_error as _lk_mean_absolute_error
+from ..regression import mean_squared_error as _lk_mean_squared_error
+
+__all__ = ["keras", "nn"]
+
+#: ``keras.config.epsilon()``: Keras clips probabilities to [EPSILON, 1 - EPSILON].
+EPSILON = 1e-7
+
+_REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _tf_value(x: Any) -> Any:
+    """TF: a Python float (or a list of them) becomes float32, as ``tf.convert_to_tensor`` does."""
+    if x is None or array_api_compat.is_array_api_obj(x):
+        return x
+    if isinstance(x, np.generic):
+        return np.asarray(x)
+    a = np.asarray(x)
+    return a.astype(np.float32) if a.dtype.kind == "f" else a
+
+
+def _ns(pred: Any, *others: Any, names: tuple[str, ...] = ()) -> tuple[Any, ...]:
+    """``(xp, pred, *others)`` in the prediction's library, Python values converted as TF does."""
+    pred = _tf_value(pred)
+    if isinstance(pred, np.ndarray) and pred.dtype.kind in "biu":
+        pred = pred.astype(np.float32)  # integer predictions: float32, as a Keras loss casts them
+    return namespace(pred, *(_tf_value(o) for o in others), names=names)
+
+
+def _half_back(xp: Any, loss: Array, dtype: Any) -> Array:
+    # TF: half-precision logits give a half-precision loss (the core returns float32).
+    return loss if loss.dtype == dtype else xp.astype(loss, dtype)
+
+
+def _squeeze_or_expand_to_same_rank(xp: Any, x1: Array, x2: Array) -> tuple[Array, Array]:
+    """Keras's ``squeeze_or_expand_to_same_rank``: fix a rank difference of one size-1 axis."""
+    r1, r2 = x1.ndim, x2.ndim
+    if r1 == r2 + 1 and x1.shape[-1] == 1:
+        if r2 == 1:
+            x2 = xp.expand_dims(x2, axis=-1)
+        else:
+            x1 = xp.squeeze(x1, axis=-1)
+    if r2 == r1 + 1 and x2.shape[-1] == 1:
+        if r1 == 1:
+            x1 = xp.expand_dims(x1, axis=-1)
+        else:
+            x2 = xp.squeeze(x2, axis=-1)
+    return x1, x2
+
+
+# --------------------------------------------------------------------------- tf.nn
+
+
+def softmax(logits: Any, axis: int | None = None, name: str | None = None) -> Array:
+    """``tf.nn.softmax``: ``exp(logits) / sum(exp(logits), axis)``; ``axis=None`` is -1.
+
+    >>> from losskit.compat import tf
+    >>> tf.nn.softmax([[0.0, 0.0]])
+    array([[0.5, 0.5]], dtype=float32)
+    """
+    del name
+    return _lk_softmax(_ns(logits)[1], axis=-1 if axis is None else axis)
+
+
+def softmax_cross_entropy_with_logits(
+    labels: Any, logits: Any, axis: int = -1, name: str | None = None
+) -> Array:
+    """``tf.nn.softmax_cross_entropy_with_logits``: ``-sum(labels * log_softmax(logits), axis)``.
+
+    ``labels`` need not be normalised; they are cast to the logits' dtype.  One
+    loss per example, the class axis removed; half-precision logits give a
+    half-precision loss, as in TensorFlow.
+
+    >>> from losskit.compat import tf
+    >>> tf.nn.softmax_cross_entropy_with_logits(labels=[[0.0, 1.0]], logits=[[0.0, 0.0]])
+    array([0.6931472], dtype=float32)
+    """
+    del name
+    xp, x, t = _ns(logits, labels, names=("labels",))
+    # TF: labels are cast to the (float32 for half) compute dtype of the logits.
+    t = xp.astype(t, compute_dtype(xp, x.dtype))
+    loss = _lk_softmax_cross_entropy(x, t, axis=axis, reduction="none")
+    return _half_back(xp, loss, x.dtype)
+
+
+def sparse_softmax_cross_entropy_with_logits(
+    labels: Any, logits: Any, name: str | None = None
+) -> Array:
+    """``tf.nn.sparse_softmax_cross_entropy_with_logits``: ``-log_softmax(logits)[label]``.
+
+    The class axis is the last; ``labels`` are integer ids of the logits' shape
+    without it.  A label outside ``[0, C)`` raises ``ValueError`` naming it and
+    its position (TensorFlow raises ``InvalidArgumentError`` on CPU and gives
+    NaN on GPU).
+
+    >>> from losskit.compat import tf
+    >>> tf.nn.sparse_softmax_cross_entropy_with_logits(labels=[1], logits=[[0.0, 0.0]])
+    array([0.6931472], dtype=float32)
+    """
+    del name
+    xp, x, y = _ns(logits, labels, names=("labels",))
+    loss = _lk_sparse_softmax_cross_entropy(x, y, reduction="none")
+    return _half_back(xp, loss, x.dtype)
+
+
+def sigmoid_cross_entropy_with_logits(
+    labels: Any = None, logits: Any = None, name: str | None = None
+) -> Array:
+    """``tf.nn.sigmoid_cross_entropy_with_logits``: ``max(x, 0) - x z + log(1 + exp(-|x|))``.
+
+    Elementwise; ``labels`` have the logits' shape.
+
+    >>> from losskit.compat import tf
+    >>> tf.nn.sigmoid_cross_entropy_with_logits(labels=[1.0, 0.0], logits=[0.0, 0.0])
+    array([0.6931472, 0.6931472], dtype=float32)
+    """
+    del name
+    xp, x, z = _ns(logits, labels, names=("labels",))
+    z = xp.astype(z, compute_dtype(xp, x.dtype))
+    return _half_back(xp, _lk_sigmoid_cross_entropy(x, z, reduction="none"), x.dtype)
+
+
+def weighted_cross_entropy_with_logits(
+    labels: Any, logits: Any, pos_weight: Any, name: str | None = None
+) -> Array:
+    """``tf.nn.weighted_cross_entropy_with_logits``: the positive term scaled by ``pos_weight``.
+
+    ``q z (-log sigmoid(x)) + (1 - z) (-log(1 - sigmoid(x)))`` elementwise, with
+    ``q = pos_weight`` a scalar or one weight per class along the last axis.
+
+    >>> from losskit.compat import tf
+    >>> tf.nn.weighted_cross_entropy_with_logits(
+    ...     labels=[1.0, 0.5, 0.0], logits=[1.5, -0.1, -10.0], pos_weight=1.5).round(4)
+    array([0.3021, 0.8805, 0.    ], dtype=float32)
+    """
+    del name
+    xp, x, z, q = _ns(logits, labels, pos_weight, names=("labels", "pos_weight"))
+    dtype = compute_dtype(xp, x.dtype)
+    z, q = xp.astype(z, dtype), xp.astype(q, dtype)
+    return _half_back(xp, _lk_sigmoid_cross_entropy(x, z, pos_weight=q, reduction="none"), x.dtype)
+
+
+nn = SimpleNamespace(
+    softmax=softmax,
+    softmax_cross_entropy_with_logits=softmax_cross_entropy_with_logits,
+    sparse_softmax_cross_entropy_with_logits=sparse_softmax_cross_entropy_with_logits,
+    sigmoid_cross_entropy_with_logits=sigmoid_cross_entropy_with_logits,
+    weighted_cross_entropy_with_logits=weighted_cross_entropy_with_logits,
+)
+
+
+# --------------------------------------------------------------------------- keras.losses functions
+
+
+def categorical_crossentropy(
+    y_true: Any,
+    y_pred: Any,
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+    axis: int = -1,
+) -> Array:
+    """``keras.losses.categorical_crossentropy``: one loss per example, the class axis removed.
+
+    With probabilities, Keras first renormalises each row to sum to 1, then
+    clips to ``[1e-7, 1 - 1e-7]`` in ``y_pred``'s dtype, then takes
+    ``-sum(y_true * log(p), axis)``.  Label smoothing ``ε`` makes the target
+    ``(1-ε) y_true + ε/C`` with ``C`` the size of the *last* axis, whatever
+    ``axis`` is (as Keras does).
+
+    >>> from losskit.compat import tf
+    >>> tf.keras.losses.categorical_crossentropy(
+    ...     [[0, 1, 0], [0, 0, 1]], [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]).round(4)
+    array([0.0513, 2.3026], dtype=float32)
+    """
+    if isinstance(axis, bool):
+        msg = f"`axis` must be of type `int`. Received: axis={axis} of type {type(axis)}"
+        raise ValueError(msg)
+    xp, p, t = _ns(y_pred, y_true, names=("y_true",))
+    t = xp.astype(t, p.dtype)
+    if p.ndim and p.shape[-1] == 1:
+        msg = (
+            "In loss categorical_crossentropy, expected y_pred.shape to be "
+            f"(batch_size, num_classes) with num_classes > 1. Received: y_pred.shape="
+            f"{shape_of(p)}. Consider using 'binary_crossentropy' if you only have 2 classes."
+        )
+        warnings.warn(msg, SyntaxWarning, stacklevel=2)
+    if label_smoothing:
+        # Keras: the class count is the last axis's size, even when `axis` is another.
+        t = t * (1.0 - label_smoothing) + label_smoothing / t.shape[-1]
+    if from_logits:
+        return _lk_softmax_cross_entropy(p, t, axis=axis, reduction="none")
+    # Keras: renormalise each row first, then clip (the sparse loss does the opposite).
+    p = p / xp.sum(p, axis=axis, keepdims=True)
+    return _lk_categorical_cross_entropy(p, t, axis=axis, eps=EPSILON, reduction="none")
+
+
+def _sparse_categorical_crossentropy(
+    y_true: Any, y_pred: Any, from_logits: bool, ignore_class: int | None, axis: int
+) -> tuple[Array, Array | None]:
+    """The per-example loss and the mask of counted examples (None without ignore_class)."""
+    xp, p, y = _ns(y_pred, y_true, names=("y_true",))
+    if y.ndim == p.ndim and y.shape[axis] == 1:
+        y = xp.squeeze(y, axis=axis)
+    if axis not in (-1, p.ndim - 1):
+        msg = f"Only axis=-1 is currently supported. Received: axis={axis}"
+        raise ValueError(msg)
+    valid = None
+    if ignore_class is not None:
+        # Keras: ignored positions get label 0 and a loss of 0, and are masked.
+        valid = y != ignore_class
+        y = xp.where(valid, y, xp.zeros_like(y))
+    # Keras: the labels are cast to int64 (float labels are truncated, not refused).
+    y = xp.astype(y, xp.int64)
+    if not from_logits:
+        # Keras: clip first, then log, then softmax cross-entropy of the log
+        # probabilities: the clipped row is renormalised after the clip.
+        p = xp.log(xp.clip(p, EPSILON, 1 - EPSILON))
+    loss = _lk_sparse_softmax_cross_entropy(p, y, reduction="none")
+    if valid is not None:
+        loss = xp.where(valid, loss, xp.zeros_like(loss))
+    return loss, valid
+
+
+def sparse_categorical_crossentropy(
+    y_true: Any,
+    y_pred: Any,
+    from_logits: bool = False,
+    ignore_class: int | None = None,
+    axis: int = -1,
+) -> Array:
+    """``keras.losses.sparse_categorical_crossentropy``: integer labels, one loss per example.
+
+    With probabilities, Keras clips to ``[1e-7, 1 - 1e-7]`` first and then
+    takes ``log_softmax`` of the log, which renormalises the *clipped* row:
+    ``-log(clip(p)[y] / sum(clip(p)))``.  Labels of shape ``(..., 1)`` are
+    squeezed; float labels are truncated to int64; only the last axis may be
+    the class axis; ``ignore_class`` positions get 0.  There is no label
+    smoothing.
+
+    >>> from losskit.compat import tf
+    >>> tf.keras.losses.sparse_categorical_crossentropy(
+    ...     np.array([1, 2]), [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]).round(4)
+    array([0.0513, 2.3026], dtype=float32)
+    """
+    return _sparse_categorical_crossentropy(y_true, y_pred, from_logits, ignore_class, axis)[0]
+
+
+def binary_crossentropy(
+    y_true: Any,
+    y_pred: Any,
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+    axis: int = -1,
+) -> Array:
+    """``keras.losses.binary_crossentropy``: the elementwise loss averaged over ``axis``.
+
+    With probabilities Keras 3 clips to ``[1e-7, 1 - 1e-7]`` in ``y_pred``'s
+    dtype and takes ``-(t log p + (1-t) log(1-p))`` with no epsilon inside the
+    log (Keras 2 added one).  Label smoothing ``ε`` gives ``t (1-ε) + ε/2``.
+
+    >>> from losskit.compat import tf
+    >>> tf.keras.losses.binary_crossentropy([[0, 1], [0, 0]], [[0.6, 0.4], [0.4, 0.6]]).round(4)
+    array([0.9163, 0.7136], dtype=float32)
+    """
+    xp, p, t = _ns(y_pred, y_true, names=("y_true",))
+    t = xp.astype(t, p.dtype)
+    if label_smoothing:
+        t = t * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    if from_logits:
+        elementwise = _lk_sigmoid_cross_entropy(p, t, reduction="none")
+    else:
+        elementwise = _lk_binary_cross_entropy(p, t, eps=EPSILON, reduction="none")
+    return xp.mean(elementwise, axis=axis)
+
+
+def mean_squared_error(y_true: Any, y_pred: Any) -> Array:
+    """``keras.losses.mean_squared_error``: ``mean((y_true - y_pred)**2, axis=-1)``.
+
+    >>> from losskit.compat import tf
+    >>> tf.keras.losses.MSE([[0.0, 1.0]], [[1.0, 1.0]])
+    array([0.5], dtype=float32)
+    """
+    xp, p, t = _ns(y_pred, y_true, names=("y_true",))
+    # Keras: a rank difference of one trailing size-1 axis is squeezed or expanded away.
+    t, p = _squeeze_or_expand_to_same_rank(xp, xp.astype(t, p.dtype), p)
+    return xp.mean(_lk_mean_squared_error(p, t, reduction="none"), axis=-1)
+
+
+def mean_absolute_error(y_true: Any, y_pred: Any) -> Array:
+    """``keras.losses.mean_absolute_error``: ``mean(|y_true - y_pred|, axis=-1)``.
+
+    >>> from losskit.compat import tf
+    >>> tf.keras.losses.MAE([[0.0, 1.0]], [[1.0, 1.0]])
+    array([0.5], dtype=float32)
+    """
+    xp, p, t = _ns(y_pred, y_true, names=("y_true",))
+    t, p = _squeeze_or_expand_to_same_rank(xp, xp.astype(t, p.dtype), p)
+    return xp.mean(_lk_mean_absolute_error(p, t, reduction="none"), axis=-1)
+
+
+# --------------------------------------------------------------------------- keras.losses classes
+
+
+def _standardize_reduction(reduction: Any) -> Any:
+    if reduction not in _REDUCTIONS:
+        choices = ", ".join(repr(r) for r in _REDUCTIONS)
+        msg = (
+            f"Invalid value for argument `reduction`. Expected one of {{{choices}}}. "
+            f"Received: reduction={reduction}"
+        )
+        raise ValueError(msg)
+    return reduction
+
+
+def _divide_no_nan(xp: Any, num: Array, den: Any) -> Array:
+    # Keras: ops.divide_no_nan, so a zero divisor gives 0.
+    if isinstance(den, (int, float)):
+        return num / den if den else xp.zeros_like(num)
+    zero = den == 0
+    return xp.where(zero, xp.zeros_like(num), num / xp.where(zero, xp.ones_like(den), den))
+
+
+def _reduce_weighted_values(
+    xp: Any, values: Array, sample_weight: Array | None, mask: Array | None, reduction: Any
+) -> Array:
+    """Keras's ``reduce_weighted_values``: fold mask and sample_weight in, then reduce."""
+    dtype = values.dtype
+    if sample_weight is not None:
+        sample_weight = xp.astype(sample_weight, dtype)
+    if mask is not None:
+        if reduction in ("mean", "sum_over_batch_size"):
+            # Keras: valid entries weigh total/valid so the mean is over the valid ones.
+            total = math.prod(shape_of(mask))
+            valid = xp.sum(xp.astype(mask, dtype))
+            mask_weight = _divide_no_nan(xp, xp.full_like(valid, total), valid)
+            float_mask = xp.where(mask, mask_weight, xp.zeros_like(mask_weight))
+        else:
+            float_mask = xp.astype(mask, dtype)
+        if sample_weight is not None:
+            float_mask, sample_weight = _squeeze_or_expand_to_same_rank(
+                xp, float_mask, sample_weight
+            )
+            sample_weight = sample_weight * float_mask
+        else:
+            sample_weight = float_mask
+    if sample_weight is not None:
+        values, sample_weight = _squeeze_or_expand_to_same_rank(xp, values, sample_weight)
+        try:
+            np.broadcast_shapes(shape_of(values), shape_of(sample_weight))
+        except ValueError:
+            msg = (
+                f"`sample_weight` of shape {shape_of(sample_weight)} does not broadcast "
+                f"against the loss of shape {shape_of(values)}"
+            )
+            raise ValueError(msg) from None
+        values = values * sample_weight
+    # Keras: no reduction for "none"/None, and none either for a 0-d or empty (0,) loss.
+    if reduction in (None, "none") or shape_of(values) in ((), (0,)):
+        return values
+    loss = xp.sum(values)
+    if reduction == "sum":
+        return loss
+    if reduction == "mean_with_sample_weight" and sample_weight is not None:
+        # Keras divides by the sum of the weights as given, not as broadcast.
+        return _divide_no_nan(xp, loss, xp.sum(sample_weight))
+    # "sum_over_batch_size" and "mean": divide by the number of loss values.
+    return _divide_no_nan(xp, loss, math.prod(shape_of(values)))
+
+
+class Loss:
+    """The Keras ``Loss`` call: cast to ``dtype`` (float32), compute, weight, reduce.
+
+    Subclasses give ``call(y_true, y_pred) -> (losses, mask or None)``.
+    """
+
+    def __init__(
+        self, name: str | None = None, reduction: Any = "sum_over_batch_size", dtype: Any = None
+    ) -> None:
+        self.name = name or type(self).__name__
+        self.reduction = _standardize_reduction(reduction)
+        self.dtype = dtype or "float32"  # keras.config.floatx()
+
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Array:
+        xp, p, t, w = _ns(y_pred, y_true, sample_weight, names=("y_true", "sample_weight"))
+        # Keras: both y_true and y_pred are cast to the loss's dtype (float32 by
+        # default, even for float64 input; integer labels become floats too).
+        dtype = getattr(xp, str(self.dtype))
+        p, t = xp.astype(p, dtype), xp.astype(t, dtype)
+        # Keras's LossFunctionWrapper squeezes/expands y_true to y_pred's rank first.
+        t, p = _squeeze_or_expand_to_same_rank(xp, t, p)
+        losses, mask = self.call(t, p)
+        return _reduce_weighted_values(xp, xp.astype(losses, dtype), w, mask, self.reduction)
+
+    def call(self, y_true: Array, y_pred: Array) -> tuple[Array, Array | None]:
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "reduction": self.reduction}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.get_config()}>"
+
+
+class CategoricalCrossentropy(Loss):
+    """``keras.losses.CategoricalCrossentropy``: see :func:`categorical_crossentropy`.
+
+    >>> from losskit.compat import tf
+    >>> y_true, y_pred = [[0, 1, 0], [0, 0, 1]], [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]
+    >>> cce = tf.keras.losses.CategoricalCrossentropy()
+    >>> round(float(cce(y_true, y_pred, sample_weight=np.array([0.3, 0.7]))), 3)
+    0.814
+    >>> tf.keras.losses.CategoricalCrossentropy(reduction=None)(y_true, y_pred).round(4)
+    array([0.0513, 2.3026], dtype=float32)
+    """
+
+    def __init__(
+        self,
+        from_logits: bool = False,
+        label_smoothing: float = 0.0,
+        axis: int = -1,
+        reduction: Any = "sum_over_batch_size",
+        name: str = "categorical_crossentropy",
+        dtype: Any = None,
+    ) -> None:
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.from_logits = from_logits
+        self.label_smoothing = label_smoothing
+        self.axis = axis
+
+    def call(self, y_true: Array, y_pred: Array) -> tuple[Array, Array | None]:
+        loss = categorical_crossentropy(
+            y_true,
+            y_pred,
+            from_logits=self.from_logits,
+            label_smoothing=self.label_smoothing,
+            axis=self.axis,
+        )
+        return loss, None
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "from_logits": self.from_logits,
+            "label_smoothing": self.label_smoothing,
+            "axis": self.axis,
+        }
+
+
+class SparseCategoricalCrossentropy(Loss):
+    """``keras.losses.SparseCategoricalCrossentropy``: see :func:`sparse_categorical_crossentropy`.
+
+    Note Keras's positional order ``(from_logits, ignore_class, reduction, axis)``
+    and that it has no ``label_smoothing``.  With ``ignore_class`` the mean is
+    over the counted positions only.
+
+    >>> from losskit.compat import tf
+    >>> scce = tf.keras.losses.SparseCategoricalCrossentropy(reduction="sum")
+    >>> round(float(scce(np.array([1, 2]), [[0.05, 0.95, 0], [0.1, 0.8, 0.1]])), 3)
+    2.354
+    """
+
+    def __init__(
+        self,
+        from_logits: bool = False,
+        ignore_class: int | None = None,
+        reduction: Any = "sum_over_batch_size",
+        axis: int = -1,
+        name: str = "sparse_categorical_crossentropy",
+        dtype: Any = None,
+    ) -> None:
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.from_logits = from_logits
+        self.ignore_class = ignore_class
+        self.axis = axis
+
+    def call(self, y_true: Array, y_pred: Array) -> tuple[Array, Array | None]:
+        return _sparse_categorical_crossentropy(
+            y_true, y_pred, self.from_logits, self.ignore_class, self.axis
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "from_logits": self.from_logits,
+            "ignore_class": self.ignore_class,
+        }
+
+
+class BinaryCrossentropy(Loss):
+    """``keras.losses.BinaryCrossentropy``: see :func:`binary_crossentropy`.
+
+    >>> from losskit.compat import tf
+    >>> bce = tf.keras.losses.BinaryCrossentropy(from_logits=True)
+    >>> y_true, y_pred = [[0, 1], [0, 0]], [[-18.6, 0.51], [2.94, -12.8]]
+    >>> round(float(bce(y_true, y_pred)), 4), round(float(bce(y_true, y_pred, [0.8, 0.2])), 4)
+    (0.8655, 0.2436)
+    """
+
+    def __init__(
+        self,
+        from_logits: bool = False,
+        label_smoothing: float = 0.0,
+        axis: int = -1,
+        reduction: Any = "sum_over_batch_size",
+        name: str = "binary_crossentropy",
+        dtype: Any = None,
+    ) -> None:
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.from_logits = from_logits
+        self.label_smoothing = label_smoothing
+        self.axis = axis
+
+    def call(self, y_true: Array, y_pred: Array) -> tuple[Array, Array | None]:
+        loss = binary_crossentropy(
+            y_true,
+            y_pred,
+            from_logits=self.from_logits,
+            label_smoothing=self.label_smoothing,
+            axis=self.axis,
+        )
+        return loss, None
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "from_logits": self.from_logits,
+            "label_smoothing": self.label_smoothing,
+            "axis": self.axis,
+        }
+
+
+class MeanSquaredError(Loss):
+    """``keras.losses.MeanSquaredError``: see :func:`mean_squared_error`.
+
+    >>> from losskit.compat import tf
+    >>> loss = tf.keras.losses.MeanSquaredError()
+    >>> float(loss([[0.0, 1.0], [0.0, 0.0]], [[1.0, 1.0], [1.0, 0.0]]))
+    0.5
+    """
+
+    def __init__(
+        self,
+        reduction: Any = "sum_over_batch_size",
+        name: str = "mean_squared_error",
+        dtype: Any = None,
+    ) -> None:
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true: Array, y_pred: Array) -> tuple[Array, Array | None]:
+        return mean_squared_error(y_true, y_pred), None
+
+
+class MeanAbsoluteError(Loss):
+    """``keras.losses.MeanAbsoluteError``: see :func:`mean_absolute_error`.
+
+    >>> from losskit.compat import tf
+    >>> loss = tf.keras.losses.MeanAbsoluteError()
+    >>> float(loss([[0.0, 1.0], [0.0, 0.0]], [[1.0, 1.0], [1.0, 0.0]]))
+    0.5
+    """
+
+    def __init__(
+        self,
+        reduction: Any = "sum_over_batch_size",
+        name: str = "mean_absolute_error",
+        dtype: Any = None,
+    ) -> None:
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true: Array, y_pred: Array) -> tuple[Array, Array | None]:
+        return mean_absolute_error(y_true, y_pred), None
+
+
+MSE = mse = mean_squared_error
+MAE = mae = mean_absolute_error
+
+keras = SimpleNamespace(
+    losses=SimpleNamespace(
+        Loss=Loss,
+        categorical_crossentropy=categorical_crossentropy,
+        sparse_categorical_crossentropy=sparse_categorical_crossentropy,
+        binary_crossentropy=binary_crossentropy,
+        mean_squared_error=mean_squared_error,
+        mean_absolute_error=mean_absolute_error,
+        MSE=MSE,
+        MAE=MAE,
+        mse=mse,
+        mae=mae,
+        CategoricalCrossentropy=CategoricalCrossentropy,
+        SparseCategoricalCrossentropy=SparseCategoricalCrossentropy,
+        BinaryCrossentropy=BinaryCrossentropy,
+        MeanSquaredError=MeanSquaredError,
+        MeanAbsoluteError=MeanAbsoluteError,
+    )
+)
