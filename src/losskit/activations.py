@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _dispatch
+from . import _dispatch, _torch_native
 from ._backend import Array, compute_dtype, namespace
 from ._validation import check_class_axis, check_floating
 
@@ -36,6 +36,39 @@ def log_softmax_last(xp: Any, x: Array) -> Array:
     return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
 
 
+class NegLogSoftmax:
+    """``-log softmax(x)`` over the last axis as ``2 * half_gap + log_norm``.
+
+    ``half_gap = m/2 - x/2`` is half the distance below the row maximum ``m``;
+    halving is exact, so it rounds exactly as ``m - x`` would, but it stays
+    finite for any finite logits, where ``m - x`` overflows once logits of
+    opposite sign approach the float maximum (3e38 - (-3e38)).  A weighted sum
+    ``sum_c a_c (-log p_c)`` formed as ``(2 a_c) half_gap_c + a_c log_norm`` is
+    therefore finite whenever its true value is representable, e.g. a
+    label-smoothed loss over such logits.
+    """
+
+    def __init__(self, xp: Any, x: Array) -> None:
+        self.xp = xp
+        _, m = shifted_by_max(xp, x)
+        self.half_gap = m / 2 - x / 2
+        self.shifted = -2 * self.half_gap  # x - m, -inf where that overflows
+        self.log_norm = xp.log(xp.sum(xp.exp(self.shifted), axis=-1, keepdims=True))
+
+    def softmax(self) -> Array:
+        return self.xp.exp(self.shifted - self.log_norm)
+
+    def weighted_sum(self, a: Array) -> Array:
+        """``sum_c a_c (-log p_c)`` over the last axis; classes with ``a_c = 0`` add 0."""
+        xp = self.xp
+        terms = (2 * a) * self.half_gap + a * self.log_norm
+        return xp.sum(xp.where(a == 0, xp.zeros_like(terms), terms), axis=-1)
+
+    def at(self, index: Array, a: Array, gather: Any) -> Array:
+        """``a * (-log p_index)`` per row, with ``gather(values, index)`` picking a class."""
+        return (2 * a) * gather(self.xp, self.half_gap, index) + a * self.log_norm[..., 0]
+
+
 def softplus(xp: Any, x: Array) -> Array:
     """``log(1 + e^x)`` as ``max(x, 0) + log1p(e^-|x|)``: never overflows."""
     return xp.maximum(x, xp.zeros_like(x)) + xp.log1p(xp.exp(-xp.abs(x)))
@@ -47,11 +80,16 @@ def sigmoid_of(xp: Any, x: Array) -> Array:
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-def _last_axis_op(x: Array, axis: int, op: Any, fast: Any) -> Array:
-    """Apply ``op(xp, x)`` over ``axis``, in the compute dtype, same dtype out."""
+def _last_axis_op(x: Array, axis: int, op: Any, fast: Any, native: Any) -> Array:
+    """Apply ``op(xp, x)`` over ``axis``, in the compute dtype, same dtype out.
+
+    ``fast`` names the fused NumPy kernel, ``native`` the PyTorch function.
+    """
     xp, x = namespace(x)
     check_floating(xp, "x", x)
     axis = check_class_axis("x", x, axis)
+    if _torch_native.applies(xp):
+        return native(x, axis, compute_dtype(xp, x.dtype))
     moved = xp.moveaxis(x, axis, -1) if axis != x.ndim - 1 else x
     result = _dispatch.rows(xp, fast, moved) if fast is not None else None
     if result is None:
@@ -81,7 +119,13 @@ def softmax(x: Array, /, *, axis: int = -1) -> Array:
     >>> lk.softmax(np.array([1e4, 0.0], dtype=np.float32))  # no overflow
     array([1., 0.], dtype=float32)
     """
-    return _last_axis_op(x, axis, lambda xp, v: xp.exp(log_softmax_last(xp, v)), _dispatch.SOFTMAX)
+    return _last_axis_op(
+        x,
+        axis,
+        lambda xp, v: xp.exp(log_softmax_last(xp, v)),
+        _dispatch.SOFTMAX,
+        _torch_native.softmax,
+    )
 
 
 def log_softmax(x: Array, /, *, axis: int = -1) -> Array:
@@ -99,7 +143,9 @@ def log_softmax(x: Array, /, *, axis: int = -1) -> Array:
     >>> lk.log_softmax(np.array([1e4, 0.0], dtype=np.float32))  # log(0) never taken
     array([     0., -10000.], dtype=float32)
     """
-    return _last_axis_op(x, axis, log_softmax_last, _dispatch.LOG_SOFTMAX)
+    return _last_axis_op(
+        x, axis, log_softmax_last, _dispatch.LOG_SOFTMAX, _torch_native.log_softmax
+    )
 
 
 def logsumexp(x: Array, /, *, axis: int = -1, keepdims: bool = False) -> Array:
@@ -119,6 +165,9 @@ def logsumexp(x: Array, /, *, axis: int = -1, keepdims: bool = False) -> Array:
     xp, x = namespace(x)
     check_floating(xp, "x", x)
     axis = check_class_axis("x", x, axis)
+    if _torch_native.applies(xp):
+        result = _torch_native.logsumexp(x, axis, compute_dtype(xp, x.dtype))
+        return xp.expand_dims(result, axis=axis) if keepdims else result
     moved = xp.moveaxis(x, axis, -1) if axis != x.ndim - 1 else x
     result = _dispatch.rows(xp, _dispatch.LOGSUMEXP, moved)
     if result is None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import array_api_compat
 
-from . import _dispatch
+from . import _dispatch, _torch_native
 from ._backend import Array, compute_dtype, namespace, quiet_numpy, shape_of
 from ._gradient import check_grad_out, deliver, differentiable
 from ._reduce import Reduction, plan
@@ -34,7 +34,7 @@ from ._validation import (
     warn_if_probabilities,
     warn_if_unnormalized,
 )
-from .activations import log_softmax_last, sigmoid_of, softplus
+from .activations import NegLogSoftmax, sigmoid_of
 
 Result = tuple[Array, Array | None]
 
@@ -104,15 +104,12 @@ def _softmax_cross_entropy(
         x = xp.astype(x, dtype)
         if eps:
             t = (1 - eps) * t + eps / num_classes
-        logp = log_softmax_last(xp, x)
-        # 0 * log p is 0 even where log p = -inf (a class whose logit is ~1e38
-        # below the maximum): zero targets never touch their log-probability.
-        loss = -xp.sum(t * xp.where(t == 0, xp.zeros_like(logp), logp), axis=-1)
-        value = red.apply(loss)
+        nls = NegLogSoftmax(xp, x)
+        value = red.apply(nls.weighted_sum(t))
         if not with_grad:
             return value, None
         # d loss / d z = sum(t) softmax(z) - t   (sum(t) = 1 for distributions)
-        dz = xp.sum(t, axis=-1, keepdims=True) * xp.exp(logp) - t
+        dz = xp.sum(t, axis=-1, keepdims=True) * nls.softmax() - t
         grad = _class_back(xp, red.grad(dz, class_axis=True), axis)
     return value, deliver(xp, grad, logits, grad_out)
 
@@ -305,23 +302,27 @@ def _sparse_softmax_cross_entropy(
         losses = kernels.sparse_xent_rows(x2, labels1, cw1, ignore_index, eps, coef, g2)
         return _kernel_result(xp, losses, red, x, g2, direct, axis, logits, grad_out)
 
+    if not with_grad and eps == 0 and cw is None and _torch_native.applies(xp):
+        loss = _torch_native.sparse_cross_entropy(xp.astype(x, dtype), labels, ignore_index)
+        return red.apply(loss), None
+
     with quiet_numpy(xp):
         x = xp.astype(x, dtype)
-        logp = log_softmax_last(xp, x)
-        nll = -_gather_last(xp, logp, safe)
-        loss = nll if w_label is None else w_label * nll
+        nls = NegLogSoftmax(xp, x)
+        # PyTorch's F.cross_entropy(weight=w, label_smoothing=ε):
+        # (1-ε) w_y (-log p_y) + ε/C sum_c w_c (-log p_c)
+        a_label = (1 - eps) * (xp.ones_like(nls.log_norm[..., 0]) if w_label is None else w_label)
+        loss = nls.at(safe, a_label, _gather_last)
         if eps:
-            # PyTorch's F.cross_entropy(weight=w, label_smoothing=ε):
-            # (1-ε) w_y (-log p_y) + ε/C sum_c w_c (-log p_c)
-            smooth = -xp.sum(logp if cw is None else logp * cw, axis=-1)
-            loss = (1 - eps) * loss + (eps / num_classes) * smooth
+            a_smooth = eps / num_classes if cw is None else (eps / num_classes) * cw
+            loss = loss + nls.weighted_sum(a_smooth * xp.ones_like(x))
         if counted is not None:
             loss = xp.where(counted, loss, xp.zeros_like(loss))
         value = red.apply(loss)
         if not with_grad:
             return value, None
         # d/dz = (1-ε) w_y (softmax(z) - onehot(y)) + ε/C (sum(w) softmax(z) - w)
-        p = xp.exp(logp)
+        p = nls.softmax()
         dz = p - _one_hot(xp, safe, num_classes, dtype)
         if w_label is not None:
             dz = w_label[..., None] * dz
@@ -672,20 +673,20 @@ def _sigmoid_cross_entropy(
     if eps:
         t = t * (1 - eps) + eps / 2
     red = plan(xp, reduction, shape_of(x), dtype, sample_weight=sample_weight)
-    if pos_weight is None:
-        # max(z, 0) - z t + log1p(e^-|z|); d/dz = sigmoid(z) - t
-        loss = softplus(xp, x) - x * t
-        dz = None if not with_grad else sigmoid_of(xp, x) - t
-    else:
-        # tf.nn.weighted_cross_entropy_with_logits: (1-t) z + (1 + (q-1) t) log(1 + e^-z)
-        # d/dz = (1-t) - (1 + (q-1) t) sigmoid(-z)
-        q = xp.astype(pos_weight, dtype)
-        scale = 1 + (q - 1) * t
-        loss = (1 - t) * x + scale * softplus(xp, -x)
-        dz = None if not with_grad else (1 - t) - scale * sigmoid_of(xp, -x)
+    q = None if pos_weight is None else xp.astype(pos_weight, dtype)
+    # tf.nn.weighted_cross_entropy_with_logits, q = 1 without pos_weight:
+    # (1-t) z + (1 + (q-1) t) log(1 + e^-z), written per sign of z so that no
+    # intermediate exceeds the result (1 + e^-z never formed for z < 0):
+    #   z >= 0: (1-t) z + s log1p(e^-z);   z < 0: -q t z + s log1p(e^z)
+    # with s = 1 + (q-1) t.   d/dz = (1-t) - s sigmoid(-z)
+    scale = 1 if q is None else 1 + (q - 1) * t
+    qt = t if q is None else q * t
+    linear = xp.where(x < 0, -qt * x, (1 - t) * x)
+    loss = linear + scale * xp.log1p(xp.exp(-xp.abs(x)))
     value = red.apply(loss)
-    if dz is None:
+    if not with_grad:
         return value, None
+    dz = (1 - t) - scale * sigmoid_of(xp, -x)
     return value, deliver(xp, red.grad(dz, class_axis=False), logits, grad_out)
 
 
