@@ -70,7 +70,15 @@ def is_numpy(xp: Any) -> bool:
 
 
 def is_concrete(x: Any) -> bool:
-    """Whether the values of ``x`` can be read now (False inside a JAX trace)."""
+    """Whether the values of ``x`` can be read now (False inside a JAX trace).
+
+    ``array_api_compat.is_lazy_array`` says True for every JAX array, traced
+    or not, so a JAX array is asked directly whether it is a tracer.
+    """
+    if array_api_compat.is_jax_array(x):
+        import jax
+
+        return not isinstance(x, jax.core.Tracer)
     return not array_api_compat.is_lazy_array(x)
 
 
@@ -91,7 +99,7 @@ def shape_of(x: Any) -> tuple[int, ...]:
 
 
 @contextlib.contextmanager
-def quiet_numpy(xp: Any) -> Iterator[None]:
+def quiet_numpy() -> Iterator[None]:
     """Silence NumPy's overflow and divide-by-zero warnings where they are meant.
 
     ``x - max(x)`` may overflow to ``-inf`` for logits of opposite sign near
@@ -99,8 +107,7 @@ def quiet_numpy(xp: Any) -> Iterator[None]:
     probability loss with ``eps=0`` takes ``log(0) = -inf`` on purpose.  The
     other backends do not warn; NumPy's warnings would only alarm.
     """
-    if is_numpy(xp):
-        with np.errstate(divide="ignore", over="ignore"):
-            yield
-    else:
+    # NumPy's error state is global, so this also covers array-api-strict,
+    # which computes with NumPy underneath, and costs nothing for the others.
+    with np.errstate(divide="ignore", over="ignore"):
         yield

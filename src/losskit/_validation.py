@@ -207,7 +207,7 @@ def warn_if_probabilities(xp: Any, logits: Array, fn_name: str, probs_fn: str) -
     rows = xp.reshape(logits, (-1, logits.shape[-1]))
     if rows.shape[0] == 0:
         return
-    for sample in (rows[:4, ...], rows):
+    for sample in (rows[: min(4, rows.shape[0]), ...], rows):
         looks = (
             bool(xp.all(sample >= 0))
             and bool(xp.all(sample <= 1))

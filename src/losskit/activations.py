@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _dispatch, _torch_native
-from ._backend import Array, compute_dtype, namespace
+from ._backend import Array, compute_dtype, namespace, quiet_numpy
 from ._validation import check_class_axis, check_floating
 
 
@@ -91,9 +91,10 @@ def _last_axis_op(x: Array, axis: int, op: Any, fast: Any, native: Any) -> Array
     if _torch_native.applies(xp):
         return native(x, axis, compute_dtype(xp, x.dtype))
     moved = xp.moveaxis(x, axis, -1) if axis != x.ndim - 1 else x
-    result = _dispatch.rows(xp, fast, moved) if fast is not None else None
+    result = _dispatch.rows(xp, fast, moved)
     if result is None:
-        result = op(xp, xp.astype(moved, compute_dtype(xp, x.dtype)))
+        with quiet_numpy():
+            result = op(xp, xp.astype(moved, compute_dtype(xp, x.dtype)))
     result = xp.astype(result, x.dtype)
     return xp.moveaxis(result, -1, axis) if axis != x.ndim - 1 else result
 
@@ -172,8 +173,9 @@ def logsumexp(x: Array, /, *, axis: int = -1, keepdims: bool = False) -> Array:
     result = _dispatch.rows(xp, _dispatch.LOGSUMEXP, moved)
     if result is None:
         v = xp.astype(moved, compute_dtype(xp, x.dtype))
-        shifted, m = shifted_by_max(xp, v)
-        result = (m + xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True)))[..., 0]
+        with quiet_numpy():
+            shifted, m = shifted_by_max(xp, v)
+            result = (m + xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True)))[..., 0]
     result = xp.astype(result, x.dtype)
     return xp.expand_dims(result, axis=axis) if keepdims else result
 

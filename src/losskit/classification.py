@@ -100,7 +100,7 @@ def _softmax_cross_entropy(
     if kernels is not None:
         return _dense_kernel(xp, kernels, x, t, eps, red, axis, logits, with_grad, grad_out)
 
-    with quiet_numpy(xp):
+    with quiet_numpy():
         x = xp.astype(x, dtype)
         if eps:
             t = (1 - eps) * t + eps / num_classes
@@ -306,7 +306,7 @@ def _sparse_softmax_cross_entropy(
         loss = _torch_native.sparse_cross_entropy(xp.astype(x, dtype), labels, ignore_index)
         return red.apply(loss), None
 
-    with quiet_numpy(xp):
+    with quiet_numpy():
         x = xp.astype(x, dtype)
         nls = NegLogSoftmax(xp, x)
         # PyTorch's F.cross_entropy(weight=w, label_smoothing=ε):
@@ -453,7 +453,7 @@ def _categorical_cross_entropy(
     warn_if_unnormalized(xp, p, "categorical_cross_entropy", probs.dtype)
     t = xp.astype(_class_last(xp, targets, axis), dtype)
     red = plan(xp, reduction, shape_of(p)[:-1], dtype, sample_weight=sample_weight)
-    with quiet_numpy(xp):
+    with quiet_numpy():
         pc, inside = _clipped(xp, p, eps)
         logp = xp.log(pc)
         loss = -xp.sum(t * xp.where(t == 0, xp.zeros_like(logp), logp), axis=-1)
@@ -529,7 +529,7 @@ def _sparse_categorical_cross_entropy(
     p = xp.astype(_class_last(xp, probs, axis), dtype)
     warn_if_unnormalized(xp, p, "sparse_categorical_cross_entropy", probs.dtype)
     red = plan(xp, reduction, shape_of(labels), dtype, sample_weight=sample_weight)
-    with quiet_numpy(xp):
+    with quiet_numpy():
         py = _gather_last(xp, p, labels)
         pc, inside = _clipped(xp, py, eps)
         value = red.apply(-xp.log(pc))
@@ -597,13 +597,13 @@ def _binary_cross_entropy(
     dtype = compute_dtype(xp, probs.dtype)
     p, t = xp.astype(probs, dtype), xp.astype(targets, dtype)
     red = plan(xp, reduction, shape_of(p), dtype, sample_weight=sample_weight)
-    with quiet_numpy(xp):
+    with quiet_numpy():
         pc, inside = _clipped(xp, p, eps)
         zero = xp.zeros_like(pc)
         # -(t log p + (1-t) log(1-p)), each term 0 when its weight is 0 (no 0 * -inf)
-        loss = -(
-            xp.where(t == 0, zero, t * xp.log(pc)) + xp.where(t == 1, zero, (1 - t) * xp.log1p(-pc))
-        )
+        log_p = xp.where(t == 0, zero, xp.log(pc))
+        log_not_p = xp.where(t == 1, zero, xp.log1p(-pc))
+        loss = -(t * log_p + (1 - t) * log_not_p)
         value = red.apply(loss)
         if not with_grad:
             return value, None
