@@ -60,6 +60,10 @@ __all__ = [
 ]
 
 
+# torch's binary_cross_entropy_backward divides by max(p (1-p), EPSILON) with
+# EPSILON = 1e-12 held as a C++ float: float32(1e-12), also for float64 input.
+_BCE_GRAD_FLOOR = 9.999999960041972e-13
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -280,7 +284,7 @@ def binary_cross_entropy(
     check_unit_interval(xp, "input", p)
     check_unit_interval(xp, "target", t)
     t = xp.astype(t, p.dtype)
-    with quiet_numpy(xp):
+    with quiet_numpy():
         # torch: each log is clamped at -100, so p = 0 or 1 costs 100, not inf.
         log_p = xp.clip(xp.log(p), min=-100.0)
         log_1mp = xp.clip(xp.log(1 - p), min=-100.0)
@@ -290,7 +294,7 @@ def binary_cross_entropy(
         # clamped logs (which is 0 or NaN where they clamp): value unchanged,
         # gradient replaced.
         pd, td = _stop_gradient(p), _stop_gradient(t)
-        dp = (pd - td) / xp.clip(pd * (1 - pd), min=1e-12)
+        dp = (pd - td) / xp.clip(pd * (1 - pd), min=_BCE_GRAD_FLOOR)
         loss = _stop_gradient(loss) + dp * (p - pd)
     if w is not None:
         loss = loss * xp.astype(w, loss.dtype)
