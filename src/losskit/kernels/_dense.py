@@ -1,0 +1,80 @@
+"""Dense (distribution target) softmax cross-entropy, loss and optional fused gradient.
+
+Per row, with t' = (1-e) t + e/C, T = sum(t'), lse = logsumexp(x), p = softmax(x)::
+
+    loss    = sum_c t'[c] (lse - x[c]) = T log(s) + sum_c t'[c] (m - x[c])
+    grad[c] = coef (T p[c] - t'[c])
+
+A class with t'[c] == 0 contributes 0 to the loss even where x[c] = -inf.
+Pass one reads x for (max, sum) and t for T; pass two reads both again (from
+cache) for the remaining loss term and, when asked, writes the gradient.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit, prange
+
+from ._primitives import fexp
+from ._rowpass import BLOCK, FASTMATH, row_max_sumexp, shift_of
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _target_sum(trow, keep, add):
+    C = trow.shape[0]
+    acc = 0.0
+    for lo in range(0, C, BLOCK):
+        tblk = trow[lo : min(lo + BLOCK, C)]
+        tb = trow.dtype.type(0.0)
+        for c in range(tblk.shape[0]):
+            tb += tblk[c]
+        acc += float(tb)
+    return keep * acc + add * C
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _gap_and_grad(row, trow, grow, shift, keep, add, scale, ci, do_grad):
+    """Return sum_c t'[c] (shift - x[c]); with do_grad write coef (T p[c] - t'[c])."""
+    C = row.shape[0]
+    zero = row.dtype.type(0.0)
+    d = 0.0
+    for lo in range(0, C, BLOCK):
+        hi = min(lo + BLOCK, C)
+        blk = row[lo:hi]
+        tblk = trow[lo:hi]
+        db = zero
+        if do_grad:
+            gblk = grow[lo:hi]
+            for c in range(blk.shape[0]):
+                xc = blk[c]
+                tc = keep * tblk[c] + add
+                db += tc * (shift - xc) if tc != zero else zero
+                # d/dx[c] = coef (T p[c] - t'[c])
+                gblk[c] = fexp(xc - shift) * scale - ci * tc
+        else:
+            for c in range(blk.shape[0]):
+                tc = keep * tblk[c] + add
+                db += tc * (shift - blk[c]) if tc != zero else zero
+        d += float(db)
+    return d
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def dense_xent_rows(x, t, e, coef, g, do_grad, loss):
+    """Losses into ``loss`` (N,); with ``do_grad`` the scaled gradient into ``g`` (may be x)."""
+    N, C = x.shape
+    keep = x.dtype.type(1.0 - e)
+    add = x.dtype.type(e / C)
+    for i in prange(N):
+        row = x[i]
+        trow = t[i]
+        m, s = row_max_sumexp(row)
+        shift = shift_of(m, row)
+        T = _target_sum(trow, keep, add)
+        ls = math.log(s)
+        ci = float(coef[i]) if do_grad else 0.0
+        scale = row.dtype.type(ci * T / s)
+        d = _gap_and_grad(row, trow, g[i], shift, keep, add, scale, row.dtype.type(ci), do_grad)
+        loss[i] = T * ls + d if T != 0.0 else d
+    return loss

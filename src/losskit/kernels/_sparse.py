@@ -1,0 +1,201 @@
+"""Sparse (integer label) softmax cross-entropy, loss and optional fused gradient.
+
+Per row, with lse = logsumexp(x), p = softmax(x), w the class weights, W = sum(w),
+e the label smoothing and y the label::
+
+    loss    = (1-e) w[y] (lse - x[y]) + e/C sum_c w[c] (lse - x[c])
+    grad[c] = coef ((1-e) w[y] (p[c] - [c==y]) + e/C (W p[c] - w[c]))
+
+Two loop shapes. ``sparse_xent_rowwise`` reads each row once for (max, sum)
+and, when a gradient is asked for, once more from cache to write it.
+``sparse_xent_tiled`` is for small C, where per-row scalar work dominates: it
+transposes a tile of TILE rows into a (C, TILE) scratch buffer so every step
+(max, exp, sum, gradient) runs across rows in vector lanes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ._primitives import fexp, flog, maxnum
+from ._rowpass import (
+    BLOCK,
+    FASTMATH,
+    rescale_blocks,
+    row_max_sumexp,
+    row_max_sumexp_inplace,
+    row_max_sumexp_store,
+    shift_of,
+    weighted_gap_sum,
+)
+
+TILE = 64
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _grad_row_smooth(row, grow, shift, scale, b, w):
+    """Write coef (a p[c] - e/C w[c]); return sum_c w[c] (shift - x[c]), read before the write."""
+    C = row.shape[0]
+    zero = row.dtype.type(0.0)
+    d = 0.0
+    for lo in range(0, C, BLOCK):
+        hi = min(lo + BLOCK, C)
+        blk = row[lo:hi]
+        gblk = grow[lo:hi]
+        wblk = w[lo:hi]
+        db = zero
+        for c in range(blk.shape[0]):
+            xc = blk[c]
+            wc = wblk[c]
+            db += wc * (shift - xc) if wc != zero else zero
+            # d/dx[c] = coef ((1-e) w[y] + e W / C) p[c] - coef e/C w[c]
+            gblk[c] = fexp(xc - shift) * scale - b * wc
+        d += float(db)
+    return d
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def sparse_xent_rowwise(x, y, w, has_ignore, ignore, e, coef, g, do_grad, loss, inplace, nchunks):
+    """Losses into ``loss`` (N,); with ``do_grad`` the scaled gradient into ``g``.
+
+    ``inplace`` says g is x. Rows are split into ``nchunks`` contiguous ranges.
+    Without smoothing the gradient pass stores exp(x - running max) while it
+    finds (max, sum), then rescales each block: one exp per element.
+    """
+    N, C = x.shape
+    W = 0.0
+    for c in range(C):
+        W += float(w[c])
+    nchunks = max(1, min(N, nchunks))
+    for k in prange(nchunks):
+        shifts = np.empty((C + BLOCK - 1) // BLOCK, dtype=np.float64)
+        for i in range(k * N // nchunks, (k + 1) * N // nchunks):
+            yi = y[i]
+            if has_ignore and yi == ignore:
+                loss[i] = 0.0
+                if do_grad:
+                    g[i, :] = 0.0
+                continue
+            row = x[i]
+            xy = float(row[yi])  # read before an in-place gradient overwrites it
+            wy = float(w[yi])
+            hard = (1.0 - e) * wy
+            d = 0.0
+            if do_grad and e == 0.0:
+                grow = g[i]
+                if inplace:
+                    m, s = row_max_sumexp_inplace(grow, shifts)
+                else:
+                    m, s = row_max_sumexp_store(row, grow, shifts)
+                ci = float(coef[i])
+                # d/dx[c] = coef w[y] (p[c] - [c==y])
+                rescale_blocks(grow, shifts, m, ci * hard / s)
+                grow[yi] -= ci * hard
+            else:
+                m, s = row_max_sumexp(row)
+                shift = shift_of(m, row)
+                if do_grad:
+                    ci = float(coef[i])
+                    scale = row.dtype.type(ci * (hard + e * W / C) / s)
+                    b = row.dtype.type(ci * e / C)
+                    d = _grad_row_smooth(row, g[i], shift, scale, b, w)
+                    g[i, yi] -= ci * hard
+                elif e != 0.0:
+                    d = weighted_gap_sum(row, w, shift)
+            ls = math.log(s)
+            val = hard * ((m - xy) + ls) if hard != 0.0 else 0.0
+            if e != 0.0:
+                # sum_c w[c] (lse - x[c]) = W log(s) + sum_c w[c] (m - x[c])
+                val += e / C * (W * ls + d)
+            loss[i] = val
+    return loss
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def sparse_xent_tiled(x, y, w, has_ignore, ignore, e, coef, g, do_grad, loss, nchunks):
+    """Same contract as ``sparse_xent_rowwise``; fast for small C. Tiles split into ``nchunks``."""
+    N, C = x.shape
+    W = 0.0
+    for c in range(C):
+        W += float(w[c])
+    zero = x.dtype.type(0.0)
+    ninf = x.dtype.type(-np.inf)
+    ntiles = (N + TILE - 1) // TILE
+    nchunks = max(1, min(ntiles, nchunks))
+    smooth = e != 0.0
+    for k in prange(nchunks):
+        t = np.empty((C, TILE), dtype=x.dtype)  # the tile, transposed: rows in vector lanes
+        m = np.empty(TILE, dtype=x.dtype)
+        s = np.empty(TILE, dtype=x.dtype)
+        d = np.empty(TILE, dtype=x.dtype)
+        a = np.empty(TILE, dtype=x.dtype)
+        b = np.empty(TILE, dtype=x.dtype)
+        for tile in range(k * ntiles // nchunks, (k + 1) * ntiles // nchunks):
+            r0 = tile * TILE
+            nr = min(TILE, N - r0)
+            xt = x[r0 : r0 + nr]  # views indexed from 0: no wrap-around checks
+            yt = y[r0 : r0 + nr]
+            ct = coef[r0 : r0 + nr]
+            lt = loss[r0 : r0 + nr]
+            for c in range(C):  # strided loads, unit-stride stores: LLVM gathers
+                for r in range(nr):
+                    t[c, r] = xt[r, c]
+            for r in range(nr):
+                m[r] = t[0, r]
+            for c in range(1, C):
+                for r in range(nr):
+                    m[r] = maxnum(m[r], t[c, r])
+            for r in range(nr):
+                m[r] = m[r] if m[r] > ninf else zero  # the shift; 0 for an all -inf row
+                s[r] = zero
+                d[r] = zero
+            if smooth:
+                for c in range(C):
+                    wc = w[c]
+                    for r in range(nr):
+                        xv = t[c, r]
+                        d[r] += wc * (m[r] - xv) if wc != zero else zero
+                        ev = fexp(xv - m[r])
+                        t[c, r] = ev
+                        s[r] += ev
+            else:
+                for c in range(C):
+                    for r in range(nr):
+                        ev = fexp(t[c, r] - m[r])
+                        t[c, r] = ev
+                        s[r] += ev
+            for r in range(nr):
+                a[r] = flog(s[r])  # log(s) for now; a is reused for the gradient scale below
+            for r in range(nr):
+                yi = yt[r]
+                if has_ignore and yi == ignore:
+                    lt[r] = 0.0
+                    a[r] = zero
+                    b[r] = zero
+                else:
+                    ls = float(a[r])
+                    wy = float(w[yi])
+                    hard = (1.0 - e) * wy
+                    xy = float(xt[r, yi])
+                    val = hard * ((float(m[r]) - xy) + ls) if hard != 0.0 else 0.0
+                    if smooth:
+                        val += e / C * (W * ls + float(d[r]))
+                    lt[r] = val
+                    ci = float(ct[r]) if do_grad else 0.0
+                    a[r] = ci * (hard + e * W / C) / float(s[r])
+                    b[r] = ci * e / C
+            if do_grad:
+                gt = g[r0 : r0 + nr]
+                for c in range(C):
+                    wc = w[c]
+                    for r in range(nr):
+                        # d/dx[c] = coef ((1-e) w[y] + e W/C) p[c] - coef e/C w[c]
+                        gt[r, c] = a[r] * t[c, r] - b[r] * wc
+                for r in range(nr):
+                    yi = yt[r]
+                    if not (has_ignore and yi == ignore):
+                        gt[r, yi] -= ct[r] * (1.0 - e) * w[yi]  # the one-hot term
+    return loss

@@ -1,0 +1,217 @@
+"""Whether an array takes a fused kernel, and the forwarding calls the core makes.
+
+The numba modules are imported on the first forwarding call, so
+``import losskit`` (and importing this module) stays free of numba. Inputs are
+(N, C) arrays with the class axis last; anything not C-contiguous or of
+another dtype than the logits is copied into shape here (O(size), never in the
+hot path the core uses). Outputs (``out``, ``grad_out``) must already be
+C-contiguous arrays of the logits' dtype; they may be the logits themselves.
+
+Examples
+--------
+>>> import numpy as np
+>>> from losskit.kernels import dispatch
+>>> x = np.array([[0.0, 0.0], [1.0, 1.0]])
+>>> dispatch.logsumexp_rows(x).round(6)
+array([0.693147, 1.693147])
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .. import _config
+
+# Below this many elements the portable NumPy path is faster than waking the
+# thread pool (measured on the 2-core development machine; see benchmark.py).
+MIN_KERNEL_SIZE = 4096
+# At or below this many classes the tiled (rows-in-vector-lanes) loop wins.
+SMALL_C = 160
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_numba_available: bool | None = None
+
+
+def _have_numba() -> bool:
+    global _numba_available
+    if _numba_available is None:
+        _numba_available = importlib.util.find_spec("numba") is not None
+    return _numba_available
+
+
+def use_kernel(x: Any) -> bool:
+    """True when ``x`` should take the fused kernels.
+
+    That is: kernels are allowed (no ``LOSSKIT_PORTABLE=1``, not inside
+    ``losskit.portable()``), ``x`` is a NumPy float32/float64 array of at
+    least ``MIN_KERNEL_SIZE`` elements with at least one dimension, and numba
+    is installed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> use_kernel(np.zeros((4096, 10), np.float32)), use_kernel(np.zeros((2, 3)))
+    (True, False)
+    >>> use_kernel(np.zeros((4096, 10), np.float16)), use_kernel([[1.0] * 10] * 4096)
+    (False, False)
+    """
+    if not isinstance(x, np.ndarray) or x.dtype not in _FLOATS:
+        return False
+    if x.ndim < 1 or x.size < MIN_KERNEL_SIZE:
+        return False
+    return _config.kernels_allowed() and _have_numba()
+
+
+def _softmax_mod() -> ModuleType:
+    from . import _softmax
+
+    return _softmax
+
+
+def _sparse_mod() -> ModuleType:
+    from . import _sparse
+
+    return _sparse
+
+
+def _dense_mod() -> ModuleType:
+    from . import _dense
+
+    return _dense
+
+
+def _as_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    if x.dtype not in _FLOATS:
+        x = x.astype(np.float64)
+    if x.ndim != 2:
+        msg = f"kernels take (N, C) arrays; got shape {x.shape}"
+        raise ValueError(msg)
+    return np.ascontiguousarray(x)
+
+
+def _check_out(out: np.ndarray, x: np.ndarray, name: str) -> None:
+    if not (
+        isinstance(out, np.ndarray)
+        and out.shape == x.shape
+        and out.dtype == x.dtype
+        and out.flags.c_contiguous
+        and out.flags.writeable
+    ):
+        msg = (
+            f"`{name}` must be a writeable C-contiguous {x.dtype} array of shape {x.shape}; "
+            f"got {type(out).__name__} {getattr(out, 'dtype', '')} {getattr(out, 'shape', '')}"
+        )
+        raise ValueError(msg)
+
+
+def _nchunks() -> int:
+    import numba
+
+    return 4 * int(numba.get_num_threads())
+
+
+def _same_buffer(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether a and b are the same memory (an in-place gradient); partial overlap is refused."""
+    if a.size == 0 or not np.shares_memory(a, b):
+        return False
+    if a.__array_interface__["data"][0] == b.__array_interface__["data"][0]:
+        return True
+    msg = "the output buffer partly overlaps the input; pass the input itself or a separate array"
+    raise ValueError(msg)
+
+
+def logsumexp_rows(x2d: np.ndarray) -> np.ndarray:
+    """log(sum(exp(x2d), axis=1)) as an (N,) array of x2d's dtype."""
+    x = _as_rows(x2d)
+    out = np.empty(x.shape[0], dtype=x.dtype)
+    return _softmax_mod().logsumexp_rows(x, out)
+
+
+def softmax_rows(x2d: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """softmax over axis 1 of x2d into ``out`` (which may be x2d); returns ``out``."""
+    x = _as_rows(x2d)
+    _check_out(out, x, "out")
+    return _softmax_mod().softmax_rows(x, out, _same_buffer(out, x), _nchunks())
+
+
+def log_softmax_rows(x2d: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """log_softmax over axis 1 of x2d into ``out`` (which may be x2d); returns ``out``."""
+    x = _as_rows(x2d)
+    _check_out(out, x, "out")
+    return _softmax_mod().log_softmax_rows(x, out)
+
+
+def _grad_args(
+    x: np.ndarray, row_coef: np.ndarray | None, grad_out: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    n = x.shape[0]
+    if grad_out is None:
+        # A (N, 0) stand-in keeps one compiled signature and never gets written.
+        return np.zeros(n, dtype=x.dtype), np.empty((n, 0), dtype=x.dtype), False
+    _check_out(grad_out, x, "grad_out")
+    if row_coef is None:
+        coef = np.ones(n, dtype=x.dtype)
+    else:
+        coef = np.ascontiguousarray(np.broadcast_to(row_coef, (n,)), dtype=x.dtype)
+    return coef, grad_out, True
+
+
+def sparse_xent_rows(
+    logits2d: np.ndarray,
+    labels1d: np.ndarray,
+    class_weight: np.ndarray | None,
+    ignore_index: int | None,
+    smoothing: float,
+    row_coef: np.ndarray | None,
+    grad_out: np.ndarray | None,
+) -> np.ndarray:
+    """Per-row sparse softmax cross-entropy; the scaled gradient into ``grad_out`` if given.
+
+    loss = (1-e) w[y] (lse - x[y]) + e/C sum_c w[c] (lse - x[c]) (0 for ignored rows);
+    grad[c] = coef ((1-e) w[y] (p[c] - [c==y]) + e/C (W p[c] - w[c])).
+    """
+    x = _as_rows(logits2d)
+    n, c = x.shape
+    y = np.ascontiguousarray(labels1d, dtype=np.int64).reshape(n)
+    if class_weight is None:
+        w = np.ones(c, dtype=x.dtype)
+    else:
+        w = np.ascontiguousarray(class_weight, dtype=x.dtype).reshape(c)
+    coef, g, do_grad = _grad_args(x, row_coef, grad_out)
+    has_ignore = ignore_index is not None
+    ignore = int(ignore_index) if ignore_index is not None else 0
+    loss = np.empty(n, dtype=x.dtype)
+    mod = _sparse_mod()
+    args = (x, y, w, has_ignore, ignore, float(smoothing), coef, g, do_grad, loss)
+    if c <= SMALL_C:
+        mod.sparse_xent_tiled(*args, _nchunks())
+    else:
+        mod.sparse_xent_rowwise(*args, _same_buffer(g, x), _nchunks())
+    return loss
+
+
+def dense_xent_rows(
+    logits2d: np.ndarray,
+    targets2d: np.ndarray,
+    smoothing: float,
+    row_coef: np.ndarray | None,
+    grad_out: np.ndarray | None,
+) -> np.ndarray:
+    """Per-row softmax cross-entropy against distributions; gradient into ``grad_out`` if given.
+
+    t' = (1-e) t + e/C; loss = sum_c t'[c] (lse - x[c]); grad[c] = coef (sum(t') p[c] - t'[c]).
+    """
+    x = _as_rows(logits2d)
+    t = np.ascontiguousarray(targets2d, dtype=x.dtype)
+    if t.shape != x.shape:
+        msg = f"targets of shape {t.shape} do not match logits of shape {x.shape}"
+        raise ValueError(msg)
+    coef, g, do_grad = _grad_args(x, row_coef, grad_out)
+    loss = np.empty(x.shape[0], dtype=x.dtype)
+    _dense_mod().dense_xent_rows(x, t, float(smoothing), coef, g, do_grad, loss)
+    return loss
