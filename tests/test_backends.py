@@ -1,0 +1,225 @@
+"""One source, every backend: kinds, devices, dtypes, autograd, jit, lists, traces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import (
+    CLASS_AXIS,
+    LOSS_NAMES,
+    REFS,
+    SPARSE,
+    Backend,
+    assert_close,
+    loss_dtype,
+    make_case,
+    round_to,
+    run_loss,
+    unreduced_shape,
+)
+
+import losskit as lk
+
+REDUCTIONS = ("none", "sum", "mean")
+SHAPE = (3, 4)
+
+
+def _case(name, seed=0, shape=SHAPE):
+    return make_case(name, np.random.default_rng(seed), shape=shape)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_kind_dtype_shape_in_equals_out(xp, name, dtype):
+    """Output is the input's kind, its dtype (float32 for half input), the stated shape."""
+    xp.require(dtype)
+    x, t = _case(name)
+    if dtype in ("float16", "bfloat16") and name in ("categorical_cross_entropy",
+                                                     "sparse_categorical_cross_entropy"):
+        x = np.full(SHAPE, 0.25)  # rows that sum to 1 exactly in half precision
+    for reduction in REDUCTIONS:
+        v, g = run_loss(xp, name, x, t, dtype, reduction=reduction)
+        expected_shape = unreduced_shape(name, SHAPE) if reduction == "none" else ()
+        assert v.shape == expected_shape, (name, reduction, v.shape)
+        exp_v, exp_g = REFS[name](round_to(x, dtype), t if name in SPARSE else round_to(t, dtype),
+                                  reduction=reduction)
+        assert_close(v, exp_v, dtype)
+        assert_close(g, exp_g, dtype, kind="grad")
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp", "sigmoid",
+                                  "log_sigmoid"])
+def test_activation_kinds_and_dtypes(xp, name):
+    x = np.linspace(-3, 3, 12).reshape(3, 4)
+    for dtype in ("float32", "float64", "float16", "bfloat16"):
+        if not xp.supports(dtype):
+            continue
+        out = getattr(lk, name)(xp.asarray(x, dtype))
+        assert xp.is_native(out)
+        assert xp.dtype_name(out) == dtype
+
+
+def _on_device(xp: Backend, a, dtype=None):
+    arr = xp.asarray(a, dtype)
+    if xp.name == "array_api_strict":
+        import array_api_strict as xs
+
+        return xs.asarray(arr, device=xs.Device("device1"))
+    return arr
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_output_on_input_device(xp, name):
+    """Results stay where the input lives (array_api_strict has a second device to try)."""
+    x, t = _case(name)
+    xb = _on_device(xp, x)
+    tb = _on_device(xp, t)
+    kw = {}
+    if name == "sparse_softmax_cross_entropy":
+        kw["class_weight"] = _on_device(xp, np.ones(SHAPE[-1]))
+    for reduction in REDUCTIONS:
+        v = getattr(lk, name)(xb, tb, reduction=reduction, **kw)
+        v2, g = lk.value_and_grad(getattr(lk, name))(xb, tb, reduction=reduction, **kw)
+        for arr in (v, v2, g):
+            assert xp.device(arr) == xp.device(xb), (name, reduction)
+    for act in ("softmax", "log_softmax", "logsumexp", "sigmoid", "log_sigmoid"):
+        assert xp.device(getattr(lk, act)(xb)) == xp.device(xb), act
+
+
+_OPTS = {
+    "softmax_cross_entropy": dict(label_smoothing=0.1, sample_weight=[1.0, 0.5, 2.0]),
+    "sparse_softmax_cross_entropy": dict(class_weight=[1.0, 0.5, 2.0, 1.5], ignore_index=-100,
+                                         label_smoothing=0.1, sample_weight=[1.0, 0.5, 2.0]),
+    "categorical_cross_entropy": dict(sample_weight=[1.0, 0.5, 2.0]),
+    "sparse_categorical_cross_entropy": dict(sample_weight=[1.0, 0.5, 2.0]),
+    "binary_cross_entropy": dict(sample_weight=[1.0, 0.5, 2.0]),
+    "sigmoid_cross_entropy": dict(pos_weight=[1.0, 2.0, 0.5, 3.0], label_smoothing=0.1,
+                                  sample_weight=[1.0, 0.5, 2.0]),
+    "mean_squared_error": dict(sample_weight=[1.0, 0.5, 2.0]),
+    "mean_absolute_error": dict(sample_weight=[1.0, 0.5, 2.0]),
+}
+
+
+def _opts_on(xp, name, dtype):
+    return {k: (xp.asarray(np.asarray(v), loss_dtype(dtype)) if isinstance(v, list) else v)
+            for k, v in _OPTS[name].items()}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16"])
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_autograd_through_every_loss(autograd_xp, name, dtype):
+    """torch autograd and jax.vjp through the loss equal the reference gradient."""
+    xp = autograd_xp
+    x, t = _case(name, seed=1)
+    if name == "sparse_softmax_cross_entropy":
+        t[1] = -100
+    if dtype == "bfloat16" and name in ("categorical_cross_entropy",
+                                        "sparse_categorical_cross_entropy"):
+        x = np.full(SHAPE, 0.25)
+    xb = xp.asarray(x, dtype)
+    tb = xp.asarray(t, "int64" if name in SPARSE else dtype)
+    for reduction in REDUCTIONS:
+        opts = _opts_on(xp, name, dtype)
+        v, g = xp.autograd(getattr(lk, name), xb, tb, reduction=reduction, **opts)
+        assert xp.dtype_name(v) == loss_dtype(dtype)
+        assert xp.dtype_name(g) == dtype
+        exp_v, exp_g = REFS[name](round_to(x, dtype), t if name in SPARSE else round_to(t, dtype),
+                                  reduction=reduction, **_OPTS[name])
+        assert_close(xp.to_numpy(v), exp_v, dtype)
+        assert_close(xp.to_numpy(g), exp_g, dtype, kind="grad")
+
+
+def test_torch_backward():
+    """The DESIGN.md quick start: .backward() on the loss of a leaf tensor."""
+    torch = pytest.importorskip("torch")
+    logits = np.array([[2.0, 0.5, 6.0], [0.1, 0.0, 3.0]], dtype=np.float32)
+    labels = np.array([2, 1])
+    t = torch.tensor(logits, requires_grad=True)
+    loss = lk.sparse_softmax_cross_entropy(t, torch.tensor(labels))
+    loss.backward()
+    ref = torch.tensor(logits, requires_grad=True)
+    ref_loss = torch.nn.functional.cross_entropy(ref, torch.tensor(labels))
+    ref_loss.backward()
+    assert isinstance(loss, torch.Tensor) and loss.dtype == torch.float32
+    np.testing.assert_allclose(loss.item(), ref_loss.item(), rtol=1e-6)
+    np.testing.assert_allclose(t.grad.numpy(), ref.grad.numpy(), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_jax_jit_and_grad_through_every_loss(name):
+    jax = pytest.importorskip("jax")
+    xp = Backend("jax")
+    x, t = _case(name, seed=3)
+    if name == "sparse_softmax_cross_entropy":
+        t[0] = -100
+    xb, tb = xp.asarray(x), xp.asarray(t)
+    opts = _opts_on(xp, name, "float64")
+    fn = getattr(lk, name)
+    for reduction in ("sum", "mean"):
+        eager = fn(xb, tb, reduction=reduction, **opts)
+        jitted = jax.jit(lambda a, b, r=reduction: fn(a, b, reduction=r, **opts))(xb, tb)
+        g = jax.jit(jax.grad(lambda a, b, r=reduction: fn(a, b, reduction=r, **opts)))(xb, tb)
+        exp_v, exp_g = REFS[name](x, t, reduction=reduction, **_OPTS[name])
+        assert_close(np.asarray(eager), exp_v)
+        assert_close(np.asarray(jitted), exp_v)
+        assert_close(np.asarray(g), exp_g, kind="grad")
+        # value_and_grad (analytic) inside jit too
+        v2, g2 = jax.jit(lambda a, b, r=reduction: lk.value_and_grad(fn)(
+            a, b, reduction=r, **opts))(xb, tb)
+        assert_close(np.asarray(v2), exp_v)
+        assert_close(np.asarray(g2), exp_g, kind="grad")
+
+
+def test_jax_trace_skips_value_checks_keeps_shape_and_dtype_checks():
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3)))
+    bad = jnp.asarray([0, 7])  # out of range: cannot be seen inside a trace
+    f = jax.jit(lambda a, b: lk.sparse_softmax_cross_entropy(a, b, reduction="none"))
+    out = f(x, bad)  # must not raise (value checks need concrete values)
+    assert out.shape == (2,)
+    with pytest.raises(ValueError, match="labels"):
+        jax.jit(lambda a, b: lk.sparse_softmax_cross_entropy(a, b))(x, jnp.asarray([0, 1, 2]))
+    with pytest.raises(TypeError, match="labels"):
+        jax.jit(lambda a, b: lk.sparse_softmax_cross_entropy(a, b))(x, jnp.asarray([0.0, 1.0]))
+    with pytest.raises(ValueError, match="targets"):
+        jax.jit(lambda a, b: lk.softmax_cross_entropy(a, b))(x, jnp.ones((2, 4)) / 4)
+    # outside the trace the same out-of-range label is an error
+    with pytest.raises(ValueError, match="7"):
+        lk.sparse_softmax_cross_entropy(x, bad)
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_lists_become_numpy(name):
+    x, t = _case(name, seed=4)
+    v = getattr(lk, name)(x.tolist(), t.tolist(), reduction="none")
+    assert isinstance(v, np.ndarray)
+    exp_v, _ = REFS[name](x, t, reduction="none")
+    assert_close(v, exp_v)
+    v, g = lk.value_and_grad(getattr(lk, name))(x.tolist(), t.tolist())
+    assert isinstance(g, np.ndarray) and g.shape == x.shape
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_numpy_and_lists_among_the_others_follow_the_first(autograd_xp, name):
+    """The first array decides the kind; NumPy truth / weights are converted to it."""
+    xp = autograd_xp
+    x, t = _case(name, seed=5)
+    opts = dict(_OPTS[name])
+    v = getattr(lk, name)(xp.asarray(x), t, reduction="sum",
+                          **{k: (np.asarray(o) if isinstance(o, list) else o)
+                             for k, o in opts.items()})
+    assert xp.is_native(v)
+    exp_v, _ = REFS[name](x, t, reduction="sum", **opts)
+    assert_close(xp.to_numpy(v), exp_v)
+    v = getattr(lk, name)(xp.asarray(x), t.tolist(), reduction="sum", **opts)
+    assert xp.is_native(v)
+    assert_close(xp.to_numpy(v), exp_v)
+
+
+@pytest.mark.parametrize("name", [n for n in CLASS_AXIS])
+def test_class_axis_removed_kdim_every_backend(xp, name):
+    x, t = _case(name, seed=6, shape=(2, 3, 5))
+    v, _ = run_loss(xp, name, x, t, reduction="none")
+    assert v.shape == (2, 3)
