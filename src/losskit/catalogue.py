@@ -205,7 +205,7 @@ def lookup(name: str) -> LossInfo:
     if key in table:
         return CATALOGUE[table[key]]
     close = difflib.get_close_matches(key, list(table), n=1)
-    hint = f"; did you mean {table[close[0]]!r}?" if close else ";"
+    hint = f"; did you mean {table[close[0]]!r}?" if close else ""
     msg = f"unknown loss {name!r}{hint} (`losskit list` shows all)"
     raise UnknownLossError(msg)
 

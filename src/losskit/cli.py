@@ -56,16 +56,17 @@ _FIGURE_OF_INPUT = {
 class CliError(Exception):
     """An error for the user: printed as one line, exit with ``code``."""
 
-    def __init__(self, message: str, code: int = 1) -> None:
+    def __init__(self, message: str, code: int = 1, prog: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.prog = prog
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but an error is one line (no usage block) and does not exit by itself."""
 
     def error(self, message: str) -> NoReturn:
-        raise CliError(message, code=2)
+        raise CliError(message, code=2, prog=self.prog)
 
 
 # -- small helpers ------------------------------------------------------------------------
@@ -115,7 +116,7 @@ def _lookup(name: str) -> LossInfo:
 
 def _fmt(x: Any, digits: int = 6) -> str:
     """A number or a vector, short: ``0.0221552`` or ``[0.0179, 0.004, -0.0219]``."""
-    arr = np.asarray(x, dtype=np.float64)
+    arr = np.asarray(x, dtype=np.float64) + 0.0  # no "-0"
     if arr.ndim == 0:
         return f"{float(arr):.{digits}g}"
     return "[" + ", ".join(f"{float(v):.{min(digits, 4)}g}" for v in arr.ravel()) + "]"
@@ -159,7 +160,7 @@ def _loss_options(info: LossInfo, pairs: Sequence[tuple[str, str]]) -> dict[str,
             shown = ", ".join("--" + a.replace("_", "-") for a in allowed)
             msg = f"{info.name} has no option --{raw.lstrip('-')}; its options are: {shown}"
             raise CliError(msg, 2)
-        options[key] = _option_value(value)
+        options[key] = value.strip().lower() if key == "reduction" else _option_value(value)
     return options
 
 
@@ -385,11 +386,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise CliError("--compare needs at least two losses, e.g. --compare mse,cross_entropy", 2)
     if losses and args.save:
         raise CliError("--save keeps one model: use it with --loss, not --compare", 2)
+    pairs = [_pair(o) for o in args.option]
     for name in losses or ([args.loss] if args.loss else []):
-        _lookup(name)
+        _loss_options(_lookup(name), pairs)
     _ints(args.hidden, "--hidden")
 
     ds = data.load(dataset=args.dataset, data=args.data, target=args.target, task=args.task)
+    from .train.objective import LossMismatchError, Objective
+
+    for name in losses or [args.loss]:  # a loss that does not fit fails before any training
+        try:
+            Objective(name, ds.task, ds.n_classes, dataset=ds.name)
+        except LossMismatchError as exc:
+            raise CliError(str(exc)) from None
+        _loss_options(catalogue.lookup(name or catalogue.default_loss(ds.task)), pairs)
     parts = data.split(ds, val=args.val, test=args.test, seed=args.seed)
     if not args.json:
         print(ds.describe(), file=sys.stderr)
@@ -434,7 +444,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _title(result: Any) -> str:
-    return f"{result.dataset.name}: {result.objective.name}, {result.model.describe()}"
+    return f"{result.dataset.name} · {result.objective.name} · {result.model.describe()}"
 
 
 def _print_result(result: Any) -> None:
@@ -442,7 +452,7 @@ def _print_result(result: Any) -> None:
 
     task = result.dataset.task
     h = result.history
-    table = Table(title=f"{result.dataset.name} · {result.objective.name}")
+    table = Table()
     table.add_column("split")
     for head in _metric_headers(task):
         table.add_column(head, justify="right")
@@ -451,6 +461,7 @@ def _print_result(result: Any) -> None:
     stop = "early stop" if h.stopped_early else "all epochs"
     cfg = result.config
     console = _console(sys.stdout)
+    console.print(_title(result))
     console.print(table)
     console.print(
         f"{h.epochs} epochs ({stop}, kept epoch {h.best_epoch}) in {result.seconds:.1f} s; "
@@ -462,7 +473,7 @@ def _print_compare(results: Sequence[Any]) -> None:
     from rich.table import Table
 
     task = results[0].dataset.task
-    table = Table(title=f"{results[0].dataset.name}: the same network trained with each loss")
+    table = Table()
     table.add_column("loss")
     for head in ("epochs", "train loss", "val loss", "test loss"):
         table.add_column(head, justify="right")
@@ -483,6 +494,10 @@ def _print_compare(results: Sequence[Any]) -> None:
             f"{r.seconds:.1f}",
         )
     console = _console(sys.stdout)
+    console.print(
+        f"{results[0].dataset.name}: the same network "
+        f"({results[0].model.describe()}) trained with each loss"
+    )
     console.print(table)
     console.print("(each loss is on its own scale: compare the accuracy, R² or MAE columns)")
 
@@ -850,8 +865,9 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     what_t = "label y" if (info.truth == "ids" and t.ndim == 0) else "targets t"
     head = f"{info.name}: {info.summary}"
     print(head)
+    symbol = {"logits": "logits z", "probs": "probabilities p", "real": "predictions ŷ"}
     print(
-        f"  input {info.input} = {_fmt(x)}, {what_t} = {_fmt(t) if t.ndim else int(t)}"
+        f"  input {symbol[info.input]} = {_fmt(x)}, {what_t} = {_fmt(t) if t.ndim else int(t)}"
         + "".join(f", {k} = {v:g}" for k, v in opts.items())
     )
     wf = max(len(f) for _, f, _ in steps)
@@ -1028,6 +1044,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         code = exc.code if isinstance(exc, CliError) else 1
         prefix = f"{PROG} {command}".rstrip()
+        if isinstance(exc, CliError) and exc.prog:
+            prefix = exc.prog
         if isinstance(exc, FileNotFoundError):
             text = f"no such file: {exc.filename}"
         elif isinstance(exc, OSError) and exc.filename:

@@ -7,8 +7,10 @@ fit with early stopping, evaluate on train/validation/test.
 Examples
 --------
 >>> from losskit.train.data import load_builtin
->>> result = train_model(load_builtin("iris"), hidden=(16,), epochs=30, seed=0)
->>> result.metrics["test"]["accuracy"] > 0.8
+>>> result = train_model(load_builtin("breast_cancer"), epochs=10, seed=0)
+>>> result.objective.name, result.model.describe()
+('sigmoid_cross_entropy', '30-64-32-1 relu')
+>>> result.metrics["test"]["accuracy"] > 0.9
 True
 """
 
