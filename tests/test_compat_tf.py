@@ -195,12 +195,16 @@ def test_sigmoid_cross_entropy_with_logits(tf, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("pos_weight", [1.5, 0.25, "per-class"])
+@pytest.mark.parametrize("pos_weight", [1.5, 0.25, "per-class", "per-row", "full"])
 def test_weighted_cross_entropy_with_logits(tf, dtype, pos_weight):
     x = np.array([[-3.0, 0.5, 30.0, -30.0], [2.0, -1.0, 4.0, -4.0], [-10.0, 17.0, -0.3, 0.7]])
     z = np.array([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.5, 0.5], [0.2, 1.0, 0.3, 0.9]])
     x, z = x.astype(dtype), z.astype(dtype)
-    q = np.array([2.0, 1.0, 0.5, 3.0], dtype=dtype) if pos_weight == "per-class" else pos_weight
+    q = {
+        "per-class": np.array([2.0, 1.0, 0.5, 3.0], dtype=dtype),
+        "per-row": np.array([[2.0], [0.5], [4.0]], dtype=dtype),  # broadcast like any TF op
+        "full": RNG.random(size=(3, 4)).astype(dtype) * 3,
+    }.get(pos_weight, pos_weight)
     # TensorFlow forms (1-z) x + ... + max(-x, 0), which cancels to ~1 ulp of |x|
     # in float32 where the loss is tiny; the core's per-sign form is exact there.
     atol = 1e-5 if dtype == np.float32 else None
@@ -229,7 +233,7 @@ def probs_with_edges(dtype, shape=(5, 4)):
     """Probability rows including exact 0 and 1, and rows that do not sum to 1."""
     p = softmax_rows(RNG.normal(size=shape) * 2)
     p[0] = [0.0, 1.0, 0.0, 0.0]
-    p[1] = [0.0, 2.0, 0.0, 0.0]  # renormalises to one-hot
+    p[1] = [0.0, 0.5, 0.0, 0.0]  # the dense loss renormalises it to one-hot
     p[2] = [0.5, 1.0, 0.5, 0.0]  # sums to 2
     p[3, :2] = [0.0, 0.0]
     return p.astype(dtype)
@@ -280,6 +284,24 @@ def test_categorical_crossentropy_axis_with_smoothing(tf, keras, axis, from_logi
     )
 
 
+def test_probabilities_outside_the_unit_interval_raise(keras):
+    # Keras clips any y_pred into [1e-7, 1 - 1e-7] and returns a number; the
+    # adapter refuses a "probability" outside [0, 1] (categorical rows may sum
+    # to anything positive: Keras renormalises them).
+    p = np.array([[0.2, 1.5, 0.3], [0.2, 0.3, 0.5]])
+    assert np.isfinite(keras.losses.sparse_categorical_crossentropy(np.array([1, 0]), p)).all()
+    assert np.isfinite(keras.losses.binary_crossentropy(np.ones((2, 3)), p)).all()
+    msg = r"^`y_pred` must be probabilities in \[0, 1\]; got 1.5 at position \(0, 1\)$"
+    with pytest.raises(ValueError, match=msg):
+        ctf.keras.losses.sparse_categorical_crossentropy(np.array([1, 0]), p)
+    with pytest.raises(ValueError, match=msg):
+        ctf.keras.losses.binary_crossentropy(np.ones((2, 3)), p)
+    with pytest.raises(ValueError, match=msg):
+        ctf.keras.losses.BinaryCrossentropy()(np.ones((2, 3)), p)
+    with pytest.raises(ValueError, match=r"must be probabilities in \[0, 1\]; got -0.1"):
+        ctf.keras.losses.categorical_crossentropy(np.eye(3)[:2], [[0.6, 0.5, -0.1], [0, 1, 0]])
+
+
 def test_categorical_crossentropy_argument_errors(keras):
     y = np.eye(3)[[0, 1]]
     with pytest.raises(ValueError, match="`axis` must be of type `int`"):
@@ -309,7 +331,7 @@ def test_sparse_categorical_crossentropy(tf, keras, dtype, from_logits):
 def test_sparse_categorical_crossentropy_clips_then_renormalises(keras):
     # Unlike the dense loss: clip to [1e-7, 1-1e-7] first, then the softmax of
     # the log renormalises the clipped row, -log(clip(p)[y] / sum(clip(p))).
-    p = np.array([[0.0, 2.0, 0.0, 0.0], [0.5, 1.0, 0.5, 0.0]])
+    p = np.array([[0.0, 0.5, 0.0, 0.0], [0.5, 1.0, 0.5, 0.0]])
     y = np.array([0, 1])
     c = np.clip(p, 1e-7, 1 - 1e-7)
     expected = -np.log(c[[0, 1], y] / c.sum(-1))
@@ -457,6 +479,7 @@ def class_cases():
         ("SparseCategoricalCrossentropy", {"from_logits": True}, ids[:, None], p2 * 3),
         ("BinaryCrossentropy", {"label_smoothing": 0.2}, np.round(b), b),
         ("BinaryCrossentropy", {"from_logits": True, "axis": 0}, np.round(b), b * 8 - 4),
+        ("BinaryCrossentropy", {}, np.round(b[:, 0]), b[:, :1].copy()),  # (N,) vs (N, 1)
         ("MeanSquaredError", {}, b, b[::-1].copy()),
         ("MeanAbsoluteError", {}, b, b[::-1].copy()),
     ]

@@ -342,6 +342,24 @@ def test_binary_cross_entropy_with_logits_gradient_at_zero_logit():
     compare("binary_cross_entropy_with_logits", t64([0.0, 0.0, 0.0]), t64([0.0, 0.5, 1.0]))
 
 
+@pytest.mark.parametrize("shape", [(3, 1, 1), (2, 3, 4, 5), (5,), (4, 1)])
+def test_binary_cross_entropy_with_logits_broadcast_pos_weight(shape):
+    # PyTorch broadcasts pos_weight of any shape: (C, 1, 1) for (N, C, H, W).
+    x = t64(RNG.normal(size=(2, 3, 4, 5)) * 4)
+    t = t64(RNG.random(size=(2, 3, 4, 5)))
+    q = t64(RNG.random(size=shape) * 3)
+    compare("binary_cross_entropy_with_logits", x, t, pos_weight=q)
+
+
+def test_binary_cross_entropy_with_logits_pos_weight_that_does_not_broadcast():
+    x = t64(np.zeros((2, 3)))
+    with pytest.raises(RuntimeError, match="must match the size"):
+        F.binary_cross_entropy_with_logits(x, x, pos_weight=t64(np.ones(2)))
+    msg = r"^`pos_weight` must broadcast to the shape of the logits \(2, 3\); got \(2,\)$"
+    with pytest.raises(ValueError, match=msg):
+        lkF.binary_cross_entropy_with_logits(x, x, pos_weight=t64(np.ones(2)))
+
+
 def test_binary_cross_entropy_with_logits_float32_and_shape_message():
     x = torch.tensor(RNG.normal(size=(6, 5)).astype(np.float32) * 20)
     t = torch.tensor(RNG.random(size=(6, 5)).astype(np.float32))

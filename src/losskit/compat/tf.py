@@ -18,7 +18,9 @@ done here and marked ``# Keras:`` or ``# TF:``.  Inputs may be NumPy arrays,
 Python lists, PyTorch tensors or JAX arrays, and the result is of the same kind
 (NumPy in, NumPy out).  Python lists of floats become float32, as TensorFlow
 converts them.  Where TensorFlow raises ``InvalidArgumentError`` (a label out of
-range on CPU, shapes that do not broadcast) the adapter raises ``ValueError``.
+range on CPU, shapes that do not broadcast) the adapter raises ``ValueError``,
+and so it does for a probability outside [0, 1], which Keras would clip
+silently.
 
 Examples
 --------
@@ -44,6 +46,7 @@ import array_api_compat
 import numpy as np
 
 from .._backend import Array, compute_dtype, namespace, shape_of
+from .._validation import check_unit_interval
 from ..activations import softmax as _lk_softmax
 from ..classification import (
     binary_cross_entropy as _lk_binary_cross_entropy,
@@ -62,6 +65,7 @@ from ..classification import (
 )
 from ..regression import mean_absolute_error as _lk_mean_absolute_error
 from ..regression import mean_squared_error as _lk_mean_squared_error
+from ._common import sigmoid_cross_entropy_pos_weight
 
 __all__ = ["keras", "nn"]
 
@@ -191,7 +195,7 @@ def weighted_cross_entropy_with_logits(
     """``tf.nn.weighted_cross_entropy_with_logits``: the positive term scaled by ``pos_weight``.
 
     ``q z (-log sigmoid(x)) + (1 - z) (-log(1 - sigmoid(x)))`` elementwise, with
-    ``q = pos_weight`` a scalar or one weight per class along the last axis.
+    ``q = pos_weight`` of any shape that broadcasts to the logits' shape.
 
     >>> from losskit.compat import tf
     >>> tf.nn.weighted_cross_entropy_with_logits(
@@ -202,7 +206,7 @@ def weighted_cross_entropy_with_logits(
     xp, x, z, q = _ns(logits, labels, pos_weight, names=("labels", "pos_weight"))
     dtype = compute_dtype(xp, x.dtype)
     z, q = xp.astype(z, dtype), xp.astype(q, dtype)
-    return _half_back(xp, _lk_sigmoid_cross_entropy(x, z, pos_weight=q, reduction="none"), x.dtype)
+    return _half_back(xp, sigmoid_cross_entropy_pos_weight(xp, x, z, q), x.dtype)
 
 
 nn = SimpleNamespace(
@@ -277,6 +281,7 @@ def _sparse_categorical_crossentropy(
     # Keras: the labels are cast to int64 (float labels are truncated, not refused).
     y = xp.astype(y, xp.int64)
     if not from_logits:
+        check_unit_interval(xp, "y_pred", p)  # Keras would clip any value silently
         # Keras: clip first, then log, then softmax cross-entropy of the log
         # probabilities: the clipped row is renormalised after the clip.
         p = xp.log(xp.clip(p, EPSILON, 1 - EPSILON))
@@ -334,6 +339,7 @@ def binary_crossentropy(
     if from_logits:
         elementwise = _lk_sigmoid_cross_entropy(p, t, reduction="none")
     else:
+        check_unit_interval(xp, "y_pred", p)  # Keras would clip any value silently
         elementwise = _lk_binary_cross_entropy(p, t, eps=EPSILON, reduction="none")
     return xp.mean(elementwise, axis=axis)
 

@@ -38,17 +38,18 @@ from .._backend import Array, namespace, quiet_numpy, shape_of
 from .._validation import (
     check_class_axis,
     check_class_weight,
+    check_floating,
     check_fraction,
     check_label_range,
     check_labels_dtype,
     check_labels_shape,
     check_unit_interval,
 )
-from ..classification import sigmoid_cross_entropy as _lk_sigmoid_cross_entropy
 from ..classification import softmax_cross_entropy as _lk_softmax_cross_entropy
 from ..classification import sparse_softmax_cross_entropy as _lk_sparse_softmax_cross_entropy
 from ..regression import mean_absolute_error as _lk_mean_absolute_error
 from ..regression import mean_squared_error as _lk_mean_squared_error
+from ._common import sigmoid_cross_entropy_pos_weight
 
 __all__ = [
     "binary_cross_entropy",
@@ -225,6 +226,7 @@ def nll_loss(
     """
     red = _reduction(size_average, reduce, reduction)
     xp, x, t, w = namespace(input, target, weight, names=("target", "weight"))
+    check_floating(xp, "input", x)
     axis = _class_axis(x)
     num_classes = x.shape[axis]
     check_labels_dtype(xp, t)
@@ -314,7 +316,7 @@ def binary_cross_entropy_with_logits(
 
     ``weight`` scales each element (broadcast) and ``mean`` divides by the
     number of elements, not by the weights; ``pos_weight`` scales the positive
-    term, a scalar or one weight per class along the last axis.
+    term, of any shape that broadcasts to the input's (``(C, 1, 1)`` for ``(N, C, H, W)``).
 
     >>> import numpy as np
     >>> from losskit.compat import torch as F
@@ -329,7 +331,7 @@ def binary_cross_entropy_with_logits(
     if shape_of(t) != shape_of(x):
         msg = f"Target size ({shape_of(t)}) must be the same as input size ({shape_of(x)})"
         raise ValueError(msg)
-    loss = _lk_sigmoid_cross_entropy(x, t, pos_weight=q, reduction="none")
+    loss = sigmoid_cross_entropy_pos_weight(xp, x, t, q)
     if w is not None:
         # torch: the weight multiplies each element; mean = sum / numel.
         loss = loss * xp.astype(w, loss.dtype)
