@@ -192,3 +192,23 @@ def flog(typingctx, x):
 
         return sig, codegen64
     return None
+
+
+@intrinsic
+def fence(typingctx, x):
+    """x, behind ``llvm.arithmetic.fence``: fast-math reassociation cannot reach through it.
+
+    ``fence(m - x) + log_s`` stays that sum; without the fence LLVM may compute
+    ``(m + log_s) - x``, which rounds ``log_s`` at the scale of ``m``.
+    """
+    if isinstance(x, types.Float):
+        sig = x(x)
+
+        def codegen(context, builder, signature, args):
+            lty = context.get_value_type(signature.return_type)
+            fnty = ir.FunctionType(lty, [lty])
+            fn = builder.module.declare_intrinsic("llvm.arithmetic.fence", [lty], fnty)
+            return builder.call(fn, args)
+
+        return sig, codegen
+    return None

@@ -29,6 +29,7 @@ from ._rowpass import (
     row_max_sumexp_inplace,
     row_max_sumexp_store,
     shift_of,
+    sparse_row_loss,
     weighted_gap_sum,
 )
 
@@ -105,12 +106,8 @@ def sparse_xent_rowwise(x, y, w, has_ignore, ignore, e, coef, g, do_grad, loss, 
                     g[i, yi] -= ci * hard
                 elif e != 0.0:
                     d = weighted_gap_sum(row, w, shift)
-            ls = math.log(s)
-            val = hard * ((m - xy) + ls) if hard != 0.0 else 0.0
-            if e != 0.0:
-                # sum_c w[c] (lse - x[c]) = W log(s) + sum_c w[c] (m - x[c])
-                val += e / C * (W * ls + d)
-            loss[i] = val
+            # sum_c w[c] (lse - x[c]) = W log(s) + sum_c w[c] (m - x[c])
+            loss[i] = sparse_row_loss(m, xy, math.log(s), hard, e, C, W, d)
     return loss
 
 
@@ -180,10 +177,7 @@ def sparse_xent_tiled(x, y, w, has_ignore, ignore, e, coef, g, do_grad, loss, nc
                     wy = float(w[yi])
                     hard = (1.0 - e) * wy
                     xy = float(xt[r, yi])
-                    val = hard * ((float(m[r]) - xy) + ls) if hard != 0.0 else 0.0
-                    if smooth:
-                        val += e / C * (W * ls + float(d[r]))
-                    lt[r] = val
+                    lt[r] = sparse_row_loss(float(m[r]), xy, ls, hard, e, C, W, float(d[r]))
                     ci = float(ct[r]) if do_grad else 0.0
                     a[r] = ci * (hard + e * W / C) / float(s[r])
                     b[r] = ci * e / C

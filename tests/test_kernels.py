@@ -1,0 +1,480 @@
+"""The fused NumPy kernels against a float64 NumPy reference, scipy, and the portable path.
+
+The reference below is written from the formulas in docs/INTERNALS.md with
+float64 array operations, independently of the kernels' blocked online
+algorithm. Both kernel loop shapes (the tiled small-C one and the row-wise
+one) are forced in turn through ``dispatch.SMALL_C``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.special import log_softmax as sp_log_softmax
+from scipy.special import logsumexp as sp_logsumexp
+from scipy.special import softmax as sp_softmax
+
+import losskit as lk
+from losskit.kernels import dispatch
+
+pytest.importorskip("numba")
+
+# --------------------------------------------------------------------------- reference
+
+
+def ref_lse(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    m = np.max(x, axis=1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return (m + np.log(np.sum(np.exp(x - m), axis=1, keepdims=True)))[:, 0]
+
+
+def ref_gap(x: np.ndarray) -> np.ndarray:
+    """lse - x as (max - x) + log(sum(exp(x - max))): no cancellation at large logits."""
+    m = np.max(x, axis=1, keepdims=True)
+    log_s = np.log(np.sum(np.exp(x - m), axis=1, keepdims=True))
+    return (m - x) + log_s
+
+
+def ref_softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    e = np.exp(x - np.max(x, axis=1, keepdims=True))
+    return e / np.sum(e, axis=1, keepdims=True)
+
+
+def ref_sparse(x, y, w=None, ignore=None, e=0.0, coef=None):
+    """loss = (1-e) w[y] (lse - x[y]) + e/C sum_c w[c] (lse - x[c]);
+    grad = coef ((1-e) w[y] (p - onehot) + e/C (W p - w))."""
+    x = x.astype(np.float64)
+    n, c = x.shape
+    w = np.ones(c) if w is None else np.asarray(w, np.float64)
+    coef = np.ones(n) if coef is None else np.asarray(coef, np.float64)
+    keep = np.ones(n, bool) if ignore is None else y != ignore
+    ys = np.where(keep, y, 0)
+    rows = np.arange(n)
+    gap = ref_gap(x)  # lse - x[c] >= 0
+    hard = (1 - e) * w[ys]
+    with np.errstate(invalid="ignore"):
+        loss = hard * gap[rows, ys]
+        if e:
+            loss = loss + e / c * np.sum(np.where(w > 0, w * gap, 0.0), axis=1)
+    loss = np.where(keep, loss, 0.0)
+    p = ref_softmax(x)
+    onehot = np.zeros_like(p)
+    onehot[rows, ys] = 1
+    grad = hard[:, None] * (p - onehot) + e / c * (w.sum() * p - w)
+    grad = np.where(keep[:, None], coef[:, None] * grad, 0.0)
+    return loss, grad
+
+
+def ref_dense(x, t, e=0.0, coef=None):
+    """t' = (1-e) t + e/C; loss = sum t' (lse - x); grad = coef (sum(t') p - t')."""
+    x = x.astype(np.float64)
+    n, c = x.shape
+    t = (1 - e) * t.astype(np.float64) + e / c
+    coef = np.ones(n) if coef is None else coef.astype(np.float64)
+    gap = ref_gap(x)
+    with np.errstate(invalid="ignore"):
+        loss = np.sum(np.where(t != 0, t * gap, 0.0), axis=1)
+    grad = coef[:, None] * (t.sum(axis=1, keepdims=True) * ref_softmax(x) - t)
+    return loss, grad
+
+
+# --------------------------------------------------------------------------- helpers
+
+TOL = {np.float32: dict(rtol=3e-5, atol=3e-6), np.float64: dict(rtol=1e-11, atol=1e-12)}
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.fixture(params=["tiled", "rowwise"])
+def loop_shape(request, monkeypatch):
+    """Force each of the sparse kernel's two loop shapes."""
+    monkeypatch.setattr(dispatch, "SMALL_C", 10**9 if request.param == "tiled" else 0)
+    return request.param
+
+
+def logits(n, c, dtype, scale=4.0, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((n, c)) * scale).astype(dtype)
+
+
+def assert_close(actual, expected, dtype, scale=1.0):
+    tol = TOL[dtype]
+    np.testing.assert_allclose(actual, expected, rtol=tol["rtol"], atol=tol["atol"] * scale)
+
+
+SHAPES = [(0, 3), (1, 1), (7, 1), (1, 2), (7, 3), (33, 10), (130, 64), (7, 1000), (5, 4099)]
+
+
+# --------------------------------------------------------------------------- primitives
+
+
+def test_fast_exp_float32_within_two_ulp():
+    from numba import njit
+
+    from losskit.kernels._primitives import fexp
+
+    @njit
+    def apply(x, out):
+        for i in range(x.size):
+            out[i] = fexp(x[i])
+
+    x = np.concatenate([np.linspace(-87.3, 0, 400_001), np.linspace(-1, 1, 100_001)])
+    x = np.concatenate([x, [0.0, -0.0, 1e-30, -1e-30, 5.0, 80.0]]).astype(np.float32)
+    out = np.empty_like(x)
+    apply(x, out)
+    ref = np.exp(x.astype(np.float64))
+    ulps = np.abs(out - ref) / np.spacing(ref.astype(np.float32)).astype(np.float64)
+    assert ulps.max() <= 2.0
+    special = np.array([-np.inf, -1e4, -3e38, -88.0, -100.0, np.nan], np.float32)
+    out = np.empty_like(special)
+    apply(special, out)
+    np.testing.assert_array_equal(out[:-1], 0.0)
+    assert np.isnan(out[-1])
+
+
+def test_fast_log_float32_within_one_ulp():
+    from numba import njit
+
+    from losskit.kernels._primitives import flog
+
+    @njit
+    def apply(x, out):
+        for i in range(x.size):
+            out[i] = flog(x[i])
+
+    x = np.concatenate([np.geomspace(1.2e-38, 3.4e38, 300_001), np.linspace(0.5, 2.0, 100_001)])
+    x = x.astype(np.float32)
+    out = np.empty_like(x)
+    apply(x, out)
+    ref = np.log(x.astype(np.float64))
+    nz = ref != 0
+    ulps = np.abs(out - ref)[nz] / np.spacing(np.abs(ref[nz]).astype(np.float32))
+    assert ulps.max() <= 1.0
+    special = np.array([0.0, np.inf, np.nan, -1.0, 1.0], np.float32)
+    out = np.empty_like(special)
+    apply(special, out)
+    np.testing.assert_array_equal(out, [-np.inf, np.inf, np.nan, np.nan, 0.0])
+
+
+# --------------------------------------------------------------------------- activations
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("n", "c"), [*SHAPES, (2, 128256)])
+def test_activation_rows_match_scipy(n, c, dtype):
+    x = logits(n, c, dtype)
+    assert_close(dispatch.logsumexp_rows(x), sp_logsumexp(x.astype(np.float64), axis=1), dtype)
+    out = np.empty_like(x)
+    assert dispatch.softmax_rows(x, out) is out
+    assert_close(out, sp_softmax(x.astype(np.float64), axis=1), dtype)
+    assert dispatch.log_softmax_rows(x, out) is out
+    assert_close(out, sp_log_softmax(x.astype(np.float64), axis=1), dtype, scale=10)
+    assert out.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_activation_rows_in_place(dtype):
+    x = logits(9, 5000, dtype)  # more than one block per row
+    ref = sp_softmax(x.astype(np.float64), axis=1)
+    ref_log = sp_log_softmax(x.astype(np.float64), axis=1)
+    y = x.copy()
+    assert dispatch.softmax_rows(y, y) is y
+    assert_close(y, ref, dtype)
+    y = x.copy()
+    dispatch.log_softmax_rows(y, y)
+    assert_close(y, ref_log, dtype, scale=10)
+
+
+def test_activation_rows_extreme_logits():
+    big = np.float32(3e38)
+    x = np.array(
+        [[big, -big, 0.0], [-big, -big, -big], [1e4, -1e4, 1e4], [-np.inf, 0.0, -np.inf]],
+        np.float32,
+    )
+    lse = dispatch.logsumexp_rows(x)
+    np.testing.assert_allclose(lse, [big, -big + np.log(3), 1e4 + np.log(2), 0.0], rtol=1e-6)
+    p = dispatch.softmax_rows(x, np.empty_like(x))
+    np.testing.assert_allclose(p, [[1, 0, 0], [1 / 3] * 3, [0.5, 0, 0.5], [0, 1, 0]], atol=1e-7)
+    lp = dispatch.log_softmax_rows(x, np.empty_like(x))
+    assert lp[3, 0] == -np.inf and lp[3, 1] == 0.0
+    np.testing.assert_allclose(lp[2], [-np.log(2), -2e4 - np.log(2), -np.log(2)], rtol=1e-6)
+
+
+def test_a_block_with_a_larger_max_later_in_the_row():
+    # The running sum must be rescaled when a later block raises the max.
+    x = np.zeros((2, 3 * 2048 + 5), np.float32)
+    x[0, -1] = 50.0
+    x[1, 2049] = -30.0
+    x[1, 4500] = 20.0
+    ref = sp_logsumexp(x.astype(np.float64), axis=1)
+    np.testing.assert_allclose(dispatch.logsumexp_rows(x), ref, rtol=1e-6)
+    p = dispatch.softmax_rows(x, np.empty_like(x))
+    np.testing.assert_allclose(p, sp_softmax(x.astype(np.float64), axis=1), rtol=1e-5, atol=1e-12)
+
+
+# --------------------------------------------------------------------------- sparse
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("n", "c"), SHAPES)
+@pytest.mark.parametrize(
+    "opts",
+    [
+        {},
+        {"ignore": -100},
+        {"e": 0.1},
+        {"weighted": True, "ignore": 2, "e": 0.25},
+        {"weighted": True},
+    ],
+    ids=["plain", "ignore", "smooth", "all", "weighted"],
+)
+def test_sparse_matches_reference(n, c, dtype, opts, loop_shape):
+    x = logits(n, c, dtype)
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, c, n)
+    ignore = opts.get("ignore")
+    if ignore is not None and n:
+        y[::3] = ignore
+    w = rng.uniform(0.0, 2.0, c).astype(dtype) if opts.get("weighted") else None
+    e = opts.get("e", 0.0)
+    coef = rng.uniform(0.1, 1.0, n).astype(dtype)
+    ref_loss, ref_grad = ref_sparse(x, y, w, ignore, e, coef)
+
+    loss = dispatch.sparse_xent_rows(x, y, w, ignore, e, None, None)
+    assert loss.dtype == dtype and loss.shape == (n,)
+    assert_close(loss, ref_loss, dtype, scale=10)
+
+    g = np.full_like(x, np.nan)
+    loss2 = dispatch.sparse_xent_rows(x, y, w, ignore, e, coef, g)
+    assert_close(loss2, ref_loss, dtype, scale=10)
+    assert_close(g, ref_grad, dtype)
+
+    g = x.copy()  # the gradient written over the logits themselves
+    loss3 = dispatch.sparse_xent_rows(g, y, w, ignore, e, coef, g)
+    assert_close(loss3, ref_loss, dtype, scale=10)
+    assert_close(g, ref_grad, dtype)
+
+
+@pytest.mark.parametrize("c", [32000, 128256])
+def test_sparse_large_vocabulary(c):
+    x = logits(3, c, np.float32, scale=3.0)
+    y = np.array([0, c // 2, c - 1])
+    ref_loss, ref_grad = ref_sparse(x, y)
+    g = np.empty_like(x)
+    loss = dispatch.sparse_xent_rows(x, y, None, None, 0.0, np.ones(3, np.float32), g)
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
+    np.testing.assert_allclose(g, ref_grad, rtol=1e-4, atol=1e-9)
+
+
+@pytest.mark.parametrize("big", [1e4, 3e38])
+def test_sparse_extreme_logits_float32(big, loop_shape):
+    x = np.array(
+        [
+            [big, -big, 0.0, 1.0],
+            [big, big, -big, big],
+            [-big, -big, -big, -big],
+            [0.0, -np.inf, 3.0, -np.inf],
+            [-np.inf, -np.inf, 5.0, -np.inf],
+        ],
+        np.float32,
+    )
+    y = np.array([0, 3, 1, 2, 2])
+    g = np.empty_like(x)
+    loss = dispatch.sparse_xent_rows(x, y, None, None, 0.0, np.ones(5, np.float32), g)
+    ref_loss, ref_grad = ref_sparse(x, y)
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-6, atol=1e-6)
+    assert np.isfinite(g).all()
+    np.testing.assert_allclose(g, ref_grad, atol=1e-6)
+    # A label at a hugely negative logit: the loss is the gap (finite when representable).
+    loss = dispatch.sparse_xent_rows(x[:1], np.array([1]), None, None, 0.0, None, None)
+    assert loss[0] == (np.inf if big == 3e38 else np.float32(2e4))
+
+
+def test_sparse_extreme_logits_float64(loop_shape):
+    x = np.array([[1e300, -1e300, 0.0], [-np.inf, 2.0, -np.inf], [1e4, 1e4, -1e4]])
+    y = np.array([1, 1, 0])
+    g = np.empty_like(x)
+    loss = dispatch.sparse_xent_rows(x, y, None, None, 0.0, np.ones(3), g)
+    np.testing.assert_allclose(loss, [2e300, 0.0, np.log(2)], rtol=1e-15)
+    np.testing.assert_allclose(g, [[1, -1, 0], [0, 0, 0], [-0.5, 0.5, 0]], atol=1e-15)
+
+
+def test_sparse_all_rows_ignored_gives_zero(loop_shape):
+    x = logits(5, 7, np.float32)
+    g = np.full_like(x, 3.0)
+    y = np.full(5, -1)
+    loss = dispatch.sparse_xent_rows(x, y, None, -1, 0.1, np.ones(5, np.float32), g)
+    np.testing.assert_array_equal(loss, 0.0)
+    np.testing.assert_array_equal(g, 0.0)
+
+
+def test_sparse_without_grad_leaves_logits_untouched(loop_shape):
+    x = logits(40, 12, np.float64)
+    before = x.copy()
+    dispatch.sparse_xent_rows(x, np.zeros(40, np.int64), None, None, 0.3, None, None)
+    np.testing.assert_array_equal(x, before)
+
+
+# --------------------------------------------------------------------------- dense
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("n", "c"), SHAPES)
+@pytest.mark.parametrize("e", [0.0, 0.2])
+def test_dense_matches_reference(n, c, dtype, e):
+    x = logits(n, c, dtype)
+    rng = np.random.default_rng(2)
+    t = rng.dirichlet(np.ones(c), size=n).astype(dtype) if n else np.zeros((0, c), dtype)
+    if n and c > 2:
+        t[0] = 0
+        t[0, 1] = 1  # one-hot row
+    coef = rng.uniform(0.1, 1.0, n).astype(dtype)
+    ref_loss, ref_grad = ref_dense(x, t, e, coef)
+    loss = dispatch.dense_xent_rows(x, t, e, None, None)
+    assert_close(loss, ref_loss, dtype, scale=10)
+    g = np.empty_like(x)
+    assert_close(dispatch.dense_xent_rows(x, t, e, coef, g), ref_loss, dtype, scale=10)
+    assert_close(g, ref_grad, dtype)
+    g = x.copy()
+    dispatch.dense_xent_rows(g, t, e, coef, g)
+    assert_close(g, ref_grad, dtype)
+
+
+def test_dense_zero_target_at_minus_inf_contributes_nothing():
+    x = np.array([[0.0, -np.inf, 1.0], [3e38, -3e38, 0.0]], np.float32)
+    t = np.array([[0.5, 0.0, 0.5], [1.0, 0.0, 0.0]], np.float32)
+    g = np.empty_like(x)
+    loss = dispatch.dense_xent_rows(x, t, 0.0, np.ones(2, np.float32), g)
+    ref_loss, ref_grad = ref_dense(x, t)
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-6)
+    assert np.isfinite(g).all()
+    np.testing.assert_allclose(g, ref_grad, atol=1e-7)
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def test_use_kernel_decides_on_kind_dtype_size_and_switch(monkeypatch):
+    big = np.zeros((512, 64), np.float32)
+    assert dispatch.use_kernel(big)
+    assert dispatch.use_kernel(big.astype(np.float64))
+    assert not dispatch.use_kernel(big.astype(np.float16))
+    assert not dispatch.use_kernel(big.astype(np.int64))
+    assert not dispatch.use_kernel(big.tolist())
+    assert not dispatch.use_kernel(np.zeros((2, 3), np.float32))  # threads cost more
+    assert not dispatch.use_kernel(np.float32(1.0))
+    with lk.portable():
+        assert not dispatch.use_kernel(big)
+    monkeypatch.setenv("LOSSKIT_PORTABLE", "1")
+    assert not dispatch.use_kernel(big)
+
+
+def test_forwarders_take_non_contiguous_input_and_refuse_bad_outputs():
+    x = logits(20, 30, np.float64)
+    xt = np.asfortranarray(x)
+    np.testing.assert_allclose(dispatch.logsumexp_rows(xt), sp_logsumexp(x, axis=1))
+    np.testing.assert_allclose(dispatch.logsumexp_rows(x[:, ::2]), sp_logsumexp(x[:, ::2], 1))
+    with pytest.raises(ValueError, match="C-contiguous float64"):
+        dispatch.softmax_rows(x, np.empty((30, 20)).T)
+    with pytest.raises(ValueError, match="partly overlaps"):
+        dispatch.softmax_rows(x[1:], x[:-1])
+
+
+def test_import_losskit_does_not_import_numba():
+    code = "import sys, losskit, losskit.kernels.dispatch; print('numba' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------- public API, both paths
+
+
+def both_paths(fn, *args, **kwargs):
+    fast = fn(*args, **kwargs)
+    with lk.portable():
+        slow = fn(*args, **kwargs)
+    return fast, slow
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_public_sparse_kernel_agrees_with_portable(dtype, reduction):
+    x = logits(600, 37, dtype)
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 37, 600)
+    y[::5] = -100
+    kw = dict(
+        class_weight=rng.uniform(0.5, 2, 37).astype(dtype),
+        ignore_index=-100,
+        label_smoothing=0.1,
+        reduction=reduction,
+        sample_weight=rng.uniform(0, 1, 600).astype(dtype),
+    )
+    assert dispatch.use_kernel(x)
+    vg = lk.value_and_grad(lk.sparse_softmax_cross_entropy)
+    (fv, fg), (sv, sg) = both_paths(vg, x, y, **kw)
+    assert_close(fv, sv, dtype, scale=10)
+    assert_close(fg, sg, dtype)
+    assert fg.dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_public_paths_agree_on_transposed_and_strided_input(dtype):
+    x = logits(50, 300, dtype)  # classes on axis 0 of x.T
+    rng = np.random.default_rng(4)
+    t = rng.dirichlet(np.ones(50), size=300).astype(dtype)
+    fast, slow = both_paths(lk.softmax, x, axis=0)
+    assert_close(fast, slow, dtype)
+    fast, slow = both_paths(lk.logsumexp, x[:, ::2], axis=0)
+    assert_close(fast, slow, dtype)
+    vg = lk.value_and_grad(lk.softmax_cross_entropy)
+    (fv, fg), (sv, sg) = both_paths(vg, x, t.T, axis=0, label_smoothing=0.05)
+    assert_close(fv, sv, dtype)
+    assert_close(fg, sg, dtype)
+    fast, slow = both_paths(lk.log_softmax, x.T)
+    assert_close(fast, slow, dtype, scale=10)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 300),
+    c=st.integers(1, 300),
+    dtype=st.sampled_from(DTYPES),
+    smoothing=st.sampled_from([0.0, 0.3]),
+    weighted=st.booleans(),
+    ignore=st.booleans(),
+    reduction=st.sampled_from(["mean", "sum", "none"]),
+    scale=st.sampled_from([0.1, 5.0, 1e3]),
+    seed=st.integers(0, 2**16),
+)
+def test_public_sparse_random_shapes_and_options(
+    n, c, dtype, smoothing, weighted, ignore, reduction, scale, seed
+):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((n, c)) * scale).astype(dtype)
+    y = rng.integers(0, c, n)
+    if ignore:
+        y[rng.random(n) < 0.3] = -1
+    kw = dict(
+        class_weight=rng.uniform(0.5, 2, c).astype(dtype) if weighted else None,
+        ignore_index=-1 if ignore else None,
+        label_smoothing=smoothing,
+        reduction=reduction,
+    )
+    vg = lk.value_and_grad(lk.sparse_softmax_cross_entropy)
+    kernel_loss = dispatch.sparse_xent_rows(
+        x, y, kw["class_weight"], kw["ignore_index"], smoothing, None, None
+    )
+    ref_loss, _ = ref_sparse(x, y, kw["class_weight"], kw["ignore_index"], smoothing)
+    assert_close(kernel_loss, ref_loss, dtype, scale=10 * scale)
+    (fv, fg), (sv, sg) = both_paths(vg, x, y, **kw)
+    tol = TOL[dtype]
+    np.testing.assert_allclose(fv, sv, rtol=10 * tol["rtol"], atol=tol["atol"] * 10 * scale)
+    np.testing.assert_allclose(fg, sg, rtol=10 * tol["rtol"], atol=tol["atol"])
