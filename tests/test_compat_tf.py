@@ -441,6 +441,39 @@ def test_binary_crossentropy_clips_in_the_input_dtype_without_epsilon_in_the_log
     np.testing.assert_allclose(v32, ref32, rtol=1e-6)
 
 
+def test_keras_functions_in_half_precision(keras):
+    # Keras computes in y_pred's dtype: float16 in, float16 out, and its clip
+    # bound 1 - 1e-7 rounds to 1 in float16, so p = 1 with t = 0 costs inf.
+    t = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 1.0]], dtype=np.float16)
+    p = np.array([[1.0, 0.0, 0.5], [0.25, 0.125, 0.75]], dtype=np.float16)
+    y = np.array([1, 0])
+    pairs = [
+        ("binary_crossentropy", (t, p)),
+        ("categorical_crossentropy", (t / t.sum(-1, keepdims=True), p)),
+        ("sparse_categorical_crossentropy", (y, p)),
+        ("mean_squared_error", (t, p)),
+        ("mean_absolute_error", (t, p)),
+    ]
+    for name, args in pairs:
+        ref = getattr(keras.losses, name)(*args).numpy()
+        v = getattr(ctf.keras.losses, name)(*args)
+        assert v.dtype == ref.dtype == np.float16, name
+        np.testing.assert_allclose(v, ref, rtol=2e-3, err_msg=name)
+    assert np.isinf(ctf.keras.losses.binary_crossentropy(t, p)[0])
+
+
+def test_label_smoothing_outside_the_unit_interval(keras):
+    # Keras does not check (and returns a number); the adapter refuses.
+    y = np.eye(3)[[0, 1]]
+    ref = keras.losses.categorical_crossentropy(y, y + 0.1, label_smoothing=1.5)
+    assert np.isfinite(ref.numpy()).all()
+    msg = r"^`label_smoothing` must be a number in \[0, 1\]; got 1.5$"
+    with pytest.raises(ValueError, match=msg):
+        ctf.keras.losses.categorical_crossentropy(y, y + 0.1, label_smoothing=1.5)
+    with pytest.raises(ValueError, match=msg):
+        ctf.keras.losses.BinaryCrossentropy(label_smoothing=1.5)(y, y / 2)
+
+
 @pytest.mark.parametrize("name", ["mean_squared_error", "mean_absolute_error"])
 @pytest.mark.parametrize("shapes", [((4, 3), (4, 3)), ((5,), (5,)), ((4, 1), (4,)), ((4,), (4, 1))])
 def test_regression_functions(tf, keras, name, shapes):
@@ -613,6 +646,20 @@ def test_keras_docstring_examples():
 
 
 # --------------------------------------------------------------------------- kinds
+
+
+def test_jax_jit_and_grad(tf):
+    jax = pytest.importorskip("jax")
+    x = RNG.normal(size=(4, 3))
+    y = np.array([0, 2, -1, 1])
+    p = softmax_rows(x)
+    loss = ctf.keras.losses.SparseCategoricalCrossentropy(ignore_class=-1)
+    ref = tensorflow()[1].losses.SparseCategoricalCrossentropy(ignore_class=-1)
+    _, g_ref = tf_value_and_grad(tf, lambda a: ref(y, a), p.astype(np.float32))
+    v = jax.jit(lambda a: loss(y, a))(jax.numpy.asarray(p))
+    g = jax.grad(lambda a: loss(y, a))(jax.numpy.asarray(p))
+    np.testing.assert_allclose(float(v), float(ref(y, p)), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(g), g_ref, rtol=1e-5, atol=1e-7)
 
 
 def test_kind_in_is_kind_out():

@@ -46,7 +46,7 @@ import array_api_compat
 import numpy as np
 
 from .._backend import Array, compute_dtype, namespace, shape_of
-from .._validation import check_unit_interval
+from .._validation import check_fraction, check_unit_interval
 from ..activations import softmax as _lk_softmax
 from ..classification import (
     binary_cross_entropy as _lk_binary_cross_entropy,
@@ -99,6 +99,12 @@ def _ns(pred: Any, *others: Any, names: tuple[str, ...] = ()) -> tuple[Any, ...]
 def _half_back(xp: Any, loss: Array, dtype: Any) -> Array:
     # TF: half-precision logits give a half-precision loss (the core returns float32).
     return loss if loss.dtype == dtype else xp.astype(loss, dtype)
+
+
+def _clip(xp: Any, p: Array) -> Array:
+    # Keras: clip to [epsilon, 1 - epsilon] in p's own dtype (the bounds round to
+    # it: float32(1 - 1e-7) = 1 - 2**-23 and float16(1 - 1e-7) = 1).
+    return xp.clip(p, EPSILON, 1 - EPSILON)
 
 
 def _squeeze_or_expand_to_same_rank(xp: Any, x1: Array, x2: Array) -> tuple[Array, Array]:
@@ -253,14 +259,19 @@ def categorical_crossentropy(
             f"{shape_of(p)}. Consider using 'binary_crossentropy' if you only have 2 classes."
         )
         warnings.warn(msg, SyntaxWarning, stacklevel=2)
-    if label_smoothing:
+    if check_fraction("label_smoothing", label_smoothing):
         # Keras: the class count is the last axis's size, even when `axis` is another.
         t = t * (1.0 - label_smoothing) + label_smoothing / t.shape[-1]
     if from_logits:
-        return _lk_softmax_cross_entropy(p, t, axis=axis, reduction="none")
-    # Keras: renormalise each row first, then clip (the sparse loss does the opposite).
-    p = p / xp.sum(p, axis=axis, keepdims=True)
-    return _lk_categorical_cross_entropy(p, t, axis=axis, eps=EPSILON, reduction="none")
+        loss = _lk_softmax_cross_entropy(p, t, axis=axis, reduction="none")
+    else:
+        # Keras: renormalise each row first, then clip to [1e-7, 1 - 1e-7] (the
+        # sparse loss does the opposite) in y_pred's dtype.  The core clips in
+        # float32 for half precision, so it is given 1e-7 as rounded to the dtype.
+        eps = float(xp.asarray(EPSILON, dtype=p.dtype))
+        p = p / xp.sum(p, axis=axis, keepdims=True)
+        loss = _lk_categorical_cross_entropy(p, t, axis=axis, eps=eps, reduction="none")
+    return _half_back(xp, loss, p.dtype)
 
 
 def _sparse_categorical_crossentropy(
@@ -284,8 +295,8 @@ def _sparse_categorical_crossentropy(
         check_unit_interval(xp, "y_pred", p)  # Keras would clip any value silently
         # Keras: clip first, then log, then softmax cross-entropy of the log
         # probabilities: the clipped row is renormalised after the clip.
-        p = xp.log(xp.clip(p, EPSILON, 1 - EPSILON))
-    loss = _lk_sparse_softmax_cross_entropy(p, y, reduction="none")
+        p = xp.log(_clip(xp, p))
+    loss = _half_back(xp, _lk_sparse_softmax_cross_entropy(p, y, reduction="none"), p.dtype)
     if valid is not None:
         loss = xp.where(valid, loss, xp.zeros_like(loss))
     return loss, valid
@@ -334,14 +345,15 @@ def binary_crossentropy(
     """
     xp, p, t = _ns(y_pred, y_true, names=("y_true",))
     t = xp.astype(t, p.dtype)
-    if label_smoothing:
+    if check_fraction("label_smoothing", label_smoothing):
         t = t * (1.0 - label_smoothing) + 0.5 * label_smoothing
     if from_logits:
         elementwise = _lk_sigmoid_cross_entropy(p, t, reduction="none")
     else:
         check_unit_interval(xp, "y_pred", p)  # Keras would clip any value silently
-        elementwise = _lk_binary_cross_entropy(p, t, eps=EPSILON, reduction="none")
-    return xp.mean(elementwise, axis=axis)
+        # Keras 3: clip in y_pred's dtype, no epsilon inside the logs.
+        elementwise = _lk_binary_cross_entropy(_clip(xp, p), t, eps=0.0, reduction="none")
+    return _half_back(xp, xp.mean(elementwise, axis=axis), p.dtype)
 
 
 def mean_squared_error(y_true: Any, y_pred: Any) -> Array:
@@ -354,7 +366,7 @@ def mean_squared_error(y_true: Any, y_pred: Any) -> Array:
     xp, p, t = _ns(y_pred, y_true, names=("y_true",))
     # Keras: a rank difference of one trailing size-1 axis is squeezed or expanded away.
     t, p = _squeeze_or_expand_to_same_rank(xp, xp.astype(t, p.dtype), p)
-    return xp.mean(_lk_mean_squared_error(p, t, reduction="none"), axis=-1)
+    return _half_back(xp, xp.mean(_lk_mean_squared_error(p, t, reduction="none"), axis=-1), p.dtype)
 
 
 def mean_absolute_error(y_true: Any, y_pred: Any) -> Array:
@@ -366,7 +378,9 @@ def mean_absolute_error(y_true: Any, y_pred: Any) -> Array:
     """
     xp, p, t = _ns(y_pred, y_true, names=("y_true",))
     t, p = _squeeze_or_expand_to_same_rank(xp, xp.astype(t, p.dtype), p)
-    return xp.mean(_lk_mean_absolute_error(p, t, reduction="none"), axis=-1)
+    return _half_back(
+        xp, xp.mean(_lk_mean_absolute_error(p, t, reduction="none"), axis=-1), p.dtype
+    )
 
 
 # --------------------------------------------------------------------------- keras.losses classes
