@@ -124,10 +124,10 @@ def check_ignore_index(ignore_index: Any) -> None:
 
 
 def check_unit_interval(xp: Any, name: str, x: Array) -> None:
-    """Probabilities lie in [0, 1]; NaN is let through (it is the caller's)."""
+    """Probabilities lie in [0, 1]; NaN is refused too (written so NaN fails it)."""
     if not is_concrete(x) or math.prod(x.shape) == 0:
         return
-    bad = (x < 0) | (x > 1)
+    bad = ~((x >= 0) & (x <= 1))
     if bool(xp.any(bad)):
         if x.ndim == 0:
             where, value = "", float(x)

@@ -62,7 +62,8 @@ def _gather_last(xp: Any, x: Array, index: Array) -> Array:
 
 
 def _one_hot(xp: Any, labels: Array, num_classes: int, dtype: Any) -> Array:
-    return xp.astype(labels[..., None] == xp.arange(num_classes), dtype)
+    classes = xp.arange(num_classes, device=array_api_compat.device(labels))
+    return xp.astype(labels[..., None] == classes, dtype)
 
 
 # --------------------------------------------------------------------------- softmax, dense
