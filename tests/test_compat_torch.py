@@ -254,6 +254,23 @@ def test_nll_loss_k_dimensional_and_all_ignored():
     assert math.isnan(v)
 
 
+def test_nll_loss_unbatched():
+    x = torch.log_softmax(t64(RNG.normal(size=5)), 0)
+    compare("nll_loss", x, torch.tensor(3))
+    compare("nll_loss", x, torch.tensor(3), weight=t64(np.arange(1.0, 6.0)))
+
+
+def test_label_smoothing_outside_the_unit_interval():
+    x, y = t64(np.zeros((2, 3))), torch.tensor([0, 1])
+    with pytest.raises(RuntimeError, match=r"label_smoothing must be between 0\.0 and 1\.0"):
+        F.cross_entropy(x, y, label_smoothing=1.5)
+    msg = r"^`label_smoothing` must be a number in \[0, 1\]; got 1.5$"
+    with pytest.raises(ValueError, match=msg):
+        lkF.cross_entropy(x, y, label_smoothing=1.5)
+    with pytest.raises(ValueError, match=msg):
+        lkF.cross_entropy(x, torch.softmax(x, 1), label_smoothing=1.5)
+
+
 def test_nll_loss_label_out_of_range():
     x = t64(np.zeros((2, 3)))
     with pytest.raises(IndexError, match="Target 3 is out of bounds"):
@@ -430,6 +447,19 @@ def test_jax_arrays_values_and_gradients():
     g = jax.grad(lambda z: lkF.binary_cross_entropy(z, jnp.asarray(t)))(jnp.asarray(p))
     np.testing.assert_allclose(float(v), float(v_ref), rtol=1e-12)
     np.testing.assert_allclose(np.asarray(g), g_ref.numpy(), rtol=1e-10)
+
+
+def test_jax_jit_keeps_the_nan_mean():
+    jax = pytest.importorskip("jax")
+    x = jax.numpy.asarray(RNG.normal(size=(3, 4)))
+    none = jax.numpy.asarray([-100, -100, -100])
+    some = jax.numpy.asarray([-100, 2, -100])
+    f = jax.jit(lkF.cross_entropy)
+    assert math.isnan(float(f(x, none)))
+    ref = F.cross_entropy(torch.tensor(np.asarray(x)), torch.tensor(np.asarray(some)))
+    np.testing.assert_allclose(float(f(x, some)), float(ref), rtol=1e-12)
+    g = jax.grad(lambda z: lkF.cross_entropy(z, none))(x)
+    assert not np.asarray(g).any()  # zero gradient, as torch's
 
 
 def test_lists_in_numpy_out():
