@@ -45,26 +45,9 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from .. import activations, classification, regression
 from .._backend import Array, compute_dtype, namespace, shape_of
 from .._validation import check_fraction, check_unit_interval
-from ..activations import softmax as _lk_softmax
-from ..classification import (
-    binary_cross_entropy as _lk_binary_cross_entropy,
-)
-from ..classification import (
-    categorical_cross_entropy as _lk_categorical_cross_entropy,
-)
-from ..classification import (
-    sigmoid_cross_entropy as _lk_sigmoid_cross_entropy,
-)
-from ..classification import (
-    softmax_cross_entropy as _lk_softmax_cross_entropy,
-)
-from ..classification import (
-    sparse_softmax_cross_entropy as _lk_sparse_softmax_cross_entropy,
-)
-from ..regression import mean_absolute_error as _lk_mean_absolute_error
-from ..regression import mean_squared_error as _lk_mean_squared_error
 from ._common import sigmoid_cross_entropy_pos_weight
 
 __all__ = ["keras", "nn"]
@@ -134,7 +117,7 @@ def softmax(logits: Any, axis: int | None = None, name: str | None = None) -> Ar
     array([[0.5, 0.5]], dtype=float32)
     """
     del name
-    return _lk_softmax(_ns(logits)[1], axis=-1 if axis is None else axis)
+    return activations.softmax(_ns(logits)[1], axis=-1 if axis is None else axis)
 
 
 def softmax_cross_entropy_with_logits(
@@ -154,7 +137,7 @@ def softmax_cross_entropy_with_logits(
     xp, x, t = _ns(logits, labels, names=("labels",))
     # TF: labels are cast to the (float32 for half) compute dtype of the logits.
     t = xp.astype(t, compute_dtype(xp, x.dtype))
-    loss = _lk_softmax_cross_entropy(x, t, axis=axis, reduction="none")
+    loss = classification.softmax_cross_entropy(x, t, axis=axis, reduction="none")
     return _half_back(xp, loss, x.dtype)
 
 
@@ -174,7 +157,7 @@ def sparse_softmax_cross_entropy_with_logits(
     """
     del name
     xp, x, y = _ns(logits, labels, names=("labels",))
-    loss = _lk_sparse_softmax_cross_entropy(x, y, reduction="none")
+    loss = classification.sparse_softmax_cross_entropy(x, y, reduction="none")
     return _half_back(xp, loss, x.dtype)
 
 
@@ -192,7 +175,7 @@ def sigmoid_cross_entropy_with_logits(
     del name
     xp, x, z = _ns(logits, labels, names=("labels",))
     z = xp.astype(z, compute_dtype(xp, x.dtype))
-    return _half_back(xp, _lk_sigmoid_cross_entropy(x, z, reduction="none"), x.dtype)
+    return _half_back(xp, classification.sigmoid_cross_entropy(x, z, reduction="none"), x.dtype)
 
 
 def weighted_cross_entropy_with_logits(
@@ -263,14 +246,14 @@ def categorical_crossentropy(
         # Keras: the class count is the last axis's size, even when `axis` is another.
         t = t * (1.0 - label_smoothing) + label_smoothing / t.shape[-1]
     if from_logits:
-        loss = _lk_softmax_cross_entropy(p, t, axis=axis, reduction="none")
+        loss = classification.softmax_cross_entropy(p, t, axis=axis, reduction="none")
     else:
         # Keras: renormalise each row first, then clip to [1e-7, 1 - 1e-7] (the
         # sparse loss does the opposite) in y_pred's dtype.  The core clips in
         # float32 for half precision, so it is given 1e-7 as rounded to the dtype.
         eps = float(xp.asarray(EPSILON, dtype=p.dtype))
         p = p / xp.sum(p, axis=axis, keepdims=True)
-        loss = _lk_categorical_cross_entropy(p, t, axis=axis, eps=eps, reduction="none")
+        loss = classification.categorical_cross_entropy(p, t, axis=axis, eps=eps, reduction="none")
     return _half_back(xp, loss, p.dtype)
 
 
@@ -296,7 +279,9 @@ def _sparse_categorical_crossentropy(
         # Keras: clip first, then log, then softmax cross-entropy of the log
         # probabilities: the clipped row is renormalised after the clip.
         p = xp.log(_clip(xp, p))
-    loss = _half_back(xp, _lk_sparse_softmax_cross_entropy(p, y, reduction="none"), p.dtype)
+    loss = _half_back(
+        xp, classification.sparse_softmax_cross_entropy(p, y, reduction="none"), p.dtype
+    )
     if valid is not None:
         loss = xp.where(valid, loss, xp.zeros_like(loss))
     return loss, valid
@@ -348,11 +333,13 @@ def binary_crossentropy(
     if check_fraction("label_smoothing", label_smoothing):
         t = t * (1.0 - label_smoothing) + 0.5 * label_smoothing
     if from_logits:
-        elementwise = _lk_sigmoid_cross_entropy(p, t, reduction="none")
+        elementwise = classification.sigmoid_cross_entropy(p, t, reduction="none")
     else:
         check_unit_interval(xp, "y_pred", p)  # Keras would clip any value silently
         # Keras 3: clip in y_pred's dtype, no epsilon inside the logs.
-        elementwise = _lk_binary_cross_entropy(_clip(xp, p), t, eps=0.0, reduction="none")
+        elementwise = classification.binary_cross_entropy(
+            _clip(xp, p), t, eps=0.0, reduction="none"
+        )
     return _half_back(xp, xp.mean(elementwise, axis=axis), p.dtype)
 
 
@@ -366,7 +353,9 @@ def mean_squared_error(y_true: Any, y_pred: Any) -> Array:
     xp, p, t = _ns(y_pred, y_true, names=("y_true",))
     # Keras: a rank difference of one trailing size-1 axis is squeezed or expanded away.
     t, p = _squeeze_or_expand_to_same_rank(xp, xp.astype(t, p.dtype), p)
-    return _half_back(xp, xp.mean(_lk_mean_squared_error(p, t, reduction="none"), axis=-1), p.dtype)
+    return _half_back(
+        xp, xp.mean(regression.mean_squared_error(p, t, reduction="none"), axis=-1), p.dtype
+    )
 
 
 def mean_absolute_error(y_true: Any, y_pred: Any) -> Array:
@@ -379,7 +368,7 @@ def mean_absolute_error(y_true: Any, y_pred: Any) -> Array:
     xp, p, t = _ns(y_pred, y_true, names=("y_true",))
     t, p = _squeeze_or_expand_to_same_rank(xp, xp.astype(t, p.dtype), p)
     return _half_back(
-        xp, xp.mean(_lk_mean_absolute_error(p, t, reduction="none"), axis=-1), p.dtype
+        xp, xp.mean(regression.mean_absolute_error(p, t, reduction="none"), axis=-1), p.dtype
     )
 
 
@@ -469,7 +458,8 @@ class Loss:
         xp, p, t, w = _ns(y_pred, y_true, sample_weight, names=("y_true", "sample_weight"))
         # Keras: both y_true and y_pred are cast to the loss's dtype (float32 by
         # default, even for float64 input; integer labels become floats too).
-        dtype = getattr(xp, str(self.dtype))
+        name = self.dtype if isinstance(self.dtype, str) else np.dtype(self.dtype).name
+        dtype = getattr(xp, name)
         p, t = xp.astype(p, dtype), xp.astype(t, dtype)
         # Keras's LossFunctionWrapper squeezes/expands y_true to y_pred's rank first.
         t, p = _squeeze_or_expand_to_same_rank(xp, t, p)

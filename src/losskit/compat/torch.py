@@ -34,6 +34,7 @@ from typing import Any
 
 import array_api_compat
 
+from .. import classification, regression
 from .._backend import Array, namespace, quiet_numpy, shape_of
 from .._validation import (
     check_class_axis,
@@ -45,10 +46,6 @@ from .._validation import (
     check_labels_shape,
     check_unit_interval,
 )
-from ..classification import softmax_cross_entropy as _lk_softmax_cross_entropy
-from ..classification import sparse_softmax_cross_entropy as _lk_sparse_softmax_cross_entropy
-from ..regression import mean_absolute_error as _lk_mean_absolute_error
-from ..regression import mean_squared_error as _lk_mean_squared_error
 from ._common import sigmoid_cross_entropy_pos_weight
 
 __all__ = [
@@ -186,8 +183,8 @@ def cross_entropy(
             # `mean` still divides by the number of examples (not by the weights).
             check_class_weight(xp, w, num_classes)
             t = t * xp.reshape(xp.astype(w, t.dtype), (num_classes,) + (1,) * (x.ndim - 1 - axis))
-        return _lk_softmax_cross_entropy(x, t, axis=axis, reduction=red)
-    loss = _lk_sparse_softmax_cross_entropy(
+        return classification.softmax_cross_entropy(x, t, axis=axis, reduction=red)
+    loss = classification.sparse_softmax_cross_entropy(
         x,
         t,
         axis=axis,
@@ -388,7 +385,7 @@ def mse_loss(
     2.5
     """
     return _regression(
-        _lk_mean_squared_error, input, target, size_average, reduce, reduction, weight
+        regression.mean_squared_error, input, target, size_average, reduce, reduction, weight
     )
 
 
@@ -408,5 +405,5 @@ def l1_loss(
     1.5
     """
     return _regression(
-        _lk_mean_absolute_error, input, target, size_average, reduce, reduction, weight
+        regression.mean_absolute_error, input, target, size_average, reduce, reduction, weight
     )
