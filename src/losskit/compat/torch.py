@@ -95,7 +95,8 @@ def _class_axis(x: Array) -> int:
 def _nan_if(xp: Any, empty: Array | bool, like: Array) -> Array:
     """NaN where ``empty`` holds, else 0, as a constant of ``like``'s dtype (no gradient)."""
     if isinstance(empty, bool):
-        return xp.asarray(math.nan if empty else 0.0, dtype=like.dtype)
+        value = math.nan if empty else 0.0
+        return xp.asarray(value, dtype=like.dtype, device=array_api_compat.device(like))
     nan = xp.full_like(like, math.nan)
     return xp.where(empty, nan, xp.zeros_like(nan))
 
@@ -126,7 +127,7 @@ def _label_weight(
     """``weight[target]`` (1 without weight) where counted, 0 where ignored."""
     safe = xp.where(counted, target, xp.zeros_like(target))
     if weight is None:
-        w = xp.ones(shape_of(target), dtype=dtype)
+        w = xp.ones_like(target, dtype=dtype)
     else:
         flat = xp.take(xp.astype(weight, dtype), xp.reshape(safe, (-1,)))
         w = xp.reshape(flat, shape_of(target))
@@ -234,7 +235,8 @@ def nll_loss(
     counted = t != ignore_index
     wy = _label_weight(xp, t, w, counted, x.dtype)
     # input[n, y_n] as a masked sum over the class axis (portable, differentiable).
-    classes = xp.reshape(xp.arange(num_classes), (num_classes,) + (1,) * (x.ndim - 1 - axis))
+    classes = xp.arange(num_classes, device=array_api_compat.device(x))
+    classes = xp.reshape(classes, (num_classes,) + (1,) * (x.ndim - 1 - axis))
     safe = xp.where(counted, t, xp.zeros_like(t))
     onehot = xp.expand_dims(safe, axis=axis) == classes
     picked = xp.sum(xp.where(onehot, x, xp.zeros_like(x)), axis=axis)
