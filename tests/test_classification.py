@@ -341,13 +341,14 @@ def test_softmax_xent_half_precision(xp, rng, dtype):
     check(xp, "softmax_cross_entropy", ref_dense_xent, x, t, dtype, reduction="mean")
 
 
-def test_sparse_xent_float16_near_max(xp):
+@pytest.mark.parametrize("dtype", ["float16"])
+def test_sparse_xent_float16_near_max(xp, dtype):
     """float16 logits near its max 65504: the float32 loss holds 6e4 and even 1.2e5.
 
     Derivation: [6e4, -6e4, 0] (exact in float16): label 0 -> 0, label 2 -> 6e4,
     label 1 -> 1.2e5 (representable in the float32 loss); gradients p - onehot.
     """
-    xp.require("float16")
+    xp.require(dtype)
     x = np.array([[6e4, -6e4, 0.0]] * 3)
     y = np.array([0, 2, 1])
     v, g = run_loss(xp, "sparse_softmax_cross_entropy", x, y, "float16", reduction="none")
@@ -357,8 +358,9 @@ def test_sparse_xent_float16_near_max(xp):
     np.testing.assert_allclose(v, 1.8e5, rtol=1e-6)
 
 
-def test_sparse_xent_bfloat16_extreme(xp):
-    xp.require("bfloat16")
+@pytest.mark.parametrize("dtype", ["bfloat16"])
+def test_sparse_xent_bfloat16_extreme(xp, dtype):
+    xp.require(dtype)
     big = float(round_to(np.array(BIG), "bfloat16"))
     x = np.array([[BIG, -BIG, 0.0], [BIG, BIG, 0.0]])
     v, g = run_loss(xp, "sparse_softmax_cross_entropy", x, np.array([2, 1]), "bfloat16",
@@ -690,3 +692,30 @@ def test_warning_classes():
     assert issubclass(lk.LosskitWarning, UserWarning)
     assert issubclass(lk.ProbabilitiesAsLogitsWarning, lk.LosskitWarning)
     assert issubclass(lk.UnnormalizedProbabilitiesWarning, lk.LosskitWarning)
+
+
+# ===========================================================================
+# label smoothing conventions, cross-checked with Keras
+# ===========================================================================
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.4])
+def test_label_smoothing_matches_keras(xp, rng, keras_losses, eps):
+    """Keras smooths y(1-e) + e/C (categorical) and y(1-e) + e/2 (binary), as issue 2 states.
+
+    Keras averages the binary loss over the last axis; the core keeps every element.
+    """
+    x = rng.normal(size=(4, 5)) * 2
+    t = np.eye(5)[rng.integers(0, 5, size=4)]
+    by_keras = np.asarray(keras_losses.categorical_crossentropy(t, x, from_logits=True,
+                                                                label_smoothing=eps))
+    got, _ = run_loss(xp, "softmax_cross_entropy", x, t, label_smoothing=eps, reduction="none")
+    assert_close(got, by_keras, "float32")
+    got, _ = run_loss(xp, "sparse_softmax_cross_entropy", x, t.argmax(1), label_smoothing=eps,
+                      reduction="none")
+    assert_close(got, by_keras, "float32")
+    tb = rng.integers(0, 2, size=(4, 5)).astype(np.float64)
+    by_keras = np.asarray(keras_losses.binary_crossentropy(tb, x, from_logits=True,
+                                                           label_smoothing=eps))
+    got, _ = run_loss(xp, "sigmoid_cross_entropy", x, tb, label_smoothing=eps, reduction="none")
+    assert_close(got.mean(axis=-1), by_keras, "float32")
