@@ -680,3 +680,29 @@ def test_kind_in_is_kind_out():
         assert isinstance(v_j, jax.Array)
         np.testing.assert_allclose(v_t.numpy(), v_np, rtol=1e-12)
         np.testing.assert_allclose(np.asarray(v_j), v_np, rtol=1e-12)
+
+
+def test_array_api_strict_on_another_device():
+    xs = pytest.importorskip("array_api_strict")
+    d = xs.Device("device1")
+    x, p = RNG.normal(size=(4, 3)), softmax_rows(RNG.normal(size=(4, 3)))
+    y, t = np.array([0, 2, -1, 1]), np.round(RNG.random(size=(4, 3)))
+    losses = ctf.keras.losses
+    calls = [
+        lambda f: ctf.nn.sparse_softmax_cross_entropy_with_logits(labels=f(abs(y)), logits=f(x)),
+        lambda f: ctf.nn.weighted_cross_entropy_with_logits(
+            labels=f(t), logits=f(x), pos_weight=2.0
+        ),
+        lambda f: losses.CategoricalCrossentropy(label_smoothing=0.1)(f(t), f(p)),
+        lambda f: losses.SparseCategoricalCrossentropy(ignore_class=-1)(f(y), f(p), f(np.ones(4))),
+        lambda f: losses.BinaryCrossentropy(reduction="mean_with_sample_weight")(
+            f(t), f(p), f(np.ones((4, 1)))
+        ),
+        lambda f: losses.MeanAbsoluteError(reduction=None)(f(t), f(p)),
+    ]
+    for i, call in enumerate(calls):
+        ref = call(lambda a: a)
+        v = call(lambda a: xs.asarray(a, device=d))
+        assert v.device == d, i
+        back = np.asarray(xs.asarray(v, device=xs.Device("CPU_DEVICE")))
+        np.testing.assert_allclose(back, ref, rtol=1e-6, err_msg=str(i))
