@@ -22,6 +22,17 @@ range on CPU, shapes that do not broadcast) the adapter raises ``ValueError``,
 and so it does for a probability outside [0, 1], which Keras would clip
 silently.
 
+Deliberate differences, all where TensorFlow's number is not the loss's:
+errors instead of silent clipping or broadcasting (probabilities outside
+[0, 1], ``label_smoothing`` outside [0, 1], mismatched shapes in the
+regression losses); with labels that do not sum to 1,
+``softmax_cross_entropy_with_logits``'s gradient is the true derivative
+``sum(t) softmax(z) - t`` where TensorFlow's is ``softmax(z) - t`` (which it
+documents as incorrect; the values agree); ``weighted_cross_entropy_with_logits``
+is exact in float32 where TensorFlow's formula cancels (about one ulp of
+``|logits|``); half-precision tf.nn losses are accumulated in float32.
+TensorFlow tensors themselves are not taken.
+
 Examples
 --------
 >>> import numpy as np

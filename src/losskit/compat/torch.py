@@ -14,6 +14,10 @@ result is of the input's kind.  Where PyTorch raises ``IndexError`` or
 ``RuntimeError`` for a bad value (a target out of range, a probability outside
 [0, 1]) the adapter raises ``ValueError`` naming the value and its position.
 
+Deliberate differences: any integer dtype is taken for class ids (PyTorch
+wants int64 or uint8), and when the counted targets' class weights sum to 0
+the NaN mean comes with a zero gradient (PyTorch's gradient is NaN too).
+
 Examples
 --------
 >>> import numpy as np
