@@ -487,6 +487,14 @@ def test_regression_functions(tf, keras, name, shapes):
     )
 
 
+def test_regression_functions_do_not_broadcast(keras):
+    # Keras broadcasts (2, 3) against (3,) silently; the core refuses.
+    assert keras.losses.mean_squared_error(np.zeros((2, 3)), np.ones(3)).shape == (2,)
+    msg = r"must have the shape of `pred` \(3,\); got \(2, 3\) \(losskit does not broadcast\)$"
+    with pytest.raises(ValueError, match=msg):
+        ctf.keras.losses.mean_squared_error(np.zeros((2, 3)), np.ones(3))
+
+
 def test_regression_aliases(tf):
     y, p = RNG.normal(size=(3, 2)), RNG.normal(size=(3, 2))
     for alias, ref in [("MSE", tf.keras.losses.MSE), ("MAE", tf.keras.losses.MAE)]:
