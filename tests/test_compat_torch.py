@@ -350,11 +350,6 @@ def test_binary_cross_entropy_with_logits(reduction, pos_weight, weighted):
     compare("binary_cross_entropy_with_logits", x, t, weight=w, reduction=reduction, pos_weight=q)
 
 
-@pytest.mark.xfail(
-    reason="core: torch autograd through losskit.sigmoid_cross_entropy at a logit of exactly 0 "
-    "gives 1 - t instead of sigmoid(0) - t (abs'(0) = 0 in torch); value_and_grad is right",
-    strict=False,
-)
 def test_binary_cross_entropy_with_logits_gradient_at_zero_logit():
     compare("binary_cross_entropy_with_logits", t64([0.0, 0.0, 0.0]), t64([0.0, 0.5, 1.0]))
 

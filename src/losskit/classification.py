@@ -683,7 +683,9 @@ def _sigmoid_cross_entropy(
     scale = 1 if q is None else 1 + (q - 1) * t
     qt = t if q is None else q * t
     linear = xp.where(x < 0, -qt * x, (1 - t) * x)
-    loss = linear + scale * xp.log1p(xp.exp(-xp.abs(x)))
+    # -|z| written as a `where`: autograd's abs'(0) = 0 would drop the
+    # log-term's derivative at z = 0, a common (zero-initialised) logit.
+    loss = linear + scale * xp.log1p(xp.exp(xp.where(x < 0, x, -x)))
     value = red.apply(loss)
     if not with_grad:
         return value, None
