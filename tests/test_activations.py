@@ -122,6 +122,8 @@ def test_autograd_through_activations(autograd_xp, rng):
     """torch autograd / jax.vjp through losskit's activations equals the frameworks' own."""
     xp = autograd_xp
     x = rng.normal(size=(3, 5))
+    x[1] = 0.0  # exactly 0 (zero-initialised models) and ties for the max
+    x[2, :3] = 1.5
     w = rng.normal(size=(3, 5))  # a random cotangent, so the test sees the whole Jacobian
     if xp.name == "torch":
         import torch

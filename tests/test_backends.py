@@ -223,3 +223,133 @@ def test_class_axis_removed_kdim_every_backend(xp, name):
     x, t = _case(name, seed=6, shape=(2, 3, 5))
     v, _ = run_loss(xp, name, x, t, reduction="none")
     assert v.shape == (2, 3)
+
+
+# --------------------------------------------------------------------------
+# autograd at the edges: nothing counted, extreme inputs, eps = 0
+# (a where() that hides a 0/0 or an inf in the forward pass still leaks NaN
+# into the backward pass; the spec wants 0 and finite gradients)
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_autograd_nothing_counted_is_zero_not_nan(autograd_xp, reduction):
+    xp = autograd_xp
+    x = xp.asarray(np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]]))
+    cases = [
+        dict(labels=np.array([-100, -100]), ignore_index=-100),
+        dict(labels=np.array([-100, -100]), ignore_index=-100, label_smoothing=0.2,
+             class_weight=xp.asarray(np.array([1.0, 2.0, 3.0]))),
+        dict(labels=np.array([0, 2]), sample_weight=xp.asarray(np.zeros(2))),
+    ]
+    for case in cases:
+        y = xp.asarray(case.pop("labels"))
+        v, g = xp.autograd(lk.sparse_softmax_cross_entropy, x, y, reduction=reduction, **case)
+        np.testing.assert_array_equal(xp.to_numpy(v), np.zeros(2) if reduction == "none" else 0.0)
+        np.testing.assert_array_equal(xp.to_numpy(g), np.zeros((2, 3)), err_msg=str(case))
+    for name in ("mean_squared_error", "sigmoid_cross_entropy", "binary_cross_entropy"):
+        p = xp.asarray(np.array([[0.25, 0.5], [0.75, 0.5]]))
+        v, g = xp.autograd(getattr(lk, name), p, xp.asarray(np.ones((2, 2))),
+                           sample_weight=xp.asarray(np.zeros(2)), reduction=reduction)
+        np.testing.assert_array_equal(xp.to_numpy(g), np.zeros((2, 2)), err_msg=name)
+
+
+def test_autograd_nothing_counted_under_jit():
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    x = jnp.asarray(np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]]))
+    y = jnp.asarray(np.array([-100, -100]))
+    f = jax.jit(lambda a: lk.sparse_softmax_cross_entropy(a, y, ignore_index=-100,
+                                                          label_smoothing=0.1))
+    assert float(f(x)) == 0.0
+    np.testing.assert_array_equal(np.asarray(jax.jit(jax.grad(f))(x)), np.zeros((2, 3)))
+
+
+BIG = 3e38
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_autograd_extreme_logits_finite(autograd_xp, dtype):
+    """Autograd through every logit loss at ±3e38 / ±1e4: finite, and equal to the derivation."""
+    xp = autograd_xp
+    x = np.array([[BIG, -BIG, 0.0, 1e4], [-1e4, 1e4, BIG, BIG]])
+    xb = xp.asarray(x, dtype)
+    y = xp.asarray(np.array([0, 1]))
+    _, g = xp.autograd(lk.sparse_softmax_cross_entropy, xb, y, reduction="sum")
+    # d/dx = softmax(x) - onehot: row 0 softmax = e0 -> 0; row 1 softmax = [0, 0, .5, .5]
+    np.testing.assert_allclose(xp.to_numpy(g), [[0, 0, 0, 0], [0, -1, 0.5, 0.5]], atol=1e-6)
+    t = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.5, 0.5]])
+    _, g = xp.autograd(lk.softmax_cross_entropy, xb, xp.asarray(t, dtype), reduction="sum")
+    np.testing.assert_allclose(xp.to_numpy(g), [[0, 0, 0, 0], [0, 0, 0, 0]], atol=1e-6)
+    tb = np.array([[1.0, 1.0, 0.0, 0.0], [0.0, 1.0, 0.5, 1.0]])
+    for pw in (None, 2.0):
+        _, g = xp.autograd(lk.sigmoid_cross_entropy, xb, xp.asarray(tb, dtype), pos_weight=pw,
+                           reduction="sum")
+        s = (x > 0).astype(float)
+        s[0, 2] = 0.5  # sigmoid(0)
+        q = 1.0 if pw is None else pw
+        # d/dx = sigmoid(x) (1 - t + q t) - q t
+        np.testing.assert_allclose(xp.to_numpy(g), s * (1 - tb + q * tb) - q * tb, atol=1e-6,
+                                   err_msg=f"pos_weight={pw}")
+
+
+def test_autograd_eps0_zero_terms_have_zero_gradient(autograd_xp):
+    """eps = 0: a term with target 0 at p = 0 is identically 0, so its gradient is 0, not NaN.
+
+    categorical: t = [0, 1, 0], p = [0, .25, .75] -> d/dp = -t/p = [0, -4, 0].
+    binary: p = [0, 1], t = [0, 1] -> d/dp = -t/p + (1-t)/(1-p) = [1, -1].
+    """
+    xp = autograd_xp
+    _, g = xp.autograd(lk.categorical_cross_entropy, xp.asarray(np.array([[0.0, 0.25, 0.75]])),
+                       xp.asarray(np.array([[0.0, 1.0, 0.0]])), eps=0.0, reduction="sum")
+    np.testing.assert_allclose(xp.to_numpy(g), [[0.0, -4.0, 0.0]], rtol=1e-12)
+    _, g = xp.autograd(lk.binary_cross_entropy, xp.asarray(np.array([0.0, 1.0])),
+                       xp.asarray(np.array([0.0, 1.0])), eps=0.0, reduction="sum")
+    np.testing.assert_allclose(xp.to_numpy(g), [1.0, -1.0], rtol=1e-12)
+
+
+def test_mixed_option_dtypes_follow_the_input(autograd_xp):
+    """float32 logits with float64 NumPy weights: the loss stays float32 (input's dtype)."""
+    xp = autograd_xp
+    x = xp.asarray(np.random.default_rng(9).normal(size=(3, 4)), "float32")
+    v = lk.sparse_softmax_cross_entropy(x, np.array([0, 1, 3]), class_weight=np.ones(4),
+                                        sample_weight=np.ones(3))
+    assert xp.is_native(v) and xp.dtype_name(v) == "float32"
+    v = lk.sigmoid_cross_entropy(x, np.zeros((3, 4)), pos_weight=np.ones(4),
+                                 sample_weight=np.ones(3))
+    assert xp.is_native(v) and xp.dtype_name(v) == "float32"
+
+
+@pytest.mark.parametrize("label_dtype", ["int32", "int64", "uint8", "int16"])
+def test_integer_label_dtypes(xp, label_dtype):
+    if xp.name == "torch" and label_dtype == "uint8":
+        label_dtype = "int32"  # torch's uint8 is for masks; int32 is the common case there
+    x = np.random.default_rng(10).normal(size=(4, 3))
+    y = np.array([0, 2, 1, 2])
+    v = lk.sparse_softmax_cross_entropy(xp.asarray(x), xp.asarray(y, label_dtype),
+                                        reduction="none")
+    exp_v, _ = REFS["sparse_softmax_cross_entropy"](x, y, reduction="none")
+    assert_close(xp.to_numpy(v), exp_v)
+
+
+@pytest.mark.parametrize("name", ["softmax_cross_entropy", "sparse_softmax_cross_entropy",
+                                  "sigmoid_cross_entropy"])
+def test_autograd_at_zero_logits(autograd_xp, name):
+    """Zero-initialised logits (x == 0 exactly, all tied): autograd gives the true gradient.
+
+    Derivations: softmax CE: softmax(0) - t = 1/C - t; sigmoid CE: sigmoid(0) - t = 0.5 - t
+    (with pos_weight q: 0.5 (1 - t + q t) - q t).
+    """
+    xp = autograd_xp
+    x = np.zeros((3, 4))
+    _, t = _case(name, seed=12)
+    for opts in ({}, {"pos_weight": 3.0}) if name == "sigmoid_cross_entropy" else ({},):
+        _, g = xp.autograd(getattr(lk, name), xp.asarray(x), xp.asarray(t), reduction="sum",
+                           **opts)
+        _, exp_g = REFS[name](x, t, reduction="sum", **opts)
+        assert_close(xp.to_numpy(g), exp_g, kind="grad", err_msg=f"autograd {opts}")
+        # and the analytic gradient agrees
+        _, g = lk.value_and_grad(getattr(lk, name))(xp.asarray(x), xp.asarray(t),
+                                                    reduction="sum", **opts)
+        assert_close(xp.to_numpy(g), exp_g, kind="grad", err_msg=f"value_and_grad {opts}")
