@@ -3,7 +3,7 @@
 For each dataset: the same seeded split, the same standardisation (fitted on
 the training rows), the same architecture with the same initial weights
 (copied from losskit's seeded initialiser into torch), the same optimiser
-(Adam, lr 1e-3), the same mini-batch order and the same early stopping on
+(Adam, lr 1e-3, L2 weight decay 1e-4), the same mini-batch order and the same early stopping on
 the validation loss. Only the arithmetic differs: losskit's losses and
 hand-written backward passes in NumPy float64, against torch autograd in
 float32.
@@ -28,7 +28,7 @@ import numpy as np
 
 from losskit.train import MLP, Adam, Objective, Standardizer, fit, load_builtin, split
 from losskit.train.fit import r2_score
-from losskit.train.pipeline import DEFAULT_HIDDEN, train_model
+from losskit.train.pipeline import DEFAULT_HIDDEN, DEFAULT_WEIGHT_DECAY, train_model
 
 TARGETS = {
     "digits": ("accuracy", 0.96),
@@ -64,7 +64,7 @@ def run_losskit(name: str, seed: int, epochs: int, patience: int) -> dict[str, f
         X["val"],
         y["val"],
         epochs=epochs,
-        optimizer=Adam(net.params(), lr=1e-3),
+        optimizer=Adam(net.params(), lr=1e-3, weight_decay=DEFAULT_WEIGHT_DECAY),
         patience=patience,
         seed=seed,
     )
@@ -105,7 +105,7 @@ def run_torch(name: str, seed: int, epochs: int, patience: int) -> dict[str, flo
         to_t = lambda t: torch.tensor(t, dtype=torch.float32).reshape(-1, 1)  # noqa: E731
     Xt = {k: torch.tensor(v, dtype=torch.float32) for k, v in X.items()}
     yt = {k: to_t(v) for k, v in y.items()}
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=DEFAULT_WEIGHT_DECAY)
     rng = np.random.default_rng(seed)  # the same shuffling as losskit's fit
     n, batch = Xt["train"].shape[0], 32
     best, best_state, waited, epoch = float("inf"), None, 0, 0
@@ -151,8 +151,6 @@ def check_targets(names: list[str]) -> bool:
         ds = load_builtin(name)
         result = train_model(
             ds,
-            epochs=200,
-            patience=20,
             seed=0,
             activation="tanh" if ds.task == "regression" else "relu",
         )

@@ -331,7 +331,7 @@ def test_train_json_is_only_json(capsys, tmp_path):
     from losskit.train import load_model
 
     net, meta, _ = load_model(model)
-    assert meta["loss"] == "sigmoid_cross_entropy" and net.sizes == [30, 64, 32, 1]
+    assert meta["loss"] == "sigmoid_cross_entropy" and net.sizes == [30, 128, 1]
 
 
 def test_train_regression_reports_r2_and_mae(capsys):

@@ -140,7 +140,7 @@ def test_r2_score_matches_sklearn():
 def test_train_model_on_breast_cancer_and_save(tmp_path):
     result = train_model(load_builtin("breast_cancer"), epochs=8, seed=0)
     assert result.objective.name == "sigmoid_cross_entropy"
-    assert result.model.sizes == [30, 64, 32, 1]
+    assert result.model.sizes == [30, 128, 1]
     assert set(result.metrics) == {"train", "val", "test"}
     assert result.metrics["test"]["accuracy"] > 0.9
     d = result.as_dict()

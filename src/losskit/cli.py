@@ -257,9 +257,11 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam")
     p.add_argument("--lr", type=float, help="learning rate (adam 1e-3, sgd 1e-2)")
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
-    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="L2 (default 1e-4)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--hidden", default="64,32", help="hidden widths (default 64,32; 0 = none)")
+    p.add_argument(
+        "--hidden", default="128", help="hidden widths, e.g. 64,32 (default 128; 0 = none)"
+    )
     p.add_argument(
         "--activation", choices=["relu", "tanh"], help="default relu (tanh for regression)"
     )

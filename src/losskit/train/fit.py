@@ -109,6 +109,7 @@ def fit(
     batch_size: int = 32,
     optimizer: Optimizer | None = None,
     patience: int | None = 10,
+    min_delta: float = 0.0,
     seed: int = 0,
     on_batch: BatchCallback | None = None,
     on_epoch: EpochCallback | None = None,
@@ -129,6 +130,9 @@ def fit(
     patience
         Stop after this many epochs without a lower validation loss and keep
         the best epoch's weights; ``None`` trains all epochs (and keeps the last).
+    min_delta
+        An epoch counts as an improvement only if it lowers the best validation
+        loss by more than this (as Keras' ``EarlyStopping(min_delta=...)``).
     seed
         Seed of the shuffling.
     on_batch, on_epoch
@@ -183,7 +187,7 @@ def fit(
         history.val_loss.append(val_loss)
         history.val_metric.append(_metric(objective, val_out, y_val))
         history.seconds.append(time.perf_counter() - start)
-        if val_loss < best_loss:
+        if val_loss < best_loss - min_delta:
             best_loss, best_weights, waited = val_loss, model.get_weights(), 0
             history.best_epoch = epoch
         else:

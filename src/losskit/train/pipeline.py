@@ -9,7 +9,7 @@ Examples
 >>> from losskit.train.data import load_builtin
 >>> result = train_model(load_builtin("breast_cancer"), epochs=10, seed=0)
 >>> result.objective.name, result.model.describe()
-('sigmoid_cross_entropy', '30-64-32-1 relu')
+('sigmoid_cross_entropy', '30-128-1 relu')
 >>> result.metrics["test"]["accuracy"] > 0.9
 True
 """
@@ -30,9 +30,12 @@ from .model import MLP
 from .objective import Objective
 from .optim import make_optimizer
 
-__all__ = ["DEFAULT_HIDDEN", "TrainResult", "train_model"]
+__all__ = ["DEFAULT_HIDDEN", "DEFAULT_WEIGHT_DECAY", "TrainResult", "train_model"]
 
-DEFAULT_HIDDEN = (64, 32)
+DEFAULT_HIDDEN = (128,)
+DEFAULT_WEIGHT_DECAY = 1e-4
+DEFAULT_EPOCHS = 200
+DEFAULT_PATIENCE = 20
 
 
 @dataclass
@@ -99,10 +102,11 @@ def train_model(
     optimizer: str = "adam",
     lr: float | None = None,
     momentum: float = 0.9,
-    weight_decay: float = 0.0,
-    epochs: int = 100,
+    weight_decay: float = DEFAULT_WEIGHT_DECAY,
+    epochs: int = DEFAULT_EPOCHS,
     batch_size: int = 32,
-    patience: int | None = 10,
+    patience: int | None = DEFAULT_PATIENCE,
+    min_delta: float = 0.0,
     seed: int = 0,
     val: float = 0.15,
     test: float = 0.2,
@@ -141,6 +145,7 @@ def train_model(
         batch_size=batch_size,
         optimizer=opt,
         patience=patience,
+        min_delta=min_delta,
         seed=seed,
         on_batch=on_batch,
         on_epoch=on_epoch,
@@ -156,6 +161,7 @@ def train_model(
         "epochs": epochs,
         "batch_size": batch_size,
         "patience": patience,
+        "min_delta": min_delta,
         "seed": seed,
         "loss_options": dict(loss_options or {}),
     }
