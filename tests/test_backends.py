@@ -163,6 +163,9 @@ def test_jax_jit_and_grad_through_every_loss(name):
         assert_close(np.asarray(eager), exp_v)
         assert_close(np.asarray(jitted), exp_v)
         assert_close(np.asarray(g), exp_g, kind="grad")
+        # the usual JAX pattern: the truth (and options) closed over, only the input traced
+        g = jax.jit(jax.grad(lambda a, r=reduction: fn(a, tb, reduction=r, **opts)))(xb)
+        assert_close(np.asarray(g), exp_g, kind="grad")
         # value_and_grad (analytic) inside jit too
         v2, g2 = jax.jit(lambda a, b, r=reduction: lk.value_and_grad(fn)(
             a, b, reduction=r, **opts))(xb, tb)

@@ -176,3 +176,80 @@ def test_value_and_grad_on_torch_and_jax_matches_autograd(autograd_xp, name):
     v_ag, g_ag = xp.autograd(fn, xb, tb)
     assert_close(xp.to_numpy(v), xp.to_numpy(v_ag))
     assert_close(xp.to_numpy(g), xp.to_numpy(g_ag), kind="grad")
+
+
+# --------------------------------------------------------------------------
+# the NumPy fast path sees the same inputs users pass: options, strides, extremes
+# --------------------------------------------------------------------------
+
+BIG_N, BIG_C = 4096, 37
+
+
+def _both_paths(fn, x, truth, **opts):
+    out = lk.value_and_grad(fn)(x, truth, **opts)
+    with lk.portable():
+        port = lk.value_and_grad(fn)(x, truth, **opts)
+    return out, port
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("layout", ["F-order", "strided", "axis0"])
+def test_large_batch_any_layout(dtype, layout):
+    rng = np.random.default_rng(13)
+    base = (rng.normal(size=(BIG_N, 2 * BIG_C)) * 3).astype(dtype)
+    y = rng.integers(0, BIG_C, size=BIG_N)
+    sw = rng.uniform(0, 2, size=BIG_N).astype(dtype)
+    if layout == "F-order":
+        x, axis = np.asfortranarray(base[:, :BIG_C]), -1
+    elif layout == "strided":
+        x, axis = base[:, ::2][:, :BIG_C], -1
+    else:
+        x, axis = np.ascontiguousarray(base[:, :BIG_C].T), 0
+    opts = dict(axis=axis, label_smoothing=0.1, sample_weight=sw,
+                class_weight=np.linspace(0.5, 1.5, BIG_C).astype(dtype))
+    exp_v, exp_g = ref_sparse_xent(x.astype(np.float64), y, **opts)
+    for v, g in _both_paths(lk.sparse_softmax_cross_entropy, x, y, **opts):
+        assert_close(v, exp_v, dtype)
+        assert_close(g, exp_g, dtype, kind="grad")
+    t = softmax_np(rng.normal(size=x.shape), axis=axis).astype(dtype)
+    opts = dict(axis=axis, label_smoothing=0.1, sample_weight=sw)
+    exp_v, exp_g = ref_dense_xent(x.astype(np.float64), t, **opts)
+    for v, g in _both_paths(lk.softmax_cross_entropy, x, t, **opts):
+        assert_close(v, exp_v, dtype)
+        assert_close(g, exp_g, dtype, kind="grad")
+
+
+def test_large_batch_all_ignored_and_extremes_float32():
+    rng = np.random.default_rng(14)
+    x = (rng.normal(size=(BIG_N, BIG_C)) * 3).astype(np.float32)
+    y = np.full(BIG_N, -1)
+    for (v, g) in _both_paths(lk.sparse_softmax_cross_entropy, x, y, ignore_index=-1,
+                              label_smoothing=0.1):
+        assert v == 0.0
+        assert not np.any(g)
+    # rows of ±3e38 and ±1e4 among ordinary ones; labels where the loss is representable
+    x[::7, 0], x[::7, 1] = 3e38, -3e38
+    x[3::7, 2], x[3::7, 3] = 1e4, -1e4
+    y = rng.integers(0, BIG_C, size=BIG_N)
+    y[::7] = 0
+    y[3::7] = 2
+    exp_v, exp_g = ref_sparse_xent(x.astype(np.float64), y, reduction="none")
+    for v, g in _both_paths(lk.sparse_softmax_cross_entropy, x, y, reduction="none"):
+        assert np.all(np.isfinite(v)) and np.all(np.isfinite(g))
+        np.testing.assert_allclose(v, exp_v, rtol=2e-5, atol=2e-5)
+        np.testing.assert_allclose(g, exp_g, rtol=2e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize("name", ["sigmoid_cross_entropy", "binary_cross_entropy",
+                                  "mean_squared_error", "mean_absolute_error",
+                                  "categorical_cross_entropy",
+                                  "sparse_categorical_cross_entropy"])
+def test_grad_out_every_loss(name):
+    """grad_out is accepted by every loss's value_and_grad and receives the gradient."""
+    x, truth = make_case(name, np.random.default_rng(15), shape=(6, 5))
+    exp_v, exp_g = REFS[name](x, truth)
+    buf = np.full_like(x, np.nan)
+    v, g = lk.value_and_grad(getattr(lk, name))(x, truth, grad_out=buf)
+    assert_close(v, exp_v)
+    assert_close(buf, exp_g, kind="grad")
+    assert_close(g, exp_g, kind="grad")
