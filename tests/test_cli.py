@@ -579,3 +579,10 @@ def test_python_m_error_is_one_line(tmp_path):
     assert proc.returncode == 1
     assert proc.stdout == ""
     assert proc.stderr == f"losskit eval: error: no such file: {tmp_path / 'p.npy'}\n"
+
+
+def test_missing_cli_extra_is_one_line(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "rich", None)
+    monkeypatch.setitem(sys.modules, "rich.table", None)
+    line = error_line(capsys, 1, "list")
+    assert line == "losskit list: error: this command needs rich: pip install 'losskit[cli]'"

@@ -1048,7 +1048,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         prefix = f"{PROG} {command}".rstrip()
         if isinstance(exc, CliError) and exc.prog:
             prefix = exc.prog
-        if isinstance(exc, FileNotFoundError):
+        missing = (getattr(exc, "name", None) or "") if isinstance(exc, ImportError) else ""
+        missing = missing.split(".")[0]
+        if missing in ("rich", "matplotlib", "sklearn"):
+            text = f"this command needs {missing}: pip install 'losskit[cli]'"
+        elif isinstance(exc, FileNotFoundError):
             text = f"no such file: {exc.filename}"
         elif isinstance(exc, OSError) and exc.filename:
             text = f"{exc.filename}: {exc.strerror}"
