@@ -719,3 +719,54 @@ def test_label_smoothing_matches_keras(xp, rng, keras_losses, eps):
                                                            label_smoothing=eps))
     got, _ = run_loss(xp, "sigmoid_cross_entropy", x, tb, label_smoothing=eps, reduction="none")
     assert_close(got.mean(axis=-1), by_keras, "float32")
+
+
+# ===========================================================================
+# unbatched input, class axis elsewhere, warning thresholds
+# ===========================================================================
+
+
+def test_unbatched_single_example(xp):
+    """(C,) logits take a 0-d label (the logits' shape minus the class axis), as torch does.
+
+    logits [1, 2, 3], label 2: ln(e + e^2 + e^3) - 3 = 0.40760596.
+    """
+    x = np.array([1.0, 2.0, 3.0])
+    for reduction in REDUCTIONS:
+        v, g = run_loss(xp, "sparse_softmax_cross_entropy", x, np.array(2), reduction=reduction)
+        assert v.shape == ()
+        np.testing.assert_allclose(v, 0.40760596444438, rtol=1e-12)
+        np.testing.assert_allclose(g, softmax_np(x) - [0, 0, 1], rtol=1e-12)
+        v, _ = run_loss(xp, "softmax_cross_entropy", x, np.array([0.0, 0.0, 1.0]),
+                        reduction=reduction)
+        assert v.shape == ()
+        np.testing.assert_allclose(v, 0.40760596444438, rtol=1e-12)
+
+
+def test_python_scalar_label():
+    v = lk.sparse_softmax_cross_entropy(np.array([1.0, 2.0, 3.0]), 2)
+    np.testing.assert_allclose(v, 0.40760596444438, rtol=1e-12)
+
+
+def test_double_softmax_warning_follows_the_class_axis(xp):
+    probs = softmax_np(np.random.default_rng(16).normal(size=(2, 3, 4)), axis=1)
+    y = np.zeros((2, 4), dtype=np.int64)
+    with pytest.warns(lk.ProbabilitiesAsLogitsWarning):
+        lk.sparse_softmax_cross_entropy(xp.asarray(probs), xp.asarray(y), axis=1)
+    # rows along the *last* axis summing to 1 are not probabilities over axis 1
+    not_probs = softmax_np(np.random.default_rng(17).normal(size=(2, 3, 4)), axis=-1)
+    lk.sparse_softmax_cross_entropy(xp.asarray(not_probs), xp.asarray(y), axis=1)
+
+
+def test_unnormalised_warning_threshold_float32(xp):
+    """Issue 2: the tolerance is "about 1e-3 for float32": 5e-3 off warns, 2e-4 off does not."""
+    t = np.array([[0.0, 1.0, 0.0]], dtype=np.float32)
+    lk.categorical_cross_entropy(xp.asarray(np.array([[0.2, 0.6, 0.2002]]), "float32"),
+                                 xp.asarray(t))
+    with pytest.warns(lk.UnnormalizedProbabilitiesWarning):
+        lk.categorical_cross_entropy(xp.asarray(np.array([[0.2, 0.6, 0.205]]), "float32"),
+                                     xp.asarray(t))
+    # along axis 0
+    with pytest.warns(lk.UnnormalizedProbabilitiesWarning):
+        lk.categorical_cross_entropy(xp.asarray(np.array([[0.2], [0.6], [0.1]])),
+                                     xp.asarray(np.array([[0.0], [1.0], [0.0]])), axis=0)
