@@ -476,6 +476,16 @@ def test_train_errors(capsys, args, code, line):
     assert error_line(capsys, code, "train", *args) == line
 
 
+def test_train_output_paths_checked_before_training(capsys, tmp_path):
+    assert error_line(capsys, 2, "train", "--dataset", "iris", "--plot", "curves.svg") == (
+        "losskit train: error: --plot must be a .png file; got 'curves.svg'"
+    )
+    missing = tmp_path / "nowhere"
+    assert error_line(
+        capsys, 1, "train", "--dataset", "iris", "--save", str(missing / "m.npz")
+    ) == (f"losskit train: error: --save: no such directory: {missing}")
+
+
 def test_train_file_errors(capsys, tmp_path):
     (tmp_path / "bad.csv").write_text("a,b,y\n1,2,0\n3,4\n")
     (tmp_path / "ok.csv").write_text("a,b,y\n1,2,0\n3,4,1\n")

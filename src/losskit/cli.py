@@ -388,6 +388,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise CliError("--compare needs at least two losses, e.g. --compare mse,cross_entropy", 2)
     if losses and args.save:
         raise CliError("--save keeps one model: use it with --loss, not --compare", 2)
+    for flag, path, ext in (("--plot", args.plot, ".png"), ("--save", args.save, ".npz")):
+        if path is None:
+            continue
+        if not path.lower().endswith(ext):
+            raise CliError(f"{flag} must be a {ext} file; got {path!r}", 2)
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):  # fail now, not after the training
+            raise CliError(f"{flag}: no such directory: {os.path.dirname(path)}")
     pairs = [_pair(o) for o in args.option]
     for name in losses or ([args.loss] if args.loss else []):
         _loss_options(_lookup(name), pairs)
