@@ -180,8 +180,9 @@ def test_activation_rows_match_scipy(n, c, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_activation_rows_in_place(dtype):
-    x = logits(9, 5000, dtype)  # more than one block per row
+@pytest.mark.parametrize("c", [7, 5000])  # tiled; several blocks per row
+def test_activation_rows_in_place(dtype, c):
+    x = logits(130, c, dtype)
     ref = sp_softmax(x.astype(np.float64), axis=1)
     ref_log = sp_log_softmax(x.astype(np.float64), axis=1)
     y = x.copy()

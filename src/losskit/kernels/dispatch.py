@@ -83,6 +83,12 @@ def _sparse_mod() -> ModuleType:
     return _sparse
 
 
+def _tiled_mod() -> ModuleType:
+    from . import _tiled
+
+    return _tiled
+
+
 def _dense_mod() -> ModuleType:
     from . import _dense
 
@@ -134,6 +140,8 @@ def logsumexp_rows(x2d: np.ndarray) -> np.ndarray:
     """log(sum(exp(x2d), axis=1)) as an (N,) array of x2d's dtype."""
     x = _as_rows(x2d)
     out = np.empty(x.shape[0], dtype=x.dtype)
+    if x.shape[1] <= SMALL_C:
+        return _tiled_mod().logsumexp_tiled(x, out, _nchunks())
     return _softmax_mod().logsumexp_rows(x, out)
 
 
@@ -141,13 +149,19 @@ def softmax_rows(x2d: np.ndarray, out: np.ndarray) -> np.ndarray:
     """softmax over axis 1 of x2d into ``out`` (which may be x2d); returns ``out``."""
     x = _as_rows(x2d)
     _check_out(out, x, "out")
-    return _softmax_mod().softmax_rows(x, out, _same_buffer(out, x), _nchunks())
+    inplace = _same_buffer(out, x)
+    if x.shape[1] <= SMALL_C:
+        return _tiled_mod().softmax_tiled(x, out, _nchunks())
+    return _softmax_mod().softmax_rows(x, out, inplace, _nchunks())
 
 
 def log_softmax_rows(x2d: np.ndarray, out: np.ndarray) -> np.ndarray:
     """log_softmax over axis 1 of x2d into ``out`` (which may be x2d); returns ``out``."""
     x = _as_rows(x2d)
     _check_out(out, x, "out")
+    _same_buffer(out, x)  # refuses a partial overlap
+    if x.shape[1] <= SMALL_C:
+        return _tiled_mod().log_softmax_tiled(x, out, _nchunks())
     return _softmax_mod().log_softmax_rows(x, out)
 
 
@@ -228,5 +242,9 @@ def dense_xent_rows(
         raise ValueError(msg)
     coef, g, do_grad = _grad_args(x, row_coef, grad_out)
     loss = np.empty(x.shape[0], dtype=x.dtype)
-    _dense_mod().dense_xent_rows(x, t, float(smoothing), coef, g, do_grad, loss)
+    args = (x, t, float(smoothing), coef, g, do_grad, loss)
+    if x.shape[1] <= SMALL_C:
+        _tiled_mod().dense_xent_tiled(*args, _nchunks())
+    else:
+        _dense_mod().dense_xent_rows(*args)
     return loss

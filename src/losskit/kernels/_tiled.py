@@ -1,0 +1,183 @@
+"""Small-C loop shape: a tile of TILE rows transposed so that rows sit in vector lanes.
+
+With few classes a row is shorter than one vector register and per-row scalar
+work dominates the row-wise loops. Here a tile of rows is copied into a
+(C, TILE) scratch array (``load_tile``); every later step then runs along the
+rows with unit stride and vectorises: the max over classes, exp and sum
+(``tile_max_sumexp``), the log of the sums (``flog``), and the outputs, which
+``store_tile`` writes back in row order. Used for C <= dispatch.SMALL_C by the
+activations and the dense cross-entropy (the sparse one has its own, in
+``_sparse.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._primitives import fence, fexp, flog, maxnum
+from ._rowpass import FASTMATH
+
+TILE = 64
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def load_tile(src, t, nr):
+    """t[c, r] = src[r, c] for the nr rows of ``src`` (strided loads, unit-stride stores)."""
+    for c in range(src.shape[1]):
+        for r in range(nr):
+            t[c, r] = src[r, c]
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def store_tile(t, dst, nr):
+    """dst[r, c] = t[c, r] for the nr rows of ``dst``."""
+    for c in range(dst.shape[1]):
+        for r in range(nr):
+            dst[r, c] = t[c, r]
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def tile_max_sumexp(t, e, m, s, nr):
+    """m[r] = max_c t[c, r] (0 for an all -inf row), e[c, r] = exp(t[c, r] - m[r]), s[r] = sum.
+
+    ``e`` must not be ``t``: LLVM cannot prove two arguments apart, and a
+    run-time overlap check that fails runs the scalar loop.
+    """
+    C = t.shape[0]
+    zero = t.dtype.type(0.0)
+    ninf = t.dtype.type(-np.inf)
+    for r in range(nr):
+        m[r] = t[0, r]
+    for c in range(1, C):
+        for r in range(nr):
+            m[r] = maxnum(m[r], t[c, r])
+    for r in range(nr):
+        m[r] = m[r] if m[r] > ninf else zero
+        s[r] = zero
+    for c in range(C):
+        for r in range(nr):
+            ev = fexp(t[c, r] - m[r])
+            e[c, r] = ev
+            s[r] += ev
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def logsumexp_tiled(x, out, nchunks):
+    N, C = x.shape
+    ntiles = (N + TILE - 1) // TILE
+    nchunks = max(1, min(ntiles, nchunks))
+    for k in prange(nchunks):
+        t = np.empty((C, TILE), dtype=x.dtype)
+        e = np.empty((C, TILE), dtype=x.dtype)
+        m = np.empty(TILE, dtype=x.dtype)
+        s = np.empty(TILE, dtype=x.dtype)
+        for tile in range(k * ntiles // nchunks, (k + 1) * ntiles // nchunks):
+            r0 = tile * TILE
+            nr = min(TILE, N - r0)
+            load_tile(x[r0 : r0 + nr], t, nr)
+            tile_max_sumexp(t, e, m, s, nr)
+            ot = out[r0 : r0 + nr]
+            for r in range(nr):
+                ot[r] = m[r] + flog(s[r])
+    return out
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def softmax_tiled(x, out, nchunks):
+    """out may be x: a tile is read completely before it is written."""
+    N, C = x.shape
+    ntiles = (N + TILE - 1) // TILE
+    nchunks = max(1, min(ntiles, nchunks))
+    for k in prange(nchunks):
+        t = np.empty((C, TILE), dtype=x.dtype)
+        e = np.empty((C, TILE), dtype=x.dtype)
+        m = np.empty(TILE, dtype=x.dtype)
+        s = np.empty(TILE, dtype=x.dtype)
+        for tile in range(k * ntiles // nchunks, (k + 1) * ntiles // nchunks):
+            r0 = tile * TILE
+            nr = min(TILE, N - r0)
+            load_tile(x[r0 : r0 + nr], t, nr)
+            tile_max_sumexp(t, e, m, s, nr)
+            for r in range(nr):
+                s[r] = 1.0 / s[r]
+            for c in range(C):
+                for r in range(nr):
+                    e[c, r] *= s[r]
+            store_tile(e, out[r0 : r0 + nr], nr)
+    return out
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def log_softmax_tiled(x, out, nchunks):
+    """out = (x - m) - log(s); out may be x."""
+    N, C = x.shape
+    ntiles = (N + TILE - 1) // TILE
+    nchunks = max(1, min(ntiles, nchunks))
+    for k in prange(nchunks):
+        t = np.empty((C, TILE), dtype=x.dtype)
+        e = np.empty((C, TILE), dtype=x.dtype)
+        m = np.empty(TILE, dtype=x.dtype)
+        s = np.empty(TILE, dtype=x.dtype)
+        for tile in range(k * ntiles // nchunks, (k + 1) * ntiles // nchunks):
+            r0 = tile * TILE
+            nr = min(TILE, N - r0)
+            load_tile(x[r0 : r0 + nr], t, nr)
+            tile_max_sumexp(t, e, m, s, nr)
+            for r in range(nr):
+                s[r] = flog(s[r])
+            for c in range(C):
+                for r in range(nr):
+                    # the fence keeps (x - m) exact before log(s) is subtracted
+                    t[c, r] = fence(t[c, r] - m[r]) - s[r]
+            store_tile(t, out[r0 : r0 + nr], nr)
+    return out
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def dense_xent_tiled(x, tg, e, coef, g, do_grad, loss, nchunks):
+    """Same contract as ``_dense.dense_xent_rows``, for small C."""
+    N, C = x.shape
+    keep = x.dtype.type(1.0 - e)
+    add = x.dtype.type(e / C)
+    zero = x.dtype.type(0.0)
+    ntiles = (N + TILE - 1) // TILE
+    nchunks = max(1, min(ntiles, nchunks))
+    for k in prange(nchunks):
+        t = np.empty((C, TILE), dtype=x.dtype)
+        ex = np.empty((C, TILE), dtype=x.dtype)
+        tt = np.empty((C, TILE), dtype=x.dtype)
+        m = np.empty(TILE, dtype=x.dtype)
+        s = np.empty(TILE, dtype=x.dtype)
+        T = np.empty(TILE, dtype=x.dtype)
+        d = np.empty(TILE, dtype=x.dtype)
+        for tile in range(k * ntiles // nchunks, (k + 1) * ntiles // nchunks):
+            r0 = tile * TILE
+            nr = min(TILE, N - r0)
+            load_tile(x[r0 : r0 + nr], t, nr)
+            load_tile(tg[r0 : r0 + nr], tt, nr)
+            tile_max_sumexp(t, ex, m, s, nr)
+            for r in range(nr):
+                T[r] = zero
+                d[r] = zero
+            for c in range(C):
+                for r in range(nr):
+                    tc = keep * tt[c, r] + add
+                    tt[c, r] = tc
+                    T[r] += tc
+                    # a zero target contributes 0, even at a -inf logit
+                    d[r] += tc * (m[r] - t[c, r]) if tc != zero else zero
+            lt = loss[r0 : r0 + nr]
+            for r in range(nr):
+                # loss = T log(s) + sum_c t'[c] (m - x[c])
+                lt[r] = T[r] * flog(s[r]) + d[r] if T[r] != zero else d[r]
+            if do_grad:
+                ct = coef[r0 : r0 + nr]
+                for r in range(nr):
+                    s[r] = ct[r] * T[r] / s[r]
+                for c in range(C):
+                    for r in range(nr):
+                        # d/dx[c] = coef (T p[c] - t'[c])
+                        t[c, r] = s[r] * ex[c, r] - ct[r] * tt[c, r]
+                store_tile(t, g[r0 : r0 + nr], nr)
+    return loss
