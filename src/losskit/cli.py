@@ -685,11 +685,6 @@ def _explain_truth(args: argparse.Namespace, info: LossInfo, x: np.ndarray) -> n
     return t
 
 
-def _softmax_np(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max())
-    return e / e.sum()
-
-
 def _explain_steps(
     info: LossInfo, x: np.ndarray, t: np.ndarray, args: argparse.Namespace
 ) -> tuple[list[tuple[str, str, Any]], float, np.ndarray, dict[str, Any]]:
