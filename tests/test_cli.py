@@ -476,6 +476,12 @@ def test_train_errors(capsys, args, code, line):
     assert error_line(capsys, code, "train", *args) == line
 
 
+def test_train_bad_option_value_fails_before_training(capsys):
+    assert error_line(capsys, 1, "train", "--dataset", "iris", "--option", "label_smoothing=2") == (
+        "losskit train: error: `label_smoothing` must be a number in [0, 1]; got 2"
+    )
+
+
 def test_train_output_paths_checked_before_training(capsys, tmp_path):
     assert error_line(capsys, 2, "train", "--dataset", "iris", "--plot", "curves.svg") == (
         "losskit train: error: --plot must be a .png file; got 'curves.svg'"

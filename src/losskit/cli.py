@@ -404,12 +404,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
     ds = data.load(dataset=args.dataset, data=args.data, target=args.target, task=args.task)
     from .train.objective import LossMismatchError, Objective
 
-    for name in losses or [args.loss]:  # a loss that does not fit fails before any training
+    for name in losses or [args.loss]:  # fail before any training, not during it
+        options = _loss_options(catalogue.lookup(name or catalogue.default_loss(ds.task)), pairs)
         try:
-            Objective(name, ds.task, ds.n_classes, dataset=ds.name)
+            obj = Objective(name, ds.task, ds.n_classes, dataset=ds.name, **options)
         except LossMismatchError as exc:
             raise CliError(str(exc)) from None
-        _loss_options(catalogue.lookup(name or catalogue.default_loss(ds.task)), pairs)
+        out = np.full((2, obj.n_outputs), 1.0 / obj.n_outputs if obj.output else 0.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obj.value(out, obj.encode(ds.y[:2]))  # the library checks the option values
     parts = data.split(ds, val=args.val, test=args.test, seed=args.seed)
     if not args.json:
         print(ds.describe(), file=sys.stderr)
@@ -477,6 +481,8 @@ def _print_result(result: Any) -> None:
         f"{h.epochs} epochs ({stop}, kept epoch {h.best_epoch}) in {result.seconds:.1f} s; "
         f"{cfg['optimizer']} lr={cfg['lr']:g}, batch {cfg['batch_size']}, seed {cfg['seed']}"
     )
+    if task == "regression":
+        console.print("(loss on the standardised target; MAE in the target's own unit)")
 
 
 def _print_compare(results: Sequence[Any]) -> None:
