@@ -113,8 +113,9 @@ class Backend:
         if self.name == "jax":
             import jax.numpy as jnp
 
-            return jnp.asarray(a.astype(np.float32) if dtype == "bfloat16" else a,
-                               dtype=getattr(jnp, dtype))
+            return jnp.asarray(
+                a.astype(np.float32) if dtype == "bfloat16" else a, dtype=getattr(jnp, dtype)
+            )
         import array_api_strict as xs
 
         return xs.asarray(np.array(a, dtype=dtype))
@@ -207,8 +208,12 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         backend, dtype = params.get("xp"), params.get("dtype")
-        if backend is not None and isinstance(dtype, str) and dtype in FLOAT_DTYPES \
-                and not Backend.supports_static(backend, dtype):
+        if (
+            backend is not None
+            and isinstance(dtype, str)
+            and dtype in FLOAT_DTYPES
+            and not Backend.supports_static(backend, dtype)
+        ):
             drop.append(item)
         else:
             keep.append(item)
@@ -352,8 +357,17 @@ def _finish(x, v):
     return v.detach().numpy(), g.numpy()
 
 
-def ref_sparse_xent(logits, labels, *, axis=-1, class_weight=None, ignore_index=None,
-                    label_smoothing=0.0, reduction="mean", sample_weight=None):
+def ref_sparse_xent(
+    logits,
+    labels,
+    *,
+    axis=-1,
+    class_weight=None,
+    ignore_index=None,
+    label_smoothing=0.0,
+    reduction="mean",
+    sample_weight=None,
+):
     import torch
     import torch.nn.functional as F
 
@@ -362,16 +376,18 @@ def ref_sparse_xent(logits, labels, *, axis=-1, class_weight=None, ignore_index=
     w = None if class_weight is None else _t(class_weight)
     ii = -100 if ignore_index is None else int(ignore_index)
     xm = torch.movedim(x, axis, 1) if x.ndim > 1 else x
-    per = F.cross_entropy(xm, y, weight=w, ignore_index=ii, label_smoothing=label_smoothing,
-                          reduction="none")
+    per = F.cross_entropy(
+        xm, y, weight=w, ignore_index=ii, label_smoothing=label_smoothing, reduction="none"
+    )
     counted = (y != ii).to(torch.float64)
     if w is not None:
         counted = counted * w[torch.where(y == ii, torch.zeros_like(y), y)]
     return _finish(x, _reduce(per, reduction, sample_weight, counted))
 
 
-def ref_dense_xent(logits, targets, *, axis=-1, label_smoothing=0.0, reduction="mean",
-                   sample_weight=None):
+def ref_dense_xent(
+    logits, targets, *, axis=-1, label_smoothing=0.0, reduction="mean", sample_weight=None
+):
     import torch
     import torch.nn.functional as F
 
@@ -395,8 +411,7 @@ def ref_cat_xent(probs, targets, *, axis=-1, eps=1e-7, reduction="mean", sample_
     return _finish(p, _reduce(per, reduction, sample_weight))
 
 
-def ref_sparse_cat_xent(probs, labels, *, axis=-1, eps=1e-7, reduction="mean",
-                        sample_weight=None):
+def ref_sparse_cat_xent(probs, labels, *, axis=-1, eps=1e-7, reduction="mean", sample_weight=None):
     import torch
 
     p = _t(probs, True)
@@ -418,8 +433,9 @@ def ref_bce(probs, targets, *, eps=1e-7, reduction="mean", sample_weight=None):
     return _finish(p, _reduce(a + b, reduction, sample_weight))
 
 
-def ref_sigmoid_xent(logits, targets, *, pos_weight=None, label_smoothing=0.0,
-                     reduction="mean", sample_weight=None):
+def ref_sigmoid_xent(
+    logits, targets, *, pos_weight=None, label_smoothing=0.0, reduction="mean", sample_weight=None
+):
     import torch.nn.functional as F
 
     x = _t(logits, True)
@@ -495,7 +511,7 @@ def make_case(name: str, rng: np.random.Generator, shape=(5, 4)):
     Probabilities are kept inside (0.02, 0.98) so that no clipping applies and
     gradients are smooth; regression predictions avoid ties with the target.
     """
-    n, c = shape[0], shape[-1]
+    c = shape[-1]
     if name == "softmax_cross_entropy":
         return rng.normal(size=shape) * 2, softmax_np(rng.normal(size=shape))
     if name == "sparse_softmax_cross_entropy":
@@ -546,8 +562,14 @@ def run_loss(xp: Backend, name: str, x, truth, dtype: str = "float64", **opts):
     xb = xp.asarray(x, dtype)
     truth = np.asarray(truth)
     tb = xp.asarray(truth, "int64" if truth.dtype.kind in "iu" else dtype)
-    kw = {k: (xp.asarray(v, opt_dtype) if k in ARRAY_OPTIONS and v is not None
-              and not np.isscalar(v) else v) for k, v in opts.items()}
+    kw = {
+        k: (
+            xp.asarray(v, opt_dtype)
+            if k in ARRAY_OPTIONS and v is not None and not np.isscalar(v)
+            else v
+        )
+        for k, v in opts.items()
+    }
     value = fn(xb, tb, **kw)
     v2, grad = losskit.value_and_grad(fn)(xb, tb, **kw)
     for arr, what in ((value, "value"), (v2, "value_and_grad value"), (grad, "gradient")):

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 import scipy.special as sp
-from conftest import assert_close, round_to
 
 import losskit as lk
+from conftest import assert_close, round_to
 
 BIG = 3e38
 
@@ -31,11 +31,13 @@ def call(xp, name, x, dtype="float64", **kw):
 def test_softmax_family_vs_scipy(xp, rng, axis, dtype):
     x = round_to(rng.normal(size=(3, 4, 5)) * 5, dtype)
     assert_close(call(xp, "softmax", x, dtype, axis=axis), sp.softmax(x, axis=axis), dtype)
-    assert_close(call(xp, "log_softmax", x, dtype, axis=axis), sp.log_softmax(x, axis=axis),
-                 dtype)
+    assert_close(call(xp, "log_softmax", x, dtype, axis=axis), sp.log_softmax(x, axis=axis), dtype)
     assert_close(call(xp, "logsumexp", x, dtype, axis=axis), sp.logsumexp(x, axis=axis), dtype)
-    assert_close(call(xp, "logsumexp", x, dtype, axis=axis, keepdims=True),
-                 sp.logsumexp(x, axis=axis, keepdims=True), dtype)
+    assert_close(
+        call(xp, "logsumexp", x, dtype, axis=axis, keepdims=True),
+        sp.logsumexp(x, axis=axis, keepdims=True),
+        dtype,
+    )
 
 
 def test_default_axis_is_last(xp, rng):
@@ -47,8 +49,9 @@ def test_default_axis_is_last(xp, rng):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_sigmoid_vs_scipy(xp, rng, dtype):
-    x = round_to(np.concatenate([rng.normal(size=20) * 10, [0.0, 40.0, -40.0, 100.0, -100.0]]),
-                 dtype)
+    x = round_to(
+        np.concatenate([rng.normal(size=20) * 10, [0.0, 40.0, -40.0, 100.0, -100.0]]), dtype
+    )
     assert_close(call(xp, "sigmoid", x, dtype), sp.expit(x), dtype)
     assert_close(call(xp, "log_sigmoid", x, dtype), sp.log_expit(x), dtype)
 
@@ -62,16 +65,22 @@ def test_extreme_float32(xp):
     log_sigmoid(-3e38) = -3e38; log_sigmoid(-1e4) = -1e4; log_sigmoid(3e38) = 0.
     """
     x = np.array([[BIG, -BIG, 0.0], [BIG, BIG, -BIG], [-BIG, -BIG, -BIG]])
-    np.testing.assert_allclose(call(xp, "softmax", x, "float32"),
-                               [[1, 0, 0], [0.5, 0.5, 0], [1 / 3] * 3], rtol=1e-6)
-    np.testing.assert_allclose(call(xp, "logsumexp", x, "float32"),
-                               [BIG, BIG + math.log(2), -BIG + math.log(3)], rtol=1e-6)
+    np.testing.assert_allclose(
+        call(xp, "softmax", x, "float32"), [[1, 0, 0], [0.5, 0.5, 0], [1 / 3] * 3], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        call(xp, "logsumexp", x, "float32"), [BIG, BIG + math.log(2), -BIG + math.log(3)], rtol=1e-6
+    )
     ls = call(xp, "log_softmax", np.array([1e4, -1e4]), "float32")
     np.testing.assert_allclose(ls, [0.0, -2e4], rtol=1e-6, atol=1e-6)
     z = np.array([-BIG, BIG, -1e4, 1e4, 0.0])
     np.testing.assert_allclose(call(xp, "sigmoid", z, "float32"), [0, 1, 0, 1, 0.5], atol=1e-37)
-    np.testing.assert_allclose(call(xp, "log_sigmoid", z, "float32"),
-                               [-BIG, 0, -1e4, 0, -math.log(2)], rtol=1e-6, atol=1e-30)
+    np.testing.assert_allclose(
+        call(xp, "log_sigmoid", z, "float32"),
+        [-BIG, 0, -1e4, 0, -math.log(2)],
+        rtol=1e-6,
+        atol=1e-30,
+    )
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
@@ -81,10 +90,8 @@ def test_half_precision_keeps_dtype(xp, rng, dtype):
     x = round_to(rng.normal(size=(4, 6)) * 4, dtype)
     tol = {"float16": dict(rtol=2e-3, atol=1e-4), "bfloat16": dict(rtol=1.6e-2, atol=1e-3)}[dtype]
     np.testing.assert_allclose(call(xp, "softmax", x, dtype), sp.softmax(x, axis=-1), **tol)
-    np.testing.assert_allclose(call(xp, "log_softmax", x, dtype), sp.log_softmax(x, axis=-1),
-                               **tol)
-    np.testing.assert_allclose(call(xp, "logsumexp", x, dtype), sp.logsumexp(x, axis=-1),
-                               **tol)
+    np.testing.assert_allclose(call(xp, "log_softmax", x, dtype), sp.log_softmax(x, axis=-1), **tol)
+    np.testing.assert_allclose(call(xp, "logsumexp", x, dtype), sp.logsumexp(x, axis=-1), **tol)
     np.testing.assert_allclose(call(xp, "sigmoid", x, dtype), sp.expit(x), **tol)
     np.testing.assert_allclose(call(xp, "log_sigmoid", x, dtype), sp.log_expit(x), **tol)
 
@@ -99,8 +106,7 @@ def test_float16_near_max(xp, dtype):
     xp.require(dtype)
     np.testing.assert_allclose(call(xp, "logsumexp", np.array([6e4, 6e4]), "float16"), 6e4)
     np.testing.assert_allclose(call(xp, "softmax", np.array([6e4, -6e4]), "float16"), [1, 0])
-    np.testing.assert_allclose(call(xp, "log_sigmoid", np.array([-6e4, 6e4]), "float16"),
-                               [-6e4, 0])
+    np.testing.assert_allclose(call(xp, "log_sigmoid", np.array([-6e4, 6e4]), "float16"), [-6e4, 0])
 
 
 def test_empty(xp):
@@ -128,15 +134,21 @@ def test_autograd_through_activations(autograd_xp, rng):
     if xp.name == "torch":
         import torch
 
-        refs = {"softmax": lambda z: torch.softmax(z, -1),
-                "log_softmax": lambda z: torch.log_softmax(z, -1),
-                "sigmoid": torch.sigmoid,
-                "log_sigmoid": torch.nn.functional.logsigmoid}
+        refs = {
+            "softmax": lambda z: torch.softmax(z, -1),
+            "log_softmax": lambda z: torch.log_softmax(z, -1),
+            "sigmoid": torch.sigmoid,
+            "log_sigmoid": torch.nn.functional.logsigmoid,
+        }
     else:
         import jax
 
-        refs = {"softmax": jax.nn.softmax, "log_softmax": jax.nn.log_softmax,
-                "sigmoid": jax.nn.sigmoid, "log_sigmoid": jax.nn.log_sigmoid}
+        refs = {
+            "softmax": jax.nn.softmax,
+            "log_softmax": jax.nn.log_softmax,
+            "sigmoid": jax.nn.sigmoid,
+            "log_sigmoid": jax.nn.log_sigmoid,
+        }
     wb = xp.asarray(w)
     for name, ref in refs.items():
         fn = getattr(lk, name)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+import losskit as lk
 from conftest import (
     CLASS_AXIS,
     LOSS_NAMES,
@@ -17,8 +19,6 @@ from conftest import (
     run_loss,
     unreduced_shape,
 )
-
-import losskit as lk
 
 REDUCTIONS = ("none", "sum", "mean")
 SHAPE = (3, 4)
@@ -34,21 +34,23 @@ def test_kind_dtype_shape_in_equals_out(xp, name, dtype):
     """Output is the input's kind, its dtype (float32 for half input), the stated shape."""
     xp.require(dtype)
     x, t = _case(name)
-    if dtype in ("float16", "bfloat16") and name in ("categorical_cross_entropy",
-                                                     "sparse_categorical_cross_entropy"):
+    if dtype in ("float16", "bfloat16") and name in (
+        "categorical_cross_entropy",
+        "sparse_categorical_cross_entropy",
+    ):
         x = np.full(SHAPE, 0.25)  # rows that sum to 1 exactly in half precision
     for reduction in REDUCTIONS:
         v, g = run_loss(xp, name, x, t, dtype, reduction=reduction)
         expected_shape = unreduced_shape(name, SHAPE) if reduction == "none" else ()
         assert v.shape == expected_shape, (name, reduction, v.shape)
-        exp_v, exp_g = REFS[name](round_to(x, dtype), t if name in SPARSE else round_to(t, dtype),
-                                  reduction=reduction)
+        exp_v, exp_g = REFS[name](
+            round_to(x, dtype), t if name in SPARSE else round_to(t, dtype), reduction=reduction
+        )
         assert_close(v, exp_v, dtype)
         assert_close(g, exp_g, dtype, kind="grad")
 
 
-@pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp", "sigmoid",
-                                  "log_sigmoid"])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp", "sigmoid", "log_sigmoid"])
 def test_activation_kinds_and_dtypes(xp, name):
     x = np.linspace(-3, 3, 12).reshape(3, 4)
     for dtype in ("float32", "float64", "float16", "bfloat16"):
@@ -88,21 +90,28 @@ def test_output_on_input_device(xp, name):
 
 _OPTS = {
     "softmax_cross_entropy": dict(label_smoothing=0.1, sample_weight=[1.0, 0.5, 2.0]),
-    "sparse_softmax_cross_entropy": dict(class_weight=[1.0, 0.5, 2.0, 1.5], ignore_index=-100,
-                                         label_smoothing=0.1, sample_weight=[1.0, 0.5, 2.0]),
+    "sparse_softmax_cross_entropy": dict(
+        class_weight=[1.0, 0.5, 2.0, 1.5],
+        ignore_index=-100,
+        label_smoothing=0.1,
+        sample_weight=[1.0, 0.5, 2.0],
+    ),
     "categorical_cross_entropy": dict(sample_weight=[1.0, 0.5, 2.0]),
     "sparse_categorical_cross_entropy": dict(sample_weight=[1.0, 0.5, 2.0]),
     "binary_cross_entropy": dict(sample_weight=[1.0, 0.5, 2.0]),
-    "sigmoid_cross_entropy": dict(pos_weight=[1.0, 2.0, 0.5, 3.0], label_smoothing=0.1,
-                                  sample_weight=[1.0, 0.5, 2.0]),
+    "sigmoid_cross_entropy": dict(
+        pos_weight=[1.0, 2.0, 0.5, 3.0], label_smoothing=0.1, sample_weight=[1.0, 0.5, 2.0]
+    ),
     "mean_squared_error": dict(sample_weight=[1.0, 0.5, 2.0]),
     "mean_absolute_error": dict(sample_weight=[1.0, 0.5, 2.0]),
 }
 
 
 def _opts_on(xp, name, dtype):
-    return {k: (xp.asarray(np.asarray(v), loss_dtype(dtype)) if isinstance(v, list) else v)
-            for k, v in _OPTS[name].items()}
+    return {
+        k: (xp.asarray(np.asarray(v), loss_dtype(dtype)) if isinstance(v, list) else v)
+        for k, v in _OPTS[name].items()
+    }
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16"])
@@ -113,8 +122,10 @@ def test_autograd_through_every_loss(autograd_xp, name, dtype):
     x, t = _case(name, seed=1)
     if name == "sparse_softmax_cross_entropy":
         t[1] = -100
-    if dtype == "bfloat16" and name in ("categorical_cross_entropy",
-                                        "sparse_categorical_cross_entropy"):
+    if dtype == "bfloat16" and name in (
+        "categorical_cross_entropy",
+        "sparse_categorical_cross_entropy",
+    ):
         x = np.full(SHAPE, 0.25)
     xb = xp.asarray(x, dtype)
     tb = xp.asarray(t, "int64" if name in SPARSE else dtype)
@@ -123,8 +134,12 @@ def test_autograd_through_every_loss(autograd_xp, name, dtype):
         v, g = xp.autograd(getattr(lk, name), xb, tb, reduction=reduction, **opts)
         assert xp.dtype_name(v) == loss_dtype(dtype)
         assert xp.dtype_name(g) == dtype
-        exp_v, exp_g = REFS[name](round_to(x, dtype), t if name in SPARSE else round_to(t, dtype),
-                                  reduction=reduction, **_OPTS[name])
+        exp_v, exp_g = REFS[name](
+            round_to(x, dtype),
+            t if name in SPARSE else round_to(t, dtype),
+            reduction=reduction,
+            **_OPTS[name],
+        )
         assert_close(xp.to_numpy(v), exp_v, dtype)
         assert_close(xp.to_numpy(g), exp_g, dtype, kind="grad")
 
@@ -167,8 +182,9 @@ def test_jax_jit_and_grad_through_every_loss(name):
         g = jax.jit(jax.grad(lambda a, r=reduction: fn(a, tb, reduction=r, **opts)))(xb)
         assert_close(np.asarray(g), exp_g, kind="grad")
         # value_and_grad (analytic) inside jit too
-        v2, g2 = jax.jit(lambda a, b, r=reduction: lk.value_and_grad(fn)(
-            a, b, reduction=r, **opts))(xb, tb)
+        v2, g2 = jax.jit(
+            lambda a, b, r=reduction: lk.value_and_grad(fn)(a, b, reduction=r, **opts)
+        )(xb, tb)
         assert_close(np.asarray(v2), exp_v)
         assert_close(np.asarray(g2), exp_g, kind="grad")
 
@@ -210,9 +226,12 @@ def test_numpy_and_lists_among_the_others_follow_the_first(autograd_xp, name):
     xp = autograd_xp
     x, t = _case(name, seed=5)
     opts = dict(_OPTS[name])
-    v = getattr(lk, name)(xp.asarray(x), t, reduction="sum",
-                          **{k: (np.asarray(o) if isinstance(o, list) else o)
-                             for k, o in opts.items()})
+    v = getattr(lk, name)(
+        xp.asarray(x),
+        t,
+        reduction="sum",
+        **{k: (np.asarray(o) if isinstance(o, list) else o) for k, o in opts.items()},
+    )
     assert xp.is_native(v)
     exp_v, _ = REFS[name](x, t, reduction="sum", **opts)
     assert_close(xp.to_numpy(v), exp_v)
@@ -241,8 +260,12 @@ def test_autograd_nothing_counted_is_zero_not_nan(autograd_xp, reduction):
     x = xp.asarray(np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]]))
     cases = [
         dict(labels=np.array([-100, -100]), ignore_index=-100),
-        dict(labels=np.array([-100, -100]), ignore_index=-100, label_smoothing=0.2,
-             class_weight=xp.asarray(np.array([1.0, 2.0, 3.0]))),
+        dict(
+            labels=np.array([-100, -100]),
+            ignore_index=-100,
+            label_smoothing=0.2,
+            class_weight=xp.asarray(np.array([1.0, 2.0, 3.0])),
+        ),
         dict(labels=np.array([0, 2]), sample_weight=xp.asarray(np.zeros(2))),
     ]
     for case in cases:
@@ -252,8 +275,13 @@ def test_autograd_nothing_counted_is_zero_not_nan(autograd_xp, reduction):
         np.testing.assert_array_equal(xp.to_numpy(g), np.zeros((2, 3)), err_msg=str(case))
     for name in ("mean_squared_error", "sigmoid_cross_entropy", "binary_cross_entropy"):
         p = xp.asarray(np.array([[0.25, 0.5], [0.75, 0.5]]))
-        v, g = xp.autograd(getattr(lk, name), p, xp.asarray(np.ones((2, 2))),
-                           sample_weight=xp.asarray(np.zeros(2)), reduction=reduction)
+        v, g = xp.autograd(
+            getattr(lk, name),
+            p,
+            xp.asarray(np.ones((2, 2))),
+            sample_weight=xp.asarray(np.zeros(2)),
+            reduction=reduction,
+        )
         np.testing.assert_array_equal(xp.to_numpy(g), np.zeros((2, 2)), err_msg=name)
 
 
@@ -263,8 +291,9 @@ def test_autograd_nothing_counted_under_jit():
 
     x = jnp.asarray(np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]]))
     y = jnp.asarray(np.array([-100, -100]))
-    f = jax.jit(lambda a: lk.sparse_softmax_cross_entropy(a, y, ignore_index=-100,
-                                                          label_smoothing=0.1))
+    f = jax.jit(
+        lambda a: lk.sparse_softmax_cross_entropy(a, y, ignore_index=-100, label_smoothing=0.1)
+    )
     assert float(f(x)) == 0.0
     np.testing.assert_array_equal(np.asarray(jax.jit(jax.grad(f))(x)), np.zeros((2, 3)))
 
@@ -287,14 +316,16 @@ def test_autograd_extreme_logits_finite(autograd_xp, dtype):
     np.testing.assert_allclose(xp.to_numpy(g), [[0, 0, 0, 0], [0, 0, 0, 0]], atol=1e-6)
     tb = np.array([[1.0, 1.0, 0.0, 0.0], [0.0, 1.0, 0.5, 1.0]])
     for pw in (None, 2.0):
-        _, g = xp.autograd(lk.sigmoid_cross_entropy, xb, xp.asarray(tb, dtype), pos_weight=pw,
-                           reduction="sum")
+        _, g = xp.autograd(
+            lk.sigmoid_cross_entropy, xb, xp.asarray(tb, dtype), pos_weight=pw, reduction="sum"
+        )
         s = (x > 0).astype(float)
         s[0, 2] = 0.5  # sigmoid(0)
         q = 1.0 if pw is None else pw
         # d/dx = sigmoid(x) (1 - t + q t) - q t
-        np.testing.assert_allclose(xp.to_numpy(g), s * (1 - tb + q * tb) - q * tb, atol=1e-6,
-                                   err_msg=f"pos_weight={pw}")
+        np.testing.assert_allclose(
+            xp.to_numpy(g), s * (1 - tb + q * tb) - q * tb, atol=1e-6, err_msg=f"pos_weight={pw}"
+        )
 
 
 def test_autograd_eps0_zero_terms_have_zero_gradient(autograd_xp):
@@ -304,11 +335,21 @@ def test_autograd_eps0_zero_terms_have_zero_gradient(autograd_xp):
     binary: p = [0, 1], t = [0, 1] -> d/dp = -t/p + (1-t)/(1-p) = [1, -1].
     """
     xp = autograd_xp
-    _, g = xp.autograd(lk.categorical_cross_entropy, xp.asarray(np.array([[0.0, 0.25, 0.75]])),
-                       xp.asarray(np.array([[0.0, 1.0, 0.0]])), eps=0.0, reduction="sum")
+    _, g = xp.autograd(
+        lk.categorical_cross_entropy,
+        xp.asarray(np.array([[0.0, 0.25, 0.75]])),
+        xp.asarray(np.array([[0.0, 1.0, 0.0]])),
+        eps=0.0,
+        reduction="sum",
+    )
     np.testing.assert_allclose(xp.to_numpy(g), [[0.0, -4.0, 0.0]], rtol=1e-12)
-    _, g = xp.autograd(lk.binary_cross_entropy, xp.asarray(np.array([0.0, 1.0])),
-                       xp.asarray(np.array([0.0, 1.0])), eps=0.0, reduction="sum")
+    _, g = xp.autograd(
+        lk.binary_cross_entropy,
+        xp.asarray(np.array([0.0, 1.0])),
+        xp.asarray(np.array([0.0, 1.0])),
+        eps=0.0,
+        reduction="sum",
+    )
     np.testing.assert_allclose(xp.to_numpy(g), [1.0, -1.0], rtol=1e-12)
 
 
@@ -316,11 +357,13 @@ def test_mixed_option_dtypes_follow_the_input(autograd_xp):
     """float32 logits with float64 NumPy weights: the loss stays float32 (input's dtype)."""
     xp = autograd_xp
     x = xp.asarray(np.random.default_rng(9).normal(size=(3, 4)), "float32")
-    v = lk.sparse_softmax_cross_entropy(x, np.array([0, 1, 3]), class_weight=np.ones(4),
-                                        sample_weight=np.ones(3))
+    v = lk.sparse_softmax_cross_entropy(
+        x, np.array([0, 1, 3]), class_weight=np.ones(4), sample_weight=np.ones(3)
+    )
     assert xp.is_native(v) and xp.dtype_name(v) == "float32"
-    v = lk.sigmoid_cross_entropy(x, np.zeros((3, 4)), pos_weight=np.ones(4),
-                                 sample_weight=np.ones(3))
+    v = lk.sigmoid_cross_entropy(
+        x, np.zeros((3, 4)), pos_weight=np.ones(4), sample_weight=np.ones(3)
+    )
     assert xp.is_native(v) and xp.dtype_name(v) == "float32"
 
 
@@ -330,14 +373,14 @@ def test_integer_label_dtypes(xp, label_dtype):
         label_dtype = "int32"  # torch's uint8 is for masks; int32 is the common case there
     x = np.random.default_rng(10).normal(size=(4, 3))
     y = np.array([0, 2, 1, 2])
-    v = lk.sparse_softmax_cross_entropy(xp.asarray(x), xp.asarray(y, label_dtype),
-                                        reduction="none")
+    v = lk.sparse_softmax_cross_entropy(xp.asarray(x), xp.asarray(y, label_dtype), reduction="none")
     exp_v, _ = REFS["sparse_softmax_cross_entropy"](x, y, reduction="none")
     assert_close(xp.to_numpy(v), exp_v)
 
 
-@pytest.mark.parametrize("name", ["softmax_cross_entropy", "sparse_softmax_cross_entropy",
-                                  "sigmoid_cross_entropy"])
+@pytest.mark.parametrize(
+    "name", ["softmax_cross_entropy", "sparse_softmax_cross_entropy", "sigmoid_cross_entropy"]
+)
 def test_autograd_at_zero_logits(autograd_xp, name):
     """Zero-initialised logits (x == 0 exactly, all tied): autograd gives the true gradient.
 
@@ -348,11 +391,11 @@ def test_autograd_at_zero_logits(autograd_xp, name):
     x = np.zeros((3, 4))
     _, t = _case(name, seed=12)
     for opts in ({}, {"pos_weight": 3.0}) if name == "sigmoid_cross_entropy" else ({},):
-        _, g = xp.autograd(getattr(lk, name), xp.asarray(x), xp.asarray(t), reduction="sum",
-                           **opts)
+        _, g = xp.autograd(getattr(lk, name), xp.asarray(x), xp.asarray(t), reduction="sum", **opts)
         _, exp_g = REFS[name](x, t, reduction="sum", **opts)
         assert_close(xp.to_numpy(g), exp_g, kind="grad", err_msg=f"autograd {opts}")
         # and the analytic gradient agrees
-        _, g = lk.value_and_grad(getattr(lk, name))(xp.asarray(x), xp.asarray(t),
-                                                    reduction="sum", **opts)
+        _, g = lk.value_and_grad(getattr(lk, name))(
+            xp.asarray(x), xp.asarray(t), reduction="sum", **opts
+        )
         assert_close(xp.to_numpy(g), exp_g, kind="grad", err_msg=f"value_and_grad {opts}")

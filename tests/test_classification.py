@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 import pytest
+
+import losskit as lk
 from conftest import (
     assert_close,
     ref_bce,
@@ -24,8 +26,6 @@ from conftest import (
     softmax_np,
 )
 
-import losskit as lk
-
 REDUCTIONS = ("none", "sum", "mean")
 RNG_SEED = 20261121
 
@@ -37,8 +37,11 @@ def rng():
 
 def check(xp, name, ref, x, truth, dtype="float64", **opts):
     got_v, got_g = run_loss(xp, name, x, truth, dtype, **opts)
-    exp_v, exp_g = ref(round_to(x, dtype), truth if np.asarray(truth).dtype.kind in "iu"
-                       else round_to(truth, dtype), **opts)
+    exp_v, exp_g = ref(
+        round_to(x, dtype),
+        truth if np.asarray(truth).dtype.kind in "iu" else round_to(truth, dtype),
+        **opts,
+    )
     assert_close(got_v, exp_v, dtype, kind="loss", err_msg=f"{name} value {opts}")
     assert_close(got_g, exp_g, dtype, kind="grad", err_msg=f"{name} gradient {opts}")
     return got_v, got_g
@@ -58,11 +61,18 @@ SPARSE_OPTIONS = {
     "label_smoothing": {"label_smoothing": 0.2},
     "label_smoothing=1": {"label_smoothing": 1.0},
     "class_weight+label_smoothing": {"class_weight": CW, "label_smoothing": 0.3},
-    "class_weight+ignore+smoothing": {"class_weight": CW, "ignore_index": -100,
-                                      "label_smoothing": 0.1},
+    "class_weight+ignore+smoothing": {
+        "class_weight": CW,
+        "ignore_index": -100,
+        "label_smoothing": 0.1,
+    },
     "sample_weight": {"sample_weight": [1.0, 0.0, 2.0, 0.5, 1.5, 3.0]},
-    "everything": {"class_weight": CW, "ignore_index": -100, "label_smoothing": 0.15,
-                   "sample_weight": [1.0, 0.2, 2.0, 0.5, 1.5, 3.0]},
+    "everything": {
+        "class_weight": CW,
+        "ignore_index": -100,
+        "label_smoothing": 0.15,
+        "sample_weight": [1.0, 0.2, 2.0, 0.5, 1.5, 3.0],
+    },
 }
 
 
@@ -79,8 +89,7 @@ def _labels_with_ignored(rng, opts):
 def test_sparse_softmax_xent_matches_torch(xp, rng, opts, reduction):
     x = rng.normal(size=(N, C)) * 2
     y = _labels_with_ignored(rng, opts)
-    check(xp, "sparse_softmax_cross_entropy", ref_sparse_xent, x, y,
-          reduction=reduction, **opts)
+    check(xp, "sparse_softmax_cross_entropy", ref_sparse_xent, x, y, reduction=reduction, **opts)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -92,11 +101,24 @@ def test_sparse_softmax_xent_is_torch_cross_entropy(xp, rng, reduction):
     x = rng.normal(size=(8, 5))
     y = np.array([0, 4, -100, 2, 2, 1, -100, 3])
     w = np.array([0.2, 1.0, 3.0, 0.7, 1.9])
-    expected = F.cross_entropy(torch.tensor(x), torch.tensor(y), weight=torch.tensor(w),
-                               ignore_index=-100, label_smoothing=0.25,
-                               reduction=reduction).numpy()
-    got, _ = run_loss(xp, "sparse_softmax_cross_entropy", x, y, class_weight=w,
-                      ignore_index=-100, label_smoothing=0.25, reduction=reduction)
+    expected = F.cross_entropy(
+        torch.tensor(x),
+        torch.tensor(y),
+        weight=torch.tensor(w),
+        ignore_index=-100,
+        label_smoothing=0.25,
+        reduction=reduction,
+    ).numpy()
+    got, _ = run_loss(
+        xp,
+        "sparse_softmax_cross_entropy",
+        x,
+        y,
+        class_weight=w,
+        ignore_index=-100,
+        label_smoothing=0.25,
+        reduction=reduction,
+    )
     assert_close(got, expected)
 
 
@@ -114,11 +136,23 @@ def test_sparse_softmax_xent_kdim_class_axis_1(xp, rng, reduction, weighted):
     if weighted:
         opts["class_weight"] = np.array([1.0, 0.5, 2.0, 1.5])
     expected = F.cross_entropy(
-        torch.tensor(x), torch.tensor(y), reduction=reduction,
+        torch.tensor(x),
+        torch.tensor(y),
+        reduction=reduction,
         weight=None if not weighted else torch.tensor(opts["class_weight"]),
-        ignore_index=-100, label_smoothing=0.1).numpy()
-    got, _ = check(xp, "sparse_softmax_cross_entropy", ref_sparse_xent, x, y, axis=1,
-                   reduction=reduction, **opts)
+        ignore_index=-100,
+        label_smoothing=0.1,
+    ).numpy()
+    got, _ = check(
+        xp,
+        "sparse_softmax_cross_entropy",
+        ref_sparse_xent,
+        x,
+        y,
+        axis=1,
+        reduction=reduction,
+        **opts,
+    )
     assert_close(got, expected)
 
 
@@ -128,8 +162,17 @@ def test_sparse_softmax_xent_kdim_sample_weight(xp, rng, sw_shape, reduction):
     x = rng.normal(size=(3, 4, 2, 5))
     y = rng.integers(0, 4, size=(3, 2, 5))
     sw = rng.uniform(0.1, 2.0, size=sw_shape)
-    check(xp, "sparse_softmax_cross_entropy", ref_sparse_xent, x, y, axis=1,
-          reduction=reduction, sample_weight=sw, class_weight=[1.0, 0.5, 2.0, 1.5])
+    check(
+        xp,
+        "sparse_softmax_cross_entropy",
+        ref_sparse_xent,
+        x,
+        y,
+        axis=1,
+        reduction=reduction,
+        sample_weight=sw,
+        class_weight=[1.0, 0.5, 2.0, 1.5],
+    )
 
 
 def test_sparse_softmax_xent_sample_weight_batch_broadcast_by_hand(xp):
@@ -141,10 +184,14 @@ def test_sparse_softmax_xent_sample_weight_batch_broadcast_by_hand(xp):
     """
     x = np.zeros((2, 2, 3))
     y = np.array([[0, 1], [2, 0]])
-    for reduction, expected in (("sum", 8 * math.log(3)), ("mean", math.log(3)),
-                                ("none", [[math.log(3)] * 2, [3 * math.log(3)] * 2])):
-        got, _ = run_loss(xp, "sparse_softmax_cross_entropy", x, y, sample_weight=[1.0, 3.0],
-                          reduction=reduction)
+    for reduction, expected in (
+        ("sum", 8 * math.log(3)),
+        ("mean", math.log(3)),
+        ("none", [[math.log(3)] * 2, [3 * math.log(3)] * 2]),
+    ):
+        got, _ = run_loss(
+            xp, "sparse_softmax_cross_entropy", x, y, sample_weight=[1.0, 3.0], reduction=reduction
+        )
         assert_close(got, expected)
 
 
@@ -152,8 +199,9 @@ def test_sparse_softmax_xent_axis0(xp, rng):
     x = rng.normal(size=(4, 7))  # classes along axis 0
     y = rng.integers(0, 4, size=7)
     for reduction in REDUCTIONS:
-        check(xp, "sparse_softmax_cross_entropy", ref_sparse_xent, x, y, axis=0,
-              reduction=reduction)
+        check(
+            xp, "sparse_softmax_cross_entropy", ref_sparse_xent, x, y, axis=0, reduction=reduction
+        )
 
 
 def test_sparse_softmax_xent_vs_optax_and_tf(xp, rng, optax, tf):
@@ -168,15 +216,19 @@ def test_sparse_softmax_xent_vs_optax_and_tf(xp, rng, optax, tf):
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize(
-    "opts", [{}, {"class_weight": CW, "label_smoothing": 0.2},
-             {"sample_weight": [1.0, 2.0, 3.0, 4.0]}], ids=["plain", "cw+ls", "sw"])
+    "opts",
+    [{}, {"class_weight": CW, "label_smoothing": 0.2}, {"sample_weight": [1.0, 2.0, 3.0, 4.0]}],
+    ids=["plain", "cw+ls", "sw"],
+)
 def test_sparse_softmax_xent_all_ignored_is_zero_not_nan(xp, reduction, opts):
     """Spec: nothing counted -> value 0 and gradient 0 (PyTorch gives NaN here)."""
-    x = np.array([[1.0, 2.0, 3.0, 4.0], [0.0, -1.0, 5.0, 2.0],
-                  [3.0, 3.0, 3.0, 3.0], [-2.0, 0.0, 1.0, 9.0]])
+    x = np.array(
+        [[1.0, 2.0, 3.0, 4.0], [0.0, -1.0, 5.0, 2.0], [3.0, 3.0, 3.0, 3.0], [-2.0, 0.0, 1.0, 9.0]]
+    )
     y = np.array([-100, -100, -100, -100])
-    v, g = run_loss(xp, "sparse_softmax_cross_entropy", x, y, ignore_index=-100,
-                    reduction=reduction, **opts)
+    v, g = run_loss(
+        xp, "sparse_softmax_cross_entropy", x, y, ignore_index=-100, reduction=reduction, **opts
+    )
     expected = np.zeros(4) if reduction == "none" else np.float64(0.0)
     assert_close(v, expected)
     assert_close(g, np.zeros_like(x), kind="grad")
@@ -186,8 +238,14 @@ def test_sparse_softmax_xent_all_ignored_is_zero_not_nan(xp, reduction, opts):
 def test_sparse_softmax_xent_zero_total_weight_is_zero_not_nan(xp, reduction):
     """All sample weights 0: nothing counted, 0 not 0/0 = NaN (DESIGN.md core semantics)."""
     x = np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 2.0]])
-    v, g = run_loss(xp, "sparse_softmax_cross_entropy", x, np.array([0, 2]),
-                    sample_weight=[0.0, 0.0], reduction=reduction)
+    v, g = run_loss(
+        xp,
+        "sparse_softmax_cross_entropy",
+        x,
+        np.array([0, 2]),
+        sample_weight=[0.0, 0.0],
+        reduction=reduction,
+    )
     assert_close(v, np.zeros(2) if reduction == "none" else 0.0)
     assert_close(g, np.zeros_like(x), kind="grad")
 
@@ -216,8 +274,10 @@ DENSE_OPTIONS = {
     "plain": {},
     "label_smoothing": {"label_smoothing": 0.2},
     "sample_weight": {"sample_weight": [0.5, 1.0, 0.0, 2.0, 1.0, 3.0]},
-    "smoothing+sample_weight": {"label_smoothing": 0.1,
-                                "sample_weight": [0.5, 1.0, 0.0, 2.0, 1.0, 3.0]},
+    "smoothing+sample_weight": {
+        "label_smoothing": 0.1,
+        "sample_weight": [0.5, 1.0, 0.0, 2.0, 1.0, 3.0],
+    },
 }
 
 
@@ -257,17 +317,27 @@ def test_softmax_xent_kdim_class_axis_1(xp, rng, reduction):
 
     x = rng.normal(size=(2, 3, 4, 2))
     t = softmax_np(rng.normal(size=(2, 3, 4, 2)), axis=1)
-    expected = F.cross_entropy(torch.tensor(x), torch.tensor(t), label_smoothing=0.1,
-                               reduction=reduction).numpy()
-    got, _ = check(xp, "softmax_cross_entropy", ref_dense_xent, x, t, axis=1,
-                   label_smoothing=0.1, reduction=reduction)
+    expected = F.cross_entropy(
+        torch.tensor(x), torch.tensor(t), label_smoothing=0.1, reduction=reduction
+    ).numpy()
+    got, _ = check(
+        xp,
+        "softmax_cross_entropy",
+        ref_dense_xent,
+        x,
+        t,
+        axis=1,
+        label_smoothing=0.1,
+        reduction=reduction,
+    )
     assert_close(got, expected)
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_softmax_xent_empty_batch(xp, reduction):
-    v, g = run_loss(xp, "softmax_cross_entropy", np.zeros((0, 3)), np.zeros((0, 3)),
-                    reduction=reduction)
+    v, g = run_loss(
+        xp, "softmax_cross_entropy", np.zeros((0, 3)), np.zeros((0, 3)), reduction=reduction
+    )
     assert_close(v, np.zeros((0,)) if reduction == "none" else 0.0)
     assert g.shape == (0, 3)
 
@@ -301,12 +371,12 @@ def test_sparse_xent_extreme_float32(xp):
     v, g = run_loss(xp, "sparse_softmax_cross_entropy", x, y, "float32", reduction="none")
     np.testing.assert_allclose(v, [r[2] for r in rows], rtol=1e-6, atol=1e-6)
     assert np.all(np.isfinite(g))
-    p = [[1, 0, 0, 0], [1, 0, 0, 0], [0.5, 0.5, 0, 0], [0.5, 0, 0.5, 0],
-         [0.25] * 4, [0, 1, 0, 0]]
+    p = [[1, 0, 0, 0], [1, 0, 0, 0], [0.5, 0.5, 0, 0], [0.5, 0, 0.5, 0], [0.25] * 4, [0, 1, 0, 0]]
     np.testing.assert_allclose(g, np.array(p) - np.eye(4)[y], atol=1e-6)
     # the unrepresentable case: gradient finite, loss not NaN
-    v1, g1 = run_loss(xp, "sparse_softmax_cross_entropy", x[:1], np.array([1]), "float32",
-                      reduction="none")
+    v1, g1 = run_loss(
+        xp, "sparse_softmax_cross_entropy", x[:1], np.array([1]), "float32", reduction="none"
+    )
     assert not np.isnan(v1).any() and v1[0] > 1e38
     np.testing.assert_allclose(g1, [[1, -1, 0, 0]], atol=1e-6)
 
@@ -329,8 +399,16 @@ def test_sparse_xent_half_precision(xp, rng, dtype):
     x = rng.normal(size=(16, 10)) * 4
     y = rng.integers(0, 10, size=16)
     for reduction in REDUCTIONS:
-        check(xp, "sparse_softmax_cross_entropy", ref_sparse_xent, x, y, dtype,
-              reduction=reduction, label_smoothing=0.1)
+        check(
+            xp,
+            "sparse_softmax_cross_entropy",
+            ref_sparse_xent,
+            x,
+            y,
+            dtype,
+            reduction=reduction,
+            label_smoothing=0.1,
+        )
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
@@ -363,8 +441,9 @@ def test_sparse_xent_bfloat16_extreme(xp, dtype):
     xp.require(dtype)
     big = float(round_to(np.array(BIG), "bfloat16"))
     x = np.array([[BIG, -BIG, 0.0], [BIG, BIG, 0.0]])
-    v, g = run_loss(xp, "sparse_softmax_cross_entropy", x, np.array([2, 1]), "bfloat16",
-                    reduction="none")
+    v, g = run_loss(
+        xp, "sparse_softmax_cross_entropy", x, np.array([2, 1]), "bfloat16", reduction="none"
+    )
     np.testing.assert_allclose(v, [big, math.log(2)], rtol=1e-6)
     np.testing.assert_allclose(g, [[1, 0, -1], [0.5, -0.5, 0]], atol=1e-2)
 
@@ -375,9 +454,11 @@ def test_sparse_xent_bfloat16_extreme(xp, dtype):
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("opts", [{}, {"eps": 1e-3}, {"eps": 0.0},
-                                  {"sample_weight": [1.0, 0.5, 2.0, 0.0, 1.0, 4.0]}],
-                         ids=["default", "eps=1e-3", "eps=0", "sample_weight"])
+@pytest.mark.parametrize(
+    "opts",
+    [{}, {"eps": 1e-3}, {"eps": 0.0}, {"sample_weight": [1.0, 0.5, 2.0, 0.0, 1.0, 4.0]}],
+    ids=["default", "eps=1e-3", "eps=0", "sample_weight"],
+)
 def test_categorical_xent_matches_reference(xp, rng, opts, reduction):
     p = softmax_np(rng.normal(size=(N, C)))
     t = softmax_np(rng.normal(size=(N, C)) * 2)
@@ -390,8 +471,16 @@ def test_categorical_xent_axis0_and_kdim(xp, rng):
     check(xp, "categorical_cross_entropy", ref_cat_xent, p, t, axis=0, reduction="none")
     p = softmax_np(rng.normal(size=(2, 3, 4)), axis=1)
     t = softmax_np(rng.normal(size=(2, 3, 4)), axis=1)
-    check(xp, "categorical_cross_entropy", ref_cat_xent, p, t, axis=1, reduction="mean",
-          sample_weight=[1.0, 3.0])
+    check(
+        xp,
+        "categorical_cross_entropy",
+        ref_cat_xent,
+        p,
+        t,
+        axis=1,
+        reduction="mean",
+        sample_weight=[1.0, 3.0],
+    )
 
 
 def test_categorical_xent_vs_keras_and_sklearn(xp, rng, keras_losses):
@@ -441,8 +530,9 @@ def test_categorical_xent_eps0_zero_prob_zero_target(xp):
     v, g = run_loss(xp, "categorical_cross_entropy", p, t, eps=0.0, reduction="none")
     np.testing.assert_allclose(v, [math.log(4)], rtol=1e-12)
     np.testing.assert_allclose(g, [[0.0, -4.0, 0.0]], rtol=1e-12)
-    v, g = run_loss(xp, "sparse_categorical_cross_entropy", p, np.array([2]), eps=0.0,
-                    reduction="none")
+    v, g = run_loss(
+        xp, "sparse_categorical_cross_entropy", p, np.array([2]), eps=0.0, reduction="none"
+    )
     np.testing.assert_allclose(v, [-math.log(0.75)], rtol=1e-12)
     np.testing.assert_allclose(g, [[0.0, 0.0, -1 / 0.75]], rtol=1e-12)
 
@@ -473,25 +563,41 @@ def test_categorical_xent_rounding_noise_does_not_warn(xp, rng):
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("opts", [{}, {"eps": 0.0}, {"sample_weight": [1, 2, 3, 4, 5, 0.5]}],
-                         ids=["default", "eps=0", "sample_weight"])
+@pytest.mark.parametrize(
+    "opts",
+    [{}, {"eps": 0.0}, {"sample_weight": [1, 2, 3, 4, 5, 0.5]}],
+    ids=["default", "eps=0", "sample_weight"],
+)
 def test_sparse_categorical_xent_matches_reference(xp, rng, opts, reduction):
     p = softmax_np(rng.normal(size=(N, C)))
     y = rng.integers(0, C, size=N)
-    check(xp, "sparse_categorical_cross_entropy", ref_sparse_cat_xent, p, y,
-          reduction=reduction, **opts)
+    check(
+        xp,
+        "sparse_categorical_cross_entropy",
+        ref_sparse_cat_xent,
+        p,
+        y,
+        reduction=reduction,
+        **opts,
+    )
 
 
 def test_sparse_categorical_xent_kdim(xp, rng):
     p = softmax_np(rng.normal(size=(2, 3, 4)), axis=1)
     y = rng.integers(0, 3, size=(2, 4))
     for reduction in REDUCTIONS:
-        check(xp, "sparse_categorical_cross_entropy", ref_sparse_cat_xent, p, y, axis=1,
-              reduction=reduction)
+        check(
+            xp,
+            "sparse_categorical_cross_entropy",
+            ref_sparse_cat_xent,
+            p,
+            y,
+            axis=1,
+            reduction=reduction,
+        )
 
 
-@pytest.mark.parametrize("name", ["categorical_cross_entropy",
-                                  "sparse_categorical_cross_entropy"])
+@pytest.mark.parametrize("name", ["categorical_cross_entropy", "sparse_categorical_cross_entropy"])
 def test_categorical_empty_batch(xp, name):
     truth = np.zeros((0,), dtype=np.int64) if name.startswith("sparse") else np.zeros((0, 3))
     for reduction in REDUCTIONS:
@@ -505,12 +611,18 @@ def test_categorical_half_precision(xp, rng):
         if not xp.supports(dtype):
             continue
         # dyadic rows: exact in every dtype and summing to exactly 1
-        p = np.array([[0.5, 0.25, 0.125, 0.125], [0.375, 0.375, 0.125, 0.125],
-                      [0.0625, 0.4375, 0.25, 0.25], [0.25, 0.25, 0.25, 0.25]] * 2)
+        p = np.array(
+            [
+                [0.5, 0.25, 0.125, 0.125],
+                [0.375, 0.375, 0.125, 0.125],
+                [0.0625, 0.4375, 0.25, 0.25],
+                [0.25, 0.25, 0.25, 0.25],
+            ]
+            * 2
+        )
         t = np.eye(4)[rng.integers(0, 4, size=8)]
         check(xp, "categorical_cross_entropy", ref_cat_xent, p, t, dtype)
-        check(xp, "sparse_categorical_cross_entropy", ref_sparse_cat_xent, p,
-              t.argmax(1), dtype)
+        check(xp, "sparse_categorical_cross_entropy", ref_sparse_cat_xent, p, t.argmax(1), dtype)
 
 
 # ===========================================================================
@@ -520,9 +632,16 @@ def test_categorical_half_precision(xp, rng):
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize(
-    "opts", [{}, {"eps": 1e-3}, {"eps": 0.0}, {"sample_weight": [1.0, 0.0, 2.0, 0.5, 3.0]},
-             {"sample_weight": "full"}],
-    ids=["default", "eps=1e-3", "eps=0", "sample_weight-batch", "sample_weight-full"])
+    "opts",
+    [
+        {},
+        {"eps": 1e-3},
+        {"eps": 0.0},
+        {"sample_weight": [1.0, 0.0, 2.0, 0.5, 3.0]},
+        {"sample_weight": "full"},
+    ],
+    ids=["default", "eps=1e-3", "eps=0", "sample_weight-batch", "sample_weight-full"],
+)
 def test_binary_xent_matches_reference(xp, rng, opts, reduction):
     p = rng.uniform(0.01, 0.99, size=(5, 3))
     t = rng.uniform(0, 1, size=(5, 3))
@@ -539,8 +658,9 @@ def test_binary_xent_is_torch_bce(xp, rng):
     p = rng.uniform(0.01, 0.99, size=(4, 6))
     t = rng.uniform(0, 1, size=(4, 6))
     for reduction in REDUCTIONS:
-        expected = F.binary_cross_entropy(torch.tensor(p), torch.tensor(t),
-                                          reduction=reduction).numpy()
+        expected = F.binary_cross_entropy(
+            torch.tensor(p), torch.tensor(t), reduction=reduction
+        ).numpy()
         got, _ = run_loss(xp, "binary_cross_entropy", p, t, reduction=reduction)
         assert_close(got, expected)
 
@@ -552,8 +672,7 @@ def test_binary_xent_clipping_and_eps0(xp):
     p = np.array([0.0, 1.0, 0.0, 1.0])
     t = np.array([1.0, 0.0, 0.0, 1.0])
     v, g = run_loss(xp, "binary_cross_entropy", p, t, reduction="none")
-    np.testing.assert_allclose(v, [16.11809565095832, 16.11809565095832, 1e-7, 1e-7],
-                               rtol=1e-6)
+    np.testing.assert_allclose(v, [16.11809565095832, 16.11809565095832, 1e-7, 1e-7], rtol=1e-6)
     assert np.all(np.isfinite(g))
     v, g = run_loss(xp, "binary_cross_entropy", p[2:], t[2:], eps=0.0, reduction="none")
     np.testing.assert_array_equal(v, [0.0, 0.0])
@@ -574,8 +693,9 @@ def test_binary_xent_half_precision(xp, rng):
 
 def test_binary_xent_empty(xp):
     for reduction in REDUCTIONS:
-        v, g = run_loss(xp, "binary_cross_entropy", np.zeros((0, 2)), np.zeros((0, 2)),
-                        reduction=reduction)
+        v, g = run_loss(
+            xp, "binary_cross_entropy", np.zeros((0, 2)), np.zeros((0, 2)), reduction=reduction
+        )
         assert_close(v, np.zeros((0, 2)) if reduction == "none" else 0.0)
         assert g.shape == (0, 2)
 
@@ -591,8 +711,11 @@ SIGMOID_OPTIONS = {
     "label_smoothing": {"label_smoothing": 0.2},
     "pos_weight+smoothing": {"pos_weight": [0.5, 1.0, 3.0], "label_smoothing": 0.1},
     "sample_weight batch": {"sample_weight": [1.0, 0.0, 2.0, 0.5, 3.0]},
-    "everything, full sample_weight": {"pos_weight": 1.5, "label_smoothing": 0.3,
-                                       "sample_weight": "full"},
+    "everything, full sample_weight": {
+        "pos_weight": 1.5,
+        "label_smoothing": 0.3,
+        "sample_weight": "full",
+    },
 }
 
 
@@ -632,8 +755,9 @@ def test_sigmoid_xent_extreme_float32(xp):
     np.testing.assert_allclose(v, [0, BIG, BIG, 0, BIG / 2, 1e4], rtol=1e-6, atol=1e-30)
     np.testing.assert_allclose(g, [0, -1, 1, 0, 0.5, 1], atol=1e-6)
     # pos_weight 0.5 (TF / torch formula): x=-3e38, t=1 -> 0.5 * 3e38
-    v, g = run_loss(xp, "sigmoid_cross_entropy", x[:2], t[:2], "float32", pos_weight=0.5,
-                    reduction="none")
+    v, g = run_loss(
+        xp, "sigmoid_cross_entropy", x[:2], t[:2], "float32", pos_weight=0.5, reduction="none"
+    )
     np.testing.assert_allclose(v, [0, BIG / 2], rtol=1e-6, atol=1e-30)
     assert np.all(np.isfinite(g))
 
@@ -644,8 +768,16 @@ def test_sigmoid_xent_half_precision(xp, rng):
             continue
         x = rng.normal(size=(6, 4)) * 5
         t = rng.uniform(0, 1, size=(6, 4))
-        check(xp, "sigmoid_cross_entropy", ref_sigmoid_xent, x, t, dtype, reduction="mean",
-              pos_weight=2.0)
+        check(
+            xp,
+            "sigmoid_cross_entropy",
+            ref_sigmoid_xent,
+            x,
+            t,
+            dtype,
+            reduction="mean",
+            pos_weight=2.0,
+        )
         # near float16's max: the float32 loss holds 6e4
         x = np.array([6e4, -6e4, 6e4])
         t = np.array([0.0, 1.0, 1.0])
@@ -656,8 +788,9 @@ def test_sigmoid_xent_half_precision(xp, rng):
 
 def test_sigmoid_xent_empty(xp):
     for reduction in REDUCTIONS:
-        v, g = run_loss(xp, "sigmoid_cross_entropy", np.zeros((0,)), np.zeros((0,)),
-                        reduction=reduction)
+        v, g = run_loss(
+            xp, "sigmoid_cross_entropy", np.zeros((0,)), np.zeros((0,)), reduction=reduction
+        )
         assert_close(v, np.zeros((0,)) if reduction == "none" else 0.0)
         assert g.shape == (0,)
 
@@ -707,16 +840,19 @@ def test_label_smoothing_matches_keras(xp, rng, keras_losses, eps):
     """
     x = rng.normal(size=(4, 5)) * 2
     t = np.eye(5)[rng.integers(0, 5, size=4)]
-    by_keras = np.asarray(keras_losses.categorical_crossentropy(t, x, from_logits=True,
-                                                                label_smoothing=eps))
+    by_keras = np.asarray(
+        keras_losses.categorical_crossentropy(t, x, from_logits=True, label_smoothing=eps)
+    )
     got, _ = run_loss(xp, "softmax_cross_entropy", x, t, label_smoothing=eps, reduction="none")
     assert_close(got, by_keras, "float32")
-    got, _ = run_loss(xp, "sparse_softmax_cross_entropy", x, t.argmax(1), label_smoothing=eps,
-                      reduction="none")
+    got, _ = run_loss(
+        xp, "sparse_softmax_cross_entropy", x, t.argmax(1), label_smoothing=eps, reduction="none"
+    )
     assert_close(got, by_keras, "float32")
     tb = rng.integers(0, 2, size=(4, 5)).astype(np.float64)
-    by_keras = np.asarray(keras_losses.binary_crossentropy(tb, x, from_logits=True,
-                                                           label_smoothing=eps))
+    by_keras = np.asarray(
+        keras_losses.binary_crossentropy(tb, x, from_logits=True, label_smoothing=eps)
+    )
     got, _ = run_loss(xp, "sigmoid_cross_entropy", x, tb, label_smoothing=eps, reduction="none")
     assert_close(got.mean(axis=-1), by_keras, "float32")
 
@@ -737,8 +873,9 @@ def test_unbatched_single_example(xp):
         assert v.shape == ()
         np.testing.assert_allclose(v, 0.40760596444438, rtol=1e-12)
         np.testing.assert_allclose(g, softmax_np(x) - [0, 0, 1], rtol=1e-12)
-        v, _ = run_loss(xp, "softmax_cross_entropy", x, np.array([0.0, 0.0, 1.0]),
-                        reduction=reduction)
+        v, _ = run_loss(
+            xp, "softmax_cross_entropy", x, np.array([0.0, 0.0, 1.0]), reduction=reduction
+        )
         assert v.shape == ()
         np.testing.assert_allclose(v, 0.40760596444438, rtol=1e-12)
 
@@ -761,12 +898,17 @@ def test_double_softmax_warning_follows_the_class_axis(xp):
 def test_unnormalised_warning_threshold_float32(xp):
     """Issue 2: the tolerance is "about 1e-3 for float32": 5e-3 off warns, 2e-4 off does not."""
     t = np.array([[0.0, 1.0, 0.0]], dtype=np.float32)
-    lk.categorical_cross_entropy(xp.asarray(np.array([[0.2, 0.6, 0.2002]]), "float32"),
-                                 xp.asarray(t))
+    lk.categorical_cross_entropy(
+        xp.asarray(np.array([[0.2, 0.6, 0.2002]]), "float32"), xp.asarray(t)
+    )
     with pytest.warns(lk.UnnormalizedProbabilitiesWarning):
-        lk.categorical_cross_entropy(xp.asarray(np.array([[0.2, 0.6, 0.205]]), "float32"),
-                                     xp.asarray(t))
+        lk.categorical_cross_entropy(
+            xp.asarray(np.array([[0.2, 0.6, 0.205]]), "float32"), xp.asarray(t)
+        )
     # along axis 0
     with pytest.warns(lk.UnnormalizedProbabilitiesWarning):
-        lk.categorical_cross_entropy(xp.asarray(np.array([[0.2], [0.6], [0.1]])),
-                                     xp.asarray(np.array([[0.0], [1.0], [0.0]])), axis=0)
+        lk.categorical_cross_entropy(
+            xp.asarray(np.array([[0.2], [0.6], [0.1]])),
+            xp.asarray(np.array([[0.0], [1.0], [0.0]])),
+            axis=0,
+        )

@@ -12,6 +12,8 @@ import warnings
 
 import numpy as np
 import pytest
+
+import losskit as lk
 from conftest import (
     LOSS_NAMES,
     REFS,
@@ -23,34 +25,47 @@ from conftest import (
     softmax_np,
 )
 
-import losskit as lk
-
 REDUCTIONS = ("none", "sum", "mean")
 
 # option sets per loss (every option of that loss appears at least once)
 OPTIONS = {
-    "softmax_cross_entropy": [{}, {"label_smoothing": 0.3},
-                              {"label_smoothing": 0.1, "sample_weight": [1, 2, 0, 0.5, 3]}],
+    "softmax_cross_entropy": [
+        {},
+        {"label_smoothing": 0.3},
+        {"label_smoothing": 0.1, "sample_weight": [1, 2, 0, 0.5, 3]},
+    ],
     "sparse_softmax_cross_entropy": [
-        {}, {"class_weight": [1.0, 0.3, 2.0, 1.5]}, {"ignore_index": 2},
-        {"class_weight": [1.0, 0.3, 2.0, 1.5], "label_smoothing": 0.2, "ignore_index": 2,
-         "sample_weight": [1, 2, 0.1, 0.5, 3]}],
+        {},
+        {"class_weight": [1.0, 0.3, 2.0, 1.5]},
+        {"ignore_index": 2},
+        {
+            "class_weight": [1.0, 0.3, 2.0, 1.5],
+            "label_smoothing": 0.2,
+            "ignore_index": 2,
+            "sample_weight": [1, 2, 0.1, 0.5, 3],
+        },
+    ],
     "categorical_cross_entropy": [{}, {"eps": 0.0}, {"sample_weight": [1, 2, 0, 0.5, 3]}],
     "sparse_categorical_cross_entropy": [{}, {"eps": 0.0}, {"sample_weight": [1, 2, 0, 0.5, 3]}],
     "binary_cross_entropy": [{}, {"eps": 0.0}, {"sample_weight": [1, 2, 0, 0.5, 3]}],
-    "sigmoid_cross_entropy": [{}, {"pos_weight": 3.0}, {"pos_weight": [0.5, 1, 2, 4]},
-                              {"pos_weight": 2.0, "label_smoothing": 0.2,
-                               "sample_weight": [1, 2, 0, 0.5, 3]}],
+    "sigmoid_cross_entropy": [
+        {},
+        {"pos_weight": 3.0},
+        {"pos_weight": [0.5, 1, 2, 4]},
+        {"pos_weight": 2.0, "label_smoothing": 0.2, "sample_weight": [1, 2, 0, 0.5, 3]},
+    ],
     "mean_squared_error": [{}, {"sample_weight": [1, 2, 0, 0.5, 3]}],
     "mean_absolute_error": [{}, {"sample_weight": [1, 2, 0, 0.5, 3]}],
 }
-CASES = [(name, i, red) for name in LOSS_NAMES for i in range(len(OPTIONS[name]))
-         for red in REDUCTIONS]
+CASES = [
+    (name, i, red) for name in LOSS_NAMES for i in range(len(OPTIONS[name])) for red in REDUCTIONS
+]
 
 
 def _np_opts(opts):
-    return {k: (np.asarray(v, dtype=np.float64) if isinstance(v, list) else v)
-            for k, v in opts.items()}
+    return {
+        k: (np.asarray(v, dtype=np.float64) if isinstance(v, list) else v) for k, v in opts.items()
+    }
 
 
 def central_differences(f, x, h):
@@ -65,8 +80,7 @@ def central_differences(f, x, h):
     return g
 
 
-@pytest.mark.parametrize("name,i,reduction", CASES,
-                         ids=[f"{n}-{i}-{r}" for n, i, r in CASES])
+@pytest.mark.parametrize("name,i,reduction", CASES, ids=[f"{n}-{i}-{r}" for n, i, r in CASES])
 def test_gradient_vs_finite_differences(name, i, reduction):
     rng = np.random.default_rng(100 + i)
     x, truth = make_case(name, rng, shape=(5, 4))
@@ -75,8 +89,12 @@ def test_gradient_vs_finite_differences(name, i, reduction):
     opts = dict(_np_opts(OPTIONS[name][i]), reduction=reduction)
     fn = getattr(lk, name)
     value, grad = lk.value_and_grad(fn)(x, truth, **opts)
-    h = 1e-7 if name in ("categorical_cross_entropy", "sparse_categorical_cross_entropy",
-                         "binary_cross_entropy") else 1e-6
+    h = (
+        1e-7
+        if name
+        in ("categorical_cross_entropy", "sparse_categorical_cross_entropy", "binary_cross_entropy")
+        else 1e-6
+    )
     with warnings.catch_warnings():
         # a probability row nudged by h no longer sums to exactly 1
         warnings.simplefilter("ignore", lk.UnnormalizedProbabilitiesWarning)
@@ -93,7 +111,7 @@ def test_none_reduction_gradient_is_that_of_the_sum():
     rng = np.random.default_rng(3)
     x = rng.normal(size=(4, 3))
     y = np.array([0, 2, 1, 2])
-    v, g = lk.value_and_grad(lk.sparse_softmax_cross_entropy)(x, y, reduction="none")
+    _, g = lk.value_and_grad(lk.sparse_softmax_cross_entropy)(x, y, reduction="none")
     # d/dz_i of loss_i = softmax(z_i) - onehot(y_i)  (derivative of -log softmax)
     np.testing.assert_allclose(g, softmax_np(x) - np.eye(3)[y], rtol=1e-12, atol=1e-15)
     _, g_sum = lk.value_and_grad(lk.sparse_softmax_cross_entropy)(x, y, reduction="sum")
@@ -106,8 +124,7 @@ def test_partial_is_accepted():
     rng = np.random.default_rng(4)
     x = rng.normal(size=(6, 5))
     y = rng.integers(0, 5, size=6)
-    loss = functools.partial(lk.sparse_softmax_cross_entropy, label_smoothing=0.1,
-                             reduction="sum")
+    loss = functools.partial(lk.sparse_softmax_cross_entropy, label_smoothing=0.1, reduction="sum")
     v, g = lk.value_and_grad(loss)(x, y)
     exp_v, exp_g = ref_sparse_xent(x, y, label_smoothing=0.1, reduction="sum")
     assert_close(v, exp_v)
@@ -121,11 +138,17 @@ def test_grad_out_buffer_and_in_place(dtype, sparse):
     rng = np.random.default_rng(5)
     x = rng.normal(size=(64, 7)).astype(dtype)
     if sparse:
-        truth, fn, ref = rng.integers(0, 7, size=64), lk.sparse_softmax_cross_entropy, \
-            ref_sparse_xent
+        truth, fn, ref = (
+            rng.integers(0, 7, size=64),
+            lk.sparse_softmax_cross_entropy,
+            ref_sparse_xent,
+        )
     else:
-        truth, fn, ref = softmax_np(rng.normal(size=(64, 7))).astype(dtype), \
-            lk.softmax_cross_entropy, ref_dense_xent
+        truth, fn, ref = (
+            softmax_np(rng.normal(size=(64, 7))).astype(dtype),
+            lk.softmax_cross_entropy,
+            ref_dense_xent,
+        )
     exp_v, exp_g = ref(x.astype(np.float64), truth, label_smoothing=0.1)
     buf = np.full_like(x, np.nan)
     v, g = lk.value_and_grad(fn)(x, truth, label_smoothing=0.1, grad_out=buf)
@@ -149,8 +172,11 @@ def test_large_batch_default_path_equals_portable_and_torch(dtype, name):
     if name == "sparse_softmax_cross_entropy":
         truth = rng.integers(0, c, size=n)
         truth[::17] = -1
-        opts = dict(class_weight=rng.uniform(0.5, 2, size=c).astype(dtype), ignore_index=-1,
-                    label_smoothing=0.05)
+        opts = dict(
+            class_weight=rng.uniform(0.5, 2, size=c).astype(dtype),
+            ignore_index=-1,
+            label_smoothing=0.05,
+        )
     else:
         truth = softmax_np(rng.normal(size=(n, c))).astype(dtype)
         opts = dict(label_smoothing=0.05)
@@ -205,8 +231,12 @@ def test_large_batch_any_layout(dtype, layout):
         x, axis = base[:, ::2][:, :BIG_C], -1
     else:
         x, axis = np.ascontiguousarray(base[:, :BIG_C].T), 0
-    opts = dict(axis=axis, label_smoothing=0.1, sample_weight=sw,
-                class_weight=np.linspace(0.5, 1.5, BIG_C).astype(dtype))
+    opts = dict(
+        axis=axis,
+        label_smoothing=0.1,
+        sample_weight=sw,
+        class_weight=np.linspace(0.5, 1.5, BIG_C).astype(dtype),
+    )
     exp_v, exp_g = ref_sparse_xent(x.astype(np.float64), y, **opts)
     for v, g in _both_paths(lk.sparse_softmax_cross_entropy, x, y, **opts):
         assert_close(v, exp_v, dtype)
@@ -223,8 +253,9 @@ def test_large_batch_all_ignored_and_extremes_float32():
     rng = np.random.default_rng(14)
     x = (rng.normal(size=(BIG_N, BIG_C)) * 3).astype(np.float32)
     y = np.full(BIG_N, -1)
-    for (v, g) in _both_paths(lk.sparse_softmax_cross_entropy, x, y, ignore_index=-1,
-                              label_smoothing=0.1):
+    for v, g in _both_paths(
+        lk.sparse_softmax_cross_entropy, x, y, ignore_index=-1, label_smoothing=0.1
+    ):
         assert v == 0.0
         assert not np.any(g)
     # rows of ±3e38 and ±1e4 among ordinary ones; labels where the loss is representable
@@ -240,10 +271,17 @@ def test_large_batch_all_ignored_and_extremes_float32():
         np.testing.assert_allclose(g, exp_g, rtol=2e-5, atol=2e-6)
 
 
-@pytest.mark.parametrize("name", ["sigmoid_cross_entropy", "binary_cross_entropy",
-                                  "mean_squared_error", "mean_absolute_error",
-                                  "categorical_cross_entropy",
-                                  "sparse_categorical_cross_entropy"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sigmoid_cross_entropy",
+        "binary_cross_entropy",
+        "mean_squared_error",
+        "mean_absolute_error",
+        "categorical_cross_entropy",
+        "sparse_categorical_cross_entropy",
+    ],
+)
 def test_grad_out_every_loss(name):
     """grad_out is accepted by every loss's value_and_grad and receives the gradient."""
     x, truth = make_case(name, np.random.default_rng(15), shape=(6, 5))

@@ -21,8 +21,9 @@ dims = st.tuples(st.integers(1, 6), st.integers(2, 7))
 @st.composite
 def logits_and_labels(draw, scale=30.0):
     n, c = draw(dims)
-    x = draw(hnp.arrays(np.float64, (n, c),
-                        elements=st.floats(-scale, scale, allow_nan=False, width=64)))
+    x = draw(
+        hnp.arrays(np.float64, (n, c), elements=st.floats(-scale, scale, allow_nan=False, width=64))
+    )
     y = draw(hnp.arrays(np.int64, (n,), elements=st.integers(0, c - 1)))
     return x, y
 
@@ -88,14 +89,19 @@ def test_softmax_xent_shift_invariant_per_row(case, shift, ls):
 @given(case=logits_and_labels(), shift=st.floats(-1e3, 1e3))
 def test_activations_shift(case, shift):
     x, _ = case
-    np.testing.assert_allclose(lk.logsumexp(x + shift), lk.logsumexp(x) + shift,
-                               rtol=1e-12, atol=1e-12 * (1 + abs(shift) + np.abs(x).max()))
+    np.testing.assert_allclose(
+        lk.logsumexp(x + shift),
+        lk.logsumexp(x) + shift,
+        rtol=1e-12,
+        atol=1e-12 * (1 + abs(shift) + np.abs(x).max()),
+    )
     np.testing.assert_allclose(lk.softmax(x + shift), lk.softmax(x), atol=1e-12)
     s = lk.softmax(x)
     np.testing.assert_allclose(s.sum(axis=-1), 1.0, rtol=1e-12)
     assert np.all(s >= 0)
-    np.testing.assert_allclose(lk.log_softmax(x), x - lk.logsumexp(x, keepdims=True),
-                               atol=1e-12 * (1 + np.abs(x).max()))
+    np.testing.assert_allclose(
+        lk.log_softmax(x), x - lk.logsumexp(x, keepdims=True), atol=1e-12 * (1 + np.abs(x).max())
+    )
 
 
 # --------------------------------------------------------------------------
@@ -104,14 +110,17 @@ def test_activations_shift(case, shift):
 
 
 @SETTINGS
-@given(case=logits_and_labels(scale=1e3), ls=smoothing,
-       cw=st.lists(st.floats(0.0, 5.0), min_size=7, max_size=7))
+@given(
+    case=logits_and_labels(scale=1e3),
+    ls=smoothing,
+    cw=st.lists(st.floats(0.0, 5.0), min_size=7, max_size=7),
+)
 def test_sparse_softmax_xent_nonnegative(case, ls, cw):
     x, y = case
     with quiet():
-        v = lk.sparse_softmax_cross_entropy(x, y, label_smoothing=ls,
-                                            class_weight=np.array(cw[: x.shape[1]]),
-                                            reduction="none")
+        v = lk.sparse_softmax_cross_entropy(
+            x, y, label_smoothing=ls, class_weight=np.array(cw[: x.shape[1]]), reduction="none"
+        )
     assert np.all(v >= 0) and np.all(np.isfinite(v))
 
 
@@ -169,13 +178,18 @@ def test_softmax_xent_gradient_rows_sum_to_zero(case, ls, red):
 
 
 @SETTINGS
-@given(case=logits_and_labels(scale=1e3), ls=smoothing, red=reductions,
-       cw=st.lists(st.floats(0.01, 5.0), min_size=7, max_size=7))
+@given(
+    case=logits_and_labels(scale=1e3),
+    ls=smoothing,
+    red=reductions,
+    cw=st.lists(st.floats(0.01, 5.0), min_size=7, max_size=7),
+)
 def test_sparse_softmax_xent_gradient_rows_sum_to_zero(case, ls, red, cw):
     x, y = case
     with quiet():
         _, g = lk.value_and_grad(lk.sparse_softmax_cross_entropy)(
-            x, y, label_smoothing=ls, class_weight=np.array(cw[: x.shape[1]]), reduction=red)
+            x, y, label_smoothing=ls, class_weight=np.array(cw[: x.shape[1]]), reduction=red
+        )
     np.testing.assert_allclose(g.sum(axis=-1), 0.0, atol=1e-11)
 
 
@@ -203,8 +217,9 @@ def test_sparse_value_and_grad_vs_finite_differences(case, ls, red, data):
     direction = np.random.default_rng(n * 10 + c).normal(size=x.shape)
     with quiet():
         _, g = lk.value_and_grad(lk.sparse_softmax_cross_entropy)(x, y, **opts)
-        fd = _directional_fd(lambda z: lk.sparse_softmax_cross_entropy(z, y, **opts), x,
-                             direction, 1e-5)
+        fd = _directional_fd(
+            lambda z: lk.sparse_softmax_cross_entropy(z, y, **opts), x, direction, 1e-5
+        )
     assert np.sum(g * direction) == pytest.approx(fd, rel=1e-6, abs=1e-8)
 
 
@@ -217,8 +232,10 @@ def test_dense_and_sigmoid_value_and_grad_vs_finite_differences(case, ls, red, d
         opts["sample_weight"] = np.linspace(0.1, 1.0, x.shape[0])
     direction = np.random.default_rng(x.size).normal(size=x.shape)
     with quiet():
-        for fn, extra in ((lk.softmax_cross_entropy, {}),
-                          (lk.sigmoid_cross_entropy, {"pos_weight": 2.5})):
+        for fn, extra in (
+            (lk.softmax_cross_entropy, {}),
+            (lk.sigmoid_cross_entropy, {"pos_weight": 2.5}),
+        ):
             kw = {**opts, **extra}
             _, g = lk.value_and_grad(fn)(x, t, **kw)
             fd = _directional_fd(lambda z, fn=fn, kw=kw: fn(z, t, **kw), x, direction, 1e-5)
@@ -249,8 +266,9 @@ def test_probability_and_regression_value_and_grad_vs_finite_differences(data, s
 def test_reductions_consistent(case, data):
     x, y = case
     n, c = x.shape
-    sw = data.draw(hnp.arrays(np.float64, (n,),
-                              elements=st.one_of(st.just(0.0), st.floats(0.01, 3.0))))
+    sw = data.draw(
+        hnp.arrays(np.float64, (n,), elements=st.one_of(st.just(0.0), st.floats(0.01, 3.0)))
+    )
     cw = data.draw(hnp.arrays(np.float64, (c,), elements=st.floats(0.1, 3.0)))
     with quiet():
         kw = dict(sample_weight=sw, class_weight=cw)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from conftest import assert_close, ref_mae, ref_mse, round_to, run_loss
 
 REDUCTIONS = ("none", "sum", "mean")

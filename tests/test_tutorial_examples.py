@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+
 from conftest import run_loss
 
 
@@ -28,8 +29,7 @@ def test_tf_sparse_softmax_cross_entropy_with_logits_docstring(xp):
     # TensorFlow, tf.nn.sparse_softmax_cross_entropy_with_logits docstring (nn_ops.py):
     logits = [[2.0, -5.0, 0.5, -0.1], [0.0, 0.0, 1.9, 1.4], [-100.0, 100.0, -100.0, -100.0]]
     labels = np.array([0, 3, 1])
-    v, _ = run_loss(xp, "sparse_softmax_cross_entropy", logits, labels, "float32",
-                    reduction="none")
+    v, _ = run_loss(xp, "sparse_softmax_cross_entropy", logits, labels, "float32", reduction="none")
     np.testing.assert_allclose(v, [0.29750752, 1.1448325, 0.0], rtol=1e-6, atol=1e-7)
 
 
@@ -39,23 +39,25 @@ def test_tf_sigmoid_cross_entropy_with_logits_docstring(xp):
     labels = [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.5]
     v, _ = run_loss(xp, "sigmoid_cross_entropy", logits, labels, "float32", reduction="none")
     np.testing.assert_allclose(
-        v, [1.3132617, 0.3132617, 0.6931472, 0.3132617, 1.3132617, 0.6931472, 0.6931472],
-        rtol=1e-6)
+        v, [1.3132617, 0.3132617, 0.6931472, 0.3132617, 1.3132617, 0.6931472, 0.6931472], rtol=1e-6
+    )
 
 
 def test_tf_weighted_cross_entropy_with_logits_docstring(xp):
     # TensorFlow, tf.nn.weighted_cross_entropy_with_logits docstring (nn_impl.py):
     labels = [1.0, 0.5, 0.0]
     logits = [1.5, -0.1, -10.0]
-    v, _ = run_loss(xp, "sigmoid_cross_entropy", logits, labels, "float32", pos_weight=1.5,
-                    reduction="none")
+    v, _ = run_loss(
+        xp, "sigmoid_cross_entropy", logits, labels, "float32", pos_weight=1.5, reduction="none"
+    )
     # TF's last element, 4.5776367e-05, is float32 cancellation in -10 + (10 + 4.54e-5);
     # the exact value is log1p(exp(-10)) = 4.5398899e-05 (derived), which a stable
     # float32 computation may give instead: accept either (they differ by 0.8%).
     np.testing.assert_allclose(v[:2], [3.0211994e-01, 8.8049585e-01], rtol=1e-5)
     np.testing.assert_allclose(v[2], math.log1p(math.exp(-10.0)), rtol=1e-2)
-    v, _ = run_loss(xp, "sigmoid_cross_entropy", logits, labels, "float32", pos_weight=0.5,
-                    reduction="none")
+    v, _ = run_loss(
+        xp, "sigmoid_cross_entropy", logits, labels, "float32", pos_weight=0.5, reduction="none"
+    )
     np.testing.assert_allclose(v[:2], [1.00706644e-01, 5.08297503e-01], rtol=1e-5)
     np.testing.assert_allclose(v[2], math.log1p(math.exp(-10.0)), rtol=1e-2)
 
@@ -75,8 +77,9 @@ def test_keras_categorical_crossentropy_docstring(xp):
     # Keras's 0.814 is (0.3*0.0513 + 0.7*2.3026) / 2 (batch size).  The core's mean is
     # the weighted mean: 1.6272 / (0.3 + 0.7) = 1.6272 (derived).
     sw = [0.3, 0.7]
-    v, _ = run_loss(xp, "categorical_cross_entropy", y_pred, y_true, sample_weight=sw,
-                    reduction="sum")
+    v, _ = run_loss(
+        xp, "categorical_cross_entropy", y_pred, y_true, sample_weight=sw, reduction="sum"
+    )
     np.testing.assert_allclose(v / 2, 0.814, atol=5e-4)
     v, _ = run_loss(xp, "categorical_cross_entropy", y_pred, y_true, sample_weight=sw)
     np.testing.assert_allclose(v, 0.3 * -math.log(0.95) + 0.7 * -math.log(0.1), rtol=1e-9)
@@ -88,8 +91,9 @@ def test_keras_sparse_categorical_crossentropy_docstring(xp):
     y_pred = [[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]]
     v, _ = run_loss(xp, "sparse_categorical_cross_entropy", y_pred, np.array([1, 2]))
     np.testing.assert_allclose(v, 1.177, atol=5e-4)
-    v, _ = run_loss(xp, "sparse_categorical_cross_entropy", y_pred, np.array([1, 2]),
-                    reduction="sum")
+    v, _ = run_loss(
+        xp, "sparse_categorical_cross_entropy", y_pred, np.array([1, 2]), reduction="sum"
+    )
     np.testing.assert_allclose(v, 2.354, atol=5e-4)
 
 
@@ -104,8 +108,13 @@ def test_keras_binary_crossentropy_from_logits_docstring(xp):
     v, _ = run_loss(xp, "sigmoid_cross_entropy", y_pred, y_true)
     np.testing.assert_allclose(v, 0.8654, atol=1e-4)
     np.testing.assert_allclose(v, 0.86545795, rtol=1e-7)
-    v, _ = run_loss(xp, "sigmoid_cross_entropy", np.reshape(y_pred, (2, 2)),
-                    np.reshape(y_true, (2, 2)), reduction="none")
+    v, _ = run_loss(
+        xp,
+        "sigmoid_cross_entropy",
+        np.reshape(y_pred, (2, 2)),
+        np.reshape(y_true, (2, 2)),
+        reduction="none",
+    )
     assert v.shape == (2, 2)  # the core keeps one value per element
     np.testing.assert_allclose(v.mean(axis=1), [0.235, 1.496], atol=5e-4)
 
@@ -116,8 +125,9 @@ def test_keras2_binary_crossentropy_docs(xp):
     # Derived: row 1: (-log 0.4 - log 0.4)/2 = 0.91629; row 2: (-log 0.6 - log 0.4)/2 = 0.71356.
     v, _ = run_loss(xp, "binary_cross_entropy", [[0.6, 0.4], [0.4, 0.6]], [[0.0, 1.0], [0.0, 0.0]])
     np.testing.assert_allclose(v, 0.815, atol=5e-4)
-    np.testing.assert_allclose(v, (2 * -math.log(0.4) - math.log(0.6) - math.log(0.4)) / 4,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        v, (2 * -math.log(0.4) - math.log(0.6) - math.log(0.4)) / 4, rtol=1e-6
+    )
 
 
 def test_keras_regression_docstrings(xp):
@@ -137,8 +147,14 @@ def test_keras_regression_docstrings(xp):
 def test_torch_bce_with_logits_pos_weight_docs(xp):
     # PyTorch, torch.nn.BCEWithLogitsLoss docstring: target ones [10, 64], output full 1.5,
     # pos_weight ones [64] -> tensor(0.20...) = -log(sigmoid(1.5)) = log1p(exp(-1.5)).
-    v, _ = run_loss(xp, "sigmoid_cross_entropy", np.full((10, 64), 1.5), np.ones((10, 64)),
-                    "float32", pos_weight=np.ones(64))
+    v, _ = run_loss(
+        xp,
+        "sigmoid_cross_entropy",
+        np.full((10, 64), 1.5),
+        np.ones((10, 64)),
+        "float32",
+        pos_weight=np.ones(64),
+    )
     np.testing.assert_allclose(v, 0.2014133, rtol=1e-5)  # float32 mean of 640 terms
     assert 0.20 <= float(v) < 0.21
 
@@ -158,11 +174,11 @@ def test_optax_docstring(xp):
     # optax, optax.softmax_cross_entropy(_with_integer_labels) docstrings:
     # logits [[1.2, -0.8, -0.5], [0.9, -1.2, 1.1]], labels [0, 1] -> [0.2761 2.9518].
     logits = [[1.2, -0.8, -0.5], [0.9, -1.2, 1.1]]
-    v, _ = run_loss(xp, "sparse_softmax_cross_entropy", logits, np.array([0, 1]),
-                    reduction="none")
+    v, _ = run_loss(xp, "sparse_softmax_cross_entropy", logits, np.array([0, 1]), reduction="none")
     np.testing.assert_allclose(v, [0.2761, 2.9518], atol=5e-5)
-    v, _ = run_loss(xp, "softmax_cross_entropy", logits, [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]],
-                    reduction="none")
+    v, _ = run_loss(
+        xp, "softmax_cross_entropy", logits, [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], reduction="none"
+    )
     np.testing.assert_allclose(v, [0.2761, 2.9518], atol=5e-5)
 
 
@@ -180,8 +196,13 @@ def test_cs231n_softmax_classifier_example(xp):
 def test_d2l_softmax_regression_scratch_example(xp):
     # Dive into Deep Learning, "Softmax Regression Implementation from Scratch":
     # y_hat = [[0.1, 0.3, 0.6], [0.3, 0.2, 0.5]], y = [0, 2] -> cross_entropy = [2.3026, 0.6931].
-    v, _ = run_loss(xp, "sparse_categorical_cross_entropy", [[0.1, 0.3, 0.6], [0.3, 0.2, 0.5]],
-                    np.array([0, 2]), reduction="none")
+    v, _ = run_loss(
+        xp,
+        "sparse_categorical_cross_entropy",
+        [[0.1, 0.3, 0.6], [0.3, 0.2, 0.5]],
+        np.array([0, 2]),
+        reduction="none",
+    )
     np.testing.assert_allclose(v, [2.3026, 0.6931], atol=5e-5)
 
 
@@ -202,6 +223,7 @@ def test_design_quick_start(xp):
 def test_design_quick_start_lists(reduction, expected):
     import losskit as lk
 
-    v = lk.sparse_softmax_cross_entropy([[2.0, 0.5, 6.0], [0.1, 0.0, 3.0]], [2, 1],
-                                        reduction=reduction)
+    v = lk.sparse_softmax_cross_entropy(
+        [[2.0, 0.5, 6.0], [0.1, 0.0, 3.0]], [2, 1], reduction=reduction
+    )
     np.testing.assert_allclose(v, expected, rtol=1e-6)

@@ -32,8 +32,9 @@ def raises(exc, text):
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["sparse_softmax_cross_entropy",
-                                  "sparse_categorical_cross_entropy"])
+@pytest.mark.parametrize(
+    "name", ["sparse_softmax_cross_entropy", "sparse_categorical_cross_entropy"]
+)
 @pytest.mark.parametrize("bad,pos", [(5, 1), (3, 0), (-1, 1)])
 def test_label_out_of_range_names_value_and_position(xp, name, bad, pos):
     y = np.array([0, 0])
@@ -43,15 +44,19 @@ def test_label_out_of_range_names_value_and_position(xp, name, bad, pos):
 
 
 def test_label_out_of_range_with_ignore_index(xp):
-    with raises(ValueError, "`labels` must be in [0, 3) or equal ignore_index=-100; "
-                            "got 3 at position (1,)"):
-        lk.sparse_softmax_cross_entropy(xp.asarray(X), xp.asarray(np.array([-100, 3])),
-                                        ignore_index=-100)
+    with raises(
+        ValueError, "`labels` must be in [0, 3) or equal ignore_index=-100; got 3 at position (1,)"
+    ):
+        lk.sparse_softmax_cross_entropy(
+            xp.asarray(X), xp.asarray(np.array([-100, 3])), ignore_index=-100
+        )
     # -1 is not the ignore index: still an error
-    with raises(ValueError, "`labels` must be in [0, 3) or equal ignore_index=-100; "
-                            "got -1 at position (0,)"):
-        lk.sparse_softmax_cross_entropy(xp.asarray(X), xp.asarray(np.array([-1, 2])),
-                                        ignore_index=-100)
+    with raises(
+        ValueError, "`labels` must be in [0, 3) or equal ignore_index=-100; got -1 at position (0,)"
+    ):
+        lk.sparse_softmax_cross_entropy(
+            xp.asarray(X), xp.asarray(np.array([-1, 2])), ignore_index=-100
+        )
 
 
 def test_label_out_of_range_kdim_position(xp):
@@ -62,21 +67,26 @@ def test_label_out_of_range_kdim_position(xp):
 
 def test_label_out_of_range_in_value_and_grad(xp):
     with raises(ValueError, "`labels` must be in [0, 3); got 7 at position (0,)"):
-        lk.value_and_grad(lk.sparse_softmax_cross_entropy)(xp.asarray(X),
-                                                           xp.asarray(np.array([7, 0])))
+        lk.value_and_grad(lk.sparse_softmax_cross_entropy)(
+            xp.asarray(X), xp.asarray(np.array([7, 0]))
+        )
 
 
-@pytest.mark.parametrize("name", ["sparse_softmax_cross_entropy",
-                                  "sparse_categorical_cross_entropy"])
+@pytest.mark.parametrize(
+    "name", ["sparse_softmax_cross_entropy", "sparse_categorical_cross_entropy"]
+)
 def test_float_labels_are_a_type_error(xp, name):
     yb = xp.asarray(np.array([0.0, 1.0]))
-    with raises(TypeError, f"`labels` must be an integer array of class ids; got dtype "
-                           f"{yb.dtype} (for one-hot or soft targets use the non-sparse loss)"):
+    with raises(
+        TypeError,
+        f"`labels` must be an integer array of class ids; got dtype "
+        f"{yb.dtype} (for one-hot or soft targets use the non-sparse loss)",
+    ):
         getattr(lk, name)(xp.asarray(first_arg(name)), yb)
 
 
 def test_bool_labels_are_a_type_error():
-    with pytest.raises(TypeError, match="^`labels` must be an integer array"):
+    with pytest.raises(TypeError, match=r"^`labels` must be an integer array"):
         lk.sparse_softmax_cross_entropy(X, np.array([True, False]))
 
 
@@ -90,55 +100,77 @@ def test_huge_label():
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("labels,got", [(np.array([[0], [1]]), "(2, 1)"),
-                                        (np.array([0, 1, 2]), "(3,)"),
-                                        (np.array(1), "()")])
+@pytest.mark.parametrize(
+    "labels,got",
+    [(np.array([[0], [1]]), "(2, 1)"), (np.array([0, 1, 2]), "(3,)"), (np.array(1), "()")],
+)
 def test_labels_shape_mismatch(xp, labels, got):
-    with raises(ValueError, "`labels` must have the shape of `logits` (2, 3) without its class "
-                            f"axis 1, that is (2,); got {got}"):
+    with raises(
+        ValueError,
+        "`labels` must have the shape of `logits` (2, 3) without its class "
+        f"axis 1, that is (2,); got {got}",
+    ):
         lk.sparse_softmax_cross_entropy(xp.asarray(X), xp.asarray(labels))
 
 
-@pytest.mark.parametrize("name,first,second,shape2", [
-    ("softmax_cross_entropy", "logits", "targets", (2, 1)),
-    ("softmax_cross_entropy", "logits", "targets", (3,)),
-    ("categorical_cross_entropy", "probs", "targets", (1, 3)),
-    ("binary_cross_entropy", "probs", "targets", (3,)),
-    ("sigmoid_cross_entropy", "logits", "targets", (2, 1)),
-    ("mean_squared_error", "pred", "target", (2,)),
-    ("mean_absolute_error", "pred", "target", (1, 3)),
-])
+@pytest.mark.parametrize(
+    "name,first,second,shape2",
+    [
+        ("softmax_cross_entropy", "logits", "targets", (2, 1)),
+        ("softmax_cross_entropy", "logits", "targets", (3,)),
+        ("categorical_cross_entropy", "probs", "targets", (1, 3)),
+        ("binary_cross_entropy", "probs", "targets", (3,)),
+        ("sigmoid_cross_entropy", "logits", "targets", (2, 1)),
+        ("mean_squared_error", "pred", "target", (2,)),
+        ("mean_absolute_error", "pred", "target", (1, 3)),
+    ],
+)
 def test_truth_shape_mismatch(xp, name, first, second, shape2):
-    with raises(ValueError, f"`{second}` must have the shape of `{first}` (2, 3); got "
-                            f"{shape2} (losskit does not broadcast)"):
-        getattr(lk, name)(xp.asarray(P if first == "probs" else X),
-                          xp.asarray(np.full(shape2, 0.5)))
+    with raises(
+        ValueError,
+        f"`{second}` must have the shape of `{first}` (2, 3); got "
+        f"{shape2} (losskit does not broadcast)",
+    ):
+        getattr(lk, name)(
+            xp.asarray(P if first == "probs" else X), xp.asarray(np.full(shape2, 0.5))
+        )
 
 
 def test_sample_weight_shape(xp):
-    with raises(ValueError, "`sample_weight` must have the shape of the batch, a leading part "
-                            "of the unreduced loss shape (2,) such as (2,); got (3,)"):
-        lk.sparse_softmax_cross_entropy(xp.asarray(X), xp.asarray(np.array([0, 1])),
-                                        sample_weight=xp.asarray(np.ones(3)))
-    with raises(ValueError, "`sample_weight` must have the shape of the batch, a leading part "
-                            "of the unreduced loss shape (2, 3) such as (2,) or (2, 3); got (3,)"):
+    with raises(
+        ValueError,
+        "`sample_weight` must have the shape of the batch, a leading part "
+        "of the unreduced loss shape (2,) such as (2,); got (3,)",
+    ):
+        lk.sparse_softmax_cross_entropy(
+            xp.asarray(X), xp.asarray(np.array([0, 1])), sample_weight=xp.asarray(np.ones(3))
+        )
+    with raises(
+        ValueError,
+        "`sample_weight` must have the shape of the batch, a leading part "
+        "of the unreduced loss shape (2, 3) such as (2,) or (2, 3); got (3,)",
+    ):
         lk.mean_squared_error(xp.asarray(X), xp.asarray(X), sample_weight=xp.asarray(np.ones(3)))
     # trailing alignment (NumPy broadcasting) is not accepted either
     with pytest.raises(ValueError, match=r"^`sample_weight` must have the shape"):
-        lk.mean_squared_error(xp.asarray(X), xp.asarray(X),
-                              sample_weight=xp.asarray(np.ones((1, 3))))
+        lk.mean_squared_error(
+            xp.asarray(X), xp.asarray(X), sample_weight=xp.asarray(np.ones((1, 3)))
+        )
 
 
 def test_class_weight_wrong_length(xp):
-    with raises(ValueError, "`class_weight` must have one weight per class, shape (3,); "
-                            "got (4,)"):
-        lk.sparse_softmax_cross_entropy(xp.asarray(X), xp.asarray(np.array([0, 1])),
-                                        class_weight=xp.asarray(np.ones(4)))
+    with raises(ValueError, "`class_weight` must have one weight per class, shape (3,); got (4,)"):
+        lk.sparse_softmax_cross_entropy(
+            xp.asarray(X), xp.asarray(np.array([0, 1])), class_weight=xp.asarray(np.ones(4))
+        )
 
 
 def test_pos_weight_wrong_length(xp):
-    with raises(ValueError, "`pos_weight` must be a scalar or have one weight per class along "
-                            "the last axis of `logits`, shape (3,); got (4,)"):
+    with raises(
+        ValueError,
+        "`pos_weight` must be a scalar or have one weight per class along "
+        "the last axis of `logits`, shape (3,); got (4,)",
+    ):
         lk.sigmoid_cross_entropy(xp.asarray(X), xp.asarray(X), pos_weight=xp.asarray(np.ones(4)))
 
 
@@ -166,13 +198,15 @@ ALL_LOSSES = [
 @pytest.mark.parametrize("name,a,b", ALL_LOSSES, ids=[c[0] for c in ALL_LOSSES])
 @pytest.mark.parametrize("reduction", ["avg", "MEAN", None, "batchmean"])
 def test_unknown_reduction_lists_choices(name, a, b, reduction):
-    with raises(ValueError, f"`reduction` must be one of 'mean', 'sum', 'none'; got "
-                            f"{reduction!r}"):
+    with raises(ValueError, f"`reduction` must be one of 'mean', 'sum', 'none'; got {reduction!r}"):
         getattr(lk, name)(a, b, reduction=reduction)
 
 
-@pytest.mark.parametrize("name,a,b", [ALL_LOSSES[0], ALL_LOSSES[1], ALL_LOSSES[5]],
-                         ids=["softmax", "sparse_softmax", "sigmoid"])
+@pytest.mark.parametrize(
+    "name,a,b",
+    [ALL_LOSSES[0], ALL_LOSSES[1], ALL_LOSSES[5]],
+    ids=["softmax", "sparse_softmax", "sigmoid"],
+)
 @pytest.mark.parametrize("eps", [-0.1, 1.5, 2.0, float("nan")])
 def test_label_smoothing_outside_unit_interval(xp, name, a, b, eps):
     with raises(ValueError, f"`label_smoothing` must be a number in [0, 1]; got {eps}"):
@@ -195,23 +229,28 @@ def test_ignore_index_must_be_int():
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name,probs,truth,got,pos", [
-    ("binary_cross_entropy", [0.5, 1.2], [0.0, 1.0], "1.2", "(1,)"),
-    ("binary_cross_entropy", [-0.25, 0.5], [0.0, 1.0], "-0.25", "(0,)"),
-    ("categorical_cross_entropy", [[-0.1, 1.1]], [[0.0, 1.0]], "-0.1", "(0, 0)"),
-    ("sparse_categorical_cross_entropy", [[0.5, 1.5]], [1], "1.5", "(0, 1)"),
-])
+@pytest.mark.parametrize(
+    "name,probs,truth,got,pos",
+    [
+        ("binary_cross_entropy", [0.5, 1.2], [0.0, 1.0], "1.2", "(1,)"),
+        ("binary_cross_entropy", [-0.25, 0.5], [0.0, 1.0], "-0.25", "(0,)"),
+        ("categorical_cross_entropy", [[-0.1, 1.1]], [[0.0, 1.0]], "-0.1", "(0, 0)"),
+        ("sparse_categorical_cross_entropy", [[0.5, 1.5]], [1], "1.5", "(0, 1)"),
+    ],
+)
 def test_probabilities_outside_unit_interval(xp, name, probs, truth, got, pos):
-    with raises(ValueError, f"`probs` must be probabilities in [0, 1]; got {got} at position "
-                            f"{pos}"):
+    with raises(
+        ValueError, f"`probs` must be probabilities in [0, 1]; got {got} at position {pos}"
+    ):
         getattr(lk, name)(xp.asarray(np.array(probs)), xp.asarray(np.array(truth)))
 
 
 def test_nan_probabilities_are_an_error_not_a_nan_loss(xp):
     """NaN does not lie in [0, 1]; issue 2: never a NaN instead of an error."""
     with raises(ValueError, "`probs` must be probabilities in [0, 1]; got nan at position (0,)"):
-        lk.binary_cross_entropy(xp.asarray(np.array([np.nan, 0.5])),
-                                xp.asarray(np.array([0.0, 1.0])))
+        lk.binary_cross_entropy(
+            xp.asarray(np.array([np.nan, 0.5])), xp.asarray(np.array([0.0, 1.0]))
+        )
 
 
 # --------------------------------------------------------------------------
@@ -244,17 +283,22 @@ def test_unnormalized_warning_text():
     assert str(rec[0].message) == (
         "`probs` given to categorical_cross_entropy should sum to 1 along the class axis; the "
         "row at position (0,) sums to 0.9. losskit does not renormalise them; if they are "
-        "scores, not probabilities, use the softmax loss on logits.")
+        "scores, not probabilities, use the softmax loss on logits."
+    )
 
 
-@pytest.mark.parametrize("name,probs_fn,truth", [
-    ("softmax_cross_entropy", "categorical_cross_entropy", np.array([[0.0, 1.0, 0.0]])),
-    ("sparse_softmax_cross_entropy", "sparse_categorical_cross_entropy", np.array([1])),
-])
+@pytest.mark.parametrize(
+    "name,probs_fn,truth",
+    [
+        ("softmax_cross_entropy", "categorical_cross_entropy", np.array([[0.0, 1.0, 0.0]])),
+        ("sparse_softmax_cross_entropy", "sparse_categorical_cross_entropy", np.array([1])),
+    ],
+)
 def test_double_softmax_warning_text(xp, name, probs_fn, truth):
     with pytest.warns(lk.ProbabilitiesAsLogitsWarning) as rec:
         getattr(lk, name)(xp.asarray(np.array([[0.2, 0.7, 0.1]])), xp.asarray(truth))
     assert str(rec[0].message) == (
         f"`logits` given to {name} look like probabilities (all in [0, 1], each row summing to "
         f"1); {name} applies softmax itself, so softmax would be applied twice. Pass "
-        f"probabilities to {probs_fn} instead, or pass the raw logits.")
+        f"probabilities to {probs_fn} instead, or pass the raw logits."
+    )
