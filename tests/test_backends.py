@@ -114,7 +114,7 @@ def _opts_on(xp, name, dtype):
     }
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32", "bfloat16"])
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "bfloat16"])
 @pytest.mark.parametrize("name", LOSS_NAMES)
 def test_autograd_through_every_loss(autograd_xp, name, dtype):
     """torch autograd and jax.vjp through the loss equal the reference gradient."""
@@ -122,7 +122,7 @@ def test_autograd_through_every_loss(autograd_xp, name, dtype):
     x, t = _case(name, seed=1)
     if name == "sparse_softmax_cross_entropy":
         t[1] = -100
-    if dtype == "bfloat16" and name in (
+    if dtype in ("float16", "bfloat16") and name in (
         "categorical_cross_entropy",
         "sparse_categorical_cross_entropy",
     ):

@@ -912,3 +912,36 @@ def test_unnormalised_warning_threshold_float32(xp):
             xp.asarray(np.array([[0.0], [1.0], [0.0]])),
             axis=0,
         )
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_accumulates_in_float32(xp, dtype):
+    """Summing 30000 exp(0) = 1 terms in float16 sticks at 2048 (bfloat16 at 256); the
+    float32 accumulation the issue requires gives lse = ln 30000 = 10.308952660644293."""
+    xp.require(dtype)
+    x = np.zeros((3, 30000))
+    y = np.array([0, 17, 29999])
+    v, g = run_loss(xp, "sparse_softmax_cross_entropy", x, y, dtype, reduction="none")
+    np.testing.assert_allclose(v, [math.log(30000)] * 3, rtol=1e-6)
+    np.testing.assert_allclose(g, np.full((3, 30000), 1 / 30000) - np.eye(30000)[y], atol=1e-3)
+    t = np.zeros((3, 30000))
+    t[:, 5] = 1.0
+    v, _ = run_loss(xp, "softmax_cross_entropy", x, t, dtype, reduction="sum")
+    np.testing.assert_allclose(v, 3 * math.log(30000), rtol=1e-6)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_sparse_softmax_xent_kdim_intermediate_sample_weight(xp, rng, reduction):
+    """sample_weight of shape (N, d1) — the leading axes of an (N, d1, d2) unreduced loss."""
+    x = rng.normal(size=(3, 4, 2, 5))
+    y = rng.integers(0, 4, size=(3, 2, 5))
+    check(
+        xp,
+        "sparse_softmax_cross_entropy",
+        ref_sparse_xent,
+        x,
+        y,
+        axis=1,
+        reduction=reduction,
+        sample_weight=rng.uniform(0.1, 2.0, size=(3, 2)),
+    )

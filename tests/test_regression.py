@@ -136,3 +136,17 @@ def test_float32_large_values(xp):
     v, g = run_loss(xp, "mean_squared_error", p, np.zeros(4), "float32")
     np.testing.assert_allclose(v, 2.5e37, rtol=1e-5)
     np.testing.assert_allclose(g, [5e18, 0, 0, 0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("name", NAMES)
+def test_half_precision_accumulates_in_float32(xp, name, dtype):
+    """100000 errors of 1: a float16 running sum sticks at 2048, a bfloat16 one at 256;
+    the float32 accumulation gives sum 100000 and mean 1 (exact in float32)."""
+    xp.require(dtype)
+    p = np.ones(100000)
+    t = np.zeros(100000)
+    v, _ = run_loss(xp, name, p, t, dtype, reduction="sum")
+    np.testing.assert_allclose(v, 100000.0, rtol=1e-6)
+    v, _ = run_loss(xp, name, p, t, dtype, reduction="mean")
+    np.testing.assert_allclose(v, 1.0, rtol=1e-6)

@@ -302,3 +302,22 @@ def test_double_softmax_warning_text(xp, name, probs_fn, truth):
         f"1); {name} applies softmax itself, so softmax would be applied twice. Pass "
         f"probabilities to {probs_fn} instead, or pass the raw logits."
     )
+
+
+def test_value_and_grad_keeps_the_calling_convention():
+    vg = lk.value_and_grad(lk.softmax_cross_entropy)
+    with pytest.raises(TypeError):
+        vg(X, P, -1)  # options are keyword-only
+    with pytest.raises(TypeError):
+        vg(X, P, label_smothing=0.1)  # a misspelt option is not silently ignored
+    with raises(ValueError, "`reduction` must be one of 'mean', 'sum', 'none'; got 'avg'"):
+        vg(X, P, reduction="avg")
+
+
+def test_integer_valued_options_are_accepted():
+    """label_smoothing=1 and eps=0 as Python ints are numbers in range."""
+    a = lk.sparse_softmax_cross_entropy(X, np.array([0, 1]), label_smoothing=1)
+    b = lk.sparse_softmax_cross_entropy(X, np.array([0, 1]), label_smoothing=1.0)
+    assert a == b
+    a = lk.binary_cross_entropy(np.array([0.5]), np.array([1.0]), eps=0)
+    np.testing.assert_allclose(a, np.log(2), rtol=1e-12)
