@@ -923,7 +923,9 @@ def test_half_precision_accumulates_in_float32(xp, dtype):
     y = np.array([0, 17, 29999])
     v, g = run_loss(xp, "sparse_softmax_cross_entropy", x, y, dtype, reduction="none")
     np.testing.assert_allclose(v, [math.log(30000)] * 3, rtol=1e-6)
-    np.testing.assert_allclose(g, np.full((3, 30000), 1 / 30000) - np.eye(30000)[y], atol=1e-3)
+    expected = np.full((3, 30000), 1 / 30000)
+    expected[np.arange(3), y] -= 1
+    np.testing.assert_allclose(g, expected, atol=1e-3)
     t = np.zeros((3, 30000))
     t[:, 5] = 1.0
     v, _ = run_loss(xp, "softmax_cross_entropy", x, t, dtype, reduction="sum")
