@@ -399,3 +399,34 @@ def test_autograd_at_zero_logits(autograd_xp, name):
             xp.asarray(x), xp.asarray(t), reduction="sum", **opts
         )
         assert_close(xp.to_numpy(g), exp_g, kind="grad", err_msg=f"value_and_grad {opts}")
+
+
+PUBLIC = {
+    "softmax", "log_softmax", "logsumexp", "sigmoid", "log_sigmoid",
+    "softmax_cross_entropy", "sparse_softmax_cross_entropy", "categorical_cross_entropy",
+    "sparse_categorical_cross_entropy", "binary_cross_entropy", "sigmoid_cross_entropy",
+    "mean_squared_error", "mean_absolute_error", "value_and_grad",
+    "LosskitWarning", "ProbabilitiesAsLogitsWarning", "UnnormalizedProbabilitiesWarning",
+}  # fmt: skip
+
+
+def test_public_names():
+    assert PUBLIC <= set(lk.__all__)
+    for name in PUBLIC:
+        assert getattr(lk, name) is not None
+
+
+def test_import_and_numpy_use_pull_in_no_framework():
+    """losskit never imports a framework it was not handed (DESIGN.md: _backend.py)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, losskit as lk\n"
+        "lk.sparse_softmax_cross_entropy(np.zeros((4, 3)), np.array([0, 1, 2, 0]))\n"
+        "lk.value_and_grad(lk.sigmoid_cross_entropy)(np.zeros(3), np.ones(3))\n"
+        "heavy = {'torch', 'jax', 'tensorflow', 'keras', 'optax', 'matplotlib'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
