@@ -67,6 +67,8 @@ SPARSE_OPTIONS = {
         "label_smoothing": 0.1,
     },
     "sample_weight": {"sample_weight": [1.0, 0.0, 2.0, 0.5, 1.5, 3.0]},
+    "ignore+sample_weight": {"ignore_index": -100, "sample_weight": [1.0, 5.0, 2.0, 0.5, 1.5, 3.0]},
+    "class_weight+sample_weight": {"class_weight": CW, "sample_weight": [1, 0.2, 2, 0.5, 1.5, 3]},
     "everything": {
         "class_weight": CW,
         "ignore_index": -100,
@@ -947,3 +949,47 @@ def test_sparse_softmax_xent_kdim_intermediate_sample_weight(xp, rng, reduction)
         reduction=reduction,
         sample_weight=rng.uniform(0.1, 2.0, size=(3, 2)),
     )
+
+
+def test_smoothing_and_soft_targets_at_extreme_logits_float32(xp):
+    """Issue 2: "any finite logits (±1e4, ±3e38 in float32) give a finite, correct loss".
+
+    Derivations (lse = 3e38 for both rows, since exp(-6e38 - ...) = 0):
+      [1e4, -1e4], label 0, eps = 0.1: 0.9*0 + 0.05*(0 + 2e4) = 1e3.
+      [3e38, -3e38], label 0, eps = 0.1: 0.9*0 + 0.05*(0 + 6e38) = 3e37  (representable,
+      although lse - x[1] = 6e38 is not: sum_c (lse - x_c)/C = lse - mean(x) = 3e38).
+      dense, targets [0.9, 0.1] on [3e38, -3e38]: 0.1 * 6e38 = 6e37.
+    Gradients: softmax - t' = [1, 0] - [0.95, 0.05] = [0.05, -0.05]; dense [0.1, -0.1].
+    """
+    v, g = run_loss(
+        xp,
+        "sparse_softmax_cross_entropy",
+        np.array([[1e4, -1e4]]),
+        np.array([0]),
+        "float32",
+        label_smoothing=0.1,
+        reduction="none",
+    )
+    np.testing.assert_allclose(v, [1e3], rtol=1e-6)
+    np.testing.assert_allclose(g, [[0.05, -0.05]], atol=1e-6)
+    v, g = run_loss(
+        xp,
+        "sparse_softmax_cross_entropy",
+        np.array([[BIG, -BIG]]),
+        np.array([0]),
+        "float32",
+        label_smoothing=0.1,
+        reduction="none",
+    )
+    np.testing.assert_allclose(g, [[0.05, -0.05]], atol=1e-6)
+    np.testing.assert_allclose(v, [3e37], rtol=1e-5)
+    v, g = run_loss(
+        xp,
+        "softmax_cross_entropy",
+        np.array([[BIG, -BIG]]),
+        np.array([[0.9, 0.1]]),
+        "float32",
+        reduction="none",
+    )
+    np.testing.assert_allclose(g, [[0.1, -0.1]], atol=1e-6)
+    np.testing.assert_allclose(v, [6e37], rtol=1e-5)
