@@ -254,6 +254,19 @@ def test_probability_and_regression_value_and_grad_vs_finite_differences(data, s
         _, g = lk.value_and_grad(fn)(p, t, reduction=red)
         fd = _directional_fd(lambda z, fn=fn: fn(z, t, reduction=red), p, direction, 1e-6)
         assert np.sum(g * direction) == pytest.approx(fd, rel=1e-6, abs=1e-8), name
+    # categorical on probability rows (kept normalised along the direction: the
+    # direction's rows sum to 0, so no UnnormalizedProbabilitiesWarning either)
+    q = data.draw(distributions(n, c)) * 0.9 + 0.1 / c
+    y = data.draw(hnp.arrays(np.int64, (n,), elements=st.integers(0, c - 1)))
+    d = direction - direction.mean(axis=1, keepdims=True)
+    for name, truth in (
+        ("categorical_cross_entropy", data.draw(distributions(n, c))),
+        ("sparse_categorical_cross_entropy", y),
+    ):
+        fn = getattr(lk, name)
+        _, g = lk.value_and_grad(fn)(q, truth, reduction=red)
+        fd = _directional_fd(lambda z, fn=fn, tr=truth: fn(z, tr, reduction=red), q, d, 1e-7)
+        assert np.sum(g * d) == pytest.approx(fd, rel=1e-6, abs=1e-7), name
 
 
 # --------------------------------------------------------------------------
