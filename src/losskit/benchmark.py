@@ -77,7 +77,9 @@ def _parser() -> argparse.ArgumentParser:
         "--shapes",
         type=_parse_shapes,
         default=list(DEFAULT_SHAPES),
-        help="NxC shapes, comma separated (default: %(default)s)",
+        help="NxC shapes, comma separated (default: "
+        + ",".join(f"{n}x{c}" for n, c in DEFAULT_SHAPES)
+        + ")",
     )
     p.add_argument(
         "--threads",
@@ -300,7 +302,10 @@ def _run_children(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def format_table(records: Sequence[dict[str, Any]]) -> str:
     """A plain-text table, one block per (threads, shape, pass)."""
-    lines = []
+    lines = [
+        "median ms; vs torch = torch ms / row ms (above 1: faster than PyTorch); "
+        "x floor = row ms / floor ms"
+    ]
     head = f"{'implementation':<24}{'ms':>10}{'vs torch':>10}{'x floor':>9}"
     key = None
     for r in records:
@@ -314,7 +319,7 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
         vs = f"{r['speedup_vs_torch']:.2f}x" if r["speedup_vs_torch"] else "-"
         fl = f"{r['x_floor']:.2f}" if r["x_floor"] else "-"
         lines.append(f"{r['impl']:<24}{r['ms']:>10.3f}{vs:>10}{fl:>9}")
-    return "\n".join(lines).lstrip("\n")
+    return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
