@@ -1,4 +1,4 @@
-"""Scalar building blocks that LLVM can vectorise: maxnum, exp, log, and a fence.
+"""Scalar building blocks that LLVM can vectorise: maxnum, exp, log; exact (a - b) + c.
 
 numba on this machine has no SVML, so ``math.exp`` in a loop stays scalar.
 For float32, ``fexp`` and ``flog`` are range-reduced polynomials emitted as
@@ -62,6 +62,16 @@ def maxnum(typingctx, a, b):
     return None
 
 
+def _fence(builder, v):
+    """``llvm.arithmetic.fence``: numba gives every float instruction of a
+    fastmath kernel the kernel's flags, intrinsics' included; a fenced value
+    cannot be reassociated with what follows. It keeps a loop scalar."""
+    fnty = ir.FunctionType(v.type, [v.type])
+    return builder.call(
+        builder.module.declare_intrinsic("llvm.arithmetic.fence", [v.type], fnty), [v]
+    )
+
+
 def _exp32_ir(builder, x):
     """exp(x) for float32 as LLVM IR: exp(x) = 2^n exp(r), n = round(x / ln2), |r| <= ln2 / 2.
 
@@ -69,9 +79,11 @@ def _exp32_ir(builder, x):
     also gives 2^n's exponent bits with one integer add and a shift); r comes
     from a two-constant (Cody-Waite) reduction; exp(r) is a degree-6 polynomial
     (relative error 2e-9 on the interval, fitted for this kernel), so the
-    result is within about 1.5 ulp. Only ``contract`` (FMA) is allowed on these
-    instructions, whatever the calling kernel's fast-math flags: reassociation
-    would cancel the rounding trick and the two-constant reduction.
+    result is within about 1.5 ulp. numba gives these instructions the calling
+    kernel's fast-math flags (reassociation included), and a fence
+    (``llvm.arithmetic.fence``) would stop the loop from vectorising; LLVM
+    currently leaves the rounding trick and the two-constant reduction alone,
+    which ``tests/test_kernels.py`` checks by compiling with the kernels' flags.
     """
     f32 = ir.FloatType()
     i32 = ir.IntType(32)
@@ -202,20 +214,18 @@ def flog(typingctx, x):
 
 
 @intrinsic
-def fence(typingctx, x):
-    """x, behind ``llvm.arithmetic.fence``: fast-math reassociation cannot reach through it.
+def sub_add(typingctx, a, b, c):
+    """(a - b) + c evaluated as written, whatever the caller's fast-math flags.
 
-    ``fence(m - x) + log_s`` stays that sum; without the fence LLVM may compute
-    ``(m + log_s) - x``, which rounds ``log_s`` at the scale of ``m``.
+    For the loss (m - x[y]) + log(s): reassociated into (m + log(s)) - x[y] it
+    would round log(s) at the scale of m. The fence keeps a loop around it
+    scalar: use it per row, not per element.
     """
-    if isinstance(x, types.Float):
-        sig = x(x)
+    if isinstance(a, types.Float) and isinstance(b, types.Float) and isinstance(c, types.Float):
+        sig = a(a, a, a)
 
         def codegen(context, builder, signature, args):
-            lty = context.get_value_type(signature.return_type)
-            fnty = ir.FunctionType(lty, [lty])
-            fn = builder.module.declare_intrinsic("llvm.arithmetic.fence", [lty], fnty)
-            return builder.call(fn, args)
+            return builder.fadd(_fence(builder, builder.fsub(args[0], args[1])), args[2])
 
         return sig, codegen
     return None

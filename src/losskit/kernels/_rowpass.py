@@ -15,7 +15,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ._primitives import fence, fexp, maxnum
+from ._primitives import fexp, maxnum, sub_add
 
 BLOCK = 2048
 # No nnan/ninf: -inf logits are legal input and must stay -inf.
@@ -155,9 +155,9 @@ def rescale_blocks(out, shifts, m, factor):
 @njit(fastmath=FASTMATH, cache=True)
 def sparse_row_loss(m, xy, ls, hard, e, C, W, d):
     """(1-e) w[y] ((m - x[y]) + log s) + e/C (W log s + sum_c w[c] (m - x[c]))."""
-    # The fence keeps LLVM from computing (m + log s) - x[y] (reassociation),
+    # sub_add keeps LLVM from computing (m + log s) - x[y] (reassociation),
     # which would round log s at the scale of m: 2e-5 off at logits of 1e4.
-    val = hard * (fence(m - xy) + ls) if hard != 0.0 else 0.0
+    val = hard * sub_add(m, xy, ls) if hard != 0.0 else 0.0
     if e != 0.0:
         val += e / C * (W * ls + d)
     return val

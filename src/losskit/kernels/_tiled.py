@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._primitives import fence, fexp, flog, maxnum
+from ._primitives import fexp, flog, maxnum
 from ._rowpass import FASTMATH
 
 TILE = 64
@@ -126,10 +126,14 @@ def log_softmax_tiled(x, out, nchunks):
             tile_max_sumexp(t, e, m, s, nr)
             for r in range(nr):
                 s[r] = flog(s[r])
+            # (x - m) - log(s) in two loops: through memory, LLVM cannot
+            # reassociate it into x - (m + log(s)), rounded at the scale of m.
             for c in range(C):
                 for r in range(nr):
-                    # the fence keeps (x - m) exact before log(s) is subtracted
-                    t[c, r] = fence(t[c, r] - m[r]) - s[r]
+                    t[c, r] -= m[r]
+            for c in range(C):
+                for r in range(nr):
+                    t[c, r] -= s[r]
             store_tile(t, out[r0 : r0 + nr], nr)
     return out
 
