@@ -482,3 +482,28 @@ def test_public_sparse_random_shapes_and_options(
     tol = TOL[dtype]
     np.testing.assert_allclose(fv, sv, rtol=10 * tol["rtol"], atol=tol["atol"] * 10 * scale)
     np.testing.assert_allclose(fg, sg, rtol=10 * tol["rtol"], atol=tol["atol"])
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(1, 200),
+    c=st.integers(1, 400),
+    dtype=st.sampled_from(DTYPES),
+    smoothing=st.sampled_from([0.0, 0.2]),
+    reduction=st.sampled_from(["mean", "sum", "none"]),
+    scale=st.sampled_from([0.1, 5.0, 1e3]),
+    seed=st.integers(0, 2**16),
+)
+def test_public_dense_and_activations_random_shapes(n, c, dtype, smoothing, reduction, scale, seed):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((n, c)) * scale).astype(dtype)
+    t = rng.dirichlet(np.ones(c), size=n).astype(dtype)
+    tol = TOL[dtype]
+    rtol, atol = 10 * tol["rtol"], tol["atol"] * 10 * scale
+    vg = lk.value_and_grad(lk.softmax_cross_entropy)
+    (fv, fg), (sv, sg) = both_paths(vg, x, t, label_smoothing=smoothing, reduction=reduction)
+    np.testing.assert_allclose(fv, sv, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(fg, sg, rtol=rtol, atol=tol["atol"])
+    for fn in (lk.softmax, lk.log_softmax, lk.logsumexp):
+        fast, slow = both_paths(fn, x)
+        np.testing.assert_allclose(fast, slow, rtol=rtol, atol=atol)
