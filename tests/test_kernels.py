@@ -115,7 +115,7 @@ SHAPES = [(0, 3), (1, 1), (7, 1), (1, 2), (7, 3), (33, 10), (130, 64), (7, 1000)
 # --------------------------------------------------------------------------- primitives
 
 
-def test_fast_exp_float32_within_two_ulp():
+def test_fast_exp_float32_within_three_ulp():
     from numba import njit
 
     from losskit.kernels._primitives import fexp
@@ -133,7 +133,7 @@ def test_fast_exp_float32_within_two_ulp():
     apply(x, out)
     ref = np.exp(x.astype(np.float64))
     ulps = np.abs(out - ref) / np.spacing(ref.astype(np.float32)).astype(np.float64)
-    assert ulps.max() <= 2.0
+    assert ulps.max() <= 3.0
     special = np.array([-np.inf, -1e4, -3e38, -88.0, -100.0, np.nan], np.float32)
     out = np.empty_like(special)
     apply(special, out)
