@@ -80,9 +80,8 @@ def _exp32_ir(builder, x):
     from a two-constant (Cody-Waite) reduction; exp(r) is a degree-5 polynomial
     (relative error 9.2e-8 on the interval, fitted for this kernel), so the
     result is within 2 ulp (1.98 measured over [-87.3, 0]; tests allow 3) and
-    exp(0) is exactly 1. numba gives these
-    instructions the calling kernel's fast-math flags (reassociation
-    included), and a fence
+    exp(0) is exactly 1. numba gives these instructions the calling kernel's
+    fast-math flags (reassociation included), and a fence
     (``llvm.arithmetic.fence``) would stop the loop from vectorising; LLVM
     currently leaves the rounding trick and the two-constant reduction alone,
     which ``tests/test_kernels.py`` checks by compiling with the kernels' flags.
