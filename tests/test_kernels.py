@@ -507,3 +507,24 @@ def test_public_dense_and_activations_random_shapes(n, c, dtype, smoothing, redu
     for fn in (lk.softmax, lk.log_softmax, lk.logsumexp):
         fast, slow = both_paths(fn, x)
         np.testing.assert_allclose(fast, slow, rtol=rtol, atol=atol)
+
+
+def test_thread_count_follows_numba_and_results_do_not_depend_on_it():
+    import numba
+
+    x = logits(1000, 50, np.float32)
+    y = np.random.default_rng(5).integers(0, 50, 1000)
+    coef = np.ones(1000, np.float32)
+    before = numba.get_num_threads()
+    try:
+        outs = []
+        for threads in sorted({1, before}):
+            numba.set_num_threads(threads)
+            assert dispatch._nchunks() == 4 * threads
+            g = np.empty_like(x)
+            outs.append((dispatch.sparse_xent_rows(x, y, None, None, 0.1, coef, g), g))
+    finally:
+        numba.set_num_threads(before)
+    for loss, g in outs[1:]:  # rows are independent: bitwise the same
+        np.testing.assert_array_equal(loss, outs[0][0])
+        np.testing.assert_array_equal(g, outs[0][1])

@@ -5,4 +5,16 @@ whether an array takes a kernel (``use_kernel``) and forwards to the numba
 modules, which are imported on the first call that needs one. The kernels
 trust their inputs: the core validates, moves the class axis last and makes
 the arrays C-contiguous before it calls them (see docs/INTERNALS.md).
+
+Files, one idea each: ``_primitives`` (vectorisable exp, log, max as numba
+intrinsics), ``_rowpass`` (one row: blocked online max and sum), ``_softmax``
+(row-wise activations), ``_sparse`` and ``_dense`` (the cross-entropies, loss
+and fused gradient), ``_tiled`` (the small-C loop shape).
+
+The kernels are compiled on first use (seconds) and cached by numba
+(``cache=True``, in ``__pycache__``). numba keys a cached function on its own
+source file only: after editing ``_primitives.py`` or ``_rowpass.py`` in a
+checkout, delete ``__pycache__/*.nbi`` and ``*.nbc`` here, or the kernels that
+use them keep the old code. (An installed upgrade rewrites every file, which
+invalidates the cache.)
 """
