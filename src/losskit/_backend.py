@@ -69,17 +69,23 @@ def is_numpy(xp: Any) -> bool:
     return bool(array_api_compat.is_numpy_namespace(xp))
 
 
-def is_concrete(x: Any) -> bool:
-    """Whether the values of ``x`` can be read now (False inside a JAX trace).
+def readable(xp: Any, x: Any) -> tuple[Any, Any] | None:
+    """A namespace and array on which ``x``'s values can be computed now, or None.
 
-    ``array_api_compat.is_lazy_array`` says True for every JAX array, traced
-    or not, so a JAX array is asked directly whether it is a tracer.
+    None inside a JAX trace.  A concrete JAX array is read through NumPy:
+    under ``jax.jit`` even a closed-over, concrete array gives traced results
+    once a ``jnp`` operation touches it, and a traced result cannot be read.
     """
     if array_api_compat.is_jax_array(x):
         import jax
 
-        return not isinstance(x, jax.core.Tracer)
-    return not array_api_compat.is_lazy_array(x)
+        if isinstance(x, jax.core.Tracer):
+            return None
+        host = np.asarray(x)
+        return array_api_compat.array_namespace(host), host
+    if array_api_compat.is_lazy_array(x):
+        return None
+    return xp, x
 
 
 def compute_dtype(xp: Any, dtype: Any) -> Any:

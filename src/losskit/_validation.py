@@ -13,7 +13,7 @@ import math
 import warnings
 from typing import Any
 
-from ._backend import Array, is_concrete, shape_of
+from ._backend import Array, readable, shape_of
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -97,8 +97,10 @@ def _first_position(xp: Any, bad: Array) -> tuple[int, ...]:
 
 def check_label_range(xp: Any, labels: Array, num_classes: int, ignore_index: int | None) -> None:
     """Every label is a class id in [0, C) or the ignore index."""
-    if not is_concrete(labels) or math.prod(labels.shape) == 0:
+    found = readable(xp, labels)
+    if found is None or math.prod(labels.shape) == 0:
         return
+    xp, labels = found
     bad = (labels < 0) | (labels >= num_classes)
     if ignore_index is not None:
         bad = bad & (labels != ignore_index)
@@ -125,8 +127,10 @@ def check_ignore_index(ignore_index: Any) -> None:
 
 def check_unit_interval(xp: Any, name: str, x: Array) -> None:
     """Probabilities lie in [0, 1]; NaN is refused too (written so NaN fails it)."""
-    if not is_concrete(x) or math.prod(x.shape) == 0:
+    found = readable(xp, x)
+    if found is None or math.prod(x.shape) == 0:
         return
+    xp, x = found
     bad = ~((x >= 0) & (x <= 1))
     if bool(xp.any(bad)):
         if x.ndim == 0:
@@ -202,12 +206,14 @@ def warn_if_probabilities(xp: Any, logits: Array, fn_name: str, probs_fn: str) -
     end the check there.  Only when those rows look like probabilities is the
     whole array examined.
     """
-    if not is_concrete(logits) or logits.ndim == 0 or logits.shape[-1] < 2:
+    if logits.ndim == 0 or logits.shape[-1] < 2 or math.prod(logits.shape) == 0:
         return
     rows = xp.reshape(logits, (-1, logits.shape[-1]))
-    if rows.shape[0] == 0:
-        return
-    for sample in (rows[: min(4, rows.shape[0]), ...], rows):
+    for part in (rows[: min(4, rows.shape[0]), ...], rows):
+        found = readable(xp, part)
+        if found is None:
+            return
+        xp, sample = found
         looks = (
             bool(xp.all(sample >= 0))
             and bool(xp.all(sample <= 1))
@@ -230,9 +236,11 @@ def warn_if_unnormalized(xp: Any, probs: Array, fn_name: str, input_dtype: Any) 
     caller passed, ``3 sqrt(eps)`` kept within [1e-6, 1e-2]: about 1e-3 for
     float32, 1e-6 for float64 and 1e-2 for half precision.
     """
-    if not is_concrete(probs) or math.prod(probs.shape) == 0:
-        return
     tol = min(max(3 * math.sqrt(float(xp.finfo(input_dtype).eps)), 1e-6), 1e-2)
+    found = readable(xp, probs)
+    if found is None or math.prod(probs.shape) == 0:
+        return
+    xp, probs = found
     off = xp.abs(xp.sum(probs, axis=-1) - 1) > tol
     if bool(xp.any(off)):
         pos = _first_position(xp, off) if off.ndim else ()

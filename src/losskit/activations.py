@@ -69,15 +69,25 @@ class NegLogSoftmax:
         return (2 * a) * gather(self.xp, self.half_gap, index) + a * self.log_norm[..., 0]
 
 
-def softplus(xp: Any, x: Array) -> Array:
-    """``log(1 + e^x)`` as ``max(x, 0) + log1p(e^-|x|)``: never overflows."""
-    return xp.maximum(x, xp.zeros_like(x)) + xp.log1p(xp.exp(-xp.abs(x)))
+def exp_neg_abs(xp: Any, x: Array) -> Array:
+    """``e^-|x|``, never more than 1.
+
+    ``-|x|`` is written as a ``where`` because autograd takes ``abs'(0) = 0``,
+    which would drop the derivative of everything built on it at ``x = 0``
+    (a zero-initialised logit); the ``where`` takes the ``-x`` side there.
+    """
+    return xp.exp(xp.where(x >= 0, -x, x))
 
 
 def sigmoid_of(xp: Any, x: Array) -> Array:
     """``1 / (1 + e^-x)`` without exponentiating a positive number."""
-    e = xp.exp(-xp.abs(x))
+    e = exp_neg_abs(xp, x)
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def log_sigmoid_of(xp: Any, x: Array) -> Array:
+    """``log sigmoid(x) = min(x, 0) - log1p(e^-|x|)``, finite for any finite ``x``."""
+    return xp.where(x >= 0, xp.zeros_like(x), x) - xp.log1p(exp_neg_abs(xp, x))
 
 
 def _last_axis_op(x: Array, axis: int, op: Any, fast: Any, native: Any) -> Array:
@@ -212,4 +222,4 @@ def log_sigmoid(x: Array, /) -> Array:
     xp, x = namespace(x)
     check_floating(xp, "x", x)
     v = xp.astype(x, compute_dtype(xp, x.dtype))
-    return xp.astype(-softplus(xp, -v), x.dtype)
+    return xp.astype(log_sigmoid_of(xp, v), x.dtype)

@@ -34,7 +34,7 @@ from ._validation import (
     warn_if_probabilities,
     warn_if_unnormalized,
 )
-from .activations import NegLogSoftmax, sigmoid_of
+from .activations import NegLogSoftmax, exp_neg_abs, sigmoid_of
 
 Result = tuple[Array, Array | None]
 
@@ -456,8 +456,9 @@ def _categorical_cross_entropy(
     red = plan(xp, reduction, shape_of(p)[:-1], dtype, sample_weight=sample_weight)
     with quiet_numpy():
         pc, inside = _clipped(xp, p, eps)
-        logp = xp.log(pc)
-        loss = -xp.sum(t * xp.where(t == 0, xp.zeros_like(logp), logp), axis=-1)
+        # A class with target 0 adds 0 whatever its probability: its log is
+        # taken of 1 instead, so autograd never forms 0 * (1/0) there either.
+        loss = -xp.sum(t * xp.log(xp.where(t == 0, xp.ones_like(pc), pc)), axis=-1)
         value = red.apply(loss)
         if not with_grad:
             return value, None
@@ -600,10 +601,10 @@ def _binary_cross_entropy(
     red = plan(xp, reduction, shape_of(p), dtype, sample_weight=sample_weight)
     with quiet_numpy():
         pc, inside = _clipped(xp, p, eps)
-        zero = xp.zeros_like(pc)
-        # -(t log p + (1-t) log(1-p)), each term 0 when its weight is 0 (no 0 * -inf)
-        log_p = xp.where(t == 0, zero, xp.log(pc))
-        log_not_p = xp.where(t == 1, zero, xp.log1p(-pc))
+        # -(t log p + (1-t) log(1-p)); a term whose weight is 0 takes its log
+        # of 1, so neither the value nor autograd ever forms 0 * -inf.
+        log_p = xp.log(xp.where(t == 0, xp.ones_like(pc), pc))
+        log_not_p = xp.log1p(-xp.where(t == 1, xp.zeros_like(pc), pc))
         loss = -(t * log_p + (1 - t) * log_not_p)
         value = red.apply(loss)
         if not with_grad:
@@ -683,9 +684,7 @@ def _sigmoid_cross_entropy(
     scale = 1 if q is None else 1 + (q - 1) * t
     qt = t if q is None else q * t
     linear = xp.where(x < 0, -qt * x, (1 - t) * x)
-    # -|z| written as a `where`: autograd's abs'(0) = 0 would drop the
-    # log-term's derivative at z = 0, a common (zero-initialised) logit.
-    loss = linear + scale * xp.log1p(xp.exp(xp.where(x < 0, x, -x)))
+    loss = linear + scale * xp.log1p(exp_neg_abs(xp, x))
     value = red.apply(loss)
     if not with_grad:
         return value, None
