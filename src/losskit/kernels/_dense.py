@@ -60,9 +60,33 @@ def _gap_and_grad(row, trow, grow, shift, keep, add, scale, ci, do_grad):
     return d
 
 
+@njit(fastmath=FASTMATH, cache=True)
+def _gap_and_grad_inplace(row, trow, shift, keep, add, scale, ci):
+    """``_gap_and_grad`` writing the gradient over ``row`` itself (one array: LLVM
+    vectorises without a run-time overlap check, which would fail here)."""
+    C = row.shape[0]
+    zero = row.dtype.type(0.0)
+    d = 0.0
+    for lo in range(0, C, BLOCK):
+        hi = min(lo + BLOCK, C)
+        blk = row[lo:hi]
+        tblk = trow[lo:hi]
+        db = zero
+        for c in range(blk.shape[0]):
+            xc = blk[c]
+            tc = keep * tblk[c] + add
+            db += tc * (shift - xc) if tc != zero else zero
+            blk[c] = fexp(xc - shift) * scale - ci * tc
+        d += float(db)
+    return d
+
+
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
-def dense_xent_rows(x, t, e, coef, g, do_grad, loss):
-    """Losses into ``loss`` (N,); with ``do_grad`` the scaled gradient into ``g`` (may be x)."""
+def dense_xent_rows(x, t, e, coef, g, do_grad, loss, inplace):
+    """Losses into ``loss`` (N,); with ``do_grad`` the scaled gradient into ``g``.
+
+    ``inplace`` says g is x.
+    """
     N, C = x.shape
     keep = x.dtype.type(1.0 - e)
     add = x.dtype.type(e / C)
@@ -75,6 +99,9 @@ def dense_xent_rows(x, t, e, coef, g, do_grad, loss):
         ls = math.log(s)
         ci = float(coef[i]) if do_grad else 0.0
         scale = row.dtype.type(ci * T / s)
-        d = _gap_and_grad(row, trow, g[i], shift, keep, add, scale, row.dtype.type(ci), do_grad)
+        if inplace:
+            d = _gap_and_grad_inplace(row, trow, shift, keep, add, scale, row.dtype.type(ci))
+        else:
+            d = _gap_and_grad(row, trow, g[i], shift, keep, add, scale, row.dtype.type(ci), do_grad)
         loss[i] = T * ls + d if T != 0.0 else d
     return loss

@@ -51,14 +51,18 @@ def softmax_rows(x, out, inplace, nchunks):
 # No reassociation here: (x - m) - log(s) must not become x - (m + log(s)),
 # which would round m + log(s) at the scale of m.
 @njit(parallel=True, fastmath={"contract"}, cache=True)
-def log_softmax_rows(x, out):
-    """out[i] = (x[i] - m) - log(sum(exp(x[i] - m))); out may be x."""
+def log_softmax_rows(x, out, inplace):
+    """out[i] = (x[i] - m) - log(sum(exp(x[i] - m))); ``inplace`` says out is x."""
     for i in prange(x.shape[0]):
         row = x[i]
-        orow = out[i]
         m, s = row_max_sumexp(row)
         shift = shift_of(m, row)
         ls = row.dtype.type(math.log(s))
-        for c in range(row.shape[0]):
-            orow[c] = (row[c] - shift) - ls
+        if inplace:  # one array in the loop: no failing run-time overlap check
+            for c in range(row.shape[0]):
+                row[c] = (row[c] - shift) - ls
+        else:
+            orow = out[i]
+            for c in range(row.shape[0]):
+                orow[c] = (row[c] - shift) - ls
     return out

@@ -159,10 +159,10 @@ def log_softmax_rows(x2d: np.ndarray, out: np.ndarray) -> np.ndarray:
     """log_softmax over axis 1 of x2d into ``out`` (which may be x2d); returns ``out``."""
     x = _as_rows(x2d)
     _check_out(out, x, "out")
-    _same_buffer(out, x)  # refuses a partial overlap
+    inplace = _same_buffer(out, x)
     if x.shape[1] <= SMALL_C:
         return _tiled_mod().log_softmax_tiled(x, out, _nchunks())
-    return _softmax_mod().log_softmax_rows(x, out)
+    return _softmax_mod().log_softmax_rows(x, out, inplace)
 
 
 def _grad_args(
@@ -246,5 +246,5 @@ def dense_xent_rows(
     if x.shape[1] <= SMALL_C:
         _tiled_mod().dense_xent_tiled(*args, _nchunks())
     else:
-        _dense_mod().dense_xent_rows(*args)
+        _dense_mod().dense_xent_rows(*args, do_grad and _same_buffer(g, x))
     return loss
