@@ -66,6 +66,26 @@ def _grad_row_smooth(row, grow, shift, scale, b, w):
     return d
 
 
+@njit(fastmath=FASTMATH, cache=True)
+def _grad_row_smooth_inplace(row, shift, scale, b, w):
+    """``_grad_row_smooth`` writing over ``row`` (one array: no failing overlap check)."""
+    C = row.shape[0]
+    zero = row.dtype.type(0.0)
+    d = 0.0
+    for lo in range(0, C, BLOCK):
+        hi = min(lo + BLOCK, C)
+        blk = row[lo:hi]
+        wblk = w[lo:hi]
+        db = zero
+        for c in range(blk.shape[0]):
+            xc = blk[c]
+            wc = wblk[c]
+            db += wc * (shift - xc) if wc != zero else zero
+            blk[c] = fexp(xc - shift) * scale - b * wc
+        d += float(db)
+    return d
+
+
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def sparse_xent_rowwise(x, y, w, has_ignore, ignore, e, coef, g, do_grad, loss, inplace, nchunks):
     """Losses into ``loss`` (N,); with ``do_grad`` the scaled gradient into ``g``.
@@ -110,7 +130,10 @@ def sparse_xent_rowwise(x, y, w, has_ignore, ignore, e, coef, g, do_grad, loss, 
                     ci = float(coef[i])
                     scale = row.dtype.type(ci * (hard + e * W / C) / s)
                     b = row.dtype.type(ci * e / C)
-                    d = _grad_row_smooth(row, g[i], shift, scale, b, w)
+                    if inplace:
+                        d = _grad_row_smooth_inplace(row, shift, scale, b, w)
+                    else:
+                        d = _grad_row_smooth(row, g[i], shift, scale, b, w)
                     g[i, yi] -= ci * hard
                 elif e != 0.0:
                     d = weighted_gap_sum(row, w, shift)
