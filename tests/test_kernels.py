@@ -389,6 +389,9 @@ def test_forwarders_take_non_contiguous_input_and_refuse_bad_outputs():
         dispatch.softmax_rows(x, np.empty((30, 20)).T)
     with pytest.raises(ValueError, match="partly overlaps"):
         dispatch.softmax_rows(x[1:], x[:-1])
+    with pytest.raises(ValueError, match=r"C >= 1; got shape \(3, 0\)"):
+        dispatch.logsumexp_rows(np.zeros((3, 0)))
+    assert not dispatch.use_kernel(np.zeros((5000, 0)))  # empty: the portable path
 
 
 def test_import_losskit_does_not_import_numba():

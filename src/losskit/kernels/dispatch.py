@@ -99,8 +99,8 @@ def _as_rows(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype not in _FLOATS:
         x = x.astype(np.float64)
-    if x.ndim != 2:
-        msg = f"kernels take (N, C) arrays; got shape {x.shape}"
+    if x.ndim != 2 or x.shape[1] == 0:
+        msg = f"kernels take (N, C) arrays with C >= 1; got shape {x.shape}"
         raise ValueError(msg)
     return np.ascontiguousarray(x)
 
