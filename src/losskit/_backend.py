@@ -88,6 +88,11 @@ def readable(xp: Any, x: Any) -> tuple[Any, Any] | None:
     return xp, x
 
 
+def cast(xp: Any, x: Any, dtype: Any) -> Any:
+    """``x`` in ``dtype``, copied only if it is not already (astype copies by default)."""
+    return xp.astype(x, dtype, copy=False)
+
+
 def compute_dtype(xp: Any, dtype: Any) -> Any:
     """The dtype to accumulate in: float32 for half precision, else ``dtype``.
 

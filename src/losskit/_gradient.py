@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ._backend import Array, is_numpy, shape_of
+from ._backend import Array, cast, is_numpy, shape_of
 
 F = TypeVar("F", bound=Callable[..., Any])
 IMPL_ATTRIBUTE = "__losskit_value_and_grad__"
@@ -53,7 +53,7 @@ def check_grad_out(xp: Any, grad_out: Any, pred: Array) -> None:
 
 def deliver(xp: Any, grad: Array, pred: Array, grad_out: Any) -> Array:
     """Return the gradient in the prediction's dtype, written into ``grad_out`` if given."""
-    grad = xp.astype(grad, pred.dtype)
+    grad = cast(xp, grad, pred.dtype)
     if grad_out is None:
         return grad
     grad_out[...] = grad

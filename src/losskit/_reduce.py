@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ._backend import Array
+from ._backend import Array, cast
 from ._validation import check_sample_weight
 
 
@@ -54,6 +54,16 @@ class Reduction:
         if self.kind == "sum":
             return total
         return total * self.inv_denominator
+
+    @property
+    def takes_sum(self) -> bool:
+        """Whether the value follows from the plain sum of the losses alone (see ``of_sum``)."""
+        return self.kind != "none" and self.weight is None
+
+    def of_sum(self, total: Array) -> Array:
+        """The value from ``sum(loss)``, when ``takes_sum``: a fused backend
+        kernel can then reduce in the same pass as it computes the losses."""
+        return total if self.kind == "sum" else total * self.inv_denominator
 
     def grad(self, dloss: Array, *, class_axis: bool) -> Array:
         """Scale the per-element derivative of ``loss[i]`` into d value / d input.
@@ -86,7 +96,7 @@ def plan(
     """
     weight = None
     if sample_weight is not None:
-        weight = xp.astype(check_sample_weight(xp, sample_weight, unreduced_shape), dtype)
+        weight = cast(xp, check_sample_weight(xp, sample_weight, unreduced_shape), dtype)
     if kind != "mean":
         return Reduction(xp, kind, weight, 1.0)
     if weight is None and counts is None:
@@ -102,4 +112,4 @@ def plan(
     # would carry into the gradient as NaN even behind a `where`).
     nonzero = total != 0
     inv = xp.where(nonzero, 1 / xp.where(nonzero, total, xp.ones_like(total)), 0)
-    return Reduction(xp, kind, weight, xp.astype(inv, dtype))
+    return Reduction(xp, kind, weight, cast(xp, inv, dtype))

@@ -47,8 +47,12 @@ def logsumexp(x: Array, dim: int, dtype: Any) -> Array:
     return torch.logsumexp(x.to(dtype), dim=dim).to(x.dtype)
 
 
-def sparse_cross_entropy(x: Array, labels: Array, ignore_index: int | None) -> Array:
-    """Unreduced ``F.cross_entropy`` of ``x`` (class axis last, compute dtype).
+def sparse_cross_entropy(
+    x: Array, labels: Array, ignore_index: int | None, reduction: str
+) -> Array:
+    """``F.cross_entropy`` of ``x`` (class axis last, compute dtype), ``reduction``
+    "none" or "sum" (PyTorch's fused sum, whose backward is fused too; its
+    "mean" is not used: it is NaN where losskit's is 0).
 
     Only without class weights and label smoothing: with them PyTorch forms
     ``w (lse - z)`` and overflows where losskit's value is still finite.
@@ -64,5 +68,5 @@ def sparse_cross_entropy(x: Array, labels: Array, ignore_index: int | None) -> A
         x,
         labels.to(torch.int64),
         ignore_index=-100 if ignore_index is None else ignore_index,
-        reduction="none",
+        reduction=reduction,
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _dispatch, _torch_native
-from ._backend import Array, compute_dtype, namespace, quiet_numpy
+from ._backend import Array, cast, compute_dtype, namespace, quiet_numpy
 from ._validation import check_class_axis, check_floating
 
 
@@ -104,8 +104,8 @@ def _last_axis_op(x: Array, axis: int, op: Any, fast: Any, native: Any) -> Array
     result = _dispatch.rows(xp, fast, moved)
     if result is None:
         with quiet_numpy():
-            result = op(xp, xp.astype(moved, compute_dtype(xp, x.dtype)))
-    result = xp.astype(result, x.dtype)
+            result = op(xp, cast(xp, moved, compute_dtype(xp, x.dtype)))
+    result = cast(xp, result, x.dtype)
     return xp.moveaxis(result, -1, axis) if axis != x.ndim - 1 else result
 
 
@@ -182,11 +182,11 @@ def logsumexp(x: Array, /, *, axis: int = -1, keepdims: bool = False) -> Array:
     moved = xp.moveaxis(x, axis, -1) if axis != x.ndim - 1 else x
     result = _dispatch.rows(xp, _dispatch.LOGSUMEXP, moved)
     if result is None:
-        v = xp.astype(moved, compute_dtype(xp, x.dtype))
+        v = cast(xp, moved, compute_dtype(xp, x.dtype))
         with quiet_numpy():
             shifted, m = shifted_by_max(xp, v)
             result = (m + xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True)))[..., 0]
-    result = xp.astype(result, x.dtype)
+    result = cast(xp, result, x.dtype)
     return xp.expand_dims(result, axis=axis) if keepdims else result
 
 
@@ -205,7 +205,7 @@ def sigmoid(x: Array, /) -> Array:
     """
     xp, x = namespace(x)
     check_floating(xp, "x", x)
-    return xp.astype(sigmoid_of(xp, xp.astype(x, compute_dtype(xp, x.dtype))), x.dtype)
+    return cast(xp, sigmoid_of(xp, cast(xp, x, compute_dtype(xp, x.dtype))), x.dtype)
 
 
 def log_sigmoid(x: Array, /) -> Array:
@@ -221,5 +221,5 @@ def log_sigmoid(x: Array, /) -> Array:
     """
     xp, x = namespace(x)
     check_floating(xp, "x", x)
-    v = xp.astype(x, compute_dtype(xp, x.dtype))
-    return xp.astype(log_sigmoid_of(xp, v), x.dtype)
+    v = cast(xp, x, compute_dtype(xp, x.dtype))
+    return cast(xp, log_sigmoid_of(xp, v), x.dtype)

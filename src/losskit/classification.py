@@ -14,7 +14,7 @@ from typing import Any
 import array_api_compat
 
 from . import _dispatch, _torch_native
-from ._backend import Array, compute_dtype, namespace, quiet_numpy, shape_of
+from ._backend import Array, cast, compute_dtype, namespace, quiet_numpy, shape_of
 from ._gradient import check_grad_out, deliver, differentiable
 from ._reduce import Reduction, plan
 from ._validation import (
@@ -57,13 +57,13 @@ def _ratio(xp: Any, num: Array, den: Array) -> Array:
 def _gather_last(xp: Any, x: Array, index: Array) -> Array:
     """``x[..., index]`` per row: the log-probability of each example's label."""
     if array_api_compat.is_torch_namespace(xp):
-        index = xp.astype(index, xp.int64)  # torch.gather takes int64 only
+        index = cast(xp, index, xp.int64)  # torch.gather takes int64 only
     return xp.take_along_axis(x, index[..., None], axis=-1)[..., 0]
 
 
 def _one_hot(xp: Any, labels: Array, num_classes: int, dtype: Any) -> Array:
     classes = xp.arange(num_classes, device=array_api_compat.device(labels))
-    return xp.astype(labels[..., None] == classes, dtype)
+    return cast(xp, labels[..., None] == classes, dtype)
 
 
 # --------------------------------------------------------------------------- softmax, dense
@@ -93,7 +93,7 @@ def _softmax_cross_entropy(
     dtype = compute_dtype(xp, logits.dtype)
     x = _class_last(xp, logits, axis)
     warn_if_probabilities(xp, x, "softmax_cross_entropy", "categorical_cross_entropy")
-    t = xp.astype(_class_last(xp, targets, axis), dtype)
+    t = cast(xp, _class_last(xp, targets, axis), dtype)
     num_classes = x.shape[-1]
     red = plan(xp, reduction, shape_of(x)[:-1], dtype, sample_weight=sample_weight)
 
@@ -102,7 +102,7 @@ def _softmax_cross_entropy(
         return _dense_kernel(xp, kernels, x, t, eps, red, axis, logits, with_grad, grad_out)
 
     with quiet_numpy():
-        x = xp.astype(x, dtype)
+        x = cast(xp, x, dtype)
         if eps:
             t = (1 - eps) * t + eps / num_classes
         nls = NegLogSoftmax(xp, x)
@@ -127,7 +127,7 @@ def _dense_kernel(
     with_grad: bool,
     grad_out: Any,
 ) -> Result:
-    x2, t2 = _dispatch.as_rows(x), _dispatch.as_rows(xp.astype(t, x.dtype))
+    x2, t2 = _dispatch.as_rows(x), _dispatch.as_rows(t)
     coef, g2, direct = _kernel_grad_args(red, x, with_grad, grad_out, axis)
     losses = kernels.dense_xent_rows(x2, t2, eps, coef, g2)
     return _kernel_result(xp, losses, red, x, g2, direct, axis, logits, grad_out)
@@ -280,7 +280,7 @@ def _sparse_softmax_cross_entropy(
     x = _class_last(xp, logits, axis)
     warn_if_probabilities(xp, x, "sparse_softmax_cross_entropy", "sparse_categorical_cross_entropy")
     dtype = compute_dtype(xp, logits.dtype)
-    cw = None if class_weight is None else xp.astype(class_weight, dtype)
+    cw = None if class_weight is None else cast(xp, class_weight, dtype)
 
     # What each example counts for in the mean: 0 if ignored, else its class weight.
     counted = None if ignore_index is None else labels != ignore_index
@@ -288,7 +288,7 @@ def _sparse_softmax_cross_entropy(
     w_label = None if cw is None else xp.reshape(xp.take(cw, xp.reshape(safe, (-1,))), safe.shape)
     counts = w_label
     if counted is not None:
-        mask = xp.astype(counted, dtype)
+        mask = cast(xp, counted, dtype)
         counts = mask if w_label is None else w_label * mask
     red = plan(xp, reduction, shape_of(labels), dtype, sample_weight=sample_weight, counts=counts)
 
@@ -304,11 +304,15 @@ def _sparse_softmax_cross_entropy(
         return _kernel_result(xp, losses, red, x, g2, direct, axis, logits, grad_out)
 
     if not with_grad and eps == 0 and cw is None and _torch_native.applies(xp):
-        loss = _torch_native.sparse_cross_entropy(xp.astype(x, dtype), labels, ignore_index)
+        x = cast(xp, x, dtype)
+        if red.takes_sum:
+            total = _torch_native.sparse_cross_entropy(x, labels, ignore_index, "sum")
+            return red.of_sum(total), None
+        loss = _torch_native.sparse_cross_entropy(x, labels, ignore_index, "none")
         return red.apply(loss), None
 
     with quiet_numpy():
-        x = xp.astype(x, dtype)
+        x = cast(xp, x, dtype)
         nls = NegLogSoftmax(xp, x)
         # PyTorch's F.cross_entropy(weight=w, label_smoothing=ε):
         # (1-ε) w_y (-log p_y) + ε/C sum_c w_c (-log p_c)
@@ -450,9 +454,9 @@ def _categorical_cross_entropy(
     check_same_shape("targets", targets, "probs", probs)
     check_grad_out(xp, grad_out, probs)
     dtype = compute_dtype(xp, probs.dtype)
-    p = xp.astype(_class_last(xp, probs, axis), dtype)
+    p = cast(xp, _class_last(xp, probs, axis), dtype)
     warn_if_unnormalized(xp, p, "categorical_cross_entropy", probs.dtype)
-    t = xp.astype(_class_last(xp, targets, axis), dtype)
+    t = cast(xp, _class_last(xp, targets, axis), dtype)
     red = plan(xp, reduction, shape_of(p)[:-1], dtype, sample_weight=sample_weight)
     with quiet_numpy():
         pc, inside = _clipped(xp, p, eps)
@@ -528,7 +532,7 @@ def _sparse_categorical_cross_entropy(
     num_classes = probs.shape[axis]
     check_label_range(xp, labels, num_classes, None)
     dtype = compute_dtype(xp, probs.dtype)
-    p = xp.astype(_class_last(xp, probs, axis), dtype)
+    p = cast(xp, _class_last(xp, probs, axis), dtype)
     warn_if_unnormalized(xp, p, "sparse_categorical_cross_entropy", probs.dtype)
     red = plan(xp, reduction, shape_of(labels), dtype, sample_weight=sample_weight)
     with quiet_numpy():
@@ -597,7 +601,7 @@ def _binary_cross_entropy(
     check_same_shape("targets", targets, "probs", probs)
     check_grad_out(xp, grad_out, probs)
     dtype = compute_dtype(xp, probs.dtype)
-    p, t = xp.astype(probs, dtype), xp.astype(targets, dtype)
+    p, t = cast(xp, probs, dtype), cast(xp, targets, dtype)
     red = plan(xp, reduction, shape_of(p), dtype, sample_weight=sample_weight)
     with quiet_numpy():
         pc, inside = _clipped(xp, p, eps)
@@ -671,11 +675,11 @@ def _sigmoid_cross_entropy(
         check_pos_weight(xp, pos_weight, logits)
     check_grad_out(xp, grad_out, logits)
     dtype = compute_dtype(xp, logits.dtype)
-    x, t = xp.astype(logits, dtype), xp.astype(targets, dtype)
+    x, t = cast(xp, logits, dtype), cast(xp, targets, dtype)
     if eps:
         t = t * (1 - eps) + eps / 2
     red = plan(xp, reduction, shape_of(x), dtype, sample_weight=sample_weight)
-    q = None if pos_weight is None else xp.astype(pos_weight, dtype)
+    q = None if pos_weight is None else cast(xp, pos_weight, dtype)
     # tf.nn.weighted_cross_entropy_with_logits, q = 1 without pos_weight:
     # (1-t) z + (1 + (q-1) t) log(1 + e^-z), written per sign of z so that no
     # intermediate exceeds the result (1 + e^-z never formed for z < 0):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._backend import Array, compute_dtype, namespace, shape_of
+from ._backend import Array, cast, compute_dtype, namespace, shape_of
 from ._gradient import check_grad_out, deliver, differentiable
 from ._reduce import Reduction, plan
 from ._validation import check_floating, check_numeric, check_reduction, check_same_shape
@@ -26,7 +26,7 @@ def _prepare(
     check_grad_out(xp, grad_out, pred)
     dtype = compute_dtype(xp, pred.dtype)
     red = plan(xp, reduction, shape_of(pred), dtype, sample_weight=sample_weight)
-    return xp, pred, xp.astype(pred, dtype) - xp.astype(target, dtype), red
+    return xp, pred, cast(xp, pred, dtype) - cast(xp, target, dtype), red
 
 
 def _mean_squared_error(
