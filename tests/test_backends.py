@@ -430,3 +430,44 @@ def test_import_and_numpy_use_pull_in_no_framework():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_jax_jit_with_traced_options(name):
+    """Array options (weights) passed as jit arguments, i.e. traced, not closed over."""
+    jax = pytest.importorskip("jax")
+    xp = Backend("jax")
+    x, t = _case(name, seed=20)
+    arrays = {k: v for k, v in _OPTS[name].items() if isinstance(v, list)}
+    rest = {k: v for k, v in _OPTS[name].items() if not isinstance(v, list)}
+    keys = sorted(arrays)
+    fn = getattr(lk, name)
+
+    def loss(a, b, *ws):
+        return fn(a, b, **dict(zip(keys, ws, strict=True)), **rest)
+
+    ws = [xp.asarray(np.asarray(arrays[k])) for k in keys]
+    v = jax.jit(loss)(xp.asarray(x), xp.asarray(t), *ws)
+    g = jax.jit(jax.grad(loss))(xp.asarray(x), xp.asarray(t), *ws)
+    exp_v, exp_g = REFS[name](x, t, **_OPTS[name])
+    assert_close(np.asarray(v), exp_v)
+    assert_close(np.asarray(g), exp_g, kind="grad")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_half_precision_with_every_option(xp, name, dtype):
+    xp.require(dtype)
+    x, t = _case(name, seed=21)
+    if name in ("categorical_cross_entropy", "sparse_categorical_cross_entropy"):
+        x = np.full(SHAPE, 0.25)
+    for reduction in REDUCTIONS:
+        v, g = run_loss(xp, name, x, t, dtype, reduction=reduction, **_OPTS[name])
+        exp_v, exp_g = REFS[name](
+            round_to(x, dtype),
+            t if name in SPARSE else round_to(t, dtype),
+            reduction=reduction,
+            **_OPTS[name],
+        )
+        assert_close(v, exp_v, dtype)
+        assert_close(g, exp_g, dtype, kind="grad")
