@@ -204,6 +204,14 @@ def test_jax_trace_skips_value_checks_keeps_shape_and_dtype_checks():
         jax.jit(lambda a, b: lk.sparse_softmax_cross_entropy(a, b))(x, jnp.asarray([0.0, 1.0]))
     with pytest.raises(ValueError, match="targets"):
         jax.jit(lambda a, b: lk.softmax_cross_entropy(a, b))(x, jnp.ones((2, 4)) / 4)
+    with pytest.raises(ValueError, match="class_weight"):
+        jax.jit(lambda a, w: lk.sparse_softmax_cross_entropy(a, bad, class_weight=w))(
+            x, jnp.ones(4)
+        )
+    with pytest.raises(ValueError, match="reduction"):
+        jax.jit(lambda a: lk.sparse_softmax_cross_entropy(a, bad, reduction="avg"))(x)
+    with pytest.raises(ValueError, match="target"):
+        jax.jit(lambda a, b: lk.mean_squared_error(a, b))(x, jnp.ones((3, 2)))
     # outside the trace the same out-of-range label is an error
     with pytest.raises(ValueError, match="7"):
         lk.sparse_softmax_cross_entropy(x, bad)
