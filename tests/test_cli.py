@@ -505,6 +505,10 @@ def test_train_file_errors(capsys, tmp_path):
     assert error_line(capsys, 1, "train", "--data", str(tmp_path / "ok.csv"), "--target", "z") == (
         f"losskit train: error: column 'z' is not in {tmp_path / 'ok.csv'}; its columns are: a, b, y"
     )
+    (tmp_path / "nan.csv").write_text("a,b,y\n1,2,0.5\n3,4,nan\n5,6,1.5\n")
+    assert error_line(capsys, 1, "train", "--data", str(tmp_path / "nan.csv"), "--target", "y") == (
+        f"losskit train: error: malformed CSV {tmp_path / 'nan.csv'}: row 3, column 'y': 'nan' is not finite"
+    )
 
 
 # -- plot, bench, the rest --------------------------------------------------------------------

@@ -69,7 +69,13 @@ def test_csv_regression_and_forced_task(tmp_path):
         ("a,b,y\n1,2,\n3,4,1\n", r"malformed CSV .*bad.csv: row 2, column 'y': missing value"),
         ("a,b,q\n1,2,0\n3,4,1\n", r"column 'y' is not in .*bad.csv; its columns are: a, b, q"),
         ("y\n1\n0\n", r"bad.csv has no feature columns besides 'y'"),
-        ("a,b,y\n1,inf,0\n3,4,1\n", r"features must be finite; got inf in row 0, column 1"),
+        ("a,b,y\n1,inf,0\n3,4,1\n", r"malformed CSV .*: row 2, column 'b': 'inf' is not finite"),
+        ("a,b,y\n1,2,0\n3,4,nan\n", r"malformed CSV .*: row 3, column 'y': 'nan' is not finite"),
+        (
+            "a,b,y\n1,2,0.5\n3,4,-inf\n",
+            r"malformed CSV .*: row 3, column 'y': '-inf' is not finite",
+        ),
+        ("a,b,y\n1,2,cat\n3,4,NaN\n", r"malformed CSV .*: row 3, column 'y': 'NaN' is not finite"),
         ("a,y\n1,0\n3,0\n", "a classification target needs at least 2 classes; got 1"),
     ],
 )
@@ -118,6 +124,26 @@ def test_npy_errors(tmp_path):
         load(data=str(tmp_path / "junk.npy"), target="0")
     with pytest.raises(DataError, match=r"no such file: .*nope.npy"):
         load(data=X, target=str(tmp_path / "nope.npy"))
+
+
+def test_npy_non_finite_features_or_target(tmp_path):
+    X = np.arange(24.0).reshape(8, 3)
+    np.save(tmp_path / "X.npy", X)
+    y = np.arange(8.0) % 2
+    y[5] = np.nan
+    np.save(tmp_path / "y.npy", y)
+    with pytest.raises(
+        DataError, match=r"malformed .*y.npy: the target must be finite; got nan at row 5 \(from"
+    ):
+        load(data=str(tmp_path / "X.npy"), target=str(tmp_path / "y.npy"))
+    X[3, 2] = np.inf
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "y.npy", np.arange(8) % 2)
+    for target in ("2", str(tmp_path / "y.npy")):  # the bad value as target, then as feature
+        with pytest.raises(
+            DataError, match=r"malformed .*X.npy: .* must be finite; got inf at row 3, column 2"
+        ):
+            load(data=str(tmp_path / "X.npy"), target=target)
 
 
 def test_load_errors(tmp_path):

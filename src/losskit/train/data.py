@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -241,11 +242,15 @@ def _read_csv(path: str) -> tuple[list[str], list[list[str]]]:
 
 def _parse_float(text: str, path: str, row: int, column: str) -> float:
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         what = "missing value" if not text.strip() else f"{text.strip()!r} is not a number"
         msg = f"malformed CSV {path}: row {row}, column {column!r}: {what}"
         raise DataError(msg) from None
+    if not math.isfinite(value):
+        msg = f"malformed CSV {path}: row {row}, column {column!r}: {text.strip()!r} is not finite"
+        raise DataError(msg)
+    return value
 
 
 def _no_column(target: str, path: str, columns: list[str]) -> DataError:
@@ -279,11 +284,13 @@ def load_csv(path: str | os.PathLike[str], target: str, *, task: str | None = No
         if not v:
             msg = f"malformed CSV {path}: row {r}, column {target!r}: missing value"
             raise DataError(msg)
+        if _is_float(v) and not math.isfinite(float(v)):  # nan/inf, also among text labels
+            msg = f"malformed CSV {path}: row {r}, column {target!r}: {v!r} is not finite"
+            raise DataError(msg)
     try:
         y_raw: np.ndarray = np.array([float(v) for v in raw])
     except ValueError:
         y_raw = np.array(raw)
-    _check_finite(X, path)
     y, task, classes = infer_task(y_raw, task)
     name = os.path.splitext(os.path.basename(path))[0]
     return Dataset(
@@ -356,10 +363,13 @@ def _is_float(text: str) -> bool:
     return True
 
 
-def _check_finite(X: np.ndarray, path: str) -> None:
-    if not np.all(np.isfinite(X)):
-        r, c = np.argwhere(~np.isfinite(X))[0]
-        msg = f"{path}: features must be finite; got {X[r, c]} in row {r}, column {c}"
+def _check_finite(arr: np.ndarray, path: str, what: str) -> None:
+    """One line naming the first NaN/inf: row and column counted from 0, as NumPy does."""
+    bad = ~np.isfinite(arr)
+    if np.any(bad):
+        where = np.argwhere(bad)[0]
+        at = f"row {where[0]}" + (f", column {where[1]}" if arr.ndim == 2 else "")
+        msg = f"malformed {path}: {what} must be finite; got {arr[tuple(where)]} at {at} (from 0)"
         raise DataError(msg)
 
 
@@ -378,6 +388,8 @@ def load_npy(
         if not -X.shape[1] <= col < X.shape[1]:
             msg = f"column {col} is not in {path}; it has {X.shape[1]} columns"
             raise DataError(msg)
+        X = X.astype(np.float64)
+        _check_finite(X, path, "features and target")  # rows and columns as in the file
         y_raw = X[:, col]
         X = np.delete(X, col, axis=1)
     else:
@@ -390,7 +402,9 @@ def load_npy(
                 f"({X.shape[0]}); got shape {y_raw.shape}"
             )
             raise DataError(msg)
-    _check_finite(X.astype(np.float64), path)
+        if y_raw.dtype.kind == "f":
+            _check_finite(y_raw, target, "the target")
+    _check_finite(X.astype(np.float64), path, "features")
     y, task, classes = infer_task(y_raw, task)
     name = os.path.splitext(os.path.basename(path))[0]
     return Dataset(X, y, task, name=name, class_names=classes, target_name=os.path.basename(target))
