@@ -334,6 +334,30 @@ def test_train_json_is_only_json(capsys, tmp_path):
     assert meta["loss"] == "sigmoid_cross_entropy" and net.sizes == [30, 128, 1]
 
 
+def test_train_saves_array_options(capsys, tmp_path):
+    model = tmp_path / "m.npz"
+    code, out, err = run(
+        capsys,
+        "train",
+        "--dataset",
+        "iris",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--json",
+        "--option",
+        "class_weight=1,2,1",
+        "--save",
+        str(model),
+    )
+    assert code == 0, err
+    assert json.loads(out)["config"]["loss_options"] == {"class_weight": [1.0, 2.0, 1.0]}
+    from losskit.train import load_model
+
+    _, meta, _ = load_model(model)
+    assert meta["loss_options"] == {"class_weight": [1.0, 2.0, 1.0]}
+
+
 def test_train_regression_reports_r2_and_mae(capsys):
     code, out, err = run(capsys, "train", "--dataset", "diabetes", "--epochs", "3", "--quiet")
     assert code == 0, err

@@ -154,6 +154,18 @@ def test_train_model_on_breast_cancer_and_save(tmp_path):
     np.testing.assert_array_equal(arrays["x_mean"], result.x_scaler.mean_)
 
 
+def test_array_loss_options_are_saved_as_json(tmp_path):
+    weights = np.array([1.0, 2.0, 1.0])
+    result = train_model(
+        load_builtin("iris"), epochs=2, seed=0, loss_options={"class_weight": weights}
+    )
+    assert result.config["loss_options"] == {"class_weight": [1.0, 2.0, 1.0]}
+    path = tmp_path / "iris.npz"
+    result.save(path)
+    _, meta, _ = load_model(path)
+    assert meta["loss_options"] == {"class_weight": [1.0, 2.0, 1.0]}
+
+
 def test_train_model_regression_reports_r2_and_mae():
     result = train_model(load_builtin("diabetes"), epochs=5, activation="tanh", seed=0)
     m = result.metrics["test"]

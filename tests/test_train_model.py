@@ -183,6 +183,20 @@ def test_save_and_load_round_trip(tmp_path):
         assert "header" in data.files
 
 
+def test_failed_save_leaves_no_partial_file(tmp_path):
+    net = MLP([4, 3], seed=0)
+    path = tmp_path / "m.npz"
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        net.save(path, meta={"w": object()})
+    assert list(tmp_path.iterdir()) == []
+    net.save(path, meta={"ok": 1})
+    before = path.read_bytes()
+    with pytest.raises(TypeError):
+        MLP([4, 5, 3], seed=1).save(path, meta={"w": object()})
+    assert path.read_bytes() == before  # the old model is still there, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
 def test_load_rejects_other_files(tmp_path):
     other = tmp_path / "other.npz"
     np.savez(other, a=np.zeros(3))

@@ -270,10 +270,21 @@ class MLP:
             "meta": meta or {},
             "arrays": sorted(arrays or {}),
         }
+        text = json.dumps(header)  # fails here, before the file is touched
         payload = {f"param_{i}": p for i, p in enumerate(self.params())}
         payload.update({f"extra_{k}": np.asarray(v) for k, v in (arrays or {}).items()})
-        with open(path, "wb") as fh:
-            np.savez(fh, header=np.array(json.dumps(header)), **payload)  # type: ignore[arg-type]
+        # Write beside the target and rename: an error never leaves a partial file.
+        path = os.fspath(path)
+        folder, name = os.path.split(os.path.abspath(path))
+        tmp = os.path.join(folder, f".{name}.{os.getpid()}.partial")
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, header=np.array(text), **payload)  # type: ignore[arg-type]
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
 
 
 def load_model(

@@ -84,12 +84,27 @@ class TrainResult:
             "dataset": self.dataset.name,
             "task": self.dataset.task,
             "loss": self.objective.name,
-            "loss_options": self.objective.options,
+            "loss_options": jsonable(self.objective.options),
             "class_names": self.dataset.class_names,
             "feature_names": self.dataset.feature_names,
             "target_name": self.dataset.target_name,
         }
         self.model.save(path, meta=meta, arrays={k: np.asarray(v) for k, v in arrays.items()})
+
+
+def jsonable(value: Any) -> Any:
+    """Options as JSON can hold them: arrays become lists, NumPy scalars Python numbers.
+
+    >>> jsonable({"class_weight": np.array([1.0, 2.0]), "eps": np.float32(0.5)})
+    {'class_weight': [1.0, 2.0], 'eps': 0.5}
+    """
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray | np.generic):
+        return value.tolist()
+    return value
 
 
 def train_model(
@@ -163,7 +178,7 @@ def train_model(
         "patience": patience,
         "min_delta": min_delta,
         "seed": seed,
-        "loss_options": dict(loss_options or {}),
+        "loss_options": jsonable(dict(loss_options or {})),
     }
     return TrainResult(
         ds,
