@@ -11,6 +11,7 @@ the test pins both.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -257,8 +258,8 @@ def test_categorical_crossentropy(tf, keras, dtype, from_logits, label_smoothing
 
 def test_categorical_crossentropy_renormalises_then_clips(keras):
     # Keras divides each row by its sum first and clips afterwards: a row
-    # [0, 2, 0, 0] costs -log(1 - 1e-7) for class 1 and -log(1e-7) for class 0.
-    p = np.array([[0.0, 2.0, 0.0, 0.0], [0.0, 2.0, 0.0, 0.0]])
+    # [0, 0.5, 0, 0] costs -log(1 - 1e-7) for class 1 and -log(1e-7) for class 0.
+    p = np.array([[0.0, 0.5, 0.0, 0.0], [0.0, 0.5, 0.0, 0.0]])
     y = np.eye(4)[[1, 0]]
     v = ctf.keras.losses.categorical_crossentropy(y, p)
     np.testing.assert_allclose(v, [-math.log(1 - 1e-7), -math.log(1e-7)], rtol=1e-12)
@@ -300,6 +301,39 @@ def test_probabilities_outside_the_unit_interval_raise(keras):
         ctf.keras.losses.BinaryCrossentropy()(np.ones((2, 3)), p)
     with pytest.raises(ValueError, match=r"must be probabilities in \[0, 1\]; got -0.1"):
         ctf.keras.losses.categorical_crossentropy(np.eye(3)[:2], [[0.6, 0.5, -0.1], [0, 1, 0]])
+
+
+@pytest.mark.parametrize(
+    ("row", "found"),
+    [([1.5, 0.5], "1.5 at position (0, 0)"), ([-0.5, 0.5], "-0.5 at position (0, 0)")],
+)
+def test_categorical_crossentropy_checks_the_range_before_renormalising(keras, row, found):
+    # Keras divides by the row sum first: [1.5, 0.5] becomes [0.75, 0.25] and
+    # costs log 4 silently, [-0.5, 0.5] becomes [-inf, inf] (clipped to a
+    # near-zero loss).  The adapter refuses the value the user passed, where it
+    # was passed, before any division (so no RuntimeWarning from NumPy either).
+    y = np.array([[0.0, 1.0]], dtype=np.float32)
+    p = np.array([row], dtype=np.float32)
+    assert np.isfinite(keras.losses.categorical_crossentropy(y, p).numpy()).all()
+    msg = f"^`y_pred` must be probabilities in \\[0, 1\\]; got {re.escape(found)}$"
+    with pytest.raises(ValueError, match=msg):
+        ctf.keras.losses.categorical_crossentropy(y, p)
+    with pytest.raises(ValueError, match=msg):
+        ctf.keras.losses.CategoricalCrossentropy()(y, p)
+
+
+def test_categorical_crossentropy_row_of_zeros(keras):
+    # A row of zeros has no distribution to renormalise to: Keras divides 0 by
+    # 0 and returns NaN; the adapter names the row instead.
+    y = np.eye(3)[[0, 1]]
+    p = np.array([[0.2, 0.3, 0.5], [0.0, 0.0, 0.0]])
+    assert np.isnan(keras.losses.categorical_crossentropy(y, p).numpy()[1])
+    msg = r"^`y_pred` rows must have a positive sum to be renormalised; got 0.0 at position \(1,\)$"
+    with pytest.raises(ValueError, match=msg):
+        ctf.keras.losses.categorical_crossentropy(y, p)
+    # The class axis is `axis`, and the position is that of the row without it.
+    with pytest.raises(ValueError, match=r"got 0.0 at position \(1,\)$"):
+        ctf.keras.losses.categorical_crossentropy(y.T, p.T, axis=0)
 
 
 def test_categorical_crossentropy_argument_errors(keras):

@@ -24,8 +24,10 @@ silently.
 
 Deliberate differences, all where TensorFlow's number is not the loss's:
 errors instead of silent clipping or broadcasting (probabilities outside
-[0, 1], ``label_smoothing`` outside [0, 1], mismatched shapes in the
-regression losses); with labels that do not sum to 1,
+[0, 1], also before ``categorical_crossentropy`` renormalises its rows,
+``label_smoothing`` outside [0, 1], mismatched shapes in the regression
+losses) and instead of Keras's NaN for a ``categorical_crossentropy`` row of
+zeros; with labels that do not sum to 1,
 ``softmax_cross_entropy_with_logits``'s gradient is the true derivative
 ``sum(t) softmax(z) - t`` where TensorFlow's is ``softmax(z) - t`` (which it
 documents as incorrect; the values agree); ``weighted_cross_entropy_with_logits``
@@ -57,7 +59,7 @@ import array_api_compat
 import numpy as np
 
 from .. import activations, classification, regression
-from .._backend import Array, compute_dtype, namespace, shape_of
+from .._backend import Array, compute_dtype, namespace, readable, shape_of
 from .._validation import check_fraction, check_unit_interval
 from ._common import sigmoid_cross_entropy_pos_weight
 
@@ -99,6 +101,28 @@ def _clip(xp: Any, p: Array) -> Array:
     # Keras: clip to [epsilon, 1 - epsilon] in p's own dtype (the bounds round to
     # it: float32(1 - 1e-7) = 1 - 2**-23 and float16(1 - 1e-7) = 1).
     return xp.clip(p, EPSILON, 1 - EPSILON)
+
+
+def _check_positive_row_sums(xp: Any, total: Array, axis: int) -> None:
+    """Rows to renormalise need a positive sum (Keras divides 0 by 0: NaN).
+
+    ``total`` is the row sums with the class axis kept; the position named is
+    the row's, without it.  Skipped inside a JAX trace, as the value checks are.
+    """
+    found = readable(xp, total)
+    if found is None or math.prod(shape_of(total)) == 0:
+        return
+    rxp, sums = found
+    sums = rxp.squeeze(sums, axis=axis)
+    bad = ~(sums > 0)
+    if bool(rxp.any(bad)):
+        if sums.ndim == 0:
+            where, value = "", float(sums)
+        else:
+            pos = tuple(int(i[0]) for i in rxp.nonzero(bad))
+            where, value = f" at position {pos}", float(sums[pos])
+        msg = f"`y_pred` rows must have a positive sum to be renormalised; got {value!r}{where}"
+        raise ValueError(msg)
 
 
 def _squeeze_or_expand_to_same_rank(xp: Any, x1: Array, x2: Array) -> tuple[Array, Array]:
@@ -232,9 +256,12 @@ def categorical_crossentropy(
 
     With probabilities, Keras first renormalises each row to sum to 1, then
     clips to ``[1e-7, 1 - 1e-7]`` in ``y_pred``'s dtype, then takes
-    ``-sum(y_true * log(p), axis)``.  Label smoothing ``ε`` makes the target
-    ``(1-ε) y_true + ε/C`` with ``C`` the size of the *last* axis, whatever
-    ``axis`` is (as Keras does).
+    ``-sum(y_true * log(p), axis)``.  A row may sum to anything positive, but
+    each value must lie in [0, 1] (checked before the renormalisation, which
+    would hide a 1.5) and a row of zeros, which Keras turns into NaN, is
+    refused: both raise ``ValueError`` naming the value and its position.
+    Label smoothing ``ε`` makes the target ``(1-ε) y_true + ε/C`` with ``C``
+    the size of the *last* axis, whatever ``axis`` is (as Keras does).
 
     >>> from losskit.compat import tf
     >>> tf.keras.losses.categorical_crossentropy(
@@ -259,11 +286,15 @@ def categorical_crossentropy(
     if from_logits:
         loss = classification.softmax_cross_entropy(p, t, axis=axis, reduction="none")
     else:
+        # Keras would renormalise [1.5, 0.5] silently: check what the user passed.
+        check_unit_interval(xp, "y_pred", p)
         # Keras: renormalise each row first, then clip to [1e-7, 1 - 1e-7] (the
         # sparse loss does the opposite) in y_pred's dtype.  The core clips in
         # float32 for half precision, so it is given 1e-7 as rounded to the dtype.
         eps = float(xp.asarray(EPSILON, dtype=p.dtype))
-        p = p / xp.sum(p, axis=axis, keepdims=True)
+        total = xp.sum(p, axis=axis, keepdims=True)
+        _check_positive_row_sums(xp, total, axis)
+        p = p / total
         loss = classification.categorical_cross_entropy(p, t, axis=axis, eps=eps, reduction="none")
     return _half_back(xp, loss, p.dtype)
 
