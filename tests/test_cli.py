@@ -492,12 +492,69 @@ def test_train_user_csv_and_options(capsys, tmp_path):
             ["--dataset", "iris", "--option", "gamma=2"],
             2,
             "losskit train: error: sparse_softmax_cross_entropy has no option --gamma; its options are: "
-            "--axis, --class-weight, --ignore-index, --label-smoothing, --reduction, --sample-weight",
+            "--class-weight, --ignore-index, --label-smoothing",
+        ),
+        (
+            ["--dataset", "iris", "--loss", "mse", "--option", "class_weight=1,2,1"],
+            2,
+            "losskit train: error: mean_squared_error has no option --class_weight; it takes none",
+        ),
+        *[
+            (
+                ["--dataset", "iris", "--option", option],
+                2,
+                f"losskit train: error: {option.split('=')[0]} cannot be set for training: the training "
+                "loop owns the reduction and the batching (reduction, axis, sample_weight are not "
+                "training options)",
+            )
+            for option in ("reduction=none", "axis=0", "sample_weight=1,2")
+        ],
+        (
+            ["--dataset", "iris", "--loss", "mse", "--option", "reduction=sum"],
+            2,
+            "losskit train: error: reduction cannot be set for training: the training loop owns the "
+            "reduction and the batching (reduction, axis, sample_weight are not training options)",
+        ),
+        (["--dataset", "iris", "--lr", "0"], 2, "losskit train: error: `lr` must be > 0; got 0.0"),
+        (
+            ["--dataset", "iris", "--optimizer", "sgd", "--momentum", "1.5"],
+            2,
+            "losskit train: error: `momentum` must be in [0, 1); got 1.5",
+        ),
+        (
+            ["--dataset", "mnist"],
+            2,
+            "losskit train: error: unknown dataset 'mnist'; choose one of digits, iris, wine, "
+            "breast_cancer, diabetes",
         ),
     ],
 )
 def test_train_errors(capsys, args, code, line):
     assert error_line(capsys, code, "train", *args) == line
+
+
+def test_train_reads_a_file_option_once(capsys, tmp_path, monkeypatch):
+    from losskit.train import data
+
+    np.save(tmp_path / "w.npy", np.array([1.0, 2.0, 1.0]))
+    reads = []
+    real = data.load_array
+    monkeypatch.setattr(data, "load_array", lambda *a, **k: reads.append(a) or real(*a, **k))
+    code, out, err = run(
+        capsys,
+        "train",
+        "--dataset",
+        "iris",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--json",
+        "--option",
+        f"class_weight={tmp_path / 'w.npy'}",
+    )
+    assert code == 0, err
+    assert json.loads(out)["config"]["loss_options"] == {"class_weight": [1.0, 2.0, 1.0]}
+    assert len(reads) == 1
 
 
 def test_train_bad_option_value_fails_before_training(capsys):

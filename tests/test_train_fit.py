@@ -128,6 +128,11 @@ def test_objective_shapes_and_mismatch():
         Objective("sigmoid_cross_entropy", "multiclass", 10, dataset="digits")
     with pytest.raises(LossMismatchError, match="takes integer class ids, but diabetes has a real"):
         Objective("cross_entropy", "regression", 0, dataset="diabetes")
+    for key, value in (("reduction", "sum"), ("axis", 0), ("sample_weight", np.ones(2))):
+        with pytest.raises(
+            ValueError, match=f"{key} cannot be set for training: the training loop"
+        ):
+            Objective("cross_entropy", "multiclass", 3, **{key: value})
 
 
 def test_r2_score_matches_sklearn():

@@ -71,3 +71,7 @@ def test_bad_arguments():
         SGD([w], momentum=1.5)
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'; choose adam, adamw or sgd"):
         make_optimizer("rmsprop", [w])
+    for name in ("adam", "adamw", "sgd"):  # 0 is refused, not replaced by the default
+        with pytest.raises(ValueError, match=r"`lr` must be > 0; got 0"):
+            make_optimizer(name, [w], lr=0)
+        assert make_optimizer(name, [w]).lr == (0.01 if name == "sgd" else 1e-3)

@@ -22,7 +22,6 @@ Examples
 from __future__ import annotations
 
 import argparse
-import difflib
 import functools
 import inspect
 import json
@@ -149,16 +148,32 @@ def _option_value(text: str) -> Any:
     return text
 
 
-def _loss_options(info: LossInfo, pairs: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    """``[("label-smoothing", "0.1")]`` -> ``{"label_smoothing": 0.1}``, checked."""
+def _loss_options(
+    info: LossInfo, pairs: Sequence[tuple[str, str]], *, training: bool = False
+) -> dict[str, Any]:
+    """``[("label-smoothing", "0.1")]`` -> ``{"label_smoothing": 0.1}``, checked.
+
+    With ``training``, the options the training loop sets itself (reduction,
+    axis, sample_weight) are refused with the reason.
+    """
+    from .train.objective import LOOP_OWNED, check_loop_owned
+
     params = inspect.signature(info.fn).parameters
     allowed = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    if training:
+        allowed = [n for n in allowed if n not in LOOP_OWNED]
     options: dict[str, Any] = {}
     for raw, value in pairs:
         key = raw.lstrip("-").replace("-", "_")
+        if training:
+            try:
+                check_loop_owned([key])
+            except ValueError as exc:
+                raise CliError(str(exc), 2) from None
         if key not in allowed:
             shown = ", ".join("--" + a.replace("_", "-") for a in allowed)
-            msg = f"{info.name} has no option --{raw.lstrip('-')}; its options are: {shown}"
+            has = f"its options are: {shown}" if allowed else "it takes none"
+            msg = f"{info.name} has no option --{raw.lstrip('-')}; {has}"
             raise CliError(msg, 2)
         options[key] = value.strip().lower() if key == "reduction" else _option_value(value)
     return options
@@ -297,12 +312,11 @@ def _progress(quiet: bool) -> Any:
     )
 
 
-def _train_one(args: argparse.Namespace, ds: Any, loss: str | None, parts: Any) -> Any:
+def _train_one(
+    args: argparse.Namespace, ds: Any, info: LossInfo, options: dict[str, Any], parts: Any
+) -> Any:
     from .train import train_model
-    from .train.objective import LossMismatchError
 
-    info = _lookup(loss) if loss else catalogue.lookup(catalogue.default_loss(ds.task))
-    options = _loss_options(info, [_pair(o) for o in args.option])
     progress = _progress(args.quiet)
     task_id = None
     metric = "R²" if ds.task == "regression" else "acc"
@@ -337,22 +351,19 @@ def _train_one(args: argparse.Namespace, ds: Any, loss: str | None, parts: Any) 
         on_batch=on_batch,
         on_epoch=on_epoch,
     )
-    try:
-        if progress is None:
-            return _call_quietly("train", lambda: train_model(ds, **kwargs))
-        with progress:
-            task_id = progress.add_task(f"{info.name}", total=args.epochs, loss="-", val="")
-            result = _call_quietly("train", lambda: train_model(ds, **kwargs))
-            h = result.history
-            if h.stopped_early:
-                progress.update(
-                    task_id,
-                    total=h.epochs,
-                    description=f"{info.name} (early stop, best epoch {h.best_epoch})",
-                )
-            return result
-    except LossMismatchError as exc:
-        raise CliError(str(exc)) from None
+    if progress is None:
+        return _call_quietly("train", lambda: train_model(ds, **kwargs))
+    with progress:
+        task_id = progress.add_task(f"{info.name}", total=args.epochs, loss="-", val="")
+        result = _call_quietly("train", lambda: train_model(ds, **kwargs))
+        h = result.history
+        if h.stopped_early:
+            progress.update(
+                task_id,
+                total=h.epochs,
+                description=f"{info.name} (early stop, best epoch {h.best_epoch})",
+            )
+        return result
 
 
 def _metric_cells(task: str, m: dict[str, float]) -> list[str]:
@@ -370,11 +381,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     if args.dataset is None and args.data is None:
         raise CliError("give --dataset NAME or --data FILE --target COLUMN", 2)
-    if args.dataset is not None and args.dataset not in data.BUILTIN:
-        close = difflib.get_close_matches(args.dataset, data.BUILTIN, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        msg = f"unknown dataset {args.dataset!r}; {hint}choose one of {', '.join(data.BUILTIN)}"
-        raise CliError(msg, 2)
     if args.data is not None and args.target is None:
         raise CliError("--data needs --target COLUMN (or a target .npy file)", 2)
     if args.epochs < 1 or args.batch_size < 1:
@@ -396,18 +402,32 @@ def _cmd_train(args: argparse.Namespace) -> int:
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):  # fail now, not after the training
             raise CliError(f"{flag}: no such directory: {os.path.dirname(path)}")
-    pairs = [_pair(o) for o in args.option]
-    for name in losses or ([args.loss] if args.loss else []):
-        _loss_options(_lookup(name), pairs)
-    _ints(args.hidden, "--hidden")
-
-    ds = data.load(dataset=args.dataset, data=args.data, target=args.target, task=args.task)
     from .train.objective import LossMismatchError, Objective
+    from .train.optim import make_optimizer
 
-    for name in losses or [args.loss]:  # fail before any training, not during it
-        options = _loss_options(catalogue.lookup(name or catalogue.default_loss(ds.task)), pairs)
+    # Everything is checked before any training, not during it; each loss's options
+    # (file-valued ones included) are parsed and loaded once, here.
+    pairs = [_pair(o) for o in args.option]
+    named = losses or ([args.loss] if args.loss else [])
+    chosen = [(info, _loss_options(info, pairs, training=True)) for info in map(_lookup, named)]
+    _ints(args.hidden, "--hidden")
+    try:  # the optimiser's own checks of --lr and --momentum
+        make_optimizer(
+            args.optimizer, [], lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
+        )
+    except ValueError as exc:
+        raise CliError(str(exc), 2) from None
+
+    try:
+        ds = data.load(dataset=args.dataset, data=args.data, target=args.target, task=args.task)
+    except data.UnknownDatasetError as exc:
+        raise CliError(str(exc), 2) from None
+    if not chosen:
+        info = catalogue.lookup(catalogue.default_loss(ds.task))
+        chosen = [(info, _loss_options(info, pairs, training=True))]
+    for info, options in chosen:
         try:
-            obj = Objective(name, ds.task, ds.n_classes, dataset=ds.name, **options)
+            obj = Objective(info.name, ds.task, ds.n_classes, dataset=ds.name, **options)
         except LossMismatchError as exc:
             raise CliError(str(exc)) from None
         out = np.full((2, obj.n_outputs), 1.0 / obj.n_outputs if obj.output else 0.0)
@@ -417,8 +437,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     parts = data.split(ds, val=args.val, test=args.test, seed=args.seed)
     if not args.json:
         print(ds.describe(), file=sys.stderr)
-    if not losses:
-        result = _train_one(args, ds, args.loss, parts)
+    if len(chosen) == 1:
+        result = _train_one(args, ds, *chosen[0], parts)
         if args.save:
             result.save(args.save)
         if args.plot:
@@ -436,7 +456,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     print(f"{what} written to {path}", file=sys.stderr)
         return 0
 
-    results = [_train_one(args, ds, name, parts) for name in losses]
+    results = [_train_one(args, ds, info, options, parts) for info, options in chosen]
     if args.plot:
         from . import plots
 

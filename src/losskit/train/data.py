@@ -22,6 +22,7 @@ Examples
 from __future__ import annotations
 
 import csv
+import difflib
 import json
 import math
 import os
@@ -36,6 +37,7 @@ __all__ = [
     "Dataset",
     "Split",
     "Standardizer",
+    "UnknownDatasetError",
     "infer_task",
     "load",
     "load_array",
@@ -53,6 +55,10 @@ MAX_CLASSES_INFERRED = 20
 
 class DataError(ValueError):
     """A problem with the data; the message is one line meant for the user."""
+
+
+class UnknownDatasetError(DataError):
+    """A built-in dataset name that does not exist (the message suggests the closest)."""
 
 
 @dataclass
@@ -146,8 +152,10 @@ class Standardizer:
 def load_builtin(name: str) -> Dataset:
     """One of scikit-learn's bundled datasets (no download): digits, iris, wine, ...."""
     if name not in BUILTIN:
-        msg = f"unknown dataset {name!r}; choose one of {', '.join(BUILTIN)}"
-        raise DataError(msg)
+        close = difflib.get_close_matches(name, BUILTIN, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        msg = f"unknown dataset {name!r}; {hint}choose one of {', '.join(BUILTIN)}"
+        raise UnknownDatasetError(msg)
     try:
         from sklearn import datasets
     except ImportError:  # pragma: no cover - the cli extra installs it

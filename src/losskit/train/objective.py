@@ -19,7 +19,10 @@ import losskit as lk
 
 from ..catalogue import TRUTHS, LossInfo, default_loss, fits, lookup
 
-__all__ = ["LossMismatchError", "Objective"]
+__all__ = ["LOOP_OWNED", "LossMismatchError", "Objective", "check_loop_owned"]
+
+# The loop takes the mean over each mini-batch of (batch, outputs) arrays itself.
+LOOP_OWNED = ("reduction", "axis", "sample_weight")
 
 
 class LossMismatchError(ValueError):
@@ -32,6 +35,23 @@ def _describe_target(task: str, n_classes: int) -> str:
     if task == "binary":
         return "a 0/1 target (binary)"
     return f"{n_classes} classes (multiclass)"
+
+
+def check_loop_owned(options: Any) -> None:
+    """Refuse the options the training loop sets itself (``reduction``, ``axis``, ...).
+
+    >>> check_loop_owned({"reduction": "sum"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: reduction cannot be set for training: the training loop owns the reduction ...
+    """
+    for key in options:
+        if key in LOOP_OWNED:
+            msg = (
+                f"{key} cannot be set for training: the training loop owns the reduction and "
+                f"the batching ({', '.join(LOOP_OWNED)} are not training options)"
+            )
+            raise ValueError(msg)
 
 
 class Objective:
@@ -70,6 +90,7 @@ class Objective:
         dataset: str = "the data",
         **options: Any,
     ) -> None:
+        check_loop_owned(options)
         info: LossInfo = lookup(loss or default_loss(task))
         if not info.fits(task):
             fitting = ", ".join(i.name for i in fits(task))

@@ -131,11 +131,16 @@ def make_optimizer(
     weight_decay: float = 0.0,
 ) -> Optimizer:
     """``"adam"`` (default lr 1e-3), ``"adamw"``, or ``"sgd"`` (default lr 0.01, momentum 0.9)."""
+    # `is None`, not `or`: lr=0 must reach the optimiser's check, not turn into the default.
     if name == "adam":
-        return Adam(params, lr=lr or 1e-3, weight_decay=weight_decay)
+        return Adam(params, lr=1e-3 if lr is None else lr, weight_decay=weight_decay)
     if name == "adamw":
-        return Adam(params, lr=lr or 1e-3, weight_decay=weight_decay, decoupled=True)
+        return Adam(
+            params, lr=1e-3 if lr is None else lr, weight_decay=weight_decay, decoupled=True
+        )
     if name == "sgd":
-        return SGD(params, lr=lr or 0.01, momentum=momentum, weight_decay=weight_decay)
+        return SGD(
+            params, lr=0.01 if lr is None else lr, momentum=momentum, weight_decay=weight_decay
+        )
     msg = f"unknown optimizer {name!r}; choose adam, adamw or sgd"
     raise ValueError(msg)
