@@ -291,6 +291,11 @@ def test_eval_errors(capsys, arrays):
     assert error_line(capsys, 2, "eval", "mse", "--pred", logits) == (
         "losskit eval: error: the following arguments are required: --target"
     )
+    text_grad = arrays / "g.txt"
+    assert error_line(
+        capsys, 2, "eval", "ce", "--pred", logits, "--target", labels, "--grad", str(text_grad)
+    ) == (f"losskit eval: error: --grad must be a .npy file; got {str(text_grad)!r}")
+    assert not text_grad.exists() and not (arrays / "g.txt.npy").exists()
 
 
 # -- train ------------------------------------------------------------------------------------

@@ -579,6 +579,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     info = _lookup(args.name)
     options = _loss_options(info, _option_pairs(args.extra))
+    if args.grad and not args.grad.lower().endswith(".npy"):  # np.save would append .npy
+        raise CliError(f"--grad must be a .npy file; got {args.grad!r}", 2)
     pred = load_array(args.pred, what="predictions")
     target = load_array(args.target, what="targets")
     if pred.dtype.kind != "f":
