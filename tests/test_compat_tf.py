@@ -704,6 +704,20 @@ def test_jax_jit_and_grad(tf):
     np.testing.assert_allclose(np.asarray(g), g_ref, rtol=1e-5, atol=1e-7)
 
 
+def test_jax_jit_categorical_crossentropy_on_probabilities(keras):
+    # The clip bound is rounded to y_pred's dtype without reading a traced value.
+    jax = pytest.importorskip("jax")
+    y = np.eye(3)[[0, 2]].astype(np.float32)
+    p = np.array([[0.2, 0.3, 0.5], [0.0, 0.25, 0.25]], dtype=np.float32)
+    ref = keras.losses.categorical_crossentropy(y, p).numpy()
+    for fn in (
+        lambda a: ctf.keras.losses.categorical_crossentropy(y, a),
+        lambda a: ctf.keras.losses.CategoricalCrossentropy(reduction=None)(y, a),
+    ):
+        v = jax.jit(fn)(jax.numpy.asarray(p))
+        np.testing.assert_allclose(np.asarray(v), ref, rtol=1e-6)
+
+
 def test_kind_in_is_kind_out():
     jax = pytest.importorskip("jax")
     x = RNG.normal(size=(3, 4))

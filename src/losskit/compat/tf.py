@@ -97,6 +97,15 @@ def _half_back(xp: Any, loss: Array, dtype: Any) -> Array:
     return loss if loss.dtype == dtype else xp.astype(loss, dtype)
 
 
+def _rounded(xp: Any, value: float, dtype: Any) -> float:
+    """``value`` rounded to ``dtype``, as a Python float, also inside a JAX trace."""
+    try:
+        np_dtype = np.dtype(dtype)  # NumPy's and JAX's dtypes (bfloat16 too)
+    except TypeError:
+        return float(xp.asarray(value, dtype=dtype))  # torch, array-api-strict: eager
+    return float(np.asarray(value, dtype=np_dtype))
+
+
 def _clip(xp: Any, p: Array) -> Array:
     # Keras: clip to [epsilon, 1 - epsilon] in p's own dtype (the bounds round to
     # it: float32(1 - 1e-7) = 1 - 2**-23 and float16(1 - 1e-7) = 1).
@@ -291,7 +300,7 @@ def categorical_crossentropy(
         # Keras: renormalise each row first, then clip to [1e-7, 1 - 1e-7] (the
         # sparse loss does the opposite) in y_pred's dtype.  The core clips in
         # float32 for half precision, so it is given 1e-7 as rounded to the dtype.
-        eps = float(xp.asarray(EPSILON, dtype=p.dtype))
+        eps = _rounded(xp, EPSILON, p.dtype)
         total = xp.sum(p, axis=axis, keepdims=True)
         _check_positive_row_sums(xp, total, axis)
         p = p / total
