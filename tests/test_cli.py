@@ -143,6 +143,25 @@ def test_explain_with_options_agrees_with_library(capsys, args, extra):
 
 
 @pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (["sparse_categorical_cross_entropy", "--probs", "0,1,0", "--label", "0"], "= inf"),
+        (["sparse_categorical_cross_entropy", "--probs", "0,1,0", "--label", "1"], "[0, -1, 0]"),
+        (["categorical_cross_entropy", "--probs", "0,1,0", "--targets", "0.5,0.5,0"], "= inf"),
+        (["categorical_cross_entropy", "--probs", "0,1,0", "--targets", "0,1,0"], "[0, -1, 0]"),
+        (["binary_cross_entropy", "--probs", "1,0", "--targets", "1,0"], "[-0.5, 0.5]"),
+        (["binary_cross_entropy", "--probs", "1,0.5", "--targets", "0.3,0"], "= inf"),
+    ],
+)
+def test_explain_zero_probability_without_clipping(capsys, args, shown):
+    """--eps 0: log 0 and x/0 are the inf the steps mean to show; no NumPy warnings, no NaN."""
+    code, out, err = run(capsys, "explain", *args, "--eps", "0")
+    assert err == ""
+    assert code == 0 and "(agrees)" in out, out
+    assert "nan" not in out and shown in out
+
+
+@pytest.mark.parametrize(
     ("args", "code", "line"),
     [
         (

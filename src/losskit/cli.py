@@ -713,10 +713,22 @@ def _explain_truth(args: argparse.Namespace, info: LossInfo, x: np.ndarray) -> n
     return t
 
 
+def _xlogy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a log b`` with ``0 log 0 = 0`` (a term with no weight adds nothing)."""
+    return np.where(a == 0, 0.0, a * np.log(b))
+
+
+def _xdivy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a / b`` with ``0 / 0 = 0``."""
+    return np.where(a == 0, 0.0, a / b)
+
+
 def _explain_steps(
     info: LossInfo, x: np.ndarray, t: np.ndarray, args: argparse.Namespace
 ) -> tuple[list[tuple[str, str, Any]], float, np.ndarray, dict[str, Any]]:
     """Hand-computed steps ``(what, formula, value)``, the loss, the gradient, the options."""
+    import losskit as lk
+
     steps: list[tuple[str, str, Any]] = []
     opts: dict[str, Any] = {}
     name, eps_ls = info.name, args.label_smoothing
@@ -767,13 +779,13 @@ def _explain_steps(
             steps.append(("its log", "log p̃_y", np.log(pc[y])))
             loss = -np.log(pc[y])
             steps.append(("loss", "L = -log p̃_y", loss))
-            grad = np.where(inside, -onehot / pc, 0.0)
+            grad = np.where(inside & (onehot != 0), -onehot / pc, 0.0)
             steps.append(("gradient (0 where clipped)", "dL/dp_c = -[c = y] / p̃_y", grad))
         else:
             steps.append(("log-probabilities", "log p̃", np.log(pc)))
-            loss = float(-(onehot * np.log(pc)).sum())
-            steps.append(("loss: cross-entropy", "L = -Σ_c t_c log p̃_c", loss))
-            grad = np.where(inside, -onehot / pc, 0.0)
+            loss = float(-_xlogy(onehot, pc).sum())
+            steps.append(("loss: cross-entropy", "L = -Σ_c t_c log p̃_c  (0 log 0 = 0)", loss))
+            grad = np.where(inside & (onehot != 0), -onehot / pc, 0.0)
             steps.append(("gradient (0 where clipped)", "dL/dp_c = -t_c / p̃_c", grad))
         return steps, float(loss), grad, opts
     n = x.size
@@ -782,31 +794,22 @@ def _explain_steps(
             opts["label_smoothing"] = eps_ls
             t = t * (1 - eps_ls) + eps_ls / 2
             steps.append(("smooth the targets", f"t' = t (1 - {eps_ls:g}) + {eps_ls:g}/2", t))
-        sig = np.where(
-            x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x)))
-        )
+        sig = np.asarray(lk.sigmoid(x))
         steps.append(("probability of class 1: sigmoid", "p = σ(z) = 1 / (1 + e^-z)", sig))
-        softplus = np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
         if args.pos_weight is not None:
             q = args.pos_weight
             opts["pos_weight"] = q
-            steps.append(
-                (
-                    "log(1 + e^-z), stably",
-                    "softplus(-z) = max(-z, 0) + log(1 + e^-|z|)",
-                    softplus - x,
-                )
-            )
-            per = (1 - t) * x + (1 + (q - 1) * t) * (softplus - x)
+            softplus_neg = -np.asarray(lk.log_sigmoid(x))
+            steps.append(("log(1 + e^-z), stably", "softplus(-z) = -log σ(z)", softplus_neg))
+            per = (1 - t) * x + (1 + (q - 1) * t) * softplus_neg
             steps.append(
                 ("loss per element", f"L = (1-t) z + (1 + ({q:g}-1) t) log(1 + e^-z)", per)
             )
-            g = (1 - t) - (1 + (q - 1) * t) * (1 - sig)
+            g = (1 - t) - (1 + (q - 1) * t) * np.asarray(lk.sigmoid(-x))
             steps.append(("gradient per element", "dL/dz = (1-t) - (1 + (q-1) t) σ(-z)", g))
         else:
-            steps.append(
-                ("log(1 + e^z), stably", "softplus(z) = max(z, 0) + log(1 + e^-|z|)", softplus)
-            )
+            softplus = -np.asarray(lk.log_sigmoid(-x))
+            steps.append(("log(1 + e^z), stably", "softplus(z) = -log σ(-z)", softplus))
             per = softplus - x * t
             steps.append(
                 ("loss per element", "L = softplus(z) - z t = -[t log p + (1-t) log(1-p)]", per)
@@ -821,11 +824,11 @@ def _explain_steps(
         steps.append(
             ("log-probabilities", "log p̃, log(1 - p̃)", np.concatenate([np.log(pc), np.log1p(-pc)]))
         )
-        per = -(t * np.log(pc) + (1 - t) * np.log1p(-pc))
-        steps.append(("loss per element", "L = -[t log p̃ + (1-t) log(1-p̃)]", per))
+        per = -(_xlogy(t, pc) + _xlogy(1 - t, 1 - pc))
+        steps.append(("loss per element", "L = -[t log p̃ + (1-t) log(1-p̃)]  (0 log 0 = 0)", per))
         inside = (x >= eps) & (x <= 1 - eps)
-        g = np.where(inside, (pc - t) / (pc * (1 - pc)), 0.0)
-        steps.append(("gradient per element (0 where clipped)", "dL/dp = (p̃ - t) / (p̃ (1 - p̃))", g))
+        g = np.where(inside, _xdivy(-t, pc) + _xdivy(1 - t, 1 - pc), 0.0)
+        steps.append(("gradient per element (0 where clipped)", "dL/dp = -t/p̃ + (1-t)/(1-p̃)", g))
     elif name == "mean_squared_error":
         r = x - t
         steps.append(("residual", "r = ŷ - y", r))
@@ -866,7 +869,8 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     t = _explain_truth(args, info, x)
     if info.input == "probs" and (x.min() < 0 or x.max() > 1):
         raise CliError(f"--probs must be in [0, 1]; got {_fmt(x)}")
-    steps, loss, grad, opts = _explain_steps(info, x, t, args)
+    with np.errstate(all="ignore"):  # log 0 = -inf and x/0 = inf are the numbers to show
+        steps, loss, grad, opts = _explain_steps(info, x, t, args)
 
     # The same numbers from the library itself: the steps above are the formulas it computes.
     fn = functools.partial(info.fn, **opts)
