@@ -133,6 +133,17 @@ def test_cross_entropy_empty_batch():
     assert float(lkF.cross_entropy(x, y, reduction="sum")) == 0
 
 
+@pytest.mark.parametrize("shape", [(0, 3), (0, 3, 2), (2, 3, 0)])
+def test_cross_entropy_probabilities_empty_batch(shape):
+    # torch: the mean over no examples is 0/0 = NaN, with soft targets too.
+    x, t = t64(np.zeros(shape)), t64(np.zeros(shape))
+    assert math.isnan(F.cross_entropy(x, t))
+    assert math.isnan(lkF.cross_entropy(x, t))
+    assert math.isnan(lkF.cross_entropy(x, t, weight=t64([1.0, 2.0, 3.0]), label_smoothing=0.1))
+    assert float(lkF.cross_entropy(x, t, reduction="sum")) == 0
+    assert lkF.cross_entropy(x.numpy(), t.numpy()).dtype == np.float64
+
+
 def test_cross_entropy_float32():
     x = torch.tensor(RNG.normal(size=(5, 7)).astype(np.float32) * 10)
     y = torch.tensor([0, 6, 3, -100, 2])
@@ -418,6 +429,97 @@ def test_regression_weight_size_and_empty_mean(name):
         getattr(lkF, name)(x, x, weight=t64(np.ones(3)))
     e = t64(np.zeros(0))
     assert math.isnan(getattr(F, name)(e, e)) and math.isnan(getattr(lkF, name)(e, e))
+
+
+# --------------------------------------------------------------------------- precision
+
+
+def half_cases():
+    """(name, args, kwargs) in float64 tensors, every option that touches the dtype."""
+    x = RNG.normal(size=(5, 4)) * 3
+    p = RNG.uniform(0.05, 0.95, size=(5, 4))
+    t = np.round(RNG.random(size=(5, 4)))
+    soft = RNG.random(size=(5, 4))
+    soft /= soft.sum(1, keepdims=True)
+    y = torch.tensor([0, 3, -100, 2, 1])
+    w4, w54 = t64([0.5, 2.0, 1.0, 1.5]), t64(RNG.random(size=(5, 4)))
+    return [
+        ("cross_entropy", (t64(x), y), {"weight": w4, "label_smoothing": 0.1}),
+        ("cross_entropy", (t64(x), t64(soft)), {"weight": w4, "label_smoothing": 0.1}),
+        ("nll_loss", (t64(np.log(p)), y), {"weight": w4}),
+        ("binary_cross_entropy", (t64(p), t64(t)), {"weight": w54}),
+        ("binary_cross_entropy_with_logits", (t64(x), t64(t)), {"weight": w54, "pos_weight": w4}),
+        ("mse_loss", (t64(x), t64(p)), {"weight": w54}),
+        ("l1_loss", (t64(x), t64(p)), {}),
+    ]
+
+
+HALF_CASES = [f"{name}-{i}" for i, (name, _, _) in enumerate(half_cases())]
+
+
+@pytest.mark.parametrize("case", range(len(HALF_CASES)), ids=HALF_CASES)
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_half_precision_loss_keeps_torchs_dtype(case, reduction, dtype):
+    # torch: half-precision input gives a half-precision loss.  Where the
+    # adapter goes through the core, it accumulates in float32 and rounds once:
+    # the float32 loss of the same half inputs, rounded to the dtype.  Its
+    # binary_cross_entropy and nll_loss compute in the input's dtype, as torch's.
+    name, args, kwargs = half_cases()[case]
+    half = [a.to(dtype) if a.is_floating_point() else a for a in args]
+    kw = {k: v.to(dtype) for k, v in kwargs.items() if isinstance(v, torch.Tensor)}
+    kw = {**kwargs, **kw, "reduction": reduction}
+    ref = getattr(F, name)(*half, **kw)
+    v, g = value_and_grad(getattr(lkF, name), half[0], *half[1:], **kw)
+    assert v.dtype == ref.dtype == dtype
+    assert g.dtype == dtype
+    eps = torch.finfo(dtype).eps
+    np.testing.assert_allclose(v.float().numpy(), ref.float().numpy(), rtol=8 * eps, atol=eps)
+    if name not in ("binary_cross_entropy", "nll_loss"):
+        wide = {k: a.float() if isinstance(a, torch.Tensor) else a for k, a in kw.items()}
+        exact = getattr(F, name)(*(a.float() if a.is_floating_point() else a for a in half), **wide)
+        np.testing.assert_allclose(v.float().numpy(), exact.to(dtype).float().numpy(), rtol=eps)
+
+
+def test_half_precision_numpy_in_numpy_half_out():
+    x = (RNG.normal(size=(4, 3)) * 3).astype(np.float16)
+    t = RNG.random(size=(4, 3)).astype(np.float16)
+    y = np.array([0, 2, 1, -100])
+    calls = [
+        ("cross_entropy", (x, y)),
+        ("cross_entropy", (x, t)),
+        ("binary_cross_entropy_with_logits", (x, t)),
+        ("binary_cross_entropy", (t, t)),
+        ("nll_loss", (x, y)),
+        ("mse_loss", (x, t)),
+        ("l1_loss", (x, t)),
+    ]
+    for name, args in calls:
+        ref = getattr(F, name)(*(torch.tensor(a) for a in args))
+        v = getattr(lkF, name)(*args)
+        assert isinstance(v, (np.ndarray, np.generic)) and v.dtype == np.float16, name
+        np.testing.assert_allclose(v, ref.numpy(), rtol=4e-3, err_msg=name)
+
+
+@pytest.mark.parametrize(
+    ("name", "target_dtype", "kwargs"),
+    [
+        ("mse_loss", torch.float32, {}),
+        ("mse_loss", torch.float16, {"weight": torch.ones(3, 4)}),
+        ("l1_loss", torch.float32, {}),
+        ("binary_cross_entropy_with_logits", torch.float32, {}),
+        ("binary_cross_entropy_with_logits", torch.float16, {"weight": torch.ones(3, 4)}),
+        ("cross_entropy", torch.float32, {}),
+    ],
+)
+def test_mixed_precision_result_dtype_is_torchs(name, target_dtype, kwargs):
+    # torch promotes input and target (and mse's weight, not BCE's) to one dtype.
+    x = torch.tensor(RNG.normal(size=(3, 4)), dtype=torch.float16)
+    t = torch.tensor(RNG.random(size=(3, 4)), dtype=target_dtype)
+    ref = getattr(F, name)(x, t, **kwargs)
+    v = getattr(lkF, name)(x, t, **kwargs)
+    assert v.dtype == ref.dtype, name
+    np.testing.assert_allclose(v.float().numpy(), ref.float().numpy(), rtol=2e-3)
 
 
 # --------------------------------------------------------------------------- other backends

@@ -10,6 +10,16 @@ from .._backend import Array, shape_of
 from ..classification import sigmoid_cross_entropy
 
 
+def half_back(xp: Any, loss: Array, dtype: Any) -> Array:
+    """``loss`` in ``dtype``, the framework's result dtype.
+
+    The core accumulates half-precision input in float32 and returns float32;
+    TensorFlow and PyTorch return a half-precision loss for half-precision
+    input.  The loss is rounded once, at the end.
+    """
+    return loss if loss.dtype == dtype else xp.astype(loss, dtype)
+
+
 def sigmoid_cross_entropy_pos_weight(xp: Any, x: Array, t: Array, q: Array | None) -> Array:
     """Elementwise sigmoid cross-entropy with a ``pos_weight`` broadcasting to ``x``.
 

@@ -61,7 +61,7 @@ import numpy as np
 from .. import activations, classification, regression
 from .._backend import Array, compute_dtype, namespace, readable, shape_of
 from .._validation import check_fraction, check_unit_interval
-from ._common import sigmoid_cross_entropy_pos_weight
+from ._common import half_back, sigmoid_cross_entropy_pos_weight
 
 __all__ = ["keras", "nn"]
 
@@ -90,11 +90,6 @@ def _ns(pred: Any, *others: Any, names: tuple[str, ...] = ()) -> tuple[Any, ...]
     if isinstance(pred, np.ndarray) and pred.dtype.kind in "biu":
         pred = pred.astype(np.float32)  # integer predictions: float32, as a Keras loss casts them
     return namespace(pred, *(_tf_value(o) for o in others), names=names)
-
-
-def _half_back(xp: Any, loss: Array, dtype: Any) -> Array:
-    # TF: half-precision logits give a half-precision loss (the core returns float32).
-    return loss if loss.dtype == dtype else xp.astype(loss, dtype)
 
 
 def _rounded(xp: Any, value: float, dtype: Any) -> float:
@@ -182,7 +177,7 @@ def softmax_cross_entropy_with_logits(
     # TF: labels are cast to the (float32 for half) compute dtype of the logits.
     t = xp.astype(t, compute_dtype(xp, x.dtype))
     loss = classification.softmax_cross_entropy(x, t, axis=axis, reduction="none")
-    return _half_back(xp, loss, x.dtype)
+    return half_back(xp, loss, x.dtype)
 
 
 def sparse_softmax_cross_entropy_with_logits(
@@ -202,7 +197,7 @@ def sparse_softmax_cross_entropy_with_logits(
     del name
     xp, x, y = _ns(logits, labels, names=("labels",))
     loss = classification.sparse_softmax_cross_entropy(x, y, reduction="none")
-    return _half_back(xp, loss, x.dtype)
+    return half_back(xp, loss, x.dtype)
 
 
 def sigmoid_cross_entropy_with_logits(
@@ -219,7 +214,7 @@ def sigmoid_cross_entropy_with_logits(
     del name
     xp, x, z = _ns(logits, labels, names=("labels",))
     z = xp.astype(z, compute_dtype(xp, x.dtype))
-    return _half_back(xp, classification.sigmoid_cross_entropy(x, z, reduction="none"), x.dtype)
+    return half_back(xp, classification.sigmoid_cross_entropy(x, z, reduction="none"), x.dtype)
 
 
 def weighted_cross_entropy_with_logits(
@@ -239,7 +234,7 @@ def weighted_cross_entropy_with_logits(
     xp, x, z, q = _ns(logits, labels, pos_weight, names=("labels", "pos_weight"))
     dtype = compute_dtype(xp, x.dtype)
     z, q = xp.astype(z, dtype), xp.astype(q, dtype)
-    return _half_back(xp, sigmoid_cross_entropy_pos_weight(xp, x, z, q), x.dtype)
+    return half_back(xp, sigmoid_cross_entropy_pos_weight(xp, x, z, q), x.dtype)
 
 
 nn = SimpleNamespace(
@@ -305,7 +300,7 @@ def categorical_crossentropy(
         _check_positive_row_sums(xp, total, axis)
         p = p / total
         loss = classification.categorical_cross_entropy(p, t, axis=axis, eps=eps, reduction="none")
-    return _half_back(xp, loss, p.dtype)
+    return half_back(xp, loss, p.dtype)
 
 
 def _sparse_categorical_crossentropy(
@@ -330,7 +325,7 @@ def _sparse_categorical_crossentropy(
         # Keras: clip first, then log, then softmax cross-entropy of the log
         # probabilities: the clipped row is renormalised after the clip.
         p = xp.log(_clip(xp, p))
-    loss = _half_back(
+    loss = half_back(
         xp, classification.sparse_softmax_cross_entropy(p, y, reduction="none"), p.dtype
     )
     if valid is not None:
@@ -391,7 +386,7 @@ def binary_crossentropy(
         elementwise = classification.binary_cross_entropy(
             _clip(xp, p), t, eps=0.0, reduction="none"
         )
-    return _half_back(xp, xp.mean(elementwise, axis=axis), p.dtype)
+    return half_back(xp, xp.mean(elementwise, axis=axis), p.dtype)
 
 
 def mean_squared_error(y_true: Any, y_pred: Any) -> Array:
@@ -404,7 +399,7 @@ def mean_squared_error(y_true: Any, y_pred: Any) -> Array:
     xp, p, t = _ns(y_pred, y_true, names=("y_true",))
     # Keras: a rank difference of one trailing size-1 axis is squeezed or expanded away.
     t, p = _squeeze_or_expand_to_same_rank(xp, xp.astype(t, p.dtype), p)
-    return _half_back(
+    return half_back(
         xp, xp.mean(regression.mean_squared_error(p, t, reduction="none"), axis=-1), p.dtype
     )
 
@@ -418,7 +413,7 @@ def mean_absolute_error(y_true: Any, y_pred: Any) -> Array:
     """
     xp, p, t = _ns(y_pred, y_true, names=("y_true",))
     t, p = _squeeze_or_expand_to_same_rank(xp, xp.astype(t, p.dtype), p)
-    return _half_back(
+    return half_back(
         xp, xp.mean(regression.mean_absolute_error(p, t, reduction="none"), axis=-1), p.dtype
     )
 

@@ -5,9 +5,11 @@
 ``l1_loss`` with PyTorch 2's signatures (the deprecated ``size_average`` and
 ``reduce`` included, in their places) and numbers, edge cases included: the
 class axis is 1 (0 for an unbatched ``(C,)`` input), ``mean`` over an
-all-ignored batch is NaN, binary cross-entropy clamps each log at -100, and
-autograd through a torch tensor gives PyTorch's gradients.  Each step where
-PyTorch departs from the core's semantics is done here and marked ``# torch:``.
+all-ignored batch (or an empty one) is NaN, binary cross-entropy clamps each
+log at -100, the loss has PyTorch's dtype (half precision in, half precision
+out; input and target promote), and autograd through a torch tensor gives
+PyTorch's gradients.  Each step where PyTorch departs from the core's
+semantics is done here and marked ``# torch:``.
 
 Inputs may be PyTorch tensors, NumPy arrays, Python lists or JAX arrays; the
 result is of the input's kind.  Where PyTorch raises ``IndexError`` or
@@ -16,7 +18,9 @@ result is of the input's kind.  Where PyTorch raises ``IndexError`` or
 
 Deliberate differences: any integer dtype is taken for class ids (PyTorch
 wants int64 or uint8), and when the counted targets' class weights sum to 0
-the NaN mean comes with a zero gradient (PyTorch's gradient is NaN too).
+the NaN mean comes with a zero gradient (PyTorch's gradient is NaN too); a
+half-precision loss that goes through the core is accumulated in float32 and
+rounded once (PyTorch rounds some steps in between, a few ulps apart).
 
 Examples
 --------
@@ -39,7 +43,7 @@ from typing import Any
 import array_api_compat
 
 from .. import classification, regression
-from .._backend import Array, namespace, quiet_numpy, shape_of
+from .._backend import Array, cast, namespace, quiet_numpy, shape_of
 from .._validation import (
     check_class_axis,
     check_class_weight,
@@ -50,7 +54,7 @@ from .._validation import (
     check_labels_shape,
     check_unit_interval,
 )
-from ._common import sigmoid_cross_entropy_pos_weight
+from ._common import half_back, sigmoid_cross_entropy_pos_weight
 
 __all__ = [
     "binary_cross_entropy",
@@ -103,6 +107,28 @@ def _nan_if(xp: Any, empty: Array | bool, like: Array) -> Array:
         return xp.asarray(value, dtype=like.dtype, device=array_api_compat.device(like))
     nan = xp.full_like(like, math.nan)
     return xp.where(empty, nan, xp.zeros_like(nan))
+
+
+def _mean_or_nan(xp: Any, total: Array, denominator: Array) -> Array:
+    """torch: ``total / denominator``, NaN (0/0) when the denominator is 0.
+
+    The NaN is added as a constant, so the gradient is then 0, not NaN.
+    """
+    empty = denominator == 0
+    safe = xp.where(empty, xp.ones_like(denominator), denominator)
+    return total / safe + _nan_if(xp, empty, total)
+
+
+def _result_dtype(xp: Any, *arrays: Array) -> Any:
+    """torch: the loss's dtype, the promoted dtype of the floating arrays given."""
+    floating = [a for a in arrays if _is_float(xp, a)] or arrays[:1]
+    return xp.result_type(*floating)
+
+
+def _promoted(xp: Any, *arrays: Array) -> tuple[Any, ...]:
+    """``(dtype, *arrays)`` with the arrays cast to their :func:`_result_dtype`."""
+    dtype = _result_dtype(xp, *arrays)
+    return (dtype, *(cast(xp, a, dtype) for a in arrays))
 
 
 def _reduce_by_count(xp: Any, loss: Array, reduction: str) -> Array:
@@ -163,7 +189,8 @@ def cross_entropy(
     ``mean`` divides by the summed weight of the counted targets (NaN when that
     is 0, e.g. all ignored); with probabilities, the smoothed target
     ``(1-ε) t + ε/C`` is scaled by ``weight`` per class and ``mean`` divides by
-    the number of examples.
+    the number of examples (NaN for none).  Half-precision input gives a
+    half-precision loss, accumulated in float32 and rounded once.
 
     >>> import numpy as np
     >>> from losskit.compat import torch as F
@@ -181,6 +208,7 @@ def cross_entropy(
             msg = "ignore_index is not supported for floating point target"
             raise ValueError(msg)
         num_classes = x.shape[axis]
+        dtype, x, t = _promoted(xp, x, t)  # torch: input and target promote
         if eps:
             t = t * (1 - eps) + eps / num_classes
         if w is not None:
@@ -188,7 +216,9 @@ def cross_entropy(
             # `mean` still divides by the number of examples (not by the weights).
             check_class_weight(xp, w, num_classes)
             t = t * xp.reshape(xp.astype(w, t.dtype), (num_classes,) + (1,) * (x.ndim - 1 - axis))
-        return classification.softmax_cross_entropy(x, t, axis=axis, reduction=red)
+        # torch: the mean of no examples is NaN (the core's is 0).
+        loss = classification.softmax_cross_entropy(x, t, axis=axis, reduction="none")
+        return half_back(xp, _reduce_by_count(xp, loss, red), dtype)
     loss = classification.sparse_softmax_cross_entropy(
         x,
         t,
@@ -196,14 +226,15 @@ def cross_entropy(
         class_weight=w,
         ignore_index=ignore_index,
         label_smoothing=eps,
-        reduction=red,
+        reduction="sum" if red == "mean" else red,
     )
     if red == "mean":
-        # torch: the mean divides by the summed weight of the counted targets
-        # even when that is 0 (all ignored), giving NaN; the core gives 0.
-        counted = _label_weight(xp, t, w, t != ignore_index, loss.dtype)
-        loss = loss + _nan_if(xp, xp.sum(counted) == 0, loss)
-    return loss
+        # torch: the mean divides the sum by the summed weight of the counted
+        # targets even when that is 0 (all ignored), giving NaN; the core gives 0.
+        loss = _mean_or_nan(
+            xp, loss, xp.sum(_label_weight(xp, t, w, t != ignore_index, loss.dtype))
+        )
+    return half_back(xp, loss, x.dtype)
 
 
 def nll_loss(
@@ -247,11 +278,8 @@ def nll_loss(
     loss = -wy * picked
     if red != "mean":
         return loss if red == "none" else xp.sum(loss)
-    # torch: sum / total weight, NaN (0/0) when nothing is counted, but a zero
-    # gradient then (the NaN is a constant here, not a division by zero).
-    total = xp.sum(wy)
-    empty = total == 0
-    return xp.sum(loss) / xp.where(empty, xp.ones_like(total), total) + _nan_if(xp, empty, total)
+    # torch: sum / total weight, NaN (0/0) when nothing is counted.
+    return _mean_or_nan(xp, xp.sum(loss), xp.sum(wy))
 
 
 # --------------------------------------------------------------------------- binary
@@ -334,11 +362,12 @@ def binary_cross_entropy_with_logits(
     if shape_of(t) != shape_of(x):
         msg = f"Target size ({shape_of(t)}) must be the same as input size ({shape_of(x)})"
         raise ValueError(msg)
+    dtype = _result_dtype(xp, x, t)  # torch: weight and pos_weight do not promote
     loss = sigmoid_cross_entropy_pos_weight(xp, x, t, q)
     if w is not None:
         # torch: the weight multiplies each element; mean = sum / numel.
         loss = loss * xp.astype(w, loss.dtype)
-    return _reduce_by_count(xp, loss, red)
+    return half_back(xp, _reduce_by_count(xp, loss, red), dtype)
 
 
 # --------------------------------------------------------------------------- regression
@@ -368,11 +397,13 @@ def _regression(
     if w is not None and shape_of(w) != input_shape:
         msg = "Weights and input must have the same size."
         raise ValueError(msg)
+    # torch: input, target and weight promote to one dtype, the loss's.
+    dtype, x, t = _promoted(xp, x, t, *(() if w is None else (w,)))[:3]
     # torch: with weight, mean = sum(w * e) / sum(w) (the core's weighted mean).
-    loss = core(x, xp.astype(t, x.dtype), reduction=red, sample_weight=w)
+    loss = core(x, t, reduction=red, sample_weight=w)
     if red == "mean" and math.prod(shape_of(x)) == 0:
         loss = loss + _nan_if(xp, True, loss)  # torch: the mean of nothing is NaN
-    return loss
+    return half_back(xp, loss, dtype)
 
 
 def mse_loss(
