@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-BACKENDS = ("numpy", "torch", "jax", "array_api_strict")
+# "numpy_kernels" is NumPy with the fused-kernel size threshold at 0, so every
+# NumPy case also runs through the numba kernels, not only large arrays.
+BACKENDS = ("numpy", "numpy_kernels", "torch", "jax", "array_api_strict")
 
 # JAX computes in float32 unless x64 is switched on; the float64 references
 # and "dtype in = dtype out" need it on.  It must happen before any jax array
@@ -191,6 +193,11 @@ class Backend:
 @pytest.fixture(params=BACKENDS)
 def xp(request) -> Backend:
     """Every backend losskit supports; skipped only where it is not installed."""
+    if request.param == "numpy_kernels":
+        from losskit.kernels import dispatch
+
+        request.getfixturevalue("monkeypatch").setattr(dispatch, "MIN_KERNEL_SIZE", 0)
+        return Backend("numpy")
     pytest.importorskip(request.param)
     if request.param == "jax":
         pytest.importorskip("jax.numpy")

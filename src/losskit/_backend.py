@@ -111,14 +111,16 @@ def shape_of(x: Any) -> tuple[int, ...]:
 
 @contextlib.contextmanager
 def quiet_numpy() -> Iterator[None]:
-    """Silence NumPy's overflow and divide-by-zero warnings where they are meant.
+    """Silence NumPy's floating-point warnings where the results are meant.
 
     ``x - max(x)`` may overflow to ``-inf`` for logits of opposite sign near
-    the float maximum (``exp`` of it is then exactly the 0 it should be), and a
-    probability loss with ``eps=0`` takes ``log(0) = -inf`` on purpose.  The
-    other backends do not warn; NumPy's warnings would only alarm.
+    the float maximum (``exp`` of it is then exactly the 0 it should be), a
+    probability loss with ``eps=0`` takes ``log(0) = -inf`` on purpose, and a
+    row of ``-inf`` logits (fully masked) has no softmax: NaN, as in PyTorch.
+    The other backends and the fused kernels do not warn; NumPy's warnings
+    would only alarm.
     """
     # NumPy's error state is global, so this also covers array-api-strict,
     # which computes with NumPy underneath, and costs nothing for the others.
-    with np.errstate(divide="ignore", over="ignore"):
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         yield

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from ._backend import Array, is_numpy
-from ._config import kernels_allowed
 
 SOFTMAX = "softmax_rows"
 LOG_SOFTMAX = "log_softmax_rows"
@@ -26,10 +25,12 @@ LOGSUMEXP = "logsumexp_rows"
 
 
 def kernels_for(xp: Any, x: Array) -> ModuleType | None:
-    """``losskit.kernels.dispatch`` if it takes ``x`` (class axis last), else None."""
-    if not is_numpy(xp) or not kernels_allowed() or x.ndim == 0:
-        return None
-    if x.dtype not in (np.float32, np.float64):
+    """``losskit.kernels.dispatch`` if it takes ``x`` (class axis last), else None.
+
+    ``dispatch.use_kernel`` is the one gatekeeper (dtype, size, the
+    ``portable()`` switch); importing it does not import numba.
+    """
+    if not is_numpy(xp):
         return None
     from .kernels import dispatch
 

@@ -10,8 +10,11 @@ inside a JAX trace; shape and dtype checks always run.
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from typing import Any
+
+import numpy as np
 
 from ._backend import Array, readable, shape_of
 
@@ -66,10 +69,12 @@ def check_class_axis(name: str, x: Array, axis: int) -> int:
     if ndim == 0:
         msg = f"`{name}` must have a class axis (at least 1 dimension); got a 0-d array"
         raise ValueError(msg)
-    if not isinstance(axis, int) or isinstance(axis, bool) or not -ndim <= axis < ndim:
-        msg = f"`axis` must be an int in [{-ndim}, {ndim}) for {ndim}-d `{name}`; got {axis!r}"
+    msg = f"`axis` must be an int in [{-ndim}, {ndim}) for {ndim}-d `{name}`; got {axis!r}"
+    if not _is_int(axis):
+        raise TypeError(msg)
+    if not -ndim <= axis < ndim:
         raise ValueError(msg)
-    return axis % ndim
+    return int(axis) % ndim
 
 
 def check_same_shape(truth_name: str, truth: Array, pred_name: str, pred: Array) -> None:
@@ -117,12 +122,13 @@ def check_label_range(xp: Any, labels: Array, num_classes: int, ignore_index: in
         raise ValueError(msg)
 
 
-def check_ignore_index(ignore_index: Any) -> None:
-    if ignore_index is not None and (
-        not isinstance(ignore_index, int) or isinstance(ignore_index, bool)
-    ):
+def check_ignore_index(ignore_index: Any) -> int | None:
+    if ignore_index is None:
+        return None
+    if not _is_int(ignore_index):
         msg = f"`ignore_index` must be an int or None; got {ignore_index!r}"
         raise TypeError(msg)
+    return int(ignore_index)
 
 
 def check_unit_interval(xp: Any, name: str, x: Array) -> None:
@@ -142,14 +148,22 @@ def check_unit_interval(xp: Any, name: str, x: Array) -> None:
         raise ValueError(msg)
 
 
+def _is_real(value: Any) -> bool:
+    """A real scalar: Python or NumPy ints and floats (bool is not a number here)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
 def check_fraction(name: str, value: Any, *, upper: float = 1.0, closed: bool = True) -> float:
-    """A Python number in [0, upper] (or [0, upper) when not ``closed``)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if ok:
-        ok = 0.0 <= value <= upper if closed else 0.0 <= value < upper
-    if not ok:
-        bracket = "]" if closed else ")"
-        msg = f"`{name}` must be a number in [0, {upper:g}{bracket}; got {value!r}"
+    """A real number in [0, upper] (or [0, upper) when not ``closed``), as a float."""
+    bracket = "]" if closed else ")"
+    msg = f"`{name}` must be a number in [0, {upper:g}{bracket}; got {value!r}"
+    if not _is_real(value):
+        raise TypeError(msg)
+    if not (0.0 <= value <= upper if closed else 0.0 <= value < upper):
         raise ValueError(msg)
     return float(value)
 
@@ -208,8 +222,10 @@ def warn_if_probabilities(xp: Any, logits: Array, fn_name: str, probs_fn: str) -
     """
     if logits.ndim == 0 or logits.shape[-1] < 2 or math.prod(logits.shape) == 0:
         return
-    rows = xp.reshape(logits, (-1, logits.shape[-1]))
-    for part in (rows[: min(4, rows.shape[0]), ...], rows):
+    # A few rows first, taken by indexing (no reshape: on a moved class axis
+    # that would copy the whole array to look at four rows).
+    first = logits[(0,) * (logits.ndim - 2) + (...,)] if logits.ndim > 2 else logits
+    for part in (first[: min(4, first.shape[0]), ...] if first.ndim == 2 else first, logits):
         found = readable(xp, part)
         if found is None:
             return

@@ -25,7 +25,9 @@ def shifted_by_max(xp: Any, x: Array) -> tuple[Array, Array]:
     An infinite or empty maximum is replaced by 0 so that rows of ``-inf``
     give ``logsumexp = -inf`` rather than NaN.
     """
-    m = xp.max(x, axis=-1, keepdims=True) if x.shape[-1] else xp.zeros_like(x[..., :1])
+    if x.shape[-1] == 0:  # an empty class axis: nothing to shift
+        return x, xp.zeros_like(xp.sum(x, axis=-1, keepdims=True))
+    m = xp.max(x, axis=-1, keepdims=True)
     m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
     return x - m, m
 
@@ -61,8 +63,10 @@ class NegLogSoftmax:
     def weighted_sum(self, a: Array) -> Array:
         """``sum_c a_c (-log p_c)`` over the last axis; classes with ``a_c = 0`` add 0."""
         xp = self.xp
-        terms = (2 * a) * self.half_gap + a * self.log_norm
-        return xp.sum(xp.where(a == 0, xp.zeros_like(terms), terms), axis=-1)
+        # Where a_c = 0 the gap is replaced before multiplying: a -inf logit
+        # (a mask) has an infinite gap, and 0 * inf would be NaN.
+        gap = xp.where(a == 0, xp.zeros_like(self.half_gap), self.half_gap)
+        return xp.sum((2 * a) * gap + a * self.log_norm, axis=-1)
 
     def at(self, index: Array, a: Array, gather: Any) -> Array:
         """``a * (-log p_index)`` per row, with ``gather(values, index)`` picking a class."""

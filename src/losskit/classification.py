@@ -61,9 +61,10 @@ def _gather_last(xp: Any, x: Array, index: Array) -> Array:
     return xp.take_along_axis(x, index[..., None], axis=-1)[..., 0]
 
 
-def _one_hot(xp: Any, labels: Array, num_classes: int, dtype: Any) -> Array:
+def _is_label(xp: Any, labels: Array, num_classes: int) -> Array:
+    """The one-hot mask ``[c == y]``, boolean, class axis last."""
     classes = xp.arange(num_classes, device=array_api_compat.device(labels))
-    return cast(xp, labels[..., None] == classes, dtype)
+    return labels[..., None] == classes
 
 
 # --------------------------------------------------------------------------- softmax, dense
@@ -271,7 +272,7 @@ def _sparse_softmax_cross_entropy(
     axis = check_class_axis("logits", logits, axis)
     check_labels_shape(labels, "logits", logits, axis)
     eps = check_fraction("label_smoothing", label_smoothing)
-    check_ignore_index(ignore_index)
+    ignore_index = check_ignore_index(ignore_index)
     check_grad_out(xp, grad_out, logits)
     num_classes = logits.shape[axis]
     if class_weight is not None:
@@ -328,7 +329,7 @@ def _sparse_softmax_cross_entropy(
             return value, None
         # d/dz = (1-ε) w_y (softmax(z) - onehot(y)) + ε/C (sum(w) softmax(z) - w)
         p = nls.softmax()
-        dz = p - _one_hot(xp, safe, num_classes, dtype)
+        dz = xp.where(_is_label(xp, safe, num_classes), p - 1, p)
         if w_label is not None:
             dz = w_label[..., None] * dz
         if eps:
@@ -543,7 +544,8 @@ def _sparse_categorical_cross_entropy(
             return value, None
         # d loss / d p = -onehot(y) / p_y  (0 where p_y was clipped)
         dpy = _pass_through(xp, -_ratio(xp, xp.ones_like(pc), pc), inside)
-        dp = _one_hot(xp, labels, num_classes, dtype) * red.grad(dpy, class_axis=False)[..., None]
+        dpy = red.grad(dpy, class_axis=False)[..., None]
+        dp = xp.where(_is_label(xp, labels, num_classes), dpy, xp.zeros_like(p))
         grad = _class_back(xp, dp, axis)
     return value, deliver(xp, grad, probs, grad_out)
 
