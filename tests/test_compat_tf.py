@@ -475,6 +475,42 @@ def test_binary_crossentropy_clips_in_the_input_dtype_without_epsilon_in_the_log
     np.testing.assert_allclose(v32, ref32, rtol=1e-6)
 
 
+BCE_EDGES_T = [0.0, 0.0, 0.0, 0.0, 0.0, 0.5, 0.3, 1.0, 1.0, 0.0, 0.5]
+BCE_EDGES_P = [0.0, 1e-7, 1e-4, 3e-3, 0.3, 0.0, 1e-9, 0.0, 0.25, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_binary_crossentropy_takes_log_of_one_minus_p_rounded_in_the_dtype(keras, dtype):
+    # Keras 3 takes log(1 - p) with 1 - p rounded to y_pred's dtype (no log1p):
+    # for p = 0 it costs -log(1 - 1.19e-7) = 1.19e-7 in float32, not 1e-7, and
+    # 0 in float16, where 1 - 1e-4 rounds to 1 as well.
+    t = np.array(BCE_EDGES_T, dtype=dtype)[:, None]
+    p = np.array(BCE_EDGES_P, dtype=dtype)[:, None]
+    ref = keras.losses.binary_crossentropy(t, p).numpy()
+    v = ctf.keras.losses.binary_crossentropy(t, p)
+    assert v.dtype == ref.dtype == dtype
+    rtol = {np.float16: 1e-3, np.float32: 1e-6, np.float64: 1e-12}[dtype]
+    np.testing.assert_allclose(v, ref, rtol=rtol, atol=0)
+    if dtype == np.float32:
+        np.testing.assert_allclose(v[0], -math.log(1 - 2**-23), rtol=1e-6)
+
+
+def test_binary_crossentropy_half_precision_certain_and_right_is_zero(keras):
+    # In float16 Keras's upper clip bound 1 - 1e-7 rounds to 1, so p = 1 with
+    # t = 1 forms 0 * log(0) = NaN.  The prediction is valid and right: the
+    # adapter gives the loss 0 (a deliberate difference, in the docstring).
+    t = np.array([[1.0, 1.0]], dtype=np.float16)
+    p = np.array([[1.0, 0.5]], dtype=np.float16)
+    assert np.isnan(keras.losses.binary_crossentropy(t, p).numpy()).all()
+    v = ctf.keras.losses.binary_crossentropy(t, p)
+    np.testing.assert_allclose(v, [math.log(2) / 2], rtol=1e-3)
+    v = ctf.keras.losses.binary_crossentropy(t, p, axis=0)
+    np.testing.assert_array_equal(v, [0.0, np.float16(math.log(2))])
+    leaf = torch.tensor(p, requires_grad=True)
+    (g,) = torch.autograd.grad(ctf.keras.losses.binary_crossentropy(t, leaf).sum(), leaf)
+    assert torch.isfinite(g).all()
+
+
 def test_keras_functions_in_half_precision(keras):
     # Keras computes in y_pred's dtype: float16 in, float16 out, and its clip
     # bound 1 - 1e-7 rounds to 1 in float16, so p = 1 with t = 0 costs inf.

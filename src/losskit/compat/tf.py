@@ -32,7 +32,10 @@ zeros; with labels that do not sum to 1,
 ``sum(t) softmax(z) - t`` where TensorFlow's is ``softmax(z) - t`` (which it
 documents as incorrect; the values agree); ``weighted_cross_entropy_with_logits``
 is exact in float32 where TensorFlow's formula cancels (about one ulp of
-``|logits|``); half-precision tf.nn losses are accumulated in float32.
+``|logits|``); half-precision tf.nn losses are accumulated in float32; in
+float16, ``binary_crossentropy`` of ``p = 1`` with ``y_true = 1`` is 0, where
+Keras's clip bound ``1 - 1e-7`` rounds to 1 and it forms ``0 * log(0) = NaN``
+for a valid, right prediction.
 TensorFlow tensors themselves are not taken.
 
 Examples
@@ -368,7 +371,8 @@ def binary_crossentropy(
 
     With probabilities Keras 3 clips to ``[1e-7, 1 - 1e-7]`` in ``y_pred``'s
     dtype and takes ``-(t log p + (1-t) log(1-p))`` with no epsilon inside the
-    log (Keras 2 added one).  Label smoothing ``ε`` gives ``t (1-ε) + ε/2``.
+    log (Keras 2 added one) and ``1 - p`` rounded in that dtype.  Label
+    smoothing ``ε`` gives ``t (1-ε) + ε/2``.
 
     >>> from losskit.compat import tf
     >>> tf.keras.losses.binary_crossentropy([[0, 1], [0, 0]], [[0.6, 0.4], [0.4, 0.6]]).round(4)
@@ -382,11 +386,31 @@ def binary_crossentropy(
         elementwise = classification.sigmoid_cross_entropy(p, t, reduction="none")
     else:
         check_unit_interval(xp, "y_pred", p)  # Keras would clip any value silently
-        # Keras 3: clip in y_pred's dtype, no epsilon inside the logs.
-        elementwise = classification.binary_cross_entropy(
-            _clip(xp, p), t, eps=0.0, reduction="none"
-        )
+        elementwise = _keras_binary_crossentropy(xp, p, t)
     return half_back(xp, xp.mean(elementwise, axis=axis), p.dtype)
+
+
+def _keras_binary_crossentropy(xp: Any, p: Array, t: Array) -> Array:
+    """Keras 3's ``-(t log(p) + (1 - t) log(1 - p))`` on probabilities, elementwise.
+
+    Keras clips ``p`` to [1e-7, 1 - 1e-7] in ``p``'s dtype, adds no epsilon
+    inside the logs, and forms ``1 - p`` in that dtype too (no log1p): in
+    float32 ``p = 0`` costs ``-log(1 - 1.19e-7)``, and in float16, where the
+    upper bound rounds to 1, ``1 - p`` is 1 for ``p < 2**-12``.  Both logs are
+    the core's (``-log(x)`` is the binary cross-entropy of target 1), taken in
+    float32 for half precision.  A term of weight 0 takes its log of 1, so
+    ``t = 1, p = 1`` in float16 costs 0 where Keras forms ``0 * log(0) = NaN``.
+    """
+    pc = _clip(xp, p)
+    q = 1 - pc  # Keras: rounded in p's dtype
+    ones = xp.ones_like(pc)
+    t = xp.astype(t, compute_dtype(xp, p.dtype))
+
+    def neg_log(x: Array) -> Array:
+        return classification.binary_cross_entropy(x, ones, eps=0.0, reduction="none")
+
+    # pc >= 1e-7 > 0, so -log(pc) is finite; q is 0 where pc rounds to 1.
+    return t * neg_log(pc) + (1 - t) * neg_log(xp.where(t == 1, ones, q))
 
 
 def mean_squared_error(y_true: Any, y_pred: Any) -> Array:
