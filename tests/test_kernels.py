@@ -310,6 +310,227 @@ def test_sparse_extreme_logits_float64(loop_shape):
     np.testing.assert_allclose(g, [[1, -1, 0], [0, 0, 0], [-0.5, 0.5, 0]], atol=1e-15)
 
 
+# Extreme logits with label smoothing, class weights and soft targets: the
+# smoothing/soft-target term sums a[c] (m - x[c]), and m - x overflows in the
+# logits' dtype (3e38 - (-3e38) in float32, 1e308 - (-1e308) in float64).
+BIG = {np.float32: 3e38, np.float64: 1e308}
+EXTREME_TOL = {np.float32: dict(rtol=2e-6), np.float64: dict(rtol=1e-13)}
+GRAD_ATOL = {np.float32: 1e-4, np.float64: 1e-12}  # the gradients are bounded by max(1, sum t')
+
+
+def ref_weighted_gap(x, a):
+    """sum_c a[r, c] (lse_r - x[r, c]) in float64 from half-gaps m/2 - x/2 (exact halving,
+    never overflows); a[r, c] = 0 adds 0 even at x = -inf."""
+    x = x.astype(np.float64)
+    m = np.max(x, axis=1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    half = m / 2 - x / 2
+    with np.errstate(invalid="ignore", over="ignore"):
+        log_s = np.log(np.sum(np.exp(-2 * half), axis=1, keepdims=True))  # -2 half: -inf is fine
+        terms = (2 * a) * half + a * log_s
+    return np.sum(np.where(a == 0, 0.0, terms), axis=1)
+
+
+def as_dtype(v, dtype):
+    with np.errstate(over="ignore"):
+        return np.asarray(v).astype(dtype)
+
+
+def extreme_logits(dtype, c, seed=0):
+    """Rows of logits at +-big, big/2, 0 and ordinary values; c >= 4."""
+    big = BIG[dtype]
+    rng = np.random.default_rng(seed)
+    x = np.zeros((6, c))
+    x[0, :2] = [big, -big]
+    x[1, :4] = [-big, big, big / 2, -big / 2]
+    x[2] = rng.choice([big, -big, big / 4, 0.0, 1.0], c)
+    x[3] = rng.standard_normal(c)
+    x[3, 1] = -big
+    x[4] = -big
+    x[4, 2] = big
+    x[5, :3] = [big, big, -big]
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_smoothed_losses_at_extreme_logits_hand_values(dtype, loop_shape):
+    # The code review's repro: e/C (0 + 2 big + big + big) and 0.1 (2 big), both representable.
+    big = BIG[dtype]
+    x = np.zeros((3, 4), dtype)
+    x[:, 0], x[:, 1] = big, -big
+    y = np.zeros(3, np.int64)
+    t = np.zeros_like(x)
+    t[:, 0], t[:, 1] = 0.9, 0.1
+    coef = np.ones(3, dtype)
+    for grad in (None, "separate", "inplace"):  # no gradient; into a buffer; over the logits
+        xx = x.copy()
+        g = None if grad is None else xx if grad == "inplace" else np.empty_like(x)
+        loss = dispatch.sparse_xent_rows(xx, y, None, None, 0.1, coef, g)
+        np.testing.assert_allclose(loss, 0.1 / 4 * 4 * big, **EXTREME_TOL[dtype])
+        xx = x.copy()
+        g = None if grad is None else xx if grad == "inplace" else np.empty_like(x)
+        loss = dispatch.dense_xent_rows(xx, t, 0.0, coef, g)
+        np.testing.assert_allclose(loss, 0.1 * 2 * big, **EXTREME_TOL[dtype])
+    # A label at -big with a small weight: w[y] (2 big) is representable.
+    w = np.array([1.0, 0.25, 1.0, 1.0], dtype)
+    loss = dispatch.sparse_xent_rows(x, np.ones(3, np.int64), w, None, 0.0, None, None)
+    np.testing.assert_allclose(loss, 0.25 * 2 * big, **EXTREME_TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("c", [4, 300, 2500])  # tiled-sized; row-wise-sized; two row blocks
+@pytest.mark.parametrize("e", [0.0, 0.1])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_sparse_smoothed_extreme_logits_match_reference(dtype, c, e, weighted, loop_shape):
+    x = extreme_logits(dtype, c)
+    n = x.shape[0]
+    rng = np.random.default_rng(7)
+    y = np.array([0, 1, int(np.argmax(x[2])), 3, 2, 0])  # labels where w[y] (lse - x[y]) fits
+    w = rng.uniform(0.0, 1.0, c).astype(dtype) if weighted else np.ones(c, dtype)
+    a = e / c * np.broadcast_to(w.astype(np.float64), (n, c)).copy()
+    a[np.arange(n), y] += (1 - e) * w[y]
+    expected = ref_weighted_gap(x, a)
+    assert np.isfinite(as_dtype(expected, dtype)).all()
+    assert expected.max() > BIG[dtype] / 100 or e == 0.0  # the smoothing term is huge
+    kw = w if weighted else None
+    coef = np.ones(n, dtype)
+    for grad in (None, "separate", "inplace"):
+        xx = x.copy()
+        g = None if grad is None else xx if grad == "inplace" else np.empty_like(x)
+        loss = dispatch.sparse_xent_rows(xx, y, kw, None, e, coef, g)
+        np.testing.assert_allclose(loss, expected, **EXTREME_TOL[dtype])
+        if g is not None:
+            assert np.isfinite(g).all()
+    # The public API on both paths (the kernel forced at this size).
+    dispatch_min = dispatch.MIN_KERNEL_SIZE
+    try:
+        dispatch.MIN_KERNEL_SIZE = 0
+        vg = lk.value_and_grad(lk.sparse_softmax_cross_entropy)
+        kw2 = dict(class_weight=kw, label_smoothing=e, reduction="none")
+        (fv, fg), (sv, sg) = both_paths(vg, x, y, **kw2)
+    finally:
+        dispatch.MIN_KERNEL_SIZE = dispatch_min
+    np.testing.assert_allclose(fv, expected, **EXTREME_TOL[dtype])
+    np.testing.assert_allclose(sv, expected, **EXTREME_TOL[dtype])
+    np.testing.assert_allclose(fg, sg, rtol=0, atol=GRAD_ATOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("c", [4, 300, 2500])
+@pytest.mark.parametrize("e", [0.0, 0.1])
+def test_dense_smoothed_extreme_logits_match_reference(dtype, c, e, loop_shape):
+    x = extreme_logits(dtype, c)
+    n = x.shape[0]
+    rng = np.random.default_rng(8)
+    t = rng.dirichlet(np.ones(c), size=n)
+    t[0] = 0.0
+    t[0, :2] = [0.9, 0.1]  # the repro: 0.1 on the class at -big
+    t[3, 1] = 0.0  # a zero target at -big
+    t[4] = 0.0
+    t[4, :3] = [0.05, 0.0, 0.95]  # mostly on the only class at +big: representable
+    t = (t / t.sum(axis=1, keepdims=True)).astype(dtype)
+    a = (1 - e) * t.astype(np.float64) + e / c
+    expected = ref_weighted_gap(x, a)
+    assert np.isfinite(as_dtype(expected, dtype)).all() and expected.max() > BIG[dtype] / 100
+    coef = np.ones(n, dtype)
+    for grad in (None, "separate", "inplace"):
+        xx = x.copy()
+        g = None if grad is None else xx if grad == "inplace" else np.empty_like(x)
+        loss = dispatch.dense_xent_rows(xx, t, e, coef, g)
+        np.testing.assert_allclose(loss, expected, **EXTREME_TOL[dtype])
+        if g is not None:
+            assert np.isfinite(g).all()
+    dispatch_min = dispatch.MIN_KERNEL_SIZE
+    try:
+        dispatch.MIN_KERNEL_SIZE = 0
+        vg = lk.value_and_grad(lk.softmax_cross_entropy)
+        (fv, fg), (sv, sg) = both_paths(vg, x, t, label_smoothing=e, reduction="none")
+    finally:
+        dispatch.MIN_KERNEL_SIZE = dispatch_min
+    np.testing.assert_allclose(fv, expected, **EXTREME_TOL[dtype])
+    np.testing.assert_allclose(sv, expected, **EXTREME_TOL[dtype])
+    np.testing.assert_allclose(fg, sg, rtol=0, atol=GRAD_ATOL[dtype])
+
+
+# NaN logits: every row result with a NaN in the row is NaN (as scipy, torch and
+# the portable path); maxnum drops a NaN from the row max, so it must come
+# through the sum of exponentials.
+def nan_rows(dtype, c):
+    x = np.tile(np.linspace(-1, 1, c), (6, 1))
+    x[0, 1] = np.nan
+    x[1, 0] = np.nan  # at the label
+    x[2] = np.nan
+    x[3] = -np.inf
+    x[3, 1] = np.nan
+    x[4, 1] = np.inf
+    x[4, 2] = np.nan
+    x[5, c - 1] = np.nan  # last element (a later block for large c)
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("c", [4, 300, 5000])
+def test_nan_logits_give_nan(dtype, c, loop_shape):
+    x = nan_rows(dtype, c)
+    n = x.shape[0]
+    assert np.isnan(dispatch.logsumexp_rows(x)).all()
+    assert np.isnan(sp_logsumexp(x.astype(np.float64), axis=1)).all()  # the reference agrees
+    assert np.isnan(dispatch.softmax_rows(x, np.empty_like(x))).any(axis=1).all()
+    assert np.isnan(dispatch.log_softmax_rows(x, np.empty_like(x))).any(axis=1).all()
+    y = np.zeros(n, np.int64)
+    w = np.ones(c, dtype)
+    w[0] = 0.0  # a zero weight on the label: 0 * NaN is still NaN (torch, portable)
+    t = np.full_like(x, 1.0 / c)
+    for e in (0.0, 0.1):
+        for cw in (None, w):
+            for g in (None, np.empty_like(x)):
+                loss = dispatch.sparse_xent_rows(x, y, cw, None, e, np.ones(n, dtype), g)
+                assert np.isnan(loss).all(), (e, cw is None, g is None, loss)
+        for g in (None, np.empty_like(x)):
+            assert np.isnan(dispatch.dense_xent_rows(x, t, e, np.ones(n, dtype), g)).all()
+    # An ignored row stays 0 whatever its logits.
+    loss = dispatch.sparse_xent_rows(x, np.full(n, -1), None, -1, 0.1, None, None)
+    np.testing.assert_array_equal(loss, 0.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("c", [4, 300])
+def test_logsumexp_infinite_rows(dtype, c, loop_shape):
+    x = np.zeros((4, c), dtype)
+    x[0, 1] = np.inf
+    x[1] = -np.inf
+    x[2, 1], x[2, 2] = np.inf, np.nan
+    x[3, :] = -np.inf
+    x[3, 2] = 5.0
+    expected = [np.inf, -np.inf, np.nan, 5.0]
+    np.testing.assert_array_equal(dispatch.logsumexp_rows(x), expected)
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(sp_logsumexp(x.astype(np.float64), axis=1), expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("c", [4, 300])
+def test_public_nan_logits_agree_with_portable(dtype, c, loop_shape, monkeypatch):
+    monkeypatch.setattr(dispatch, "MIN_KERNEL_SIZE", 0)
+    x = nan_rows(dtype, c)
+    assert dispatch.use_kernel(x)
+    y = np.zeros(x.shape[0], np.int64)
+    t = np.full_like(x, 1.0 / c)
+    calls = [
+        (lk.logsumexp, ()),
+        (lk.softmax, ()),
+        (lk.log_softmax, ()),
+        (lk.sparse_softmax_cross_entropy, (y,)),
+        (lk.softmax_cross_entropy, (t,)),
+    ]
+    for fn, args in calls:
+        kw = {} if not args else {"reduction": "none", "label_smoothing": 0.1}
+        fast, slow = both_paths(fn, x, *args, **kw)
+        fast, slow = np.asarray(fast), np.asarray(slow)
+        assert np.isnan(slow).reshape(x.shape[0], -1).any(axis=1).all(), fn
+        np.testing.assert_array_equal(np.isnan(fast), np.isnan(slow), err_msg=str(fn))
+
+
 def test_sparse_all_rows_ignored_gives_zero(loop_shape):
     x = logits(5, 7, np.float32)
     g = np.full_like(x, 3.0)
@@ -481,7 +702,11 @@ def test_public_sparse_random_shapes_and_options(
     )
     ref_loss, _ = ref_sparse(x, y, kw["class_weight"], kw["ignore_index"], smoothing)
     assert_close(kernel_loss, ref_loss, dtype, scale=10 * scale)
-    (fv, fg), (sv, sg) = both_paths(vg, x, y, **kw)
+    # Small draws would take the portable path on both sides: force the kernel.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(dispatch, "MIN_KERNEL_SIZE", 0)
+        assert dispatch.use_kernel(x)
+        (fv, fg), (sv, sg) = both_paths(vg, x, y, **kw)
     tol = TOL[dtype]
     np.testing.assert_allclose(fv, sv, rtol=10 * tol["rtol"], atol=tol["atol"] * 10 * scale)
     np.testing.assert_allclose(fg, sg, rtol=10 * tol["rtol"], atol=tol["atol"])
@@ -504,12 +729,16 @@ def test_public_dense_and_activations_random_shapes(n, c, dtype, smoothing, redu
     tol = TOL[dtype]
     rtol, atol = 10 * tol["rtol"], tol["atol"] * 10 * scale
     vg = lk.value_and_grad(lk.softmax_cross_entropy)
-    (fv, fg), (sv, sg) = both_paths(vg, x, t, label_smoothing=smoothing, reduction=reduction)
-    np.testing.assert_allclose(fv, sv, rtol=rtol, atol=atol)
-    np.testing.assert_allclose(fg, sg, rtol=rtol, atol=tol["atol"])
-    for fn in (lk.softmax, lk.log_softmax, lk.logsumexp):
-        fast, slow = both_paths(fn, x)
-        np.testing.assert_allclose(fast, slow, rtol=rtol, atol=atol)
+    # Small draws would take the portable path on both sides: force the kernel.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(dispatch, "MIN_KERNEL_SIZE", 0)
+        assert dispatch.use_kernel(x)
+        (fv, fg), (sv, sg) = both_paths(vg, x, t, label_smoothing=smoothing, reduction=reduction)
+        np.testing.assert_allclose(fv, sv, rtol=rtol, atol=atol)
+        np.testing.assert_allclose(fg, sg, rtol=rtol, atol=tol["atol"])
+        for fn in (lk.softmax, lk.log_softmax, lk.logsumexp):
+            fast, slow = both_paths(fn, x)
+            np.testing.assert_allclose(fast, slow, rtol=rtol, atol=atol)
 
 
 def test_thread_count_follows_numba_and_results_do_not_depend_on_it():

@@ -17,7 +17,7 @@ import math
 from numba import njit, prange
 
 from ._primitives import fexp
-from ._rowpass import BLOCK, FASTMATH, row_max_sumexp, shift_of
+from ._rowpass import BLOCK, FASTMATH, robust_gap_sum, row_max_sumexp, shift_of
 
 
 @njit(fastmath=FASTMATH, cache=True)
@@ -35,7 +35,12 @@ def _target_sum(trow, keep, add):
 
 @njit(fastmath=FASTMATH, cache=True)
 def _gap_and_grad(row, trow, grow, shift, keep, add, scale, ci, do_grad):
-    """Return sum_c t'[c] (shift - x[c]); with do_grad write coef (T p[c] - t'[c])."""
+    """Return sum_c t'[c] (shift - x[c]); with do_grad write coef (T p[c] - t'[c]).
+
+    Block sums in the row's dtype; a block whose sum is not finite (shift - x
+    overflows at 3e38 - (-3e38) in float32) is summed again by ``robust_gap_sum``
+    (half-gaps, as the portable path), so the loss is finite whenever it is representable.
+    """
     C = row.shape[0]
     zero = row.dtype.type(0.0)
     d = 0.0
@@ -56,14 +61,18 @@ def _gap_and_grad(row, trow, grow, shift, keep, add, scale, ci, do_grad):
             for c in range(blk.shape[0]):
                 tc = keep * tblk[c] + add
                 db += tc * (shift - blk[c]) if tc != zero else zero
-        d += float(db)
+        if math.isfinite(db):
+            d += float(db)
+        else:
+            d += robust_gap_sum(blk, tblk, float(keep), float(add), shift)
     return d
 
 
 @njit(fastmath=FASTMATH, cache=True)
 def _gap_and_grad_inplace(row, trow, shift, keep, add, scale, ci):
     """``_gap_and_grad`` writing the gradient over ``row`` itself (one array: LLVM
-    vectorises without a run-time overlap check, which would fail here)."""
+    vectorises without a run-time overlap check, which would fail here). Each
+    block's sum is taken (and redone if it overflowed) before the block is overwritten."""
     C = row.shape[0]
     zero = row.dtype.type(0.0)
     d = 0.0
@@ -73,11 +82,14 @@ def _gap_and_grad_inplace(row, trow, shift, keep, add, scale, ci):
         tblk = trow[lo:hi]
         db = zero
         for c in range(blk.shape[0]):
-            xc = blk[c]
             tc = keep * tblk[c] + add
-            db += tc * (shift - xc) if tc != zero else zero
-            blk[c] = fexp(xc - shift) * scale - ci * tc
-        d += float(db)
+            db += tc * (shift - blk[c]) if tc != zero else zero
+        if math.isfinite(db):
+            d += float(db)
+        else:
+            d += robust_gap_sum(blk, tblk, float(keep), float(add), shift)
+        for c in range(blk.shape[0]):
+            blk[c] = fexp(blk[c] - shift) * scale - ci * (keep * tblk[c] + add)
     return d
 
 

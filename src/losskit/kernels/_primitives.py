@@ -230,3 +230,56 @@ def sub_add(typingctx, a, b, c):
 
         return sig, codegen
     return None
+
+
+def _halve(builder, v):
+    """v / 2 (exact), fenced so that LLVM cannot factor a*0.5 - b*0.5 into (a - b)*0.5."""
+    return _fence(builder, builder.fmul(v, ir.Constant(v.type, 0.5)))
+
+
+@intrinsic
+def half_gap(typingctx, a, b):
+    """a/2 - b/2: finite for any finite a, b (a - b overflows at 3e38 - (-3e38) in float32).
+
+    Halving is exact, so 2 half_gap(a, b) rounds as a - b would. The fences keep
+    a loop around it scalar: for rows where the plain a - b overflowed.
+    """
+    if isinstance(a, types.Float) and a == b:
+        sig = a(a, b)
+
+        def codegen(context, builder, signature, args):
+            return builder.fsub(_halve(builder, args[0]), _halve(builder, args[1]))
+
+        return sig, codegen
+    return None
+
+
+@intrinsic
+def half_sub_add(typingctx, a, b, c):
+    """((a - b) + c) / 2 evaluated as written (``sub_add`` on halves): no overflow of a - b."""
+    if isinstance(a, types.Float) and isinstance(b, types.Float) and isinstance(c, types.Float):
+        sig = a(a, a, a)
+
+        def codegen(context, builder, signature, args):
+            d = builder.fsub(_halve(builder, args[0]), _halve(builder, args[1]))
+            return builder.fadd(_fence(builder, d), _halve(builder, args[2]))
+
+        return sig, codegen
+    return None
+
+
+@intrinsic
+def fenced(typingctx, v):
+    """v, through ``llvm.arithmetic.fence``: not reassociated with what follows.
+
+    For 2 * fenced(a * half_gap(...)): under reassociation 2 * (a h) may become
+    a * (2 h), and 2 h overflows where the true value a (2 h) does not.
+    """
+    if isinstance(v, types.Float):
+        sig = v(v)
+
+        def codegen(context, builder, signature, args):
+            return _fence(builder, args[0])
+
+        return sig, codegen
+    return None

@@ -10,6 +10,7 @@ from numba import njit, prange
 from ._rowpass import (
     BLOCK,
     FASTMATH,
+    inf_max_lse,
     rescale_blocks,
     row_max_sumexp,
     row_max_sumexp_inplace,
@@ -20,10 +21,14 @@ from ._rowpass import (
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def logsumexp_rows(x, out):
-    """out[i] = log(sum(exp(x[i]))) = m + log(sum(exp(x[i] - m)))."""
+    """out[i] = log(sum(exp(x[i]))) = m + log(sum(exp(x[i] - m))).
+
+    A NaN logit gives NaN (maxnum drops it from m, but not from s); an all -inf
+    row gives -inf (s = 0); a +inf logit gives +inf, NaN if the row also has a NaN.
+    """
     for i in prange(x.shape[0]):
         m, s = row_max_sumexp(x[i])
-        out[i] = m + math.log(s) if s > 0.0 else m
+        out[i] = m + math.log(s) if m != np.inf else inf_max_lse(x[i])
     return out
 
 

@@ -25,6 +25,8 @@ from ._rowpass import (
     BLOCK,
     FASTMATH,
     rescale_blocks,
+    robust_gap_row,
+    robust_gap_sum,
     row_max_sumexp,
     row_max_sumexp_inplace,
     row_max_sumexp_store,
@@ -44,9 +46,24 @@ def _all_ones(w):
     return True
 
 
+@njit(cache=True)
+def _gap_coefs(w, e):
+    """k[c] = e/C w[c] in w's dtype: the smoothing term's weights on the gaps m - x[c]."""
+    C = w.shape[0]
+    k = np.empty(C, dtype=w.dtype)
+    for c in range(C):
+        k[c] = e / C * float(w[c])
+    return k
+
+
 @njit(fastmath=FASTMATH, cache=True)
-def _grad_row_smooth(row, grow, shift, scale, b, w):
-    """Write coef (a p[c] - e/C w[c]); return sum_c w[c] (shift - x[c]), read before the write."""
+def _grad_row_smooth(row, grow, shift, scale, ci, k):
+    """Write coef a p[c] - coef k[c] (k = e/C w); return sum_c k[c] (shift - x[c]), read
+    before the write.
+
+    A block whose gap sum is not finite (shift - x overflowed) is summed again
+    by ``robust_gap_sum``, as in ``weighted_gap_sum``.
+    """
     C = row.shape[0]
     zero = row.dtype.type(0.0)
     d = 0.0
@@ -54,35 +71,39 @@ def _grad_row_smooth(row, grow, shift, scale, b, w):
         hi = min(lo + BLOCK, C)
         blk = row[lo:hi]
         gblk = grow[lo:hi]
-        wblk = w[lo:hi]
+        kblk = k[lo:hi]
         db = zero
         for c in range(blk.shape[0]):
             xc = blk[c]
-            wc = wblk[c]
-            db += wc * (shift - xc) if wc != zero else zero
+            kc = kblk[c]
+            db += kc * (shift - xc) if kc != zero else zero
             # d/dx[c] = coef ((1-e) w[y] + e W / C) p[c] - coef e/C w[c]
-            gblk[c] = fexp(xc - shift) * scale - b * wc
-        d += float(db)
+            gblk[c] = fexp(xc - shift) * scale - ci * kc
+        d += float(db) if math.isfinite(db) else robust_gap_sum(blk, kblk, 1.0, 0.0, shift)
     return d
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _grad_row_smooth_inplace(row, shift, scale, b, w):
-    """``_grad_row_smooth`` writing over ``row`` (one array: no failing overlap check)."""
+def _grad_row_smooth_inplace(row, shift, scale, ci, k):
+    """``_grad_row_smooth`` writing over ``row`` (one array: no failing overlap check).
+
+    Each block's gap sum is taken (and redone if it overflowed) before the block
+    is overwritten; the block is still in L1 for the second loop.
+    """
     C = row.shape[0]
     zero = row.dtype.type(0.0)
     d = 0.0
     for lo in range(0, C, BLOCK):
         hi = min(lo + BLOCK, C)
         blk = row[lo:hi]
-        wblk = w[lo:hi]
+        kblk = k[lo:hi]
         db = zero
         for c in range(blk.shape[0]):
-            xc = blk[c]
-            wc = wblk[c]
-            db += wc * (shift - xc) if wc != zero else zero
-            blk[c] = fexp(xc - shift) * scale - b * wc
-        d += float(db)
+            kc = kblk[c]
+            db += kc * (shift - blk[c]) if kc != zero else zero
+        d += float(db) if math.isfinite(db) else robust_gap_sum(blk, kblk, 1.0, 0.0, shift)
+        for c in range(blk.shape[0]):
+            blk[c] = fexp(blk[c] - shift) * scale - ci * kblk[c]
     return d
 
 
@@ -98,6 +119,7 @@ def sparse_xent_rowwise(x, y, w, has_ignore, ignore, e, coef, g, do_grad, loss, 
     W = 0.0
     for c in range(C):
         W += float(w[c])
+    kw = _gap_coefs(w, e)
     nchunks = max(1, min(N, nchunks))
     for k in prange(nchunks):
         shifts = np.empty((C + BLOCK - 1) // BLOCK, dtype=np.float64)
@@ -129,15 +151,15 @@ def sparse_xent_rowwise(x, y, w, has_ignore, ignore, e, coef, g, do_grad, loss, 
                 if do_grad:
                     ci = float(coef[i])
                     scale = row.dtype.type(ci * (hard + e * W / C) / s)
-                    b = row.dtype.type(ci * e / C)
+                    cd = row.dtype.type(ci)
                     if inplace:
-                        d = _grad_row_smooth_inplace(row, shift, scale, b, w)
+                        d = _grad_row_smooth_inplace(row, shift, scale, cd, kw)
                     else:
-                        d = _grad_row_smooth(row, g[i], shift, scale, b, w)
+                        d = _grad_row_smooth(row, g[i], shift, scale, cd, kw)
                     g[i, yi] -= ci * hard
                 elif e != 0.0:
-                    d = weighted_gap_sum(row, w, shift)
-            # sum_c w[c] (lse - x[c]) = W log(s) + sum_c w[c] (m - x[c])
+                    d = weighted_gap_sum(row, kw, shift)
+            # e/C sum_c w[c] (lse - x[c]) = e/C W log(s) + sum_c e/C w[c] (m - x[c])
             loss[i] = sparse_row_loss(m, xy, math.log(s), hard, e, C, W, d)
     return loss
 
@@ -151,10 +173,12 @@ def sparse_xent_tiled(x, y, w, has_ignore, ignore, e, coef, g, do_grad, loss, nc
         W += float(w[c])
     zero = x.dtype.type(0.0)
     ninf = x.dtype.type(-np.inf)
+    inf = x.dtype.type(np.inf)
     ntiles = (N + TILE - 1) // TILE
     nchunks = max(1, min(ntiles, nchunks))
     smooth = e != 0.0
     plain = not smooth and not has_ignore and W == C and _all_ones(w)
+    kw = _gap_coefs(w, e)
     for k in prange(nchunks):
         t = np.empty((C, TILE), dtype=x.dtype)  # the tile, transposed: rows in vector lanes
         m = np.empty(TILE, dtype=x.dtype)
@@ -183,13 +207,20 @@ def sparse_xent_tiled(x, y, w, has_ignore, ignore, e, coef, g, do_grad, loss, nc
                 d[r] = zero
             if smooth:
                 for c in range(C):
-                    wc = w[c]
+                    kc = kw[c]
                     for r in range(nr):
                         xv = t[c, r]
-                        d[r] += wc * (m[r] - xv) if wc != zero else zero
+                        d[r] += kc * (m[r] - xv) if kc != zero else zero
                         ev = fexp(xv - m[r])
                         t[c, r] = ev
                         s[r] += ev
+                big = zero
+                for r in range(nr):
+                    big = maxnum(big, abs(d[r]))
+                if big == inf:  # m - x overflowed (3e38 - (-3e38)), or a -inf logit: sum again
+                    for r in range(nr):
+                        if abs(d[r]) == inf:  # (the loss is representable only if d is)
+                            d[r] = robust_gap_row(xt, r, kw, m[r])
             else:
                 for c in range(C):
                     for r in range(nr):

@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._primitives import fexp, flog, maxnum
-from ._rowpass import FASTMATH
+from ._rowpass import FASTMATH, inf_max_lse, robust_gap_col2
 
 TILE = 64
 
@@ -79,7 +79,18 @@ def logsumexp_tiled(x, out, nchunks):
             tile_max_sumexp(t, e, m, s, nr)
             ot = out[r0 : r0 + nr]
             for r in range(nr):
-                ot[r] = m[r] + flog(s[r])
+                ot[r] = m[r] + flog(s[r])  # a NaN logit: s is NaN
+        # A +inf logit made s NaN too (exp(inf - inf)): +inf unless the row has a NaN.
+        # Checked once per chunk: a check inside the tile loop costs 15% at C = 10.
+        lo, hi = k * ntiles // nchunks * TILE, min(N, (k + 1) * ntiles // nchunks * TILE)
+        oc = out[lo:hi]
+        nnan = 0
+        for i in range(oc.shape[0]):
+            nnan += 1 if oc[i] != oc[i] else 0
+        if nnan:
+            for i in range(lo, hi):
+                if out[i] != out[i]:
+                    out[i] = inf_max_lse(x[i])
     return out
 
 
@@ -145,6 +156,7 @@ def dense_xent_tiled(x, tg, e, coef, g, do_grad, loss, nchunks):
     keep = x.dtype.type(1.0 - e)
     add = x.dtype.type(e / C)
     zero = x.dtype.type(0.0)
+    inf = x.dtype.type(np.inf)
     ntiles = (N + TILE - 1) // TILE
     nchunks = max(1, min(ntiles, nchunks))
     for k in prange(nchunks):
@@ -171,6 +183,13 @@ def dense_xent_tiled(x, tg, e, coef, g, do_grad, loss, nchunks):
                     T[r] += tc
                     # a zero target contributes 0, even at a -inf logit
                     d[r] += tc * (m[r] - t[c, r]) if tc != zero else zero
+            big = zero
+            for r in range(nr):
+                big = maxnum(big, abs(d[r]))
+            if big == inf:  # m - x overflowed (3e38 - (-3e38)), or a -inf logit: sum again
+                for r in range(nr):
+                    if abs(d[r]) == inf:  # (the loss is representable only if d is)
+                        d[r] = robust_gap_col2(t, tt, r, m[r])
             lt = loss[r0 : r0 + nr]
             for r in range(nr):
                 # loss = T log(s) + sum_c t'[c] (m - x[c])
