@@ -34,8 +34,7 @@ from ._rowpass import (
     sparse_row_loss,
     weighted_gap_sum,
 )
-
-TILE = 64
+from ._tiled import TILE, load_tile, tile_shift
 
 
 @njit(cache=True)
@@ -172,7 +171,6 @@ def sparse_xent_tiled(x, y, w, has_ignore, ignore, e, coef, g, do_grad, loss, nc
     for c in range(C):
         W += float(w[c])
     zero = x.dtype.type(0.0)
-    ninf = x.dtype.type(-np.inf)
     inf = x.dtype.type(np.inf)
     ntiles = (N + TILE - 1) // TILE
     nchunks = max(1, min(ntiles, nchunks))
@@ -193,18 +191,13 @@ def sparse_xent_tiled(x, y, w, has_ignore, ignore, e, coef, g, do_grad, loss, nc
             yt = y[r0 : r0 + nr]
             ct = coef[r0 : r0 + nr]
             lt = loss[r0 : r0 + nr]
-            for c in range(C):  # strided loads, unit-stride stores: LLVM gathers
-                for r in range(nr):
-                    t[c, r] = xt[r, c]
+            load_tile(xt, t, nr)
+            tile_shift(t, m, nr)
             for r in range(nr):
-                m[r] = t[0, r]
-            for c in range(1, C):
-                for r in range(nr):
-                    m[r] = maxnum(m[r], t[c, r])
-            for r in range(nr):
-                m[r] = m[r] if m[r] > ninf else zero  # the shift; 0 for an all -inf row
                 s[r] = zero
                 d[r] = zero
+            # The exponentials go over the tile itself (tile_max_sumexp wants a second
+            # buffer, 3% slower here at C = 10); with smoothing, the gap sum in the same pass.
             if smooth:
                 for c in range(C):
                     kc = kw[c]

@@ -6,8 +6,8 @@ work dominates the row-wise loops. Here a tile of rows is copied into a
 rows with unit stride and vectorises: the max over classes, exp and sum
 (``tile_max_sumexp``), the log of the sums (``flog``), and the outputs, which
 ``store_tile`` writes back in row order. Used for C <= dispatch.SMALL_C by the
-activations and the dense cross-entropy (the sparse one has its own, in
-``_sparse.py``).
+activations and the dense cross-entropy here, and by the sparse one in
+``_sparse.py`` (which takes ``load_tile`` and ``tile_shift``).
 """
 
 from __future__ import annotations
@@ -38,12 +38,8 @@ def store_tile(t, dst, nr):
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def tile_max_sumexp(t, e, m, s, nr):
-    """m[r] = max_c t[c, r] (0 for an all -inf row), e[c, r] = exp(t[c, r] - m[r]), s[r] = sum.
-
-    ``e`` must not be ``t``: LLVM cannot prove two arguments apart, and a
-    run-time overlap check that fails runs the scalar loop.
-    """
+def tile_shift(t, m, nr):
+    """m[r] = max_c t[c, r], the row's shift: 0 for an all -inf row (so t - m is never NaN)."""
     C = t.shape[0]
     zero = t.dtype.type(0.0)
     ninf = t.dtype.type(-np.inf)
@@ -54,6 +50,19 @@ def tile_max_sumexp(t, e, m, s, nr):
             m[r] = maxnum(m[r], t[c, r])
     for r in range(nr):
         m[r] = m[r] if m[r] > ninf else zero
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def tile_max_sumexp(t, e, m, s, nr):
+    """m[r] = max_c t[c, r] (0 for an all -inf row), e[c, r] = exp(t[c, r] - m[r]), s[r] = sum.
+
+    ``e`` must not be ``t``: LLVM cannot prove two arguments apart, and a
+    run-time overlap check that fails runs the scalar loop.
+    """
+    C = t.shape[0]
+    zero = t.dtype.type(0.0)
+    tile_shift(t, m, nr)
+    for r in range(nr):
         s[r] = zero
     for c in range(C):
         for r in range(nr):
