@@ -37,7 +37,7 @@ def _target_sum(trow, keep, add):
 def _gap_and_grad(row, trow, grow, shift, keep, add, scale, ci, do_grad):
     """Return sum_c t'[c] (shift - x[c]); with do_grad write coef (T p[c] - t'[c]).
 
-    Block sums in the row's dtype; a block whose sum is not finite (shift - x
+    Block sums in the row's dtype; a row whose sum is not finite (shift - x
     overflows at 3e38 - (-3e38) in float32) is summed again by ``robust_gap_sum``
     (half-gaps, as the portable path), so the loss is finite whenever it is representable.
     """
@@ -61,10 +61,9 @@ def _gap_and_grad(row, trow, grow, shift, keep, add, scale, ci, do_grad):
             for c in range(blk.shape[0]):
                 tc = keep * tblk[c] + add
                 db += tc * (shift - blk[c]) if tc != zero else zero
-        if math.isfinite(db):
-            d += float(db)
-        else:
-            d += robust_gap_sum(blk, tblk, float(keep), float(add), shift)
+        d += float(db)
+    if not math.isfinite(d):  # the logits are still there: sum the row again
+        d = robust_gap_sum(row, trow, float(keep), float(add), shift)
     return d
 
 

@@ -60,7 +60,7 @@ def _grad_row_smooth(row, grow, shift, scale, ci, k):
     """Write coef a p[c] - coef k[c] (k = e/C w); return sum_c k[c] (shift - x[c]), read
     before the write.
 
-    A block whose gap sum is not finite (shift - x overflowed) is summed again
+    A row whose gap sum is not finite (shift - x overflowed) is summed again
     by ``robust_gap_sum``, as in ``weighted_gap_sum``.
     """
     C = row.shape[0]
@@ -78,7 +78,9 @@ def _grad_row_smooth(row, grow, shift, scale, ci, k):
             db += kc * (shift - xc) if kc != zero else zero
             # d/dx[c] = coef ((1-e) w[y] + e W / C) p[c] - coef e/C w[c]
             gblk[c] = fexp(xc - shift) * scale - ci * kc
-        d += float(db) if math.isfinite(db) else robust_gap_sum(blk, kblk, 1.0, 0.0, shift)
+        d += float(db)
+    if not math.isfinite(d):  # the logits are still there: sum the row again
+        d = robust_gap_sum(row, k, 1.0, 0.0, shift)
     return d
 
 
