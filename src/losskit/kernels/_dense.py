@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit, prange
 
 from ._primitives import fexp
@@ -68,10 +69,11 @@ def _gap_and_grad(row, trow, grow, shift, keep, add, scale, ci, do_grad):
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _gap_and_grad_inplace(row, trow, shift, keep, add, scale, ci):
+def _gap_and_grad_inplace(row, trow, shift, keep, add, scale, ci, kept):
     """``_gap_and_grad`` writing the gradient over ``row`` itself (one array: LLVM
     vectorises without a run-time overlap check, which would fail here). Each
-    block's sum is taken (and redone if it overflowed) before the block is overwritten."""
+    block's logits are kept in ``kept`` (BLOCK,) as they are read, for the rare
+    block whose gap sum overflowed (summed again by ``robust_gap_sum``)."""
     C = row.shape[0]
     zero = row.dtype.type(0.0)
     d = 0.0
@@ -79,40 +81,46 @@ def _gap_and_grad_inplace(row, trow, shift, keep, add, scale, ci):
         hi = min(lo + BLOCK, C)
         blk = row[lo:hi]
         tblk = trow[lo:hi]
+        kp = kept[: hi - lo]
         db = zero
         for c in range(blk.shape[0]):
+            xc = blk[c]
+            kp[c] = xc
             tc = keep * tblk[c] + add
-            db += tc * (shift - blk[c]) if tc != zero else zero
-        if math.isfinite(db):
-            d += float(db)
-        else:
-            d += robust_gap_sum(blk, tblk, float(keep), float(add), shift)
-        for c in range(blk.shape[0]):
-            blk[c] = fexp(blk[c] - shift) * scale - ci * (keep * tblk[c] + add)
+            db += tc * (shift - xc) if tc != zero else zero
+            blk[c] = fexp(xc - shift) * scale - ci * tc
+        d += float(db)
+        if not math.isfinite(db):
+            d += robust_gap_sum(kp, tblk, float(keep), float(add), shift) - float(db)
     return d
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
-def dense_xent_rows(x, t, e, coef, g, do_grad, loss, inplace):
+def dense_xent_rows(x, t, e, coef, g, do_grad, loss, inplace, nchunks):
     """Losses into ``loss`` (N,); with ``do_grad`` the scaled gradient into ``g``.
 
-    ``inplace`` says g is x.
+    ``inplace`` says g is x. Rows are split into ``nchunks`` contiguous ranges.
     """
     N, C = x.shape
     keep = x.dtype.type(1.0 - e)
     add = x.dtype.type(e / C)
-    for i in prange(N):
-        row = x[i]
-        trow = t[i]
-        m, s = row_max_sumexp(row)
-        shift = shift_of(m, row)
-        T = _target_sum(trow, keep, add)
-        ls = math.log(s)
-        ci = float(coef[i]) if do_grad else 0.0
-        scale = row.dtype.type(ci * T / s)
-        if inplace:
-            d = _gap_and_grad_inplace(row, trow, shift, keep, add, scale, row.dtype.type(ci))
-        else:
-            d = _gap_and_grad(row, trow, g[i], shift, keep, add, scale, row.dtype.type(ci), do_grad)
-        loss[i] = T * ls + d if T != 0.0 else d
+    nchunks = max(1, min(N, nchunks))
+    for k in prange(nchunks):
+        # in place: the logits of the block being overwritten (see _gap_and_grad_inplace)
+        kept = np.empty(min(C, BLOCK) if inplace else 0, dtype=x.dtype)
+        for i in range(k * N // nchunks, (k + 1) * N // nchunks):
+            row = x[i]
+            trow = t[i]
+            m, s = row_max_sumexp(row)
+            shift = shift_of(m, row)
+            T = _target_sum(trow, keep, add)
+            ls = math.log(s)
+            ci = float(coef[i]) if do_grad else 0.0
+            scale = row.dtype.type(ci * T / s)
+            cd = row.dtype.type(ci)
+            if inplace:
+                d = _gap_and_grad_inplace(row, trow, shift, keep, add, scale, cd, kept)
+            else:
+                d = _gap_and_grad(row, trow, g[i], shift, keep, add, scale, cd, do_grad)
+            loss[i] = T * ls + d if T != 0.0 else d
     return loss

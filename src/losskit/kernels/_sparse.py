@@ -85,11 +85,11 @@ def _grad_row_smooth(row, grow, shift, scale, ci, k):
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _grad_row_smooth_inplace(row, shift, scale, ci, k):
+def _grad_row_smooth_inplace(row, shift, scale, ci, k, keep):
     """``_grad_row_smooth`` writing over ``row`` (one array: no failing overlap check).
 
-    Each block's gap sum is taken (and redone if it overflowed) before the block
-    is overwritten; the block is still in L1 for the second loop.
+    Each block's logits are kept in ``keep`` (BLOCK,) as they are read, for the
+    rare block whose gap sum overflowed (summed again by ``robust_gap_sum``).
     """
     C = row.shape[0]
     zero = row.dtype.type(0.0)
@@ -98,13 +98,17 @@ def _grad_row_smooth_inplace(row, shift, scale, ci, k):
         hi = min(lo + BLOCK, C)
         blk = row[lo:hi]
         kblk = k[lo:hi]
+        kp = keep[: hi - lo]
         db = zero
         for c in range(blk.shape[0]):
+            xc = blk[c]
             kc = kblk[c]
-            db += kc * (shift - blk[c]) if kc != zero else zero
-        d += float(db) if math.isfinite(db) else robust_gap_sum(blk, kblk, 1.0, 0.0, shift)
-        for c in range(blk.shape[0]):
-            blk[c] = fexp(blk[c] - shift) * scale - ci * kblk[c]
+            kp[c] = xc
+            db += kc * (shift - xc) if kc != zero else zero
+            blk[c] = fexp(xc - shift) * scale - ci * kc
+        d += float(db)
+        if not math.isfinite(db):
+            d += robust_gap_sum(kp, kblk, 1.0, 0.0, shift) - float(db)
     return d
 
 
@@ -124,6 +128,7 @@ def sparse_xent_rowwise(x, y, w, has_ignore, ignore, e, coef, g, do_grad, loss, 
     nchunks = max(1, min(N, nchunks))
     for k in prange(nchunks):
         shifts = np.empty((C + BLOCK - 1) // BLOCK, dtype=np.float64)
+        keep = np.empty(min(C, BLOCK) if do_grad and inplace and e != 0.0 else 0, dtype=x.dtype)
         for i in range(k * N // nchunks, (k + 1) * N // nchunks):
             yi = y[i]
             if has_ignore and yi == ignore:
@@ -154,7 +159,7 @@ def sparse_xent_rowwise(x, y, w, has_ignore, ignore, e, coef, g, do_grad, loss, 
                     scale = row.dtype.type(ci * (hard + e * W / C) / s)
                     cd = row.dtype.type(ci)
                     if inplace:
-                        d = _grad_row_smooth_inplace(row, shift, scale, cd, kw)
+                        d = _grad_row_smooth_inplace(row, shift, scale, cd, kw, keep)
                     else:
                         d = _grad_row_smooth(row, g[i], shift, scale, cd, kw)
                     g[i, yi] -= ci * hard

@@ -246,5 +246,5 @@ def dense_xent_rows(
     if x.shape[1] <= SMALL_C:
         _tiled_mod().dense_xent_tiled(*args, _nchunks())
     else:
-        _dense_mod().dense_xent_rows(*args, do_grad and _same_buffer(g, x))
+        _dense_mod().dense_xent_rows(*args, do_grad and _same_buffer(g, x), _nchunks())
     return loss
