@@ -214,13 +214,6 @@ def sparse_xent_tiled(x, y, w, has_ignore, ignore, e, coef, g, do_grad, loss, nc
                         ev = fexp(xv - m[r])
                         t[c, r] = ev
                         s[r] += ev
-                big = zero
-                for r in range(nr):
-                    big = maxnum(big, abs(d[r]))
-                if big == inf:  # m - x overflowed (3e38 - (-3e38)), or a -inf logit: sum again
-                    for r in range(nr):
-                        if abs(d[r]) == inf:  # (the loss is representable only if d is)
-                            d[r] = robust_gap_row(xt, r, kw, m[r])
             else:
                 for c in range(C):
                     for r in range(nr):
@@ -252,6 +245,20 @@ def sparse_xent_tiled(x, y, w, has_ignore, ignore, e, coef, g, do_grad, loss, nc
                     ci = float(ct[r]) if do_grad else 0.0
                     a[r] = ci * (hard + e * W / C) / float(s[r])
                     b[r] = ci * e / C
+            if smooth:
+                big = zero
+                for r in range(nr):
+                    big = maxnum(big, abs(d[r]))
+                if big == inf:  # m - x overflowed (3e38 - (-3e38)), or a -inf logit
+                    for r in range(nr):
+                        yi = yt[r]
+                        if abs(d[r]) == inf and not (has_ignore and yi == ignore):
+                            # sum again; the logits are intact (the gradient comes below)
+                            dr = robust_gap_row(xt, r, kw, m[r])
+                            hard = (1.0 - e) * float(w[yi])
+                            ls = float(flog(s[r]))
+                            xy = float(xt[r, yi])
+                            lt[r] = sparse_row_loss(float(m[r]), xy, ls, hard, e, C, W, dr)
             if do_grad:
                 gt = g[r0 : r0 + nr]
                 for c in range(C):
