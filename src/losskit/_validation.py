@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import Array, readable, shape_of
+from ._backend import Array, is_numpy, readable, shape_of
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -84,6 +84,48 @@ def check_same_shape(truth_name: str, truth: Array, pred_name: str, pred: Array)
             f"got {shape_of(truth)} (losskit does not broadcast)"
         )
         raise ValueError(msg)
+
+
+def check_grad_out(xp: Any, grad_out: Any, pred: Array) -> None:
+    """``grad_out`` is a writable NumPy array of the prediction's shape and dtype."""
+    if grad_out is None:
+        return
+    if not (is_numpy(xp) and isinstance(grad_out, np.ndarray)):
+        msg = (
+            "`grad_out` must be a NumPy array and the predictions NumPy too; got "
+            f"{type(grad_out).__name__} for predictions of {type(pred).__name__}"
+        )
+        raise TypeError(msg)
+    if shape_of(grad_out) != shape_of(pred) or grad_out.dtype != pred.dtype:
+        msg = (
+            f"`grad_out` must have the predictions' shape {shape_of(pred)} and dtype "
+            f"{pred.dtype}; got {shape_of(grad_out)} {grad_out.dtype}"
+        )
+        raise ValueError(msg)
+    if not grad_out.flags.writeable:
+        msg = "`grad_out` must be writeable; got a read-only array"
+        raise ValueError(msg)
+
+
+def check_paired(
+    xp: Any,
+    pred_name: str,
+    pred: Array,
+    truth_name: str,
+    truth: Array,
+    reduction: Any,
+    grad_out: Any,
+) -> str:
+    """The checks every loss whose truth has the prediction's shape starts with.
+
+    Returns the checked reduction.
+    """
+    reduction = check_reduction(reduction)
+    check_floating(xp, pred_name, pred)
+    check_numeric(xp, truth_name, truth)
+    check_same_shape(truth_name, truth, pred_name, pred)
+    check_grad_out(xp, grad_out, pred)
+    return reduction
 
 
 def check_labels_shape(labels: Array, logits_name: str, logits: Array, axis: int) -> None:

@@ -15,21 +15,21 @@ import array_api_compat
 
 from . import _dispatch, _torch_native
 from ._backend import Array, cast, compute_dtype, namespace, quiet_numpy, shape_of
-from ._gradient import check_grad_out, deliver, differentiable
+from ._gradient import deliver, differentiable
 from ._reduce import Reduction, plan
 from ._validation import (
     check_class_axis,
     check_class_weight,
     check_floating,
     check_fraction,
+    check_grad_out,
     check_ignore_index,
     check_label_range,
     check_labels_dtype,
     check_labels_shape,
-    check_numeric,
+    check_paired,
     check_pos_weight,
     check_reduction,
-    check_same_shape,
     check_unit_interval,
     warn_if_probabilities,
     warn_if_unnormalized,
@@ -84,13 +84,9 @@ def _softmax_cross_entropy(
     xp, logits, targets, sample_weight = namespace(
         logits, targets, sample_weight, names=("targets", "sample_weight")
     )
-    reduction = check_reduction(reduction)
-    check_floating(xp, "logits", logits)
-    check_numeric(xp, "targets", targets)
+    reduction = check_paired(xp, "logits", logits, "targets", targets, reduction, grad_out)
     axis = check_class_axis("logits", logits, axis)
-    check_same_shape("targets", targets, "logits", logits)
     eps = check_fraction("label_smoothing", label_smoothing)
-    check_grad_out(xp, grad_out, logits)
     dtype = compute_dtype(xp, logits.dtype)
     x = _class_last(xp, logits, axis)
     warn_if_probabilities(xp, x, "softmax_cross_entropy", "categorical_cross_entropy")
@@ -415,7 +411,7 @@ def sparse_softmax_cross_entropy(
 
 
 def _check_probs(xp: Any, probs: Array, eps: float) -> float:
-    check_floating(xp, "probs", probs)
+    """``eps`` in [0, 0.5) and ``probs`` (already known floating) in [0, 1]."""
     eps = check_fraction("eps", eps, upper=0.5, closed=False)
     check_unit_interval(xp, "probs", probs)
     return eps
@@ -448,12 +444,9 @@ def _categorical_cross_entropy(
     xp, probs, targets, sample_weight = namespace(
         probs, targets, sample_weight, names=("targets", "sample_weight")
     )
-    reduction = check_reduction(reduction)
+    reduction = check_paired(xp, "probs", probs, "targets", targets, reduction, grad_out)
     eps = _check_probs(xp, probs, eps)
-    check_numeric(xp, "targets", targets)
     axis = check_class_axis("probs", probs, axis)
-    check_same_shape("targets", targets, "probs", probs)
-    check_grad_out(xp, grad_out, probs)
     dtype = compute_dtype(xp, probs.dtype)
     p = cast(xp, _class_last(xp, probs, axis), dtype)
     warn_if_unnormalized(xp, p, "categorical_cross_entropy", probs.dtype)
@@ -525,6 +518,7 @@ def _sparse_categorical_cross_entropy(
         probs, labels, sample_weight, names=("labels", "sample_weight")
     )
     reduction = check_reduction(reduction)
+    check_floating(xp, "probs", probs)
     eps = _check_probs(xp, probs, eps)
     check_labels_dtype(xp, labels)
     axis = check_class_axis("probs", probs, axis)
@@ -597,11 +591,8 @@ def _binary_cross_entropy(
     xp, probs, targets, sample_weight = namespace(
         probs, targets, sample_weight, names=("targets", "sample_weight")
     )
-    reduction = check_reduction(reduction)
+    reduction = check_paired(xp, "probs", probs, "targets", targets, reduction, grad_out)
     eps = _check_probs(xp, probs, eps)
-    check_numeric(xp, "targets", targets)
-    check_same_shape("targets", targets, "probs", probs)
-    check_grad_out(xp, grad_out, probs)
     dtype = compute_dtype(xp, probs.dtype)
     p, t = cast(xp, probs, dtype), cast(xp, targets, dtype)
     red = plan(xp, reduction, shape_of(p), dtype, sample_weight=sample_weight)
@@ -668,14 +659,10 @@ def _sigmoid_cross_entropy(
     xp, logits, targets, pos_weight, sample_weight = namespace(
         logits, targets, pos_weight, sample_weight, names=("targets", "pos_weight", "sample_weight")
     )
-    reduction = check_reduction(reduction)
-    check_floating(xp, "logits", logits)
-    check_numeric(xp, "targets", targets)
-    check_same_shape("targets", targets, "logits", logits)
+    reduction = check_paired(xp, "logits", logits, "targets", targets, reduction, grad_out)
     eps = check_fraction("label_smoothing", label_smoothing)
     if pos_weight is not None:
         check_pos_weight(xp, pos_weight, logits)
-    check_grad_out(xp, grad_out, logits)
     dtype = compute_dtype(xp, logits.dtype)
     x, t = cast(xp, logits, dtype), cast(xp, targets, dtype)
     if eps:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ._backend import Array, cast, compute_dtype, namespace, shape_of
-from ._gradient import check_grad_out, deliver, differentiable
+from ._gradient import deliver, differentiable
 from ._reduce import Reduction, plan
-from ._validation import check_floating, check_numeric, check_reduction, check_same_shape
+from ._validation import check_paired
 
 Result = tuple[Array, Array | None]
 
@@ -19,11 +19,7 @@ def _prepare(
     xp, pred, target, sample_weight = namespace(
         pred, target, sample_weight, names=("target", "sample_weight")
     )
-    reduction = check_reduction(reduction)
-    check_floating(xp, "pred", pred)
-    check_numeric(xp, "target", target)
-    check_same_shape("target", target, "pred", pred)
-    check_grad_out(xp, grad_out, pred)
+    reduction = check_paired(xp, "pred", pred, "target", target, reduction, grad_out)
     dtype = compute_dtype(xp, pred.dtype)
     red = plan(xp, reduction, shape_of(pred), dtype, sample_weight=sample_weight)
     return xp, pred, cast(xp, pred, dtype) - cast(xp, target, dtype), red
