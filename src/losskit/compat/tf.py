@@ -546,17 +546,13 @@ class Loss:
         return f"<{type(self).__name__} {self.get_config()}>"
 
 
-class CategoricalCrossentropy(Loss):
-    """``keras.losses.CategoricalCrossentropy``: see :func:`categorical_crossentropy`.
+class _ProbabilityCrossentropy(Loss):
+    """The Keras classes around a cross-entropy function with ``from_logits``,
+    ``label_smoothing`` and ``axis`` (Keras's ``LossFunctionWrapper``); a
+    subclass names the function and Keras's default name."""
 
-    >>> from losskit.compat import tf
-    >>> y_true, y_pred = [[0, 1, 0], [0, 0, 1]], [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]
-    >>> cce = tf.keras.losses.CategoricalCrossentropy()
-    >>> round(float(cce(y_true, y_pred, sample_weight=np.array([0.3, 0.7]))), 3)
-    0.814
-    >>> tf.keras.losses.CategoricalCrossentropy(reduction=None)(y_true, y_pred).round(4)
-    array([0.0513, 2.3026], dtype=float32)
-    """
+    _function: Any = None
+    _keras_name = ""
 
     def __init__(
         self,
@@ -564,16 +560,16 @@ class CategoricalCrossentropy(Loss):
         label_smoothing: float = 0.0,
         axis: int = -1,
         reduction: Any = "sum_over_batch_size",
-        name: str = "categorical_crossentropy",
+        name: str | None = None,
         dtype: Any = None,
     ) -> None:
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        super().__init__(name=name or self._keras_name, reduction=reduction, dtype=dtype)
         self.from_logits = from_logits
         self.label_smoothing = label_smoothing
         self.axis = axis
 
     def call(self, y_true: Array, y_pred: Array) -> tuple[Array, Array | None]:
-        loss = categorical_crossentropy(
+        loss = type(self)._function(
             y_true,
             y_pred,
             from_logits=self.from_logits,
@@ -589,6 +585,22 @@ class CategoricalCrossentropy(Loss):
             "label_smoothing": self.label_smoothing,
             "axis": self.axis,
         }
+
+
+class CategoricalCrossentropy(_ProbabilityCrossentropy):
+    """``keras.losses.CategoricalCrossentropy``: see :func:`categorical_crossentropy`.
+
+    >>> from losskit.compat import tf
+    >>> y_true, y_pred = [[0, 1, 0], [0, 0, 1]], [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]
+    >>> cce = tf.keras.losses.CategoricalCrossentropy()
+    >>> round(float(cce(y_true, y_pred, sample_weight=np.array([0.3, 0.7]))), 3)
+    0.814
+    >>> tf.keras.losses.CategoricalCrossentropy(reduction=None)(y_true, y_pred).round(4)
+    array([0.0513, 2.3026], dtype=float32)
+    """
+
+    _function = staticmethod(categorical_crossentropy)
+    _keras_name = "categorical_crossentropy"
 
 
 class SparseCategoricalCrossentropy(Loss):
@@ -631,7 +643,7 @@ class SparseCategoricalCrossentropy(Loss):
         }
 
 
-class BinaryCrossentropy(Loss):
+class BinaryCrossentropy(_ProbabilityCrossentropy):
     """``keras.losses.BinaryCrossentropy``: see :func:`binary_crossentropy`.
 
     >>> from losskit.compat import tf
@@ -641,37 +653,8 @@ class BinaryCrossentropy(Loss):
     (0.8655, 0.2436)
     """
 
-    def __init__(
-        self,
-        from_logits: bool = False,
-        label_smoothing: float = 0.0,
-        axis: int = -1,
-        reduction: Any = "sum_over_batch_size",
-        name: str = "binary_crossentropy",
-        dtype: Any = None,
-    ) -> None:
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.from_logits = from_logits
-        self.label_smoothing = label_smoothing
-        self.axis = axis
-
-    def call(self, y_true: Array, y_pred: Array) -> tuple[Array, Array | None]:
-        loss = binary_crossentropy(
-            y_true,
-            y_pred,
-            from_logits=self.from_logits,
-            label_smoothing=self.label_smoothing,
-            axis=self.axis,
-        )
-        return loss, None
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "from_logits": self.from_logits,
-            "label_smoothing": self.label_smoothing,
-            "axis": self.axis,
-        }
+    _function = staticmethod(binary_crossentropy)
+    _keras_name = "binary_crossentropy"
 
 
 class MeanSquaredError(Loss):
