@@ -38,3 +38,28 @@ def portable() -> Iterator[None]:
         yield
     finally:
         _force_portable.reset(token)
+
+
+# The core refuses truth and weights that its semantics give no meaning to
+# (binary targets outside [0, 1], negative or non-finite weights).  The
+# framework adapters reproduce PyTorch's and Keras's numbers for such input
+# instead (PyTorch allows negative class weights, Keras soft targets of any
+# value), so they call the core inside ``framework_rules()``.
+_framework_rules: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "losskit_framework_rules", default=False
+)
+
+
+def core_rules() -> bool:
+    """Whether the core's own value rules (targets in [0, 1], weights >= 0 and finite) apply."""
+    return not _framework_rules.get()
+
+
+@contextlib.contextmanager
+def framework_rules() -> Iterator[None]:
+    """Inside the block the core skips the rules a framework does not have (for compat)."""
+    token = _framework_rules.set(True)
+    try:
+        yield
+    finally:
+        _framework_rules.reset(token)
