@@ -1,0 +1,119 @@
+"""``losskit eval``: a loss and its gradient on arrays from files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import losskit
+from test_cli import error_line, run
+
+
+@pytest.fixture
+def arrays(tmp_path):
+    np.save(tmp_path / "logits.npy", np.array([[2.0, 0.5, 6.0], [0.1, 0.0, 3.0]]))
+    np.save(tmp_path / "labels.npy", np.array([2, 1]))
+    (tmp_path / "labels.csv").write_text("label\n2\n1\n")
+    (tmp_path / "probs.json").write_text("[[0.5, 0.3], [0.2, 0.2]]")
+    (tmp_path / "onehot.json").write_text("[[1, 0], [0, 1]]")
+    np.save(tmp_path / "real.npy", np.array([0.5, 2.0]))
+    return tmp_path
+
+
+def test_eval_text(capsys, arrays):
+    code, out, err = run(
+        capsys,
+        "eval",
+        "sparse_softmax_cross_entropy",
+        "--pred",
+        str(arrays / "logits.npy"),
+        "--target",
+        str(arrays / "labels.csv"),
+    )
+    assert code == 0, err
+    ref = losskit.sparse_softmax_cross_entropy(np.load(arrays / "logits.npy"), np.array([2, 1]))
+    assert out == f"sparse_softmax_cross_entropy (reduction=mean): {float(ref):.7g}\n"
+
+
+def test_eval_json_with_options_and_gradient(capsys, arrays):
+    grad_path = arrays / "g.npy"
+    code, out, err = run(
+        capsys,
+        "eval",
+        "ce",
+        "--pred",
+        str(arrays / "logits.npy"),
+        "--target",
+        str(arrays / "labels.npy"),
+        "--reduction",
+        "none",
+        "--class-weight",
+        "1,2,1",
+        "--label-smoothing=0.1",
+        "--grad",
+        str(grad_path),
+        "--json",
+    )
+    assert code == 0, err
+    d = json.loads(out)
+    logits, labels = np.load(arrays / "logits.npy"), np.array([2, 1])
+    kw = {"reduction": "none", "class_weight": np.array([1.0, 2.0, 1.0]), "label_smoothing": 0.1}
+    ref, ref_grad = losskit.value_and_grad(losskit.sparse_softmax_cross_entropy)(
+        logits, labels, **kw
+    )
+    np.testing.assert_allclose(d["value"], ref)
+    assert d["shape"] == [2] and d["reduction"] == "none"
+    assert d["grad"] == {"path": str(grad_path), "shape": [2, 3]}
+    np.testing.assert_allclose(np.load(grad_path), ref_grad)
+
+
+def test_eval_warning_is_one_line_and_not_an_error(capsys, arrays):
+    code, out, err = run(
+        capsys,
+        "eval",
+        "categorical_cross_entropy",
+        "--pred",
+        str(arrays / "probs.json"),
+        "--target",
+        str(arrays / "onehot.json"),
+    )
+    assert code == 0
+    assert out.startswith("categorical_cross_entropy (reduction=mean): ")
+    assert err.startswith("losskit eval: warning: ") and err.count("\n") == 1
+
+
+def test_eval_errors(capsys, arrays):
+    logits, labels = str(arrays / "logits.npy"), str(arrays / "labels.npy")
+    assert (
+        error_line(capsys, 1, "eval", "mse", "--pred", str(arrays / "nope.npy"), "--target", labels)
+        == f"losskit eval: error: no such file: {arrays / 'nope.npy'}"
+    )
+    assert error_line(
+        capsys, 2, "eval", "ce", "--pred", logits, "--target", labels, "--foo", "1"
+    ) == (
+        "losskit eval: error: sparse_softmax_cross_entropy has no option --foo; its options are: "
+        "--axis, --class-weight, --ignore-index, --label-smoothing, --reduction, --sample-weight"
+    )
+    assert error_line(
+        capsys, 1, "eval", "ce", "--pred", logits, "--target", str(arrays / "real.npy")
+    ) == (
+        "losskit eval: error: sparse_softmax_cross_entropy needs integer class ids as the target; "
+        "got 0.5 at position (0,) (for distributions use softmax_cross_entropy)"
+    )
+    # The library's own message, passed through as one line.
+    np.save(arrays / "bad_labels.npy", np.array([2, 5]))
+    line = error_line(
+        capsys, 1, "eval", "ce", "--pred", logits, "--target", str(arrays / "bad_labels.npy")
+    )
+    assert line.startswith("losskit eval: error: `labels` must be in [0, 3)")
+    assert "5" in line
+    assert error_line(capsys, 2, "eval", "mse", "--pred", logits) == (
+        "losskit eval: error: the following arguments are required: --target"
+    )
+    text_grad = arrays / "g.txt"
+    assert error_line(
+        capsys, 2, "eval", "ce", "--pred", logits, "--target", labels, "--grad", str(text_grad)
+    ) == (f"losskit eval: error: --grad must be a .npy file; got {str(text_grad)!r}")
+    assert not text_grad.exists() and not (arrays / "g.txt.npy").exists()
