@@ -92,6 +92,20 @@ def test_csv_not_utf8(tmp_path):
         data.load_csv(str(p), "y")
 
 
+def test_files_with_a_utf8_byte_order_mark(tmp_path):
+    """Excel's "CSV UTF-8" starts with a BOM: it belongs to neither the header nor the data."""
+    bom = b"\xef\xbb\xbf"
+    (tmp_path / "d.csv").write_bytes(bom + b"label,a,b\n0,1,2\n1,3,4\n0,1,1\n1,5,5\n")
+    ds = data.load_csv(tmp_path / "d.csv", "label")
+    assert ds.feature_names == ["a", "b"] and ds.y.tolist() == [0, 1, 0, 1]
+    (tmp_path / "v.csv").write_bytes(bom + b"2\n1\n")  # no header: both rows are data
+    np.testing.assert_array_equal(data.load_array(tmp_path / "v.csv"), [2, 1])
+    (tmp_path / "h.csv").write_bytes(bom + b"p,q\n1,2\n")
+    np.testing.assert_array_equal(data.load_array(tmp_path / "h.csv"), [[1, 2]])
+    (tmp_path / "a.json").write_bytes(bom + b"[1, 2]")
+    np.testing.assert_array_equal(data.load_array(tmp_path / "a.json"), [1, 2])
+
+
 def test_npy_features_with_target_file_or_column(tmp_path):
     X = np.arange(24.0).reshape(8, 3) / 7
     np.save(tmp_path / "X.npy", X)

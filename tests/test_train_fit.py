@@ -10,6 +10,7 @@ from losskit.train import (
     SGD,
     Adam,
     LossMismatchError,
+    NonFiniteLossError,
     Objective,
     evaluate,
     fit,
@@ -121,6 +122,51 @@ def test_fit_checks_its_arguments(iris_parts):
         fit(MLP([4, 2]), Objective(None, "multiclass", 3), Xtr, ytr, Xva, yva)
     with pytest.raises(ValueError, match="`epochs` and `batch_size` must be >= 1"):
         fit(MLP([4, 3]), Objective(None, "multiclass", 3), Xtr, ytr, Xva, yva, epochs=0)
+
+
+def _regression(n=40):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, 2))
+    return X, X @ np.array([1.0, 2.0])
+
+
+def test_a_diverging_loss_stops_the_fit_at_once():
+    """Keras's TerminateOnNaN: the first non-finite batch loss ends the fit, with no warning."""
+    X, y = _regression()
+    obj = Objective("mse", "regression", 0)
+    net = MLP([2, 4, 1], activation="tanh", seed=0)
+    initial = net.get_weights()
+    batches = []
+    with pytest.raises(NonFiniteLossError) as info:
+        fit(
+            net,
+            obj,
+            X,
+            y,
+            X,
+            y,
+            epochs=50,
+            batch_size=4,
+            optimizer=SGD(net.params(), lr=1e30),
+            on_batch=lambda *a: batches.append(a[:2]),
+        )
+    err = info.value
+    assert err.epoch == 1 and err.batch == len(batches) + 1 and err.n_batches == 10
+    assert not np.isfinite(err.value)
+    assert str(err).startswith(f"the loss became {err.value} at epoch 1 (batch {err.batch} of 10)")
+    assert err.history.epochs == 0 and err.history.val_loss == []
+    for w, w0 in zip(net.get_weights(), initial, strict=True):  # no epoch completed
+        np.testing.assert_array_equal(w, w0)
+
+
+def test_a_last_update_that_overflows_is_caught_by_the_validation_loss():
+    X, y = _regression()
+    obj = Objective("mse", "regression", 0)
+    net = MLP([2, 4, 1], activation="tanh", seed=0)
+    # One batch per epoch: its loss is finite, the update sends the weights to inf.
+    with pytest.raises(NonFiniteLossError, match=r"at epoch 1 \(validation\)") as info:
+        fit(net, obj, X, y, X, y, epochs=3, batch_size=40, optimizer=SGD(net.params(), lr=1e308))
+    assert info.value.batch is None and info.value.history.epochs == 0
 
 
 def test_objective_shapes_and_mismatch():

@@ -213,3 +213,13 @@ def test_load_rejects_other_files(tmp_path):
 def test_softmax_layer_uses_the_library():
     x = RNG.normal(size=(3, 4)) * 50
     np.testing.assert_allclose(Softmax().forward(x), lk.softmax(x, axis=-1))
+
+
+def test_failed_save_names_the_path_given_not_the_temporary_file(tmp_path):
+    path = tmp_path / "m.npz"
+    path.mkdir()  # a directory where the file should go: the final rename fails
+    with pytest.raises(IsADirectoryError) as info:
+        MLP([4, 3], seed=0).save(path)
+    assert info.value.filename == str(path)
+    assert ".partial" not in str(info.value)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]  # no temporary file left

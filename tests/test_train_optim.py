@@ -65,13 +65,30 @@ def test_optimisers_minimise_a_quadratic():
 
 def test_bad_arguments():
     w = np.zeros(2)
-    with pytest.raises(ValueError, match=r"`lr` must be > 0; got -1"):
+    with pytest.raises(ValueError, match=r"`lr` must be a finite number > 0; got -1"):
         SGD([w], lr=-1)
     with pytest.raises(ValueError, match=r"`momentum` must be in \[0, 1\); got 1.5"):
         SGD([w], momentum=1.5)
     with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'; choose adam, adamw or sgd"):
         make_optimizer("rmsprop", [w])
     for name in ("adam", "adamw", "sgd"):  # 0 is refused, not replaced by the default
-        with pytest.raises(ValueError, match=r"`lr` must be > 0; got 0"):
+        with pytest.raises(ValueError, match=r"`lr` must be a finite number > 0; got 0"):
             make_optimizer(name, [w], lr=0)
         assert make_optimizer(name, [w]).lr == (0.01 if name == "sgd" else 1e-3)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"lr": float("inf")}, "`lr` must be a finite number > 0; got inf"),
+        ({"lr": float("nan")}, "`lr` must be a finite number > 0; got nan"),
+        ({"lr": -0.1}, "`lr` must be a finite number > 0; got -0.1"),
+        ({"weight_decay": float("nan")}, "`weight_decay` must be a finite number >= 0; got nan"),
+        ({"weight_decay": -1e-4}, "`weight_decay` must be a finite number >= 0; got -0.0001"),
+    ],
+)
+def test_optimisers_refuse_values_that_make_every_weight_nan(name, kw, message):
+    # torch.optim refuses a negative lr and weight_decay too ("Invalid weight_decay value").
+    with pytest.raises(ValueError, match=f"^{message}$".replace("(", r"\(")):
+        make_optimizer(name, [np.zeros(2)], **kw)

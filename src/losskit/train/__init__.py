@@ -4,7 +4,7 @@
 """
 
 from .data import BUILTIN, DataError, Dataset, Split, Standardizer, load, load_builtin, split
-from .fit import History, evaluate, fit, r2_score
+from .fit import History, NonFiniteLossError, evaluate, fit, r2_score
 from .model import MLP, load_model
 from .objective import LossMismatchError, Objective
 from .optim import SGD, Adam, make_optimizer
@@ -19,6 +19,7 @@ __all__ = [
     "Dataset",
     "History",
     "LossMismatchError",
+    "NonFiniteLossError",
     "Objective",
     "Split",
     "Standardizer",

@@ -223,7 +223,9 @@ def infer_task(y: np.ndarray, task: str | None = None) -> tuple[np.ndarray, str,
 
 def _read_csv(path: str) -> tuple[list[str], list[list[str]]]:
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        # utf-8-sig: Excel starts its UTF-8 CSVs with a byte-order mark, which would
+        # otherwise stick to the first column's name.
+        with open(path, newline="", encoding="utf-8-sig") as fh:
             rows = list(csv.reader(fh))
     except UnicodeDecodeError:
         msg = f"malformed CSV {path}: not UTF-8 text"
@@ -321,13 +323,15 @@ def load_array(path: str | os.PathLike[str], *, what: str = "array") -> np.ndarr
             raise DataError(msg) from None
     elif ext == ".json":
         try:
-            with open(path, encoding="utf-8") as fh:
+            with open(path, encoding="utf-8-sig") as fh:  # a BOM, if any, is not JSON
                 arr = np.asarray(json.load(fh))
         except (ValueError, UnicodeDecodeError) as exc:
             msg = f"malformed JSON {path}: {exc}"
             raise DataError(msg) from None
     elif ext in (".csv", ".txt"):
-        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        # utf-8-sig: a byte-order mark would make the first number unreadable, and
+        # the first row would then be taken for a header and dropped.
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
             rows = [r for r in csv.reader(fh) if r and any(c.strip() for c in r)]
         if not rows:
             msg = f"{path} is empty"

@@ -12,10 +12,15 @@
 
 The fit returns a :class:`History` (loss and metric per epoch, train and
 validation) and leaves the model holding the weights of its best epoch.
+A loss that turns NaN or infinite stops the fit at once with
+:class:`NonFiniteLossError` (as Keras's ``TerminateOnNaN``): nothing after
+it would be meaningful, and a table of the untrained network would be a
+silently wrong result.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +32,7 @@ from .model import MLP
 from .objective import Objective
 from .optim import Adam, Optimizer
 
-__all__ = ["History", "evaluate", "fit", "r2_score"]
+__all__ = ["History", "NonFiniteLossError", "evaluate", "fit", "r2_score"]
 
 BatchCallback = Callable[[int, int, int, float], None]  # epoch, batches done, of, running loss
 EpochCallback = Callable[["History"], None]
@@ -62,6 +67,29 @@ class History:
             f"val_{self.metric}": self.val_metric,
             "seconds": self.seconds,
         }
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite during :func:`fit`; training stopped there.
+
+    ``epoch`` is 1-based; ``batch`` is the 1-based mini-batch of that epoch
+    (``None`` when it was the validation loss at the end of the epoch);
+    ``value`` is the loss; ``history`` holds the epochs completed before it.
+    The model is left with the weights of the best completed epoch (its
+    initial weights if none completed).
+    """
+
+    def __init__(
+        self, epoch: int, batch: int | None, n_batches: int, value: float, history: History
+    ) -> None:
+        where = f"batch {batch} of {n_batches}" if batch is not None else "validation"
+        msg = (
+            f"the loss became {value} at epoch {epoch} ({where}); training stopped: "
+            "the learning rate is probably too large for this network"
+        )
+        super().__init__(msg)
+        self.epoch, self.batch, self.n_batches = epoch, batch, n_batches
+        self.value, self.history = value, history
 
 
 def r2_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -167,38 +195,45 @@ def fit(
     history = History(metric=objective.metric)
     best_loss, best_weights, waited = np.inf, model.get_weights(), 0
     start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        order = rng.permutation(n)
-        total, outs = 0.0, []
-        for b in range(n_batches):
-            idx = order[b * batch_size : (b + 1) * batch_size]
-            out = model.forward(X_train[idx])  # forward pass
-            loss, dout = objective.value_and_grad(out, t_train[idx])  # loss and dL/d(out)
-            model.backward(dout)  # backward pass: every layer's gradient
-            opt.step(model.grads())  # update
-            total += loss * idx.size
-            outs.append(out)
-            if on_batch is not None:
-                on_batch(epoch, b + 1, n_batches, total / min((b + 1) * batch_size, n))
-        history.train_loss.append(total / n)
-        history.train_metric.append(_metric(objective, np.concatenate(outs), y_train[order]))
-        val_out = model.forward(X_val)
-        val_loss = objective.value(val_out, t_val)
-        history.val_loss.append(val_loss)
-        history.val_metric.append(_metric(objective, val_out, y_val))
-        history.seconds.append(time.perf_counter() - start)
-        if val_loss < best_loss - min_delta:
-            best_loss, best_weights, waited = val_loss, model.get_weights(), 0
-            history.best_epoch = epoch
-        else:
-            waited += 1
-        if on_epoch is not None:
-            on_epoch(history)
-        if not np.isfinite(history.train_loss[-1]):
-            break
-        if patience is not None and waited >= patience:
-            history.stopped_early = True
-            break
+    # NumPy's overflow warnings would only repeat what the finiteness checks below
+    # report as one NonFiniteLossError: every overflow ends in a non-finite loss.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for epoch in range(1, epochs + 1):
+            order = rng.permutation(n)
+            total, outs = 0.0, []
+            for b in range(n_batches):
+                idx = order[b * batch_size : (b + 1) * batch_size]
+                out = model.forward(X_train[idx])  # forward pass
+                loss, dout = objective.value_and_grad(out, t_train[idx])  # loss and dL/d(out)
+                if not math.isfinite(loss):  # before the update: one step more only spreads NaN
+                    model.set_weights(best_weights)
+                    raise NonFiniteLossError(epoch, b + 1, n_batches, loss, history)
+                model.backward(dout)  # backward pass: every layer's gradient
+                opt.step(model.grads())  # update
+                total += loss * idx.size
+                outs.append(out)
+                if on_batch is not None:
+                    on_batch(epoch, b + 1, n_batches, total / min((b + 1) * batch_size, n))
+            val_out = model.forward(X_val)
+            val_loss = objective.value(val_out, t_val)
+            if not math.isfinite(val_loss):  # the epoch's last update overflowed the weights
+                model.set_weights(best_weights)
+                raise NonFiniteLossError(epoch, None, n_batches, val_loss, history)
+            history.train_loss.append(total / n)
+            history.train_metric.append(_metric(objective, np.concatenate(outs), y_train[order]))
+            history.val_loss.append(val_loss)
+            history.val_metric.append(_metric(objective, val_out, y_val))
+            history.seconds.append(time.perf_counter() - start)
+            if val_loss < best_loss - min_delta:
+                best_loss, best_weights, waited = val_loss, model.get_weights(), 0
+                history.best_epoch = epoch
+            else:
+                waited += 1
+            if on_epoch is not None:
+                on_epoch(history)
+            if patience is not None and waited >= patience:
+                history.stopped_early = True
+                break
     if patience is not None:
         model.set_weights(best_weights)
     else:

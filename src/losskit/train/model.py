@@ -281,9 +281,12 @@ class MLP:
             with open(tmp, "wb") as fh:
                 np.savez(fh, header=np.array(text), **payload)  # type: ignore[arg-type]
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as exc:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+            if isinstance(exc, OSError) and exc.errno is not None:
+                # The temporary name is ours, not the user's: report the path they gave.
+                raise OSError(exc.errno, exc.strerror, path) from None
             raise
 
 

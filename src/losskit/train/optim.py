@@ -17,6 +17,7 @@ array([ 0.8, -1.6])
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -27,12 +28,20 @@ __all__ = ["SGD", "Adam", "Optimizer", "make_optimizer"]
 class Optimizer:
     """Holds the parameters; ``step(grads)`` updates them in place."""
 
-    def __init__(self, params: Sequence[np.ndarray], *, lr: float) -> None:
-        if not lr > 0:
-            msg = f"`lr` must be > 0; got {lr}"
+    def __init__(
+        self, params: Sequence[np.ndarray], *, lr: float, weight_decay: float = 0.0
+    ) -> None:
+        # As torch.optim: an infinite lr or a NaN decay turns every weight NaN at the
+        # first step, and a negative decay makes the weights grow instead of shrink.
+        if not (lr > 0 and math.isfinite(lr)):
+            msg = f"`lr` must be a finite number > 0; got {lr}"
+            raise ValueError(msg)
+        if not (weight_decay >= 0 and math.isfinite(weight_decay)):
+            msg = f"`weight_decay` must be a finite number >= 0; got {weight_decay}"
             raise ValueError(msg)
         self.params = list(params)
         self.lr = float(lr)
+        self.weight_decay = float(weight_decay)
         self.t = 0
 
     def step(self, grads: Sequence[np.ndarray]) -> None:
@@ -55,12 +64,11 @@ class SGD(Optimizer):
         weight_decay: float = 0.0,
         nesterov: bool = False,
     ) -> None:
-        super().__init__(params, lr=lr)
+        super().__init__(params, lr=lr, weight_decay=weight_decay)
         if not 0 <= momentum < 1:
             msg = f"`momentum` must be in [0, 1); got {momentum}"
             raise ValueError(msg)
         self.momentum = float(momentum)
-        self.weight_decay = float(weight_decay)
         self.nesterov = nesterov
         self.velocity = [np.zeros_like(p) for p in self.params]
 
@@ -96,10 +104,9 @@ class Adam(Optimizer):
         weight_decay: float = 0.0,
         decoupled: bool = False,
     ) -> None:
-        super().__init__(params, lr=lr)
+        super().__init__(params, lr=lr, weight_decay=weight_decay)
         self.beta1, self.beta2 = (float(b) for b in betas)
         self.eps = float(eps)
-        self.weight_decay = float(weight_decay)
         self.decoupled = decoupled
         self.m = [np.zeros_like(p) for p in self.params]
         self.v = [np.zeros_like(p) for p in self.params]
