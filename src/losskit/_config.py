@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import threading
 from collections.abc import Iterator
 
 # The environment variable is read at each call, so a test or a debugging
@@ -44,22 +45,22 @@ def portable() -> Iterator[None]:
 # (binary targets outside [0, 1], negative or non-finite weights).  The
 # framework adapters reproduce PyTorch's and Keras's numbers for such input
 # instead (PyTorch allows negative class weights, Keras soft targets of any
-# value), so they call the core inside ``framework_rules()``.
-_framework_rules: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "losskit_framework_rules", default=False
-)
+# value), so they call the core inside ``framework_rules()``.  A thread-local
+# rather than a ContextVar: ``torch.compile`` traces the former, not the latter.
+_framework_rules = threading.local()
 
 
 def core_rules() -> bool:
     """Whether the core's own value rules (targets in [0, 1], weights >= 0 and finite) apply."""
-    return not _framework_rules.get()
+    return not getattr(_framework_rules, "on", False)
 
 
 @contextlib.contextmanager
 def framework_rules() -> Iterator[None]:
     """Inside the block the core skips the rules a framework does not have (for compat)."""
-    token = _framework_rules.set(True)
+    before = getattr(_framework_rules, "on", False)
+    _framework_rules.on = True
     try:
         yield
     finally:
-        _framework_rules.reset(token)
+        _framework_rules.on = before

@@ -24,8 +24,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ._backend import Array, cast
-from ._validation import check_sample_weight
+from ._backend import Array, cast, shape_of
+from ._validation import Invalid, check_sample_weight, check_weight_values
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class Reduction:
     kind: str
     weight: Array | None  # sample_weight broadcastable to the unreduced shape
     inv_denominator: Array | float  # 1/D for "mean" (0 when D = 0), else 1
+    invalid: Invalid  # traced bad values: NaN where they enter
 
     @property
     def coef(self) -> Array | float:
@@ -47,6 +48,7 @@ class Reduction:
     def apply(self, loss: Array) -> Array:
         """Reduce the unreduced ``loss`` to the returned value."""
         xp = self.xp
+        loss = self.invalid.poison(loss)
         weighted = loss if self.weight is None else loss * self.weight
         if self.kind == "none":
             return weighted
@@ -58,7 +60,7 @@ class Reduction:
     @property
     def takes_sum(self) -> bool:
         """Whether the value follows from the plain sum of the losses alone (see ``of_sum``)."""
-        return self.kind != "none" and self.weight is None
+        return self.kind != "none" and self.weight is None and self.invalid.mask is None
 
     def of_sum(self, total: Array) -> Array:
         """The value from ``sum(loss)``, when ``takes_sum``: a fused backend
@@ -72,6 +74,7 @@ class Reduction:
         classes) than the unreduced loss, over which the coefficient is
         broadcast.
         """
+        dloss = self.invalid.poison(dloss, class_axis=class_axis)
         coef = self.coef
         if isinstance(coef, float):
             return dloss if coef == 1.0 else dloss * coef
@@ -88,20 +91,28 @@ def plan(
     *,
     sample_weight: Array | None = None,
     counts: Array | None = None,
+    invalid: Invalid | None = None,
 ) -> Reduction:
     """Prepare a reduction before the loss is computed.
 
     ``counts`` is ``c[i]`` above, of the unreduced shape (None: every example
-    counts 1).  ``sample_weight`` is checked and broadcast here.
+    counts 1).  ``sample_weight`` is checked and broadcast here.  ``invalid``
+    holds what the loss's own value checks could not read (None: nothing).
     """
+    if invalid is None:
+        invalid = Invalid(xp, unreduced_shape)
     weight = None
     if sample_weight is not None:
-        weight = cast(xp, check_sample_weight(xp, sample_weight, unreduced_shape), dtype)
+        weight = check_sample_weight(xp, sample_weight, unreduced_shape)
+        bad = check_weight_values(xp, "sample_weight", sample_weight)
+        if bad is not None:
+            invalid.add(xp.reshape(bad, shape_of(weight)))
+        weight = cast(xp, weight, dtype)
     if kind != "mean":
-        return Reduction(xp, kind, weight, 1.0)
+        return Reduction(xp, kind, weight, 1.0, invalid)
     if weight is None and counts is None:
         n = math.prod(unreduced_shape)
-        return Reduction(xp, kind, None, 1.0 / n if n else 0.0)
+        return Reduction(xp, kind, None, 1.0 / n if n else 0.0, invalid)
     if weight is None:
         total = xp.sum(counts)
     elif counts is None:
@@ -112,4 +123,4 @@ def plan(
     # would carry into the gradient as NaN even behind a `where`).
     nonzero = total != 0
     inv = xp.where(nonzero, 1 / xp.where(nonzero, total, xp.ones_like(total)), 0)
-    return Reduction(xp, kind, weight, cast(xp, inv, dtype))
+    return Reduction(xp, kind, weight, cast(xp, inv, dtype), invalid)

@@ -2,9 +2,13 @@
 
 Messages follow one pattern: which argument, the rule, and what arrived,
 e.g. ``\\`labels\\` must be in [0, 3) or equal ignore_index; got 5 at
-position (1,)``.  Checks that must read values (label ranges, probability
-ranges, the double-softmax heuristic) are skipped where values cannot be read,
-inside a JAX trace; shape and dtype checks always run.
+position (1,)``.  Shape and dtype checks always run.  Checks that must read
+values (label ranges, probability and target ranges, weights) raise where the
+values can be read; where they cannot (inside ``jax.jit``, ``torch.compile``,
+on the ``meta`` device) they return the traced mask of the bad values instead,
+and the loss makes what those values affect NaN (:class:`Invalid`): never a
+plausible number, never a host sync inside a compiled graph.  Warnings about
+suspicious but valid input (double softmax, unnormalised rows) are skipped there.
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from ._backend import Array, is_numpy, readable, shape_of
+from . import _config
+from ._backend import Array, device_of, is_dtype, is_numpy, readable, shape_of
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -42,23 +48,34 @@ def check_reduction(reduction: Any) -> str:
 
 
 def check_floating(xp: Any, name: str, x: Array) -> None:
-    if not xp.isdtype(x.dtype, "real floating"):
+    if not is_dtype(xp, x.dtype, "real floating"):
         msg = f"`{name}` must be a real floating-point array; got dtype {x.dtype}"
         raise TypeError(msg)
 
 
 def check_numeric(xp: Any, name: str, x: Array) -> None:
     """Truth values (targets) may be float, int or bool; never complex or object."""
-    if not xp.isdtype(x.dtype, ("real floating", "integral", "bool")):
+    if not is_dtype(xp, x.dtype, ("real floating", "integral", "bool")):
         msg = f"`{name}` must be a real numeric array; got dtype {x.dtype}"
         raise TypeError(msg)
 
 
+# PyTorch has these dtypes but no comparison or indexing kernels for them
+# ("lt_cpu" not implemented for 'UInt64').
+_TORCH_UNSUPPORTED_LABELS = ("torch.uint16", "torch.uint32", "torch.uint64")
+
+
 def check_labels_dtype(xp: Any, x: Array) -> None:
-    if not xp.isdtype(x.dtype, "integral"):
+    if not is_dtype(xp, x.dtype, "integral"):
         msg = (
             f"`labels` must be an integer array of class ids; got dtype {x.dtype} "
             "(for one-hot or soft targets use the non-sparse loss)"
+        )
+        raise TypeError(msg)
+    if str(x.dtype) in _TORCH_UNSUPPORTED_LABELS:
+        msg = (
+            f"`labels` must be a signed integer tensor or torch.uint8; got dtype {x.dtype}, "
+            "which PyTorch cannot compare or index with (convert with labels.to(torch.int64))"
         )
         raise TypeError(msg)
 
@@ -142,26 +159,55 @@ def _first_position(xp: Any, bad: Array) -> tuple[int, ...]:
     return tuple(int(i[0]) for i in xp.nonzero(bad))
 
 
-def check_label_range(xp: Any, labels: Array, num_classes: int, ignore_index: int | None) -> None:
-    """Every label is a class id in [0, C) or the ignore index."""
-    found = readable(xp, labels)
-    if found is None or math.prod(labels.shape) == 0:
-        return
-    xp, labels = found
-    bad = (labels < 0) | (labels >= num_classes)
+def check_values(
+    xp: Any,
+    name: str,
+    x: Array,
+    bad_of: Callable[[Any, Array], Array],
+    rule: str,
+    as_value: Callable[[Any], Any] = float,
+) -> Array | None:
+    """Raise for the first element of ``x`` where ``bad_of(xp, x)`` holds, naming it.
+
+    Returns None when the values were read and are all good.  Where they
+    cannot be read now (a JAX tracer, ``torch.compile``, the ``meta`` device)
+    nothing is read: the traced boolean mask ``bad_of(xp, x)`` is returned for
+    the loss to turn into NaN (:class:`Invalid`).
+    """
+    if math.prod(x.shape) == 0:
+        return None
+    found = readable(xp, x)
+    if found is None:
+        return bad_of(xp, x)
+    hxp, hx = found
+    bad = bad_of(hxp, hx)
+    if not bool(hxp.any(bad)):
+        return None
+    if hx.ndim == 0:
+        where, value = "", as_value(hx)
+    else:
+        pos = _first_position(hxp, bad)
+        where, value = f" at position {pos}", as_value(hx[pos])
+    msg = f"`{name}` must be {rule}; got {value!r}{where}"
+    raise ValueError(msg)
+
+
+def check_label_range(
+    xp: Any, labels: Array, num_classes: int, ignore_index: int | None
+) -> Array | None:
+    """Every label is a class id in [0, C) or the ignore index (see :func:`check_values`)."""
+
+    def bad_of(xp: Any, y: Array) -> Array:
+        bad = (y < 0) | (y >= num_classes)
+        return bad if ignore_index is None else bad & (y != ignore_index)
+
+    rule = f"in [0, {num_classes})"
     if ignore_index is not None:
-        bad = bad & (labels != ignore_index)
-    if bool(xp.any(bad)):
-        if labels.ndim == 0:
-            where, value = "", int(labels)
-        else:
-            pos = _first_position(xp, bad)
-            where, value = f" at position {pos}", int(labels[pos])
-        rule = f"[0, {num_classes})"
-        if ignore_index is not None:
-            rule += f" or equal ignore_index={ignore_index}"
-        msg = f"`labels` must be in {rule}; got {value}{where}"
-        raise ValueError(msg)
+        rule += f" or equal ignore_index={ignore_index}"
+    return check_values(xp, "labels", labels, bad_of, rule, int)
+
+
+_INT64_MIN, _INT64_END = -(2**63), 2**63
 
 
 def check_ignore_index(ignore_index: Any) -> int | None:
@@ -170,24 +216,74 @@ def check_ignore_index(ignore_index: Any) -> int | None:
     if not _is_int(ignore_index):
         msg = f"`ignore_index` must be an int or None; got {ignore_index!r}"
         raise TypeError(msg)
+    if not _INT64_MIN <= int(ignore_index) < _INT64_END:
+        msg = f"`ignore_index` must fit in int64, [-2**63, 2**63); got {int(ignore_index)}"
+        raise ValueError(msg)
     return int(ignore_index)
 
 
-def check_unit_interval(xp: Any, name: str, x: Array) -> None:
-    """Probabilities lie in [0, 1]; NaN is refused too (written so NaN fails it)."""
-    found = readable(xp, x)
-    if found is None or math.prod(x.shape) == 0:
-        return
-    xp, x = found
-    bad = ~((x >= 0) & (x <= 1))
-    if bool(xp.any(bad)):
-        if x.ndim == 0:
-            where, value = "", float(x)
-        else:
-            pos = _first_position(xp, bad)
-            where, value = f" at position {pos}", float(x[pos])
-        msg = f"`{name}` must be probabilities in [0, 1]; got {value!r}{where}"
-        raise ValueError(msg)
+def _outside_unit_interval(xp: Any, x: Array) -> Array:
+    return ~((x >= 0) & (x <= 1))  # written so that NaN is outside
+
+
+def check_unit_interval(xp: Any, name: str, x: Array) -> Array | None:
+    """Probabilities lie in [0, 1]; NaN is refused too (see :func:`check_values`)."""
+    return check_values(xp, name, x, _outside_unit_interval, "probabilities in [0, 1]")
+
+
+def check_target_interval(xp: Any, name: str, x: Array) -> Array | None:
+    """Binary and soft targets lie in [0, 1] (a core rule; the compat adapters skip it)."""
+    if not _config.core_rules():
+        return None
+    return check_values(xp, name, x, _outside_unit_interval, "in [0, 1]")
+
+
+def _negative_or_not_finite(xp: Any, w: Array) -> Array:
+    return ~((w >= 0) & (w < math.inf))  # NaN fails both comparisons
+
+
+def check_weight_values(xp: Any, name: str, w: Array) -> Array | None:
+    """Weights are finite and non-negative (a core rule; PyTorch allows negative ones)."""
+    if not _config.core_rules() or is_dtype(xp, w.dtype, ("unsigned integer", "bool")):
+        return None
+    as_value = float if is_dtype(xp, w.dtype, "real floating") else int
+    return check_values(xp, name, w, _negative_or_not_finite, "finite and non-negative", as_value)
+
+
+class Invalid:
+    """Bad values found where they could not be read: what they affect becomes NaN.
+
+    ``mask`` has the shape of the unreduced loss (True where a bad value
+    enters that element).  :meth:`poison` multiplies by NaN there rather than
+    replacing with ``where``: the product carries NaN into the gradient under
+    autograd too, while a ``where`` would give the bad examples a gradient of 0.
+    """
+
+    def __init__(self, xp: Any, shape: tuple[int, ...]) -> None:
+        self.xp, self.shape = xp, shape
+        self.mask: Array | None = None
+
+    def add(self, bad: Array | None) -> None:
+        """Record ``bad`` (broadcastable to the unreduced shape, or None for nothing)."""
+        if bad is None:
+            return
+        bad = self.xp.broadcast_to(bad, self.shape)
+        self.mask = bad if self.mask is None else self.mask | bad
+
+    def add_anywhere(self, bad: Array | None) -> None:
+        """A bad value that enters every element (a class weight in a smoothed sum)."""
+        if bad is not None:
+            self.add(self.xp.any(bad))
+
+    def poison(self, x: Array, *, class_axis: bool = False) -> Array:
+        """``x`` with NaN where the mask is set (``class_axis``: ``x`` has one more, last axis)."""
+        if self.mask is None:
+            return x
+        xp = self.xp
+        mask = self.mask[..., None] if class_axis else self.mask
+        nan = xp.asarray(math.nan, dtype=x.dtype, device=device_of(x))
+        one = xp.asarray(1.0, dtype=x.dtype, device=device_of(x))
+        return x * xp.where(mask, nan, one)
 
 
 def _is_real(value: Any) -> bool:

@@ -61,12 +61,21 @@ class NegLogSoftmax:
         return self.xp.exp(self.shifted - self.log_norm)
 
     def weighted_sum(self, a: Array) -> Array:
-        """``sum_c a_c (-log p_c)`` over the last axis; classes with ``a_c = 0`` add 0."""
+        """``sum_c a_c (-log p_c)`` over the last axis; classes with ``a_c = 0`` add 0.
+
+        Only a zero weight on an infinite gap (a ``-inf`` logit, a mask) is
+        special: ``0 * inf`` is NaN, so that term is 0 and so is its derivative
+        in ``a_c`` (the convention of ``torch.xlogy``).  Everywhere else the
+        product is formed, so the derivative in ``a_c`` is the exact
+        ``-log p_c``, also where ``a_c = 0`` (targets are differentiated in
+        distillation).  The gap is replaced before multiplying as well as the
+        term after it, or autograd would form ``0 * inf`` in the backward pass.
+        """
         xp = self.xp
-        # Where a_c = 0 the gap is replaced before multiplying: a -inf logit
-        # (a mask) has an infinite gap, and 0 * inf would be NaN.
-        gap = xp.where(a == 0, xp.zeros_like(self.half_gap), self.half_gap)
-        return xp.sum((2 * a) * gap + a * self.log_norm, axis=-1)
+        corner = (a == 0) & xp.isinf(self.half_gap)
+        gap = xp.where(corner, xp.zeros_like(self.half_gap), self.half_gap)
+        term = (2 * a) * gap + a * self.log_norm
+        return xp.sum(xp.where(corner, xp.zeros_like(term), term), axis=-1)
 
     def at(self, index: Array, a: Array, gather: Any) -> Array:
         """``a * (-log p_index)`` per row, with ``gather(values, index)`` picking a class."""
@@ -107,7 +116,7 @@ def _last_axis_op(x: Array, axis: int, op: Any, fast: Any, native: Any) -> Array
     moved = xp.moveaxis(x, axis, -1) if axis != x.ndim - 1 else x
     result = _dispatch.rows(xp, fast, moved)
     if result is None:
-        with quiet_numpy():
+        with quiet_numpy(xp):
             result = op(xp, cast(xp, moved, compute_dtype(xp, x.dtype)))
     result = cast(xp, result, x.dtype)
     return xp.moveaxis(result, -1, axis) if axis != x.ndim - 1 else result
@@ -187,7 +196,7 @@ def logsumexp(x: Array, /, *, axis: int = -1, keepdims: bool = False) -> Array:
     result = _dispatch.rows(xp, _dispatch.LOGSUMEXP, moved)
     if result is None:
         v = cast(xp, moved, compute_dtype(xp, x.dtype))
-        with quiet_numpy():
+        with quiet_numpy(xp):
             shifted, m = shifted_by_max(xp, v)
             result = (m + xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True)))[..., 0]
     result = cast(xp, result, x.dtype)

@@ -11,13 +11,21 @@ from __future__ import annotations
 
 from typing import Any
 
-import array_api_compat
-
 from . import _dispatch, _torch_native
-from ._backend import Array, cast, compute_dtype, namespace, quiet_numpy, shape_of
+from ._backend import (
+    Array,
+    cast,
+    compute_dtype,
+    device_of,
+    is_torch_namespace,
+    namespace,
+    quiet_numpy,
+    shape_of,
+)
 from ._gradient import deliver, differentiable
 from ._reduce import Reduction, plan
 from ._validation import (
+    Invalid,
     check_class_axis,
     check_class_weight,
     check_floating,
@@ -30,7 +38,9 @@ from ._validation import (
     check_paired,
     check_pos_weight,
     check_reduction,
+    check_target_interval,
     check_unit_interval,
+    check_weight_values,
     warn_if_probabilities,
     warn_if_unnormalized,
 )
@@ -54,16 +64,32 @@ def _ratio(xp: Any, num: Array, den: Array) -> Array:
     return xp.where(zero & (num != 0), xp.full_like(r, float("inf")), r)
 
 
+def _per_example(xp: Any, bad: Array | None, axis: int) -> Array | None:
+    """A bad-value mask over the classes (on ``axis``) as one flag per example."""
+    return None if bad is None else xp.any(bad, axis=axis)
+
+
+def _xlogy_safe(xp: Any, t: Array, p: Array) -> Array:
+    """``p`` with 1 put where ``t = 0`` and ``p = 0``, so ``t * log(...)`` is 0 there.
+
+    Only that corner is replaced (``t log p`` is 0 by convention, ``0 * -inf``
+    otherwise): where ``p > 0`` a zero target still gets its derivative
+    ``log p``; where ``p = 0`` the derivative with respect to ``t`` is 0, the
+    convention of ``torch.xlogy``.
+    """
+    return xp.where((t == 0) & (p == 0), xp.ones_like(p), p)
+
+
 def _gather_last(xp: Any, x: Array, index: Array) -> Array:
     """``x[..., index]`` per row: the log-probability of each example's label."""
-    if array_api_compat.is_torch_namespace(xp):
+    if is_torch_namespace(xp):
         index = cast(xp, index, xp.int64)  # torch.gather takes int64 only
     return xp.take_along_axis(x, index[..., None], axis=-1)[..., 0]
 
 
 def _is_label(xp: Any, labels: Array, num_classes: int) -> Array:
     """The one-hot mask ``[c == y]``, boolean, class axis last."""
-    classes = xp.arange(num_classes, device=array_api_compat.device(labels))
+    classes = xp.arange(num_classes, device=device_of(labels))
     return labels[..., None] == classes
 
 
@@ -90,15 +116,17 @@ def _softmax_cross_entropy(
     dtype = compute_dtype(xp, logits.dtype)
     x = _class_last(xp, logits, axis)
     warn_if_probabilities(xp, x, "softmax_cross_entropy", "categorical_cross_entropy")
+    invalid = Invalid(xp, shape_of(x)[:-1])
+    invalid.add(_per_example(xp, check_target_interval(xp, "targets", targets), axis))
     t = cast(xp, _class_last(xp, targets, axis), dtype)
     num_classes = x.shape[-1]
-    red = plan(xp, reduction, shape_of(x)[:-1], dtype, sample_weight=sample_weight)
+    red = plan(xp, reduction, shape_of(x)[:-1], dtype, sample_weight=sample_weight, invalid=invalid)
 
     kernels = _dispatch.kernels_for(xp, x)
     if kernels is not None:
         return _dense_kernel(xp, kernels, x, t, eps, red, axis, logits, with_grad, grad_out)
 
-    with quiet_numpy():
+    with quiet_numpy(xp):
         x = cast(xp, x, dtype)
         if eps:
             t = (1 - eps) * t + eps / num_classes
@@ -271,9 +299,12 @@ def _sparse_softmax_cross_entropy(
     ignore_index = check_ignore_index(ignore_index)
     check_grad_out(xp, grad_out, logits)
     num_classes = logits.shape[axis]
+    invalid = Invalid(xp, shape_of(labels))
     if class_weight is not None:
         check_class_weight(xp, class_weight, num_classes)
-    check_label_range(xp, labels, num_classes, ignore_index)
+        invalid.add_anywhere(check_weight_values(xp, "class_weight", class_weight))
+    out_of_range = check_label_range(xp, labels, num_classes, ignore_index)
+    invalid.add(out_of_range)
     x = _class_last(xp, logits, axis)
     warn_if_probabilities(xp, x, "sparse_softmax_cross_entropy", "sparse_categorical_cross_entropy")
     dtype = compute_dtype(xp, logits.dtype)
@@ -281,13 +312,21 @@ def _sparse_softmax_cross_entropy(
 
     # What each example counts for in the mean: 0 if ignored, else its class weight.
     counted = None if ignore_index is None else labels != ignore_index
-    safe = labels if counted is None else xp.where(counted, labels, xp.zeros_like(labels))
+    safe = _safe_labels(xp, labels, counted, out_of_range)
     w_label = None if cw is None else xp.reshape(xp.take(cw, xp.reshape(safe, (-1,))), safe.shape)
     counts = w_label
     if counted is not None:
         mask = cast(xp, counted, dtype)
         counts = mask if w_label is None else w_label * mask
-    red = plan(xp, reduction, shape_of(labels), dtype, sample_weight=sample_weight, counts=counts)
+    red = plan(
+        xp,
+        reduction,
+        shape_of(labels),
+        dtype,
+        sample_weight=sample_weight,
+        counts=counts,
+        invalid=invalid,
+    )
 
     kernels = _dispatch.kernels_for(xp, x)
     if kernels is not None:
@@ -300,7 +339,13 @@ def _sparse_softmax_cross_entropy(
         losses = kernels.sparse_xent_rows(x2, labels1, cw1, ignore_index, eps, coef, g2)
         return _kernel_result(xp, losses, red, x, g2, direct, axis, logits, grad_out)
 
-    if not with_grad and eps == 0 and cw is None and _torch_native.applies(xp):
+    if (
+        not with_grad
+        and eps == 0
+        and cw is None
+        and invalid.mask is None
+        and _torch_native.applies(xp)
+    ):
         x = cast(xp, x, dtype)
         if red.takes_sum:
             total = _torch_native.sparse_cross_entropy(x, labels, ignore_index, "sum")
@@ -308,7 +353,7 @@ def _sparse_softmax_cross_entropy(
         loss = _torch_native.sparse_cross_entropy(x, labels, ignore_index, "none")
         return red.apply(loss), None
 
-    with quiet_numpy():
+    with quiet_numpy(xp):
         x = cast(xp, x, dtype)
         nls = NegLogSoftmax(xp, x)
         # PyTorch's F.cross_entropy(weight=w, label_smoothing=ε):
@@ -407,14 +452,26 @@ def sparse_softmax_cross_entropy(
     )[0]
 
 
+def _safe_labels(xp: Any, labels: Array, counted: Array | None, bad: Array | None) -> Array:
+    """Labels fit to index with: 0 where ignored or (in a trace) out of range.
+
+    An out-of-range index would crash a compiled gather; the example's loss is
+    made NaN by the reduction's ``Invalid`` instead.
+    """
+    keep = counted if bad is None else (~bad if counted is None else counted & ~bad)
+    return labels if keep is None else xp.where(keep, labels, xp.zeros_like(labels))
+
+
 # --------------------------------------------------------------------------- probabilities
 
 
-def _check_probs(xp: Any, probs: Array, eps: float) -> float:
-    """``eps`` in [0, 0.5) and ``probs`` (already known floating) in [0, 1]."""
+def _check_probs(xp: Any, probs: Array, eps: float) -> tuple[float, Array | None]:
+    """``eps`` in [0, 0.5) and ``probs`` (already known floating) in [0, 1].
+
+    Returns ``eps`` and the traced mask of bad probabilities (None when read and good).
+    """
     eps = check_fraction("eps", eps, upper=0.5, closed=False)
-    check_unit_interval(xp, "probs", probs)
-    return eps
+    return eps, check_unit_interval(xp, "probs", probs)
 
 
 def _clipped(xp: Any, p: Array, eps: float) -> tuple[Array, Array | None]:
@@ -445,18 +502,19 @@ def _categorical_cross_entropy(
         probs, targets, sample_weight, names=("targets", "sample_weight")
     )
     reduction = check_paired(xp, "probs", probs, "targets", targets, reduction, grad_out)
-    eps = _check_probs(xp, probs, eps)
     axis = check_class_axis("probs", probs, axis)
+    eps, bad_probs = _check_probs(xp, probs, eps)
+    invalid = Invalid(xp, shape_of(probs)[:axis] + shape_of(probs)[axis + 1 :])
+    invalid.add(_per_example(xp, bad_probs, axis))
+    invalid.add(_per_example(xp, check_target_interval(xp, "targets", targets), axis))
     dtype = compute_dtype(xp, probs.dtype)
     p = cast(xp, _class_last(xp, probs, axis), dtype)
     warn_if_unnormalized(xp, p, "categorical_cross_entropy", probs.dtype)
     t = cast(xp, _class_last(xp, targets, axis), dtype)
-    red = plan(xp, reduction, shape_of(p)[:-1], dtype, sample_weight=sample_weight)
-    with quiet_numpy():
+    red = plan(xp, reduction, shape_of(p)[:-1], dtype, sample_weight=sample_weight, invalid=invalid)
+    with quiet_numpy(xp):
         pc, inside = _clipped(xp, p, eps)
-        # A class with target 0 adds 0 whatever its probability: its log is
-        # taken of 1 instead, so autograd never forms 0 * (1/0) there either.
-        loss = -xp.sum(t * xp.log(xp.where(t == 0, xp.ones_like(pc), pc)), axis=-1)
+        loss = -xp.sum(t * xp.log(_xlogy_safe(xp, t, pc)), axis=-1)
         value = red.apply(loss)
         if not with_grad:
             return value, None
@@ -519,18 +577,22 @@ def _sparse_categorical_cross_entropy(
     )
     reduction = check_reduction(reduction)
     check_floating(xp, "probs", probs)
-    eps = _check_probs(xp, probs, eps)
     check_labels_dtype(xp, labels)
     axis = check_class_axis("probs", probs, axis)
     check_labels_shape(labels, "probs", probs, axis)
+    eps, bad_probs = _check_probs(xp, probs, eps)
     check_grad_out(xp, grad_out, probs)
     num_classes = probs.shape[axis]
-    check_label_range(xp, labels, num_classes, None)
+    out_of_range = check_label_range(xp, labels, num_classes, None)
+    invalid = Invalid(xp, shape_of(labels))
+    invalid.add(_per_example(xp, bad_probs, axis))
+    invalid.add(out_of_range)
+    labels = _safe_labels(xp, labels, None, out_of_range)
     dtype = compute_dtype(xp, probs.dtype)
     p = cast(xp, _class_last(xp, probs, axis), dtype)
     warn_if_unnormalized(xp, p, "sparse_categorical_cross_entropy", probs.dtype)
-    red = plan(xp, reduction, shape_of(labels), dtype, sample_weight=sample_weight)
-    with quiet_numpy():
+    red = plan(xp, reduction, shape_of(labels), dtype, sample_weight=sample_weight, invalid=invalid)
+    with quiet_numpy(xp):
         py = _gather_last(xp, p, labels)
         pc, inside = _clipped(xp, py, eps)
         value = red.apply(-xp.log(pc))
@@ -592,16 +654,20 @@ def _binary_cross_entropy(
         probs, targets, sample_weight, names=("targets", "sample_weight")
     )
     reduction = check_paired(xp, "probs", probs, "targets", targets, reduction, grad_out)
-    eps = _check_probs(xp, probs, eps)
+    eps, bad_probs = _check_probs(xp, probs, eps)
+    invalid = Invalid(xp, shape_of(probs))
+    invalid.add(bad_probs)
+    invalid.add(check_target_interval(xp, "targets", targets))
     dtype = compute_dtype(xp, probs.dtype)
     p, t = cast(xp, probs, dtype), cast(xp, targets, dtype)
-    red = plan(xp, reduction, shape_of(p), dtype, sample_weight=sample_weight)
-    with quiet_numpy():
+    red = plan(xp, reduction, shape_of(p), dtype, sample_weight=sample_weight, invalid=invalid)
+    with quiet_numpy(xp):
         pc, inside = _clipped(xp, p, eps)
-        # -(t log p + (1-t) log(1-p)); a term whose weight is 0 takes its log
-        # of 1, so neither the value nor autograd ever forms 0 * -inf.
-        log_p = xp.log(xp.where(t == 0, xp.ones_like(pc), pc))
-        log_not_p = xp.log1p(-xp.where(t == 1, xp.zeros_like(pc), pc))
+        # -(t log p + (1-t) log(1-p)), each product 0 where its weight and its
+        # probability are both 0 (see _xlogy_safe): no 0 * -inf in the value
+        # or in autograd, and the exact derivative in t wherever it is finite.
+        log_p = xp.log(_xlogy_safe(xp, t, pc))
+        log_not_p = xp.log1p(-xp.where((t == 1) & (pc == 1), xp.zeros_like(pc), pc))
         loss = -(t * log_p + (1 - t) * log_not_p)
         value = red.apply(loss)
         if not with_grad:
@@ -661,13 +727,16 @@ def _sigmoid_cross_entropy(
     )
     reduction = check_paired(xp, "logits", logits, "targets", targets, reduction, grad_out)
     eps = check_fraction("label_smoothing", label_smoothing)
+    invalid = Invalid(xp, shape_of(logits))
+    invalid.add(check_target_interval(xp, "targets", targets))
     if pos_weight is not None:
         check_pos_weight(xp, pos_weight, logits)
+        invalid.add(check_weight_values(xp, "pos_weight", pos_weight))
     dtype = compute_dtype(xp, logits.dtype)
     x, t = cast(xp, logits, dtype), cast(xp, targets, dtype)
     if eps:
         t = t * (1 - eps) + eps / 2
-    red = plan(xp, reduction, shape_of(x), dtype, sample_weight=sample_weight)
+    red = plan(xp, reduction, shape_of(x), dtype, sample_weight=sample_weight, invalid=invalid)
     q = None if pos_weight is None else cast(xp, pos_weight, dtype)
     # tf.nn.weighted_cross_entropy_with_logits, q = 1 without pos_weight:
     # (1-t) z + (1 + (q-1) t) log(1 + e^-z), written per sign of z so that no
