@@ -106,6 +106,49 @@ def test_top_level(capsys):
     assert code == 2 and "train" in err
 
 
+def test_a_stray_warning_is_one_line_not_python_s_two(capsys, monkeypatch):
+    """A NumPy RuntimeWarning escaping a command used to print its file, line and source."""
+    import numpy as np
+
+    from losskit.cli import listing
+
+    def warns(args):
+        np.log(np.zeros(1))
+        return 0
+
+    monkeypatch.setattr(listing, "run", warns)
+    code, out, err = run(capsys, "list")
+    assert code == 0 and out == ""
+    assert err == "losskit list: warning: divide by zero encountered in log\n"
+
+
+def test_a_warning_comes_before_the_error_line(capsys, monkeypatch):
+    import warnings
+
+    from losskit.cli import listing
+
+    def warns_then_fails(args):
+        warnings.warn("first this", UserWarning, stacklevel=1)
+        raise ValueError("then this")
+
+    monkeypatch.setattr(listing, "run", warns_then_fails)
+    code, _, err = run(capsys, "list")
+    assert code == 1
+    assert err == "losskit list: warning: first this\nlosskit list: error: then this\n"
+
+
+def test_memory_error_is_not_an_internal_error(capsys, monkeypatch):
+    from losskit.cli import listing
+
+    def fails(args):
+        raise MemoryError("Unable to allocate 29.8 GiB")
+
+    monkeypatch.setattr(listing, "run", fails)
+    assert error_line(capsys, 1, "list") == (
+        "losskit list: error: not enough memory (Unable to allocate 29.8 GiB)"
+    )
+
+
 # -- as a program ---------------------------------------------------------------------------
 
 

@@ -5,6 +5,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import sys
 
 import numpy as np
 import pytest
@@ -197,7 +200,7 @@ def test_train_user_csv_and_options(capsys, tmp_path):
         (
             ["--dataset", "iris", "--epochs", "many"],
             2,
-            "losskit train: error: argument --epochs: invalid int value: 'many'",
+            "losskit train: error: argument --epochs: must be an integer >= 1; got 'many'",
         ),
         (
             ["--dataset", "iris", "--option", "eps"],
@@ -231,11 +234,10 @@ def test_train_user_csv_and_options(capsys, tmp_path):
             "losskit train: error: reduction cannot be set for training: the training loop owns the "
             "reduction and the batching (reduction, axis, sample_weight are not training options)",
         ),
-        (["--dataset", "iris", "--lr", "0"], 2, "losskit train: error: `lr` must be > 0; got 0.0"),
         (
             ["--dataset", "iris", "--optimizer", "sgd", "--momentum", "1.5"],
             2,
-            "losskit train: error: `momentum` must be in [0, 1); got 1.5",
+            "losskit train: error: argument --momentum: must be a finite number in [0, 1); got '1.5'",
         ),
         (
             ["--dataset", "mnist"],
@@ -247,6 +249,105 @@ def test_train_user_csv_and_options(capsys, tmp_path):
 )
 def test_train_errors(capsys, args, code, line):
     assert error_line(capsys, code, "train", *args) == line
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "rule"),
+    [
+        ("--lr", "0", "a finite number > 0"),
+        ("--lr", "-0.1", "a finite number > 0"),
+        ("--lr", "inf", "a finite number > 0"),
+        ("--lr", "nan", "a finite number > 0"),
+        ("--lr", "1e400", "a finite number > 0"),
+        ("--weight-decay", "nan", "a finite number >= 0"),
+        ("--weight-decay", "-1e-4", "a finite number >= 0"),
+        ("--weight-decay", "inf", "a finite number >= 0"),
+        ("--momentum", "nan", "a finite number in [0, 1)"),
+        ("--patience", "-1", "an integer >= 0"),
+        ("--seed", "-1", "an integer >= 0"),
+        ("--epochs", "0", "an integer >= 1"),
+        ("--batch-size", "-32", "an integer >= 1"),
+        ("--val", "nan", "a finite number in (0, 1)"),
+        ("--test", "1", "a finite number in (0, 1)"),
+    ],
+)
+def test_train_refuses_a_bad_number_naming_its_flag(capsys, flag, value, rule):
+    """Each used to train (lr inf, NaN decay: a NaN network; patience -1: stop after 1 epoch)
+    or fail with a message without the flag (seed -1: "expected non-negative integer")."""
+    assert error_line(capsys, 2, "train", "--dataset", "iris", flag, value) == (
+        f"losskit train: error: argument {flag}: must be {rule}; got {value!r}"
+    )
+
+
+def test_train_fractions_must_leave_rows_to_train_on(capsys):
+    assert error_line(capsys, 2, "train", "--dataset", "iris", "--val", "0.6", "--test", "0.5") == (
+        "losskit train: error: --val and --test must add up to less than 1; got 0.6 + 0.5"
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "sysconf"), reason="the memory check needs os.sysconf")
+def test_train_refuses_a_network_larger_than_memory_before_allocating(capsys):
+    line = error_line(capsys, 1, "train", "--dataset", "iris", "--hidden", "1000000000")
+    # (4 + 1) x 1e9 + (1e9 + 1) x 3 parameters; no "internal error (MemoryError ...)"
+    assert line.startswith(
+        "losskit train: error: --hidden 1000000000: training a 4-1000000000-3 network "
+        "(8,000,000,003 parameters) needs about "
+    )
+    assert line.endswith(" GiB of memory") and "more than this machine's" in line
+
+
+def test_train_stops_at_the_first_non_finite_loss(capsys):
+    """Keras's TerminateOnNaN: no table of the untrained network, exit 1, one error line."""
+    code, out, err = run(
+        capsys, "train", "--dataset", "diabetes", "--optimizer", "sgd", "--lr", "1e30", "--quiet"
+    )
+    assert code == 1 and out == ""
+    assert err.splitlines() == [
+        "diabetes: 442 samples, 10 features, real target (regression)",
+        "losskit train: error: mean_squared_error: the loss became inf at epoch 1 (batch 6 of 9); "
+        "training stopped: --lr 1e+30 is too large for this network, try a smaller --lr",
+    ]
+
+
+def test_train_reads_an_excel_csv_with_a_byte_order_mark(capsys, tmp_path):
+    rows = ["label,a,b"] + [f"{i % 2},{i},{(i * 7) % 5}" for i in range(40)]
+    (tmp_path / "excel.csv").write_bytes(b"\xef\xbb\xbf" + "\r\n".join(rows).encode() + b"\r\n")
+    code, out, err = run(
+        capsys, "train", "--data", str(tmp_path / "excel.csv"), "--target", "label",
+        "--epochs", "1", "--quiet", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["task"] == "binary" and d["features"] == 2 and d["samples"] == 40
+
+
+def test_train_reports_short_runs_in_milliseconds(capsys):
+    code, out, err = run(capsys, "train", "--dataset", "diabetes", "--epochs", "2", "--quiet")
+    assert code == 0, err
+    assert re.search(r"2 epochs \(all epochs, kept epoch 2\) in [1-9]\d* ms;", out), out
+
+
+def test_train_progress_ends_on_the_kept_epoch(capsys, monkeypatch):
+    """The bar's last words are the numbers of the epoch the table reports, not the last epoch's."""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # a terminal: the live bar is drawn
+    code, out, err = run(
+        capsys, "train", "--dataset", "iris", "--epochs", "60", "--patience", "3",
+        "--hidden", "32", "--optimizer", "sgd", "--lr", "0.5", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    d = json.loads(out)
+    h, kept = d["history"], d["best_epoch"]
+    assert d["epochs_run"] == kept + 3  # early stop: the last epoch is not the kept one
+    assert f"{h['val_loss'][-1]:.4f}" != f"{h['val_loss'][kept - 1]:.4f}"
+    final = err.rsplit("\r", 1)[-1]  # the bar's last frame
+    assert "(early stop)" in final
+    assert f"kept epoch {kept}: val {d['metrics']['val']['loss']:.4f} acc " in final
+    assert d["metrics"]["val"]["loss"] == pytest.approx(h["val_loss"][kept - 1])
+
+
+def test_train_without_a_terminal_draws_no_bar(capsys):
+    code, _, err = run(capsys, "train", "--dataset", "iris", "--epochs", "2")
+    assert code == 0 and err == "iris: 150 samples, 4 features, 3 classes (multiclass)\n"
 
 
 def test_train_reads_a_file_option_once(capsys, tmp_path, monkeypatch):
@@ -287,6 +388,33 @@ def test_train_output_paths_checked_before_training(capsys, tmp_path):
     assert error_line(
         capsys, 1, "train", "--dataset", "iris", "--save", str(missing / "m.npz")
     ) == (f"losskit train: error: --save: no such directory: {missing}")
+
+
+@pytest.mark.parametrize("flag", ["--plot", "--save"])
+def test_train_unwritable_output_is_found_before_training(capsys, tmp_path, flag):
+    """No "iris: 150 samples" line: the data was not even loaded, let alone a model trained."""
+    path = tmp_path / ("out.png" if flag == "--plot" else "out.npz")
+    path.mkdir()
+    assert error_line(capsys, 1, "train", "--dataset", "iris", flag, str(path)) == (
+        f"losskit train: error: {flag}: {path} is a directory"
+    )
+    if sys.platform.startswith("linux"):  # /proc takes no new files, whoever asks
+        bad = "/proc/out.png" if flag == "--plot" else "/proc/out.npz"
+        assert error_line(capsys, 1, "train", "--dataset", "iris", flag, bad).startswith(
+            f"losskit train: error: {flag}: cannot write into /proc: "
+        )
+    readonly = tmp_path / "readonly"
+    readonly.mkdir(mode=0o500)
+    try:
+        writable = os.access(readonly, os.W_OK)  # root writes anyway
+        target = str(readonly / path.name)
+        if not writable:
+            assert error_line(capsys, 1, "train", "--dataset", "iris", flag, target) == (
+                f"losskit train: error: {flag}: cannot write into {readonly}: Permission denied"
+            )
+    finally:
+        readonly.chmod(0o700)
+    assert [p.name for p in readonly.iterdir()] == []  # the check leaves nothing behind
 
 
 def test_train_file_errors(capsys, tmp_path):

@@ -253,3 +253,39 @@ def test_every_classification_loss_trains_wine(loss):
     h = result.history
     assert h.train_loss[-1] < h.train_loss[0]
     assert result.metrics["test"]["accuracy"] > 0.8
+
+
+def _blas_threads():
+    from threadpoolctl import threadpool_info
+
+    return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+def test_small_networks_train_on_one_blas_thread(monkeypatch):
+    """BLAS's threads oversubscribe on the MLP's small products (2x slower on 2 busy cores)."""
+    pytest.importorskip("threadpoolctl")
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    before = _blas_threads()
+    seen = []
+    train_model(
+        load_builtin("iris"), epochs=1, hidden=(8,), on_epoch=lambda h: seen.append(_blas_threads())
+    )
+    assert seen == [{1}]
+    assert _blas_threads() == before  # restored afterwards
+
+
+def test_large_products_and_the_user_s_setting_keep_blas_threads(monkeypatch):
+    from losskit.train.pipeline import SMALL_PRODUCT, blas_threads_for
+
+    pytest.importorskip("threadpoolctl")
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    before = _blas_threads()
+    with blas_threads_for([64, 128, 10], 32):  # 32 x 64 x 128: small
+        assert _blas_threads() == {1}
+    with blas_threads_for([64, 4096, 10], SMALL_PRODUCT // (64 * 4096)):  # at the threshold
+        assert _blas_threads() == before
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    with blas_threads_for([64, 128, 10], 32):
+        assert _blas_threads() == before

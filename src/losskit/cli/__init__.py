@@ -26,12 +26,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 # Named so that none shadows a builtin: importing a submodule binds its name in
 # this package's namespace, where `main` uses `list` (hence listing, evaluate).
 from . import bench, evaluate, explain, listing, plot, train
-from ._common import PROG, CliError, Parser, error_line
+from ._common import PROG, CliError, Parser, error_line, join_negative_values, warn_lines
 
 __all__ = ["CliError", "build_parser", "main"]
 
@@ -57,29 +58,37 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 error, 2 usage error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
     command = ""
-    try:
-        if argv and argv[0] == "bench":
-            command = "bench"
-            return bench.run(argparse.Namespace(rest=argv[1:]))
-        args, extra = parser.parse_known_args(argv)
-        command = args.command or ""
-        if not command:
-            parser.print_help(sys.stderr)
-            return 2
-        if extra and not getattr(args, "accepts_extra", False):
-            raise CliError(f"unrecognized arguments: {' '.join(extra)}", 2)
-        args.extra = extra
-        return int(args.func(args))
-    except SystemExit as exc:  # --help, --version
-        return exc.code if isinstance(exc.code, int) else 0
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        if os.environ.get("LOSSKIT_DEBUG"):
-            raise
-        code, line = error_line(exc, command)
-        print(line, file=sys.stderr)
+    # A warning that escapes a command (NumPy's included) is one line too, never
+    # Python's two-line "file:line: Warning" with the source line under it.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            if argv and argv[0] == "bench":  # its own parser takes the rest as given
+                command = "bench"
+                return bench.run(argparse.Namespace(rest=argv[1:]))
+            parser = build_parser()
+            args, extra = parser.parse_known_args(join_negative_values(argv))
+            command = args.command or ""
+            if not command:
+                parser.print_help(sys.stderr)
+                return 2
+            if extra and not getattr(args, "accepts_extra", False):
+                raise CliError(f"unrecognized arguments: {' '.join(extra)}", 2)
+            args.extra = extra
+            code = int(args.func(args))
+        except SystemExit as exc:  # --help, --version
+            return exc.code if isinstance(exc.code, int) else 0
+        except KeyboardInterrupt:
+            warn_lines(caught, command)
+            print(f"{PROG}: interrupted", file=sys.stderr)
+            return 130
+        except Exception as exc:
+            if os.environ.get("LOSSKIT_DEBUG"):
+                raise
+            warn_lines(caught, command)
+            code, line = error_line(exc, command)
+            print(line, file=sys.stderr)
+            return code
+        warn_lines(caught, command)
         return code

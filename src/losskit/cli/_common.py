@@ -13,7 +13,9 @@ import inspect
 import json
 import math
 import os
+import re
 import sys
+import tempfile
 import warnings
 from collections.abc import Callable, Sequence
 from typing import IO, Any, NoReturn
@@ -54,14 +56,105 @@ def make_console(stream: IO[str]) -> Any:
 
 
 def floats(text: str, what: str) -> np.ndarray:
-    """``"2,0.5,6"`` -> ``array([2. , 0.5, 6. ])``."""
-    try:
-        values = [float(v) for v in text.replace(" ", "").split(",") if v != ""]
-    except ValueError:
-        raise CliError(f"{what} must be numbers separated by commas; got {text!r}", 2) from None
-    if not values:
+    """``"2,0.5,6"`` -> ``array([2. , 0.5, 6. ])``; every value present and finite.
+
+    An empty value (``1,,2``) is refused rather than skipped: it is a typo, and
+    skipping it would shift every later value to the wrong class.
+    """
+    if not text.strip():
         raise CliError(f"{what} is empty", 2)
+    parts = text.replace(" ", "").split(",")
+    values = []
+    for i, part in enumerate(parts, 1):
+        where = f"value {i} of {len(parts)}"
+        if not part:
+            raise CliError(f"{what} has an empty value ({where} in {text!r})", 2)
+        try:
+            value = float(part)
+        except ValueError:
+            msg = f"{what} must be numbers separated by commas; got {text!r}"
+            raise CliError(msg, 2) from None
+        if not math.isfinite(value):
+            overflow = part.lower().lstrip("+-") not in ("inf", "infinity", "nan")
+            why = " (beyond the float64 range)" if overflow else ""
+            raise CliError(f"{what} must be finite numbers; got {part!r}{why} ({where})", 2)
+        values.append(value)
     return np.array(values)
+
+
+def number(kind: type[int] | type[float], rule: str, ok: Callable[[Any], bool]) -> Any:
+    """An argparse ``type=``: a finite ``kind`` for which ``ok`` holds.
+
+    argparse prefixes the message with the flag: ``argument --lr: must be a
+    finite number > 0; got 'inf'``.
+    """
+    noun = "an integer" if kind is int else "a finite number"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or not ok(value):
+            raise argparse.ArgumentTypeError(f"must be {noun} {rule}; got {text!r}")
+        return value
+
+    return parse
+
+
+POSITIVE = number(float, "> 0", lambda v: v > 0)
+NON_NEGATIVE = number(float, ">= 0", lambda v: v >= 0)
+COUNT = number(int, ">= 1", lambda v: v >= 1)
+NON_NEGATIVE_INT = number(int, ">= 0", lambda v: v >= 0)
+MOMENTUM = number(float, "in [0, 1)", lambda v: 0 <= v < 1)
+FRACTION = number(float, "in (0, 1)", lambda v: 0 < v < 1)
+
+# A value that starts like a negative number: argparse knows -1 and -.5 as values,
+# but takes -1,2 or -1e308 or -inf for an option.
+_NEGATIVE_VALUE = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
+
+
+def join_negative_values(argv: Sequence[str]) -> list[str]:
+    """``--targets -1,2`` -> ``--targets=-1,2``, so argparse reads it as the value it is."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            return out + list(argv[i:])
+        if (
+            token.startswith("--")
+            and "=" not in token
+            and i + 1 < len(argv)
+            and _NEGATIVE_VALUE.match(argv[i + 1])
+        ):
+            out.append(f"{token}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(token)
+            i += 1
+    return out
+
+
+def check_output_path(flag: str, path: str, ext: str) -> None:
+    """Refuse, before any work, an output path that cannot be written."""
+    if not path.lower().endswith(ext):
+        raise CliError(f"{flag} must be a {ext} file; got {path!r}", 2)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CliError(f"{flag}: no such directory: {os.path.dirname(path)}")
+    if os.path.isdir(path):
+        raise CliError(f"{flag}: {path} is a directory")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise CliError(f"{flag}: cannot write {path}: permission denied")
+    # Creating a file is the only sure test (read-only mounts, ACLs, root or not).
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".losskit-check-")
+    except OSError as exc:
+        msg = f"{flag}: cannot write into {os.path.dirname(path) or '.'}: {exc.strerror or exc}"
+        raise CliError(msg) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def ints(text: str, what: str) -> tuple[int, ...]:
@@ -223,6 +316,8 @@ def error_line(exc: BaseException, command: str) -> tuple[int, str]:
     missing = missing.split(".")[0]
     if missing in ("rich", "matplotlib", "sklearn"):
         text = f"this command needs {missing}: pip install 'losskit[cli]'"
+    elif isinstance(exc, MemoryError):
+        text = f"not enough memory ({str(exc) or 'no details'})"
     elif isinstance(exc, FileNotFoundError):
         text = f"no such file: {exc.filename}"
     elif isinstance(exc, OSError) and exc.filename:

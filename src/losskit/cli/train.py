@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import warnings
@@ -14,8 +15,15 @@ import numpy as np
 from .. import catalogue
 from ..catalogue import LossInfo
 from ._common import (
+    COUNT,
+    FRACTION,
+    MOMENTUM,
+    NON_NEGATIVE,
+    NON_NEGATIVE_INT,
+    POSITIVE,
     CliError,
     call_quietly,
+    check_output_path,
     dump_json,
     ints,
     lookup,
@@ -48,12 +56,12 @@ def add_parser(sub: Any) -> None:
         metavar="KEY=VALUE",
         help="loss option, e.g. label_smoothing=0.1 (repeatable)",
     )
-    p.add_argument("--epochs", type=int, default=200, help="at most this many (default 200)")
+    p.add_argument("--epochs", type=COUNT, default=200, help="at most this many (default 200)")
     p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam")
-    p.add_argument("--lr", type=float, help="learning rate (adam 1e-3, sgd 1e-2)")
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
-    p.add_argument("--weight-decay", type=float, default=1e-4, help="L2 (default 1e-4)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=POSITIVE, help="learning rate (adam 1e-3, sgd 1e-2)")
+    p.add_argument("--momentum", type=MOMENTUM, default=0.9, help="SGD momentum (default 0.9)")
+    p.add_argument("--weight-decay", type=NON_NEGATIVE, default=1e-4, help="L2 (default 1e-4)")
+    p.add_argument("--batch-size", type=COUNT, default=32)
     p.add_argument(
         "--hidden", default="128", help="hidden widths, e.g. 64,32 (default 128; 0 = none)"
     )
@@ -62,13 +70,13 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--patience",
-        type=int,
+        type=NON_NEGATIVE_INT,
         default=20,
         help="early stopping on validation loss (default 20; 0 = off)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--val", type=float, default=0.15, help="validation fraction (0.15)")
-    p.add_argument("--test", type=float, default=0.2, help="test fraction (0.2)")
+    p.add_argument("--seed", type=NON_NEGATIVE_INT, default=0, help="NumPy seeds are >= 0")
+    p.add_argument("--val", type=FRACTION, default=0.15, help="validation fraction (0.15)")
+    p.add_argument("--test", type=FRACTION, default=0.2, help="test fraction (0.2)")
     p.add_argument("--plot", metavar="FILE.png", help="write the training curves")
     p.add_argument("--save", metavar="FILE.npz", help="write the fitted model (no pickle)")
     p.add_argument("--json", action="store_true", help="print only JSON on stdout")
@@ -77,7 +85,10 @@ def add_parser(sub: Any) -> None:
 
 
 def _progress(quiet: bool) -> Any:
-    if quiet:
+    """A live progress line on a terminal; none when quiet or when stderr is a file or a pipe
+    (a log gets the summary on stdout, not a bar's last frame)."""
+    console = make_console(sys.stderr)
+    if quiet or not console.is_terminal:
         return None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -85,34 +96,39 @@ def _progress(quiet: bool) -> Any:
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TextColumn("{task.fields[val]}"),
+        TextColumn("{task.fields[stats]}"),
         TimeElapsedColumn(),
-        console=make_console(sys.stderr),
+        console=console,
     )
+
+
+def _kept_stats(h: Any, metric: str) -> str:
+    """The progress line's last words: the kept epoch's validation numbers, as in the table."""
+    if not h.best_epoch:
+        return ""
+    k = h.best_epoch - 1
+    return f"kept epoch {h.best_epoch}: val {h.val_loss[k]:.4f} {metric} {h.val_metric[k]:.3f}"
 
 
 def _train_one(
     args: argparse.Namespace, ds: Any, info: LossInfo, options: dict[str, Any], parts: Any
 ) -> Any:
-    from ..train import train_model
+    from ..train import NonFiniteLossError, train_model
 
     progress = _progress(args.quiet)
     task_id = None
     metric = "R²" if ds.task == "regression" else "acc"
+    last_val = ""
 
     def on_batch(epoch: int, done: int, total: int, running: float) -> None:
         if progress is not None and (done == total or done % 5 == 0):
-            progress.update(task_id, loss=f"{running:.4f}")
+            progress.update(task_id, stats=f"loss {running:.4f}{last_val}")
 
     def on_epoch(h: Any) -> None:
+        nonlocal last_val
+        last_val = f" · val {h.val_loss[-1]:.4f} {metric} {h.val_metric[-1]:.3f}"
         if progress is not None:
-            progress.update(
-                task_id,
-                advance=1,
-                loss=f"{h.train_loss[-1]:.4f}",
-                val=f"val {h.val_loss[-1]:.4f} {metric} {h.val_metric[-1]:.3f}",
-            )
+            progress.update(task_id, advance=1, stats=f"loss {h.train_loss[-1]:.4f}{last_val}")
 
     kwargs = dict(
         loss=info.name,
@@ -131,19 +147,37 @@ def _train_one(
         on_batch=on_batch,
         on_epoch=on_epoch,
     )
-    if progress is None:
-        return call_quietly("train", lambda: train_model(ds, **kwargs))
-    with progress:
-        task_id = progress.add_task(f"{info.name}", total=args.epochs, loss="-", val="")
-        result = call_quietly("train", lambda: train_model(ds, **kwargs))
-        h = result.history
-        if h.stopped_early:
+    try:
+        if progress is None:
+            return call_quietly("train", lambda: train_model(ds, **kwargs))
+        with progress:
+            task_id = progress.add_task(info.name, total=args.epochs, stats="")
+            try:
+                result = call_quietly("train", lambda: train_model(ds, **kwargs))
+            except BaseException:
+                progress.live.transient = True  # the error line replaces the bar
+                raise
+            h = result.history
+            stop = "early stop" if h.stopped_early else "all epochs"
+            # The bar ends on the kept epoch's numbers, the ones the table reports.
             progress.update(
                 task_id,
                 total=h.epochs,
-                description=f"{info.name} (early stop, best epoch {h.best_epoch})",
+                description=f"{info.name} ({stop})",
+                stats=_kept_stats(h, metric),
             )
-        return result
+            return result
+    except NonFiniteLossError as exc:
+        where = f"batch {exc.batch} of {exc.n_batches}" if exc.batch else "validation"
+        lr = "the default --lr" if args.lr is None else f"--lr {args.lr:g}"
+        msg = (
+            f"{info.name}: the loss became {exc.value} at epoch {exc.epoch} ({where}); "
+            f"training stopped: {lr} is too large for this network, try a smaller --lr"
+        )
+        raise CliError(msg) from None
+    except MemoryError as exc:
+        msg = f"not enough memory to train this network ({exc}): try a smaller --hidden"
+        raise CliError(msg) from None
 
 
 def _metric_cells(task: str, m: dict[str, float]) -> list[str]:
@@ -163,8 +197,9 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("give --dataset NAME or --data FILE --target COLUMN", 2)
     if args.data is not None and args.target is None:
         raise CliError("--data needs --target COLUMN (or a target .npy file)", 2)
-    if args.epochs < 1 or args.batch_size < 1:
-        raise CliError("--epochs and --batch-size must be at least 1", 2)
+    if args.val + args.test >= 1:
+        msg = f"--val and --test must add up to less than 1; got {args.val:g} + {args.test:g}"
+        raise CliError(msg, 2)
     if args.option and any("=" not in o for o in args.option):
         raise CliError("--option takes KEY=VALUE, e.g. --option label_smoothing=0.1", 2)
     losses = [s.strip() for s in args.compare.split(",") if s.strip()] if args.compare else []
@@ -175,28 +210,16 @@ def run(args: argparse.Namespace) -> int:
     if losses and args.save:
         raise CliError("--save keeps one model: use it with --loss, not --compare", 2)
     for flag, path, ext in (("--plot", args.plot, ".png"), ("--save", args.save, ".npz")):
-        if path is None:
-            continue
-        if not path.lower().endswith(ext):
-            raise CliError(f"{flag} must be a {ext} file; got {path!r}", 2)
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):  # fail now, not after the training
-            raise CliError(f"{flag}: no such directory: {os.path.dirname(path)}")
+        if path is not None:  # fail now, not after the training
+            check_output_path(flag, path, ext)
     from ..train.objective import LossMismatchError, Objective
-    from ..train.optim import make_optimizer
 
     # Everything is checked before any training, not during it; each loss's options
     # (file-valued ones included) are parsed and loaded once, here.
     pairs = [pair(o) for o in args.option]
     named = losses or ([args.loss] if args.loss else [])
     chosen = [(info, loss_options(info, pairs, training=True)) for info in map(lookup, named)]
-    ints(args.hidden, "--hidden")
-    try:  # the optimiser's own checks of --lr and --momentum
-        make_optimizer(
-            args.optimizer, [], lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay
-        )
-    except ValueError as exc:
-        raise CliError(str(exc), 2) from None
+    hidden = ints(args.hidden, "--hidden")
 
     try:
         ds = data.load(dataset=args.dataset, data=args.data, target=args.target, task=args.task)
@@ -205,16 +228,19 @@ def run(args: argparse.Namespace) -> int:
     if not chosen:
         info = catalogue.lookup(catalogue.default_loss(ds.task))
         chosen = [(info, loss_options(info, pairs, training=True))]
+    n_outputs = 1
     for info, options in chosen:
         try:
             obj = Objective(info.name, ds.task, ds.n_classes, dataset=ds.name, **options)
         except LossMismatchError as exc:
             raise CliError(str(exc)) from None
+        n_outputs = max(n_outputs, obj.n_outputs)
         out = np.full((2, obj.n_outputs), 1.0 / obj.n_outputs if obj.output else 0.0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             obj.value(out, obj.encode(ds.y[:2]))  # the library checks the option values
     parts = data.split(ds, val=args.val, test=args.test, seed=args.seed)
+    _check_memory(args.hidden, [ds.X.shape[1], *hidden, n_outputs], parts.X_train.shape[0])
     if not args.json:
         print(ds.describe(), file=sys.stderr)
     if len(chosen) == 1:
@@ -257,6 +283,36 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_memory(text: str, sizes: list[int], rows: int) -> None:
+    """Refuse, before allocating, a network too large for this machine's memory.
+
+    Counted in float64: the weights, their gradients, Adam's two moments, the
+    best epoch's copy and the copy that replaces it (6 per parameter), and three
+    arrays per unit for the forward pass over the training split (pre-activation,
+    activation, ReLU mask), which the final evaluation makes.
+    """
+    params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+    need = 8 * (6 * params + 3 * rows * sum(sizes[1:]))
+    try:
+        have = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): let NumPy say
+        return
+    if need > have:
+        net = "-".join(str(s) for s in sizes)
+        msg = (
+            f"--hidden {text}: training a {net} network ({params:,} parameters) needs about "
+            f"{need / 2**30:,.0f} GiB, more than this machine's {have / 2**30:,.0f} GiB of memory"
+        )
+        raise CliError(msg)
+
+
+def _seconds(s: float) -> str:
+    """``0.042`` -> ``"42 ms"``, ``3.71`` -> ``"3.7 s"``, ``184.3`` -> ``"184 s"``."""
+    if s < 1:
+        return f"{1000 * s:.0f} ms"
+    return f"{s:.1f} s" if s < 100 else f"{s:.0f} s"
+
+
 def _title(result: Any) -> str:
     return f"{result.dataset.name} · {result.objective.name} · {result.model.describe()}"
 
@@ -278,7 +334,7 @@ def _print_result(result: Any) -> None:
     console.print(_title(result))
     console.print(table)
     console.print(
-        f"{h.epochs} epochs ({stop}, kept epoch {h.best_epoch}) in {result.seconds:.1f} s; "
+        f"{h.epochs} epochs ({stop}, kept epoch {h.best_epoch}) in {_seconds(result.seconds)}; "
         f"{cfg['optimizer']} lr={cfg['lr']:g}, batch {cfg['batch_size']}, seed {cfg['seed']}"
     )
     if task == "regression":
@@ -294,7 +350,7 @@ def _print_compare(results: Sequence[Any]) -> None:
     for head in ("epochs", "train loss", "val loss", "test loss"):
         table.add_column(head, justify="right")
     extra = ["test R²", "test MAE"] if task == "regression" else ["val acc", "test acc"]
-    for head in [*extra, "seconds"]:
+    for head in [*extra, "time"]:
         table.add_column(head, justify="right")
     for r in results:
         m = r.metrics
@@ -307,7 +363,7 @@ def _print_compare(results: Sequence[Any]) -> None:
             f"{r.history.epochs} (best {r.history.best_epoch})",
             *[f"{m[s]['loss']:.4f}" for s in ("train", "val", "test")],
             *cells,
-            f"{r.seconds:.1f}",
+            _seconds(r.seconds),
         )
     console = make_console(sys.stdout)
     console.print(
