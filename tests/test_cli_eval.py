@@ -117,3 +117,74 @@ def test_eval_errors(capsys, arrays):
         capsys, 2, "eval", "ce", "--pred", logits, "--target", labels, "--grad", str(text_grad)
     ) == (f"losskit eval: error: --grad must be a .npy file; got {str(text_grad)!r}")
     assert not text_grad.exists() and not (arrays / "g.txt.npy").exists()
+
+
+@pytest.mark.parametrize(
+    ("labels", "shown", "hint"),
+    [
+        (np.array([2.0, np.inf]), "inf", ""),
+        (np.array([2.0, np.nan]), "nan", ""),
+        (np.array([2.0, 1e20]), "1e+20", " (too large for a class id)"),
+        (np.array([2.0, -1e20]), "-1e+20", " (too large for a class id)"),
+        (
+            np.array([2, 2**64 - 1], dtype=np.uint64),
+            "18446744073709551615",
+            " (too large for a class id)",
+        ),
+    ],
+)
+def test_eval_labels_a_cast_would_change_are_one_line(capsys, arrays, labels, shown, hint):
+    """Each used to print NumPy's "invalid value encountered in cast" and its source line,
+    then blame the label -9223372036854775808 (or wrap 2**64 - 1 to -1)."""
+    np.save(arrays / "bad.npy", labels)
+    line = error_line(
+        capsys,
+        1,
+        "eval",
+        "ce",
+        "--pred",
+        str(arrays / "logits.npy"),
+        "--target",
+        str(arrays / "bad.npy"),
+    )
+    assert line == (
+        "losskit eval: error: sparse_softmax_cross_entropy needs integer class ids as the target; "
+        f"got {shown} at position (1,){hint}"
+    )
+
+
+def test_eval_reads_an_excel_csv_with_a_byte_order_mark(capsys, arrays):
+    """The BOM made the first label unreadable, so that row was taken for a header and dropped."""
+    (arrays / "excel.csv").write_bytes(b"\xef\xbb\xbf2\r\n1\r\n")
+    code, out, err = run(
+        capsys,
+        "eval",
+        "ce",
+        "--pred",
+        str(arrays / "logits.npy"),
+        "--target",
+        str(arrays / "excel.csv"),
+    )
+    assert code == 0, err
+    ref = losskit.sparse_softmax_cross_entropy(np.load(arrays / "logits.npy"), np.array([2, 1]))
+    assert out == f"sparse_softmax_cross_entropy (reduction=mean): {float(ref):.7g}\n"
+
+
+def test_eval_unwritable_grad_is_found_before_computing(capsys, arrays):
+    (arrays / "g.npy").mkdir()
+    logits, labels = str(arrays / "logits.npy"), str(arrays / "labels.npy")
+    assert (
+        error_line(
+            capsys,
+            1,
+            "eval",
+            "ce",
+            "--pred",
+            logits,
+            "--target",
+            labels,
+            "--grad",
+            str(arrays / "g.npy"),
+        )
+        == f"losskit eval: error: --grad: {arrays / 'g.npy'} is a directory"
+    )

@@ -10,7 +10,15 @@ from typing import Any
 import numpy as np
 
 from ..catalogue import LossInfo
-from ._common import CliError, call_quietly, dump_json, lookup, loss_options, option_pairs
+from ._common import (
+    CliError,
+    call_quietly,
+    check_output_path,
+    dump_json,
+    lookup,
+    loss_options,
+    option_pairs,
+)
 
 
 def add_parser(sub: Any) -> None:
@@ -30,17 +38,34 @@ def add_parser(sub: Any) -> None:
 
 
 def _as_labels(t: np.ndarray, info: LossInfo) -> np.ndarray:
-    if t.dtype.kind in "iu":
+    """Class ids as int64, refusing what the cast would silently turn into another number.
+
+    NaN, inf and floats beyond int64 (1e20) cast to -2**63 with a RuntimeWarning,
+    and uint64 above 2**63 - 1 wraps to a negative id (which could even equal
+    ``ignore_index``).
+    """
+    if t.dtype.kind in "bi":
         return t.astype(np.int64)
-    if t.dtype.kind == "b":
-        return t.astype(np.int64)
-    bad = np.flatnonzero(t.ravel() != np.round(t.ravel()))
+    flat = t.ravel()
+    hint = " (too large for a class id)"
+    if t.dtype.kind == "u":
+        bad = np.flatnonzero(flat > np.iinfo(np.int64).max)
+    else:
+        finite = np.isfinite(flat)
+        integral = finite & (flat == np.round(flat))
+        bad = np.flatnonzero(~integral | (np.abs(np.where(finite, flat, 0.0)) >= 2.0**63))
+        if bad.size and not finite[bad[0]]:
+            hint = ""
+        elif bad.size and not integral[bad[0]]:
+            dense = "softmax" if info.input == "logits" else "categorical"
+            hint = f" (for distributions use {dense}_cross_entropy)"
     if bad.size:
         where = tuple(int(i) for i in np.unravel_index(bad[0], t.shape))
+        value = flat[bad[0]]
+        shown = f"{value:g}" if t.dtype.kind == "f" else str(value)
         msg = (
-            f"{info.name} needs integer class ids as the target; got {t.ravel()[bad[0]]:g} "
-            f"at position {where} (for distributions use "
-            f"{'softmax_cross_entropy' if info.input == 'logits' else 'categorical_cross_entropy'})"
+            f"{info.name} needs integer class ids as the target; got {shown} "
+            f"at position {where}{hint}"
         )
         raise CliError(msg)
     return t.astype(np.int64)
@@ -51,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
     info = lookup(args.name)
     options = loss_options(info, option_pairs(args.extra))
-    if args.grad and not args.grad.lower().endswith(".npy"):  # np.save would append .npy
-        raise CliError(f"--grad must be a .npy file; got {args.grad!r}", 2)
+    if args.grad:  # .npy: np.save would append it; and a path that cannot be written fails now
+        check_output_path("--grad", args.grad, ".npy")
     pred = load_array(args.pred, what="predictions")
     target = load_array(args.target, what="targets")
     if pred.dtype.kind != "f":
