@@ -63,8 +63,13 @@ import numpy as np
 
 from .. import activations, classification, regression
 from .._backend import Array, compute_dtype, namespace, readable, shape_of
-from .._validation import check_fraction, check_unit_interval
-from ._common import half_back, sigmoid_cross_entropy_pos_weight
+from .._validation import check_fraction, check_labels_dtype, check_unit_interval
+from ._common import (
+    framework_semantics,
+    half_back,
+    int64_class_ids,
+    sigmoid_cross_entropy_pos_weight,
+)
 
 __all__ = ["keras", "nn"]
 
@@ -162,6 +167,7 @@ def softmax(logits: Any, axis: int | None = None, name: str | None = None) -> Ar
     return activations.softmax(_ns(logits)[1], axis=-1 if axis is None else axis)
 
 
+@framework_semantics
 def softmax_cross_entropy_with_logits(
     labels: Any, logits: Any, axis: int = -1, name: str | None = None
 ) -> Array:
@@ -179,10 +185,46 @@ def softmax_cross_entropy_with_logits(
     xp, x, t = _ns(logits, labels, names=("labels",))
     # TF: labels are cast to the (float32 for half) compute dtype of the logits.
     t = xp.astype(t, compute_dtype(xp, x.dtype))
+    if shape_of(t) != shape_of(x):
+        x, t, axis = _broadcast_labels(xp, x, t, axis)
     loss = classification.softmax_cross_entropy(x, t, axis=axis, reduction="none")
     return half_back(xp, loss, x.dtype)
 
 
+def _broadcast_labels(xp: Any, x: Array, t: Array, axis: int) -> tuple[Array, Array, int]:
+    """TF: ``(logits, labels, axis)`` with the labels broadcast as TensorFlow's kernel does.
+
+    TensorFlow moves the class axis last, flattens both to rows of classes and
+    broadcasts those 2-d shapes, so labels of one row (``(C,)`` or ``(1, C)``)
+    serve every row of the logits, and labels of one column every class.  The
+    logits come back with their class axis last (``axis`` -1): the loss has the
+    same shape either way.
+    """
+    if x.ndim == 0 or not -x.ndim <= axis < x.ndim:
+        return x, t, axis  # the core names the bad axis
+    if t.ndim != x.ndim and axis not in (-1, x.ndim - 1):
+        msg = (
+            f"`labels` must have the rank of `logits` ({x.ndim}) when axis={axis} is not the "
+            f"last; got labels of shape {shape_of(t)} for logits of shape {shape_of(x)}"
+        )
+        raise ValueError(msg)
+    xm = xp.moveaxis(x, axis, -1)
+    tm = xp.moveaxis(t, axis, -1) if t.ndim == x.ndim else t
+    rows, classes = math.prod(shape_of(xm)[:-1]), xm.shape[-1]
+    t_rows = math.prod(shape_of(tm)[:-1]) if tm.ndim else 1
+    t_classes = tm.shape[-1] if tm.ndim else 1
+    if t_rows not in (1, rows) or t_classes not in (1, classes):
+        msg = (
+            f"`labels` must broadcast against `logits` as TensorFlow flattens them to rows of "
+            f"classes: logits of shape {shape_of(x)} are [{rows}, {classes}], labels of shape "
+            f"{shape_of(t)} are [{t_rows}, {t_classes}]"
+        )
+        raise ValueError(msg)
+    t2 = xp.broadcast_to(xp.reshape(tm, (t_rows, t_classes)), (rows, classes))
+    return xm, xp.reshape(t2, shape_of(xm)), -1
+
+
+@framework_semantics
 def sparse_softmax_cross_entropy_with_logits(
     labels: Any, logits: Any, name: str | None = None
 ) -> Array:
@@ -199,10 +241,28 @@ def sparse_softmax_cross_entropy_with_logits(
     """
     del name
     xp, x, y = _ns(logits, labels, names=("labels",))
+    if x.ndim == 0:
+        msg = "`logits` cannot be a scalar; got a 0-d array"
+        raise ValueError(msg)
+    if y.ndim != x.ndim - 1:
+        msg = (
+            "`labels.shape.rank` must equal `logits.shape.rank - 1`. Received: labels.shape="
+            f"{shape_of(y)} of rank {y.ndim} and logits.shape={shape_of(x)} of rank {x.ndim}"
+        )
+        raise ValueError(msg)
+    if shape_of(y) != shape_of(x)[:-1]:
+        msg = (
+            "`labels.shape` must equal `logits.shape` except for the last dimension. "
+            f"Received: labels.shape={shape_of(y)} and logits.shape={shape_of(x)}"
+        )
+        raise ValueError(msg)
+    check_labels_dtype(xp, y)
+    y = int64_class_ids(xp, y, x.shape[-1], None)
     loss = classification.sparse_softmax_cross_entropy(x, y, reduction="none")
     return half_back(xp, loss, x.dtype)
 
 
+@framework_semantics
 def sigmoid_cross_entropy_with_logits(
     labels: Any = None, logits: Any = None, name: str | None = None
 ) -> Array:
@@ -216,10 +276,12 @@ def sigmoid_cross_entropy_with_logits(
     """
     del name
     xp, x, z = _ns(logits, labels, names=("labels",))
+    _same_shape_as_logits(x, z)
     z = xp.astype(z, compute_dtype(xp, x.dtype))
     return half_back(xp, classification.sigmoid_cross_entropy(x, z, reduction="none"), x.dtype)
 
 
+@framework_semantics
 def weighted_cross_entropy_with_logits(
     labels: Any, logits: Any, pos_weight: Any, name: str | None = None
 ) -> Array:
@@ -235,9 +297,20 @@ def weighted_cross_entropy_with_logits(
     """
     del name
     xp, x, z, q = _ns(logits, labels, pos_weight, names=("labels", "pos_weight"))
+    _same_shape_as_logits(x, z)
     dtype = compute_dtype(xp, x.dtype)
     z, q = xp.astype(z, dtype), xp.astype(q, dtype)
     return half_back(xp, sigmoid_cross_entropy_pos_weight(xp, x, z, q), x.dtype)
+
+
+def _same_shape_as_logits(x: Array, z: Array) -> None:
+    """TF: the sigmoid losses take labels of the logits' shape exactly (TF's message)."""
+    if shape_of(z) != shape_of(x):
+        msg = (
+            "`logits` and `labels` must have the same shape, received "
+            f"({shape_of(x)} vs {shape_of(z)})."
+        )
+        raise ValueError(msg)
 
 
 nn = SimpleNamespace(
@@ -252,6 +325,7 @@ nn = SimpleNamespace(
 # --------------------------------------------------------------------------- keras.losses functions
 
 
+@framework_semantics
 def categorical_crossentropy(
     y_true: Any,
     y_pred: Any,
@@ -280,6 +354,7 @@ def categorical_crossentropy(
         raise ValueError(msg)
     xp, p, t = _ns(y_pred, y_true, names=("y_true",))
     t = xp.astype(t, p.dtype)
+    _keras_same_shape(t, p, at_least_rank_1=True)
     if p.ndim and p.shape[-1] == 1:
         msg = (
             "In loss categorical_crossentropy, expected y_pred.shape to be "
@@ -306,15 +381,48 @@ def categorical_crossentropy(
     return half_back(xp, loss, p.dtype)
 
 
+def _keras_same_shape(t: Array, p: Array, *, at_least_rank_1: bool) -> None:
+    """Keras: ``target`` (y_true) and ``output`` (y_pred) of one shape, Keras's messages.
+
+    Keras's functions neither broadcast nor squeeze (its loss classes squeeze
+    or expand one trailing size-1 axis first): a (3, 1) y_true against (3, 3)
+    probabilities is refused, not broadcast.
+    """
+    received = f"target.shape={shape_of(t)}, output.shape={shape_of(p)}"
+    if at_least_rank_1 and t.ndim < 1:
+        msg = f"Arguments `target` and `output` must be at least rank 1. Received: {received}"
+        raise ValueError(msg)
+    if t.ndim != p.ndim:
+        msg = "Arguments `target` and `output` must have the same rank (ndim). Received: "
+        msg += received
+        raise ValueError(msg)
+    if shape_of(t) != shape_of(p):
+        msg = f"Arguments `target` and `output` must have the same shape. Received: {received}"
+        raise ValueError(msg)
+
+
 def _sparse_categorical_crossentropy(
     y_true: Any, y_pred: Any, from_logits: bool, ignore_class: int | None, axis: int
 ) -> tuple[Array, Array | None]:
     """The per-example loss and the mask of counted examples (None without ignore_class)."""
     xp, p, y = _ns(y_pred, y_true, names=("y_true",))
-    if y.ndim == p.ndim and y.shape[axis] == 1:
-        y = xp.squeeze(y, axis=axis)
+    if p.ndim < 1:
+        msg = f"Argument `output` must be at least rank 1. Received: output.shape={shape_of(p)}"
+        raise ValueError(msg)
     if axis not in (-1, p.ndim - 1):
         msg = f"Only axis=-1 is currently supported. Received: axis={axis}"
+        raise ValueError(msg)
+    if y.ndim == p.ndim and y.shape[-1] == 1:
+        y = xp.squeeze(y, axis=-1)
+    received = f"target.shape={shape_of(y)}, output.shape={shape_of(p)}"
+    if y.ndim != p.ndim - 1:
+        msg = f"Argument `output` must have rank (ndim) `target.ndim - 1`. Received: {received}"
+        raise ValueError(msg)
+    if shape_of(y) != shape_of(p)[:-1]:
+        msg = (
+            "Arguments `target` and `output` must have the same shape up until the last "
+            f"dimension: {received}"
+        )
         raise ValueError(msg)
     valid = None
     if ignore_class is not None:
@@ -322,7 +430,10 @@ def _sparse_categorical_crossentropy(
         valid = y != ignore_class
         y = xp.where(valid, y, xp.zeros_like(y))
     # Keras: the labels are cast to int64 (float labels are truncated, not refused).
-    y = xp.astype(y, xp.int64)
+    if xp.isdtype(y.dtype, "integral"):
+        y = int64_class_ids(xp, y, p.shape[-1], None)
+    else:
+        y = xp.astype(y, xp.int64)
     if not from_logits:
         check_unit_interval(xp, "y_pred", p)  # Keras would clip any value silently
         # Keras: clip first, then log, then softmax cross-entropy of the log
@@ -336,6 +447,7 @@ def _sparse_categorical_crossentropy(
     return loss, valid
 
 
+@framework_semantics
 def sparse_categorical_crossentropy(
     y_true: Any,
     y_pred: Any,
@@ -360,6 +472,7 @@ def sparse_categorical_crossentropy(
     return _sparse_categorical_crossentropy(y_true, y_pred, from_logits, ignore_class, axis)[0]
 
 
+@framework_semantics
 def binary_crossentropy(
     y_true: Any,
     y_pred: Any,
@@ -380,6 +493,7 @@ def binary_crossentropy(
     """
     xp, p, t = _ns(y_pred, y_true, names=("y_true",))
     t = xp.astype(t, p.dtype)
+    _keras_same_shape(t, p, at_least_rank_1=False)
     if check_fraction("label_smoothing", label_smoothing):
         t = t * (1.0 - label_smoothing) + 0.5 * label_smoothing
     if from_logits:
@@ -409,10 +523,13 @@ def _keras_binary_crossentropy(xp: Any, p: Array, t: Array) -> Array:
     def neg_log(x: Array) -> Array:
         return classification.binary_cross_entropy(x, ones, eps=0.0, reduction="none")
 
-    # pc >= 1e-7 > 0, so -log(pc) is finite; q is 0 where pc rounds to 1.
-    return t * neg_log(pc) + (1 - t) * neg_log(xp.where(t == 1, ones, q))
+    # pc >= 1e-7 > 0, so -log(pc) is finite; q is 0 only where pc rounds to 1
+    # (float16).  Only there, and only where (1 - t) is 0, is the log taken of 1
+    # instead: everywhere else d/dt = log(q) - log(pc), as Keras's.
+    return t * neg_log(pc) + (1 - t) * neg_log(xp.where((t == 1) & (q == 0), ones, q))
 
 
+@framework_semantics
 def mean_squared_error(y_true: Any, y_pred: Any) -> Array:
     """``keras.losses.mean_squared_error``: ``mean((y_true - y_pred)**2, axis=-1)``.
 
@@ -428,6 +545,7 @@ def mean_squared_error(y_true: Any, y_pred: Any) -> Array:
     )
 
 
+@framework_semantics
 def mean_absolute_error(y_true: Any, y_pred: Any) -> Array:
     """``keras.losses.mean_absolute_error``: ``mean(|y_true - y_pred|, axis=-1)``.
 
@@ -524,6 +642,7 @@ class Loss:
         self.reduction = _standardize_reduction(reduction)
         self.dtype = dtype or "float32"  # keras.config.floatx()
 
+    @framework_semantics
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Array:
         xp, p, t, w = _ns(y_pred, y_true, sample_weight, names=("y_true", "sample_weight"))
         # Keras: both y_true and y_pred are cast to the loss's dtype (float32 by

@@ -1,26 +1,42 @@
-"""PyTorch's ``torch.nn.functional`` loss names, argument orders and numbers, over the losskit core.
+"""PyTorch's ``torch.nn.functional`` losses and softmaxes, names and numbers, over the core.
 
 ``from losskit.compat import torch as F`` gives ``cross_entropy``, ``nll_loss``,
-``binary_cross_entropy``, ``binary_cross_entropy_with_logits``, ``mse_loss`` and
-``l1_loss`` with PyTorch 2's signatures (the deprecated ``size_average`` and
-``reduce`` included, in their places) and numbers, edge cases included: the
-class axis is 1 (0 for an unbatched ``(C,)`` input), ``mean`` over an
-all-ignored batch (or an empty one) is NaN, binary cross-entropy clamps each
-log at -100, the loss has PyTorch's dtype (half precision in, half precision
-out; input and target promote), and autograd through a torch tensor gives
-PyTorch's gradients.  Each step where PyTorch departs from the core's
-semantics is done here and marked ``# torch:``.
+``binary_cross_entropy``, ``binary_cross_entropy_with_logits``, ``mse_loss``,
+``l1_loss``, ``softmax``, ``log_softmax`` and ``logsumexp`` with PyTorch 2's
+signatures (the deprecated ``size_average`` and ``reduce`` included, in their
+places) and numbers, edge cases included: the class axis is 1 (0 for an
+unbatched ``(C,)`` input), ``mean`` over an all-ignored batch (or an empty
+one) is NaN, binary cross-entropy clamps each log at -100, the loss has
+PyTorch's dtype (half precision in, half precision out; input and target
+promote), negative weights and targets outside [0, 1] where PyTorch takes them
+(soft cross-entropy, ``binary_cross_entropy_with_logits``).  Each step where
+PyTorch departs from the core's semantics is done here and marked ``# torch:``.
+
+Autograd through torch tensors and JAX arrays gives PyTorch's derivatives with
+respect to every floating argument, to second order: the input, the target
+(``binary_cross_entropy``'s is PyTorch's ``log(1-p) - log(p)``, infinite at
+``p = 0`` or 1, while its derivative in ``p`` is ``(p - t) / max(p (1-p), 1e-12)``)
+and the weights.
+
+A target of the input's shape holds class probabilities and must be floating;
+a target without the class dimension holds class ids and must be integers
+(PyTorch's rule).  Class weights for class ids must have the input's dtype,
+as PyTorch requires.
 
 Inputs may be PyTorch tensors, NumPy arrays, Python lists or JAX arrays; the
 result is of the input's kind.  Where PyTorch raises ``IndexError`` or
 ``RuntimeError`` for a bad value (a target out of range, a probability outside
-[0, 1]) the adapter raises ``ValueError`` naming the value and its position.
+[0, 1], an ``ignore_index`` outside int64) the adapter raises ``ValueError``
+naming the value and its position.
 
 Deliberate differences: any integer dtype is taken for class ids (PyTorch
-wants int64 or uint8), and when the counted targets' class weights sum to 0
-the NaN mean comes with a zero gradient (PyTorch's gradient is NaN too); a
-half-precision loss that goes through the core is accumulated in float32 and
-rounded once (PyTorch rounds some steps in between, a few ulps apart).
+wants int64 or uint8); the derivative with respect to ``weight`` and
+``pos_weight``, which PyTorch refuses to take for class ids and the binary
+losses ("not differentiable with respect to argument 'weight'"), is the exact
+one; when the counted targets' class weights sum to 0 the NaN mean comes with
+a zero gradient (PyTorch's gradient is NaN too); a half-precision loss that
+goes through the core is accumulated in float32 and rounded once (PyTorch
+rounds some steps in between, a few ulps apart).
 
 Examples
 --------
@@ -36,33 +52,37 @@ nan
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 import warnings
 from typing import Any
 
 import array_api_compat
+import numpy as np
 
-from .. import classification, regression
+from .. import activations, classification, regression
 from .._backend import Array, cast, namespace, quiet_numpy, shape_of
-from .._validation import (
-    check_class_axis,
-    check_class_weight,
-    check_floating,
-    check_fraction,
-    check_label_range,
-    check_labels_dtype,
-    check_labels_shape,
-    check_unit_interval,
+from .._validation import check_floating, check_fraction, check_unit_interval
+from ._common import (
+    INT64_MAX,
+    INT64_MIN,
+    framework_semantics,
+    half_back,
+    int64_class_ids,
+    sigmoid_cross_entropy_pos_weight,
+    with_partials,
 )
-from ._common import half_back, sigmoid_cross_entropy_pos_weight
 
 __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
     "l1_loss",
+    "log_softmax",
+    "logsumexp",
     "mse_loss",
     "nll_loss",
+    "softmax",
 ]
 
 
@@ -83,11 +103,11 @@ def _reduction(size_average: bool | None, reduce: bool | None, reduction: str) -
             "size_average and reduce args will be deprecated, please use "
             f"reduction='{reduction}' instead."
         )
-        warnings.warn(msg, UserWarning, stacklevel=3)
+        warnings.warn(msg, UserWarning, stacklevel=4)
         return reduction
     if reduction == "elementwise_mean":
         msg = "reduction='elementwise_mean' is deprecated. Please use reduction='mean' instead."
-        warnings.warn(msg, UserWarning, stacklevel=3)
+        warnings.warn(msg, UserWarning, stacklevel=4)
         return "mean"
     if reduction not in ("none", "mean", "sum"):
         msg = f"{reduction} is not a valid value for reduction"
@@ -97,7 +117,67 @@ def _reduction(size_average: bool | None, reduce: bool | None, reduction: str) -
 
 def _class_axis(x: Array) -> int:
     """torch: the classes are dim 1, or dim 0 for an unbatched ``(C,)`` input."""
-    return check_class_axis("input", x, 0 if x.ndim == 1 else 1)
+    if x.ndim == 0:
+        msg = "`input` must have a class dimension (at least 1 dimension); got a 0-d array"
+        raise ValueError(msg)
+    return 0 if x.ndim == 1 else 1
+
+
+def _ignore_index(value: Any) -> int:
+    """torch: an int that fits int64 (torch raises "Overflow when unpacking long long")."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)):
+        msg = f"`ignore_index` must be an int; got {value!r}"
+        raise TypeError(msg)
+    if not INT64_MIN <= int(value) <= INT64_MAX:
+        msg = (
+            f"`ignore_index` must fit in int64, [{INT64_MIN}, {INT64_MAX}], as PyTorch "
+            f"keeps class ids; got {int(value)}"
+        )
+        raise ValueError(msg)
+    return int(value)
+
+
+def _class_ids(
+    xp: Any, t: Array, x: Array, axis: int, ignore_index: int, *, soft_too: bool
+) -> Array:
+    """The class ids ``t`` of ``x``: integer, of ``x``'s shape without ``axis``, in range; int64."""
+    expected = shape_of(x)[:axis] + shape_of(x)[axis + 1 :]
+    if shape_of(t) != expected:
+        also = f" or class probabilities of the input's shape {shape_of(x)}" if soft_too else ""
+        msg = (
+            f"`target` must be class ids of shape {expected} (the input's shape "
+            f"{shape_of(x)} without its class dim {axis}){also}; got {shape_of(t)}"
+        )
+        raise ValueError(msg)
+    if not xp.isdtype(t.dtype, "integral"):
+        msg = (
+            f"`target` of shape {shape_of(t)} holds class ids (the input's shape "
+            f"without its class dim {axis}), which must be integers; got dtype {t.dtype}"
+        )
+        raise TypeError(msg)
+    return int64_class_ids(xp, t, x.shape[axis], ignore_index)
+
+
+def _class_weight(xp: Any, weight: Any, w: Array | None, x: Array, axis: int) -> Array | None:
+    """torch: one weight per class, of the input's dtype (PyTorch refuses another dtype).
+
+    A Python list or number has no dtype of its own: it is taken in the input's.
+    """
+    if w is None:
+        return None
+    num_classes = x.shape[axis]
+    if shape_of(w) != (num_classes,):
+        msg = f"`weight` must have one weight per class, shape ({num_classes},); got {shape_of(w)}"
+        raise ValueError(msg)
+    if not array_api_compat.is_array_api_obj(weight):
+        return xp.astype(w, x.dtype)
+    if w.dtype != x.dtype:
+        msg = (
+            f"`weight` must have the dtype of `input` ({x.dtype}), as PyTorch requires for "
+            f"class ids; got {w.dtype}"
+        )
+        raise TypeError(msg)
+    return w
 
 
 def _nan_if(xp: Any, empty: Array | bool, like: Array) -> Array:
@@ -142,15 +222,6 @@ def _reduce_by_count(xp: Any, loss: Array, reduction: str) -> Array:
     return total / n if n else total + _nan_if(xp, True, total)
 
 
-def _stop_gradient(x: Array) -> Array:
-    """``x`` cut from autograd (torch ``detach``, ``jax.lax.stop_gradient``); NumPy as is."""
-    if array_api_compat.is_torch_array(x):
-        return x.detach()
-    if array_api_compat.is_jax_array(x):
-        return sys.modules["jax"].lax.stop_gradient(x)  # jax is imported: x is its array
-    return x
-
-
 def _label_weight(
     xp: Any, target: Array, weight: Array | None, counted: Array, dtype: Any
 ) -> Array:
@@ -171,6 +242,7 @@ def _is_float(xp: Any, x: Array) -> bool:
 # --------------------------------------------------------------------------- softmax family
 
 
+@framework_semantics
 def cross_entropy(
     input: Any,
     target: Any,
@@ -184,13 +256,13 @@ def cross_entropy(
     """``torch.nn.functional.cross_entropy``: softmax cross-entropy, classes on dim 1.
 
     ``input`` is ``(C,)``, ``(N, C)`` or ``(N, C, d1, ..., dK)`` logits; ``target``
-    is class ids of the input's shape without dim 1, or class probabilities of
-    the input's shape.  With ids, ``weight[c]`` scales each example's loss and
-    ``mean`` divides by the summed weight of the counted targets (NaN when that
-    is 0, e.g. all ignored); with probabilities, the smoothed target
-    ``(1-ε) t + ε/C`` is scaled by ``weight`` per class and ``mean`` divides by
-    the number of examples (NaN for none).  Half-precision input gives a
-    half-precision loss, accumulated in float32 and rounded once.
+    is class ids of the input's shape without dim 1 (integers), or class
+    probabilities of the input's shape (floating).  With ids, ``weight[c]``
+    scales each example's loss and ``mean`` divides by the summed weight of the
+    counted targets (NaN when that is 0, e.g. all ignored); with probabilities,
+    the smoothed target ``(1-ε) t + ε/C`` is scaled by ``weight`` per class and
+    ``mean`` divides by the number of examples (NaN for none).  Half-precision
+    input gives a half-precision loss, accumulated in float32 and rounded once.
 
     >>> import numpy as np
     >>> from losskit.compat import torch as F
@@ -200,25 +272,14 @@ def cross_entropy(
     """
     red = _reduction(size_average, reduce, reduction)
     xp, x, t, w = namespace(input, target, weight, names=("target", "weight"))
+    check_floating(xp, "input", x)
     axis = _class_axis(x)
     eps = check_fraction("label_smoothing", label_smoothing)
-    if _is_float(xp, t):
-        # Class probabilities.
-        if ignore_index != -100:
-            msg = "ignore_index is not supported for floating point target"
-            raise ValueError(msg)
-        num_classes = x.shape[axis]
-        dtype, x, t = _promoted(xp, x, t)  # torch: input and target promote
-        if eps:
-            t = t * (1 - eps) + eps / num_classes
-        if w is not None:
-            # torch: with probabilities the weight scales each class's term, and
-            # `mean` still divides by the number of examples (not by the weights).
-            check_class_weight(xp, w, num_classes)
-            t = t * xp.reshape(xp.astype(w, t.dtype), (num_classes,) + (1,) * (x.ndim - 1 - axis))
-        # torch: the mean of no examples is NaN (the core's is 0).
-        loss = classification.softmax_cross_entropy(x, t, axis=axis, reduction="none")
-        return half_back(xp, _reduce_by_count(xp, loss, red), dtype)
+    ignore_index = _ignore_index(ignore_index)
+    if shape_of(t) == shape_of(x):
+        return _cross_entropy_probabilities(xp, x, t, w, ignore_index, eps, red, axis)
+    t = _class_ids(xp, t, x, axis, ignore_index, soft_too=True)
+    w = _class_weight(xp, weight, w, x, axis)
     loss = classification.sparse_softmax_cross_entropy(
         x,
         t,
@@ -237,6 +298,46 @@ def cross_entropy(
     return half_back(xp, loss, x.dtype)
 
 
+def _cross_entropy_probabilities(
+    xp: Any,
+    x: Array,
+    t: Array,
+    w: Array | None,
+    ignore_index: int,
+    eps: float,
+    red: str,
+    axis: int,
+) -> Array:
+    """``cross_entropy`` with class probabilities: ``-sum_c w_c t_c log softmax(x)_c``."""
+    if not _is_float(xp, t):
+        msg = (
+            f"`target` of the input's shape {shape_of(x)} holds class probabilities, which "
+            f"must be floating-point; got dtype {t.dtype} (class ids have the input's shape "
+            f"without its class dim {axis})"
+        )
+        raise TypeError(msg)
+    if ignore_index >= 0:
+        # torch: any negative ignore_index passes (it can match no probability).
+        msg = "ignore_index is not supported for floating point target"
+        raise ValueError(msg)
+    num_classes = x.shape[axis]
+    if w is not None and shape_of(w) != (num_classes,):
+        msg = f"`weight` must have one weight per class, shape ({num_classes},); got {shape_of(w)}"
+        raise ValueError(msg)
+    # torch: input, target and weight promote to one dtype, the loss's.
+    dtype, x, t = _promoted(xp, x, t, *(() if w is None else (w,)))[:3]
+    if eps:
+        t = t * (1 - eps) + eps / num_classes
+    if w is not None:
+        # torch: with probabilities the weight scales each class's term, and
+        # `mean` still divides by the number of examples (not by the weights).
+        t = t * xp.reshape(xp.astype(w, t.dtype), (num_classes,) + (1,) * (x.ndim - 1 - axis))
+    # torch: the mean of no examples is NaN (the core's is 0).
+    loss = classification.softmax_cross_entropy(x, t, axis=axis, reduction="none")
+    return half_back(xp, _reduce_by_count(xp, loss, red), dtype)
+
+
+@framework_semantics
 def nll_loss(
     input: Any,
     target: Any,
@@ -261,12 +362,10 @@ def nll_loss(
     xp, x, t, w = namespace(input, target, weight, names=("target", "weight"))
     check_floating(xp, "input", x)
     axis = _class_axis(x)
+    ignore_index = _ignore_index(ignore_index)
     num_classes = x.shape[axis]
-    check_labels_dtype(xp, t)
-    check_labels_shape(t, "input", x, axis)
-    if w is not None:
-        check_class_weight(xp, w, num_classes)
-    check_label_range(xp, t, num_classes, ignore_index)
+    t = _class_ids(xp, t, x, axis, ignore_index, soft_too=False)
+    w = _class_weight(xp, weight, w, x, axis)
     counted = t != ignore_index
     wy = _label_weight(xp, t, w, counted, x.dtype)
     # input[n, y_n] as a masked sum over the class axis (portable, differentiable).
@@ -285,6 +384,28 @@ def nll_loss(
 # --------------------------------------------------------------------------- binary
 
 
+def _bce_value(xp: Any, p: Array, t: Array) -> Array:
+    """torch: ``-(t max(log p, -100) + (1-t) max(log(1-p), -100))``, so p = 0 or 1 costs 100."""
+    with quiet_numpy():
+        log_p = xp.clip(xp.log(p), min=-100.0)
+        log_1mp = xp.clip(xp.log(1 - p), min=-100.0)
+    return -(t * log_p + (1 - t) * log_1mp)
+
+
+def _bce_partials(xp: Any, p: Array, t: Array) -> tuple[Array, Array]:
+    """torch's derivatives.yaml: d/dp and d/dt of :func:`_bce_value`, not those of its clamps.
+
+    d/dp = (p - t) / max(p (1-p), 1e-12)   (binary_cross_entropy_backward)
+    d/dt = -logit(p) = log((1-p) / p)      (binary_cross_entropy_target_backward:
+                                            unclamped, +inf at p = 0 and -inf at 1)
+    """
+    with quiet_numpy():
+        dp = (p - t) / xp.clip(p * (1 - p), min=_BCE_GRAD_FLOOR)
+        dt = -xp.log(p / (1 - p))
+    return dp, dt
+
+
+@framework_semantics
 def binary_cross_entropy(
     input: Any,
     target: Any,
@@ -297,8 +418,9 @@ def binary_cross_entropy(
 
     ``-(t max(log p, -100) + (1-t) max(log(1-p), -100))`` elementwise, times
     ``weight`` (broadcast); ``mean`` divides by the number of elements.  Under
-    autograd the gradient is PyTorch's, ``(p - t) / max(p (1-p), 1e-12)``,
-    finite at ``p = 0`` and ``p = 1``.
+    autograd the derivatives are PyTorch's: ``(p - t) / max(p (1-p), 1e-12)``
+    in ``p``, finite at ``p = 0`` and ``p = 1``, and ``log((1-p) / p)`` in
+    ``t``, not clamped; both differentiable again.
 
     >>> import numpy as np
     >>> from losskit.compat import torch as F
@@ -314,26 +436,16 @@ def binary_cross_entropy(
             f"({shape_of(p)}) is deprecated. Please ensure they have the same size."
         )
         raise ValueError(msg)
+    check_floating(xp, "input", p)
     check_unit_interval(xp, "input", p)
     check_unit_interval(xp, "target", t)
-    t = xp.astype(t, p.dtype)
-    with quiet_numpy():
-        # torch: each log is clamped at -100, so p = 0 or 1 costs 100, not inf.
-        log_p = xp.clip(xp.log(p), min=-100.0)
-        log_1mp = xp.clip(xp.log(1 - p), min=-100.0)
-    loss = -(t * log_p + (1 - t) * log_1mp)
-    if getattr(p, "requires_grad", False) or array_api_compat.is_jax_array(p):
-        # torch: the derivative is (p - t) / max(p (1 - p), 1e-12), not that of the
-        # clamped logs (which is 0 or NaN where they clamp): value unchanged,
-        # gradient replaced.
-        pd, td = _stop_gradient(p), _stop_gradient(t)
-        dp = (pd - td) / xp.clip(pd * (1 - pd), min=_BCE_GRAD_FLOOR)
-        loss = _stop_gradient(loss) + dp * (p - pd)
+    loss = with_partials(xp, _bce_value, _bce_partials, p, xp.astype(t, p.dtype))
     if w is not None:
-        loss = loss * xp.astype(w, loss.dtype)
+        loss = loss * xp.astype(w, loss.dtype)  # torch: the weight does not promote
     return _reduce_by_count(xp, loss, red)
 
 
+@framework_semantics
 def binary_cross_entropy_with_logits(
     input: Any,
     target: Any,
@@ -347,7 +459,9 @@ def binary_cross_entropy_with_logits(
 
     ``weight`` scales each element (broadcast) and ``mean`` divides by the
     number of elements, not by the weights; ``pos_weight`` scales the positive
-    term, of any shape that broadcasts to the input's (``(C, 1, 1)`` for ``(N, C, H, W)``).
+    term, of any shape that broadcasts to the input's (``(C, 1, 1)`` for
+    ``(N, C, H, W)``).  Targets outside [0, 1] and negative weights are taken,
+    as PyTorch takes them.
 
     >>> import numpy as np
     >>> from losskit.compat import torch as F
@@ -392,7 +506,7 @@ def _regression(
             f"({shape_of(x)}). This will likely lead to incorrect results due to "
             "broadcasting. Please ensure they have the same size."
         )
-        warnings.warn(msg, UserWarning, stacklevel=3)
+        warnings.warn(msg, UserWarning, stacklevel=5)
     x, t = xp.broadcast_arrays(x, t)
     if w is not None and shape_of(w) != input_shape:
         msg = "Weights and input must have the same size."
@@ -406,6 +520,7 @@ def _regression(
     return half_back(xp, loss, dtype)
 
 
+@framework_semantics
 def mse_loss(
     input: Any,
     target: Any,
@@ -426,6 +541,7 @@ def mse_loss(
     )
 
 
+@framework_semantics
 def l1_loss(
     input: Any,
     target: Any,
@@ -444,3 +560,153 @@ def l1_loss(
     return _regression(
         regression.mean_absolute_error, input, target, size_average, reduce, reduction, weight
     )
+
+
+# --------------------------------------------------------------------------- activations
+
+
+def _dim(dim: Any, ndim: int) -> int:
+    """torch: ``dim`` an int in ``[-ndim, ndim)``; a 0-d tensor takes 0 and -1."""
+    if not isinstance(dim, numbers.Integral) or isinstance(dim, (bool, np.bool_)):
+        msg = f"`dim` must be an int; got {dim!r}"
+        raise TypeError(msg)
+    n = max(ndim, 1)
+    if not -n <= int(dim) < n:
+        msg = f"`dim` must be in [{-n}, {n - 1}] for a {ndim}-d input; got {dim}"
+        raise ValueError(msg)
+    return int(dim) % n
+
+
+def _softmax_dim(name: str, ndim: int, stacklevel: int) -> int:
+    """torch's ``_get_softmax_dim``: the deprecated implicit dim, with its warning."""
+    msg = (
+        f"Implicit dimension choice for {name} has been deprecated. "
+        "Change the call to include dim=X as an argument."
+    )
+    warnings.warn(msg, UserWarning, stacklevel=stacklevel)
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def _as_dtype(xp: Any, dtype: Any) -> Any:
+    """``dtype`` (a torch, NumPy or JAX dtype, or its name) in ``xp``'s terms."""
+    name = str(dtype).removeprefix("torch.") if not isinstance(dtype, str) else dtype
+    try:
+        name = np.dtype(name).name
+    except TypeError:
+        pass  # bfloat16, which NumPy does not name; xp may
+    found = getattr(xp, name, None)
+    if found is None:
+        msg = f"`dtype` must be a dtype of the input's library; got {dtype!r}"
+        raise TypeError(msg)
+    return found
+
+
+def _floating_input(xp: Any, x: Array, dtype: Any) -> Array:
+    """torch: with ``dtype`` the input is cast to it before the operation; floating only."""
+    if dtype is not None:
+        x = xp.astype(x, _as_dtype(xp, dtype))
+        if not _is_float(xp, x):
+            msg = f"`dtype` must be a real floating-point dtype; got {dtype!r}"
+            raise TypeError(msg)
+    check_floating(xp, "input", x)
+    return x
+
+
+def _on_dim(op: Any, x: Array, dim: int, xp: Any) -> Array:
+    """``op(x, axis=dim)`` of the core; a 0-d input is taken as one element along dim 0."""
+    if x.ndim:
+        return op(x, axis=dim)
+    return xp.reshape(op(xp.reshape(x, (1,)), axis=0), ())
+
+
+def softmax(input: Any, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None) -> Array:
+    """``torch.nn.functional.softmax``: ``exp(x) / sum(exp(x), dim)``, over the core's softmax.
+
+    ``dtype`` casts the input before the operation (the result has that
+    dtype); ``dim=None`` picks PyTorch's deprecated implicit dim, with its
+    warning.  A 0-d input is one element: its softmax is 1.
+
+    >>> import numpy as np
+    >>> from losskit.compat import torch as F
+    >>> F.softmax(np.array([[0.0, 0.0], [0.0, 1e4]]), dim=1)
+    array([[0.5, 0.5],
+           [0. , 1. ]])
+    """
+    xp, x = namespace(input)
+    if dim is None:
+        dim = _softmax_dim("softmax", x.ndim, _stacklevel)
+    x = _floating_input(xp, x, dtype)
+    return _on_dim(activations.softmax, x, _dim(dim, x.ndim), xp)
+
+
+def log_softmax(
+    input: Any, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None
+) -> Array:
+    """``torch.nn.functional.log_softmax``: ``x - logsumexp(x, dim)``, over the core's log_softmax.
+
+    ``dtype`` and ``dim=None`` as in :func:`softmax`; a 0-d input gives 0.
+
+    >>> import numpy as np
+    >>> from losskit.compat import torch as F
+    >>> F.log_softmax(np.array([0.0, 0.0]), dim=0).round(6)
+    array([-0.693147, -0.693147])
+    """
+    xp, x = namespace(input)
+    if dim is None:
+        dim = _softmax_dim("log_softmax", x.ndim, _stacklevel)
+    x = _floating_input(xp, x, dtype)
+    return _on_dim(activations.log_softmax, x, _dim(dim, x.ndim), xp)
+
+
+def logsumexp(input: Any, dim: Any, keepdim: bool = False) -> Array:
+    """``torch.logsumexp``: ``log(sum(exp(x)))`` over ``dim``, an int or a tuple of ints.
+
+    Several dims are moved together to the end and flattened into one, over
+    which the core's logsumexp runs; ``keepdim`` keeps each reduced dim with
+    size 1.  Integer and bool input compute in PyTorch's default float dtype
+    (float32); an empty dim gives ``-inf``; a 0-d input is its own logsumexp.
+
+    >>> import numpy as np
+    >>> from losskit.compat import torch as F
+    >>> x = np.array([[1000.0, 1000.0], [1000.0, 1000.0]])
+    >>> round(float(F.logsumexp(x, dim=(0, 1))), 6)  # 1000 + log 4, no overflow
+    1001.386294
+    """
+    xp, x = namespace(input)
+    if not _is_float(xp, x):
+        if not xp.isdtype(x.dtype, ("integral", "bool")):
+            check_floating(xp, "input", x)
+        # torch: integers and bools compute in the default dtype.
+        default = sys.modules["torch"].get_default_dtype() if _is_torch(x) else "float32"
+        x = xp.astype(x, _as_dtype(xp, default))
+    dims = _dims(dim, x.ndim)
+    if x.ndim == 0:
+        return x  # the logsumexp of one element is that element
+    if len(dims) == 1:
+        return activations.logsumexp(x, axis=dims[0], keepdims=keepdim)
+    rest = [i for i in range(x.ndim) if i not in dims]
+    moved = xp.permute_dims(x, (*rest, *dims))
+    kept = tuple(x.shape[i] for i in rest)
+    flat = xp.reshape(moved, (*kept, math.prod(x.shape[i] for i in dims)))
+    result = activations.logsumexp(flat, axis=-1)
+    if keepdim:
+        result = xp.reshape(result, tuple(1 if i in dims else x.shape[i] for i in range(x.ndim)))
+    return result
+
+
+def _dims(dim: Any, ndim: int) -> tuple[int, ...]:
+    """torch: ``dim`` as a tuple of distinct dims in ``[0, ndim)``; a 0-d input takes () too."""
+    many = isinstance(dim, (tuple, list))
+    dims = tuple(_dim(d, ndim) for d in dim) if many else (_dim(dim, ndim),)
+    for d in set(dims):
+        if dims.count(d) > 1:
+            msg = f"`dim` must name each dim once; dim {d} appears {dims.count(d)} times in {dim}"
+            raise ValueError(msg)
+    if not dims and ndim:
+        msg = f"`dim` must name at least one dim of the {ndim}-d input; got {dim!r}"
+        raise ValueError(msg)
+    return dims
+
+
+def _is_torch(x: Array) -> bool:
+    return bool(array_api_compat.is_torch_array(x))
