@@ -159,7 +159,131 @@ def test_explain_zero_probability_without_clipping(capsys, args, shown):
             2,
             "losskit explain: error: unknown loss 'hinge' (`losskit list` shows all)",
         ),
+        # Non-finite numbers used to print a table of NaN, "DIFFERS", and exit 1 silently.
+        (
+            ["ce", "--logits", "1,nan,2", "--label", "0"],
+            2,
+            "losskit explain: error: --logits must be finite numbers; got 'nan' (value 2 of 3)",
+        ),
+        (
+            ["ce", "--logits", "1,-inf,2", "--label", "0"],
+            2,
+            "losskit explain: error: --logits must be finite numbers; got '-inf' (value 2 of 3)",
+        ),
+        (
+            ["ce", "--logits", "1,1e400,2", "--label", "0"],
+            2,
+            "losskit explain: error: --logits must be finite numbers; got '1e400' (value 2 of 3), "
+            "beyond the float64 range",
+        ),
+        (
+            ["mse", "--pred", "1", "--targets", "inf"],
+            2,
+            "losskit explain: error: --targets must be finite numbers; got 'inf' (value 1 of 1)",
+        ),
+        # An empty value used to be skipped, shifting the later ones: 1,,2 was read as [1, 2].
+        (
+            ["ce", "--logits", "1,,2", "--label", "0"],
+            2,
+            "losskit explain: error: --logits has an empty value (value 2 of 3 in '1,,2')",
+        ),
+        # One target used to be stretched over every prediction.
+        (
+            ["mse", "--pred", "2.5,0", "--targets", "3"],
+            1,
+            "losskit explain: error: --targets has 1 value; --pred has 2 values",
+        ),
+        (
+            ["sigmoid_cross_entropy", "--logits", "2,-1", "--label", "1"],
+            1,
+            "losskit explain: error: --label has 1 value; --logits has 2 values",
+        ),
+        (
+            ["softmax_cross_entropy", "--logits", "1,2,3", "--targets", "1,0"],
+            1,
+            "losskit explain: error: --targets has 2 values; --logits has 3 classes",
+        ),
+        # Truth outside [0, 1] made a negative loss that the library "agreed" with.
+        (
+            ["bce", "--probs", "0.8", "--label", "2"],
+            1,
+            "losskit explain: error: --label must be in [0, 1] for binary_cross_entropy "
+            "(0/1, or a soft target in between); got [2]",
+        ),
+        (
+            ["sigmoid_cross_entropy", "--logits", "0.5,1", "--targets", "1,-1"],
+            1,
+            "losskit explain: error: --targets must be in [0, 1] for sigmoid_cross_entropy "
+            "(0/1, or a soft target in between); got [1, -1]",
+        ),
+        (
+            ["softmax_cross_entropy", "--logits", "1,2", "--targets", "-1,2"],
+            1,
+            "losskit explain: error: --targets must be in [0, 1] for softmax_cross_entropy "
+            "(a distribution over the classes); got [-1, 2]",
+        ),
+        (
+            ["sigmoid_cross_entropy", "--logits", "1", "--label", "1", "--pos-weight", "nan"],
+            2,
+            "losskit explain: error: argument --pos-weight: must be a finite number >= 0; got 'nan'",
+        ),
+        (
+            ["bce", "--probs", "0.5", "--label", "1", "--eps", "inf"],
+            2,
+            "losskit explain: error: argument --eps: must be a finite number in [0, 0.5); got 'inf'",
+        ),
+        (
+            ["ce", "--logits", "1,2", "--label", "1", "--label-smoothing", "nan"],
+            2,
+            "losskit explain: error: argument --label-smoothing: must be a finite number in [0, 1]; "
+            "got 'nan'",
+        ),
     ],
 )
 def test_explain_errors(capsys, args, code, line):
     assert error_line(capsys, code, "explain", *args) == line
+
+
+def test_explain_reads_negative_lists(capsys):
+    """argparse took "-1,2" for an option ("expected one argument"); -1 alone it knew."""
+    code, out, err = run(capsys, "explain", "mse", "--pred", "-1,-2", "--targets", "-1,2", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["truth"]["values"] == [-1, 2] and d["value"] == pytest.approx((0 + 16) / 2)
+
+
+def test_explain_passes_the_library_s_refusal_on_as_one_line(capsys, monkeypatch):
+    import losskit
+
+    def refuses(fn):
+        def call(*args, **kwargs):
+            raise ValueError("`targets` must be in [0, 1]; got 2.0 at position (0,)")
+
+        return call
+
+    monkeypatch.setattr(losskit, "value_and_grad", refuses)
+    code, out, err = run(capsys, "explain", "mse", "--pred", "1", "--targets", "2")
+    assert (code, out) == (1, "")
+    assert err == "losskit explain: error: `targets` must be in [0, 1]; got 2.0 at position (0,)\n"
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_explain_that_differs_says_so_on_stderr(capsys, monkeypatch, as_json):
+    """Exit 1 used to come with nothing on stderr."""
+    from losskit.cli import explain
+
+    real = explain._explain_steps
+
+    def off_by_one(*args):
+        steps, loss, grad, opts = real(*args)
+        return steps, loss + 1, grad, opts
+
+    monkeypatch.setattr(explain, "_explain_steps", off_by_one)
+    argv = ["explain", "mse", "--pred", "1", "--targets", "2", *(["--json"] if as_json else [])]
+    code, out, err = run(capsys, *argv)
+    assert code == 1
+    assert err == "losskit explain: error: the library's result differs from the steps\n"
+    if as_json:
+        assert json.loads(out)["agrees_with_library"] is False
+    else:
+        assert "(DIFFERS from the steps above)" in out

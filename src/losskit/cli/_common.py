@@ -76,8 +76,8 @@ def floats(text: str, what: str) -> np.ndarray:
             raise CliError(msg, 2) from None
         if not math.isfinite(value):
             overflow = part.lower().lstrip("+-") not in ("inf", "infinity", "nan")
-            why = " (beyond the float64 range)" if overflow else ""
-            raise CliError(f"{what} must be finite numbers; got {part!r}{why} ({where})", 2)
+            why = ", beyond the float64 range" if overflow else ""
+            raise CliError(f"{what} must be finite numbers; got {part!r} ({where}){why}", 2)
         values.append(value)
     return np.array(values)
 
@@ -96,7 +96,7 @@ def number(kind: type[int] | type[float], rule: str, ok: Callable[[Any], bool]) 
         except ValueError:
             value = None
         if value is None or not math.isfinite(value) or not ok(value):
-            raise argparse.ArgumentTypeError(f"must be {noun} {rule}; got {text!r}")
+            raise argparse.ArgumentTypeError(f"must be {noun}{rule and ' '}{rule}; got {text!r}")
         return value
 
     return parse
@@ -108,6 +108,8 @@ COUNT = number(int, ">= 1", lambda v: v >= 1)
 NON_NEGATIVE_INT = number(int, ">= 0", lambda v: v >= 0)
 MOMENTUM = number(float, "in [0, 1)", lambda v: 0 <= v < 1)
 FRACTION = number(float, "in (0, 1)", lambda v: 0 < v < 1)
+PROBABILITY = number(float, "in [0, 1]", lambda v: 0 <= v <= 1)
+CLIP = number(float, "in [0, 0.5)", lambda v: 0 <= v < 0.5)  # the core's rule for eps
 
 # A value that starts like a negative number: argparse knows -1 and -.5 as values,
 # but takes -1,2 or -1e308 or -inf for an option.

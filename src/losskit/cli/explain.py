@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import argparse
 import functools
+import sys
 from typing import Any
 
 import numpy as np
 
 from .. import catalogue
 from ..catalogue import LossInfo
-from ._common import CliError, call_quietly, dump_json, floats, fmt, lookup
+from ._common import (
+    CLIP,
+    NON_NEGATIVE,
+    PROBABILITY,
+    PROG,
+    CliError,
+    call_quietly,
+    dump_json,
+    floats,
+    fmt,
+    lookup,
+)
 
 
 def add_parser(sub: Any) -> None:
@@ -26,9 +38,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--pred", metavar="Y_HAT", help="comma-separated predictions (regression)")
     p.add_argument("--label", metavar="Y", help="the true class id (or 0/1)")
     p.add_argument("--targets", metavar="T", help="comma-separated targets or distribution")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--pos-weight", type=float, help="sigmoid_cross_entropy's positive weight")
-    p.add_argument("--eps", type=float, default=1e-7, help="clipping of probability losses")
+    p.add_argument("--label-smoothing", type=PROBABILITY, default=0.0)
+    p.add_argument(
+        "--pos-weight", type=NON_NEGATIVE, help="sigmoid_cross_entropy's positive weight"
+    )
+    p.add_argument("--eps", type=CLIP, default=1e-7, help="clipping of probability losses")
     p.add_argument("--json", action="store_true", help="print only JSON on stdout")
     p.set_defaults(func=run)
 
@@ -82,20 +96,34 @@ def _explain_truth(args: argparse.Namespace, info: LossInfo, x: np.ndarray) -> n
             return np.eye(n)[y]
         t = floats(args.targets, "--targets")
         if t.size != n:
-            raise CliError(f"--targets has {t.size} values; the input has {n} classes")
+            flag = _FLAG[info.input]
+            raise CliError(f"--targets has {_values(t.size)}; {flag} has {n} classes")
         if info.truth == "distributions":
+            _check_unit_interval(t, "--targets", info, "a distribution over the classes")
             return t
         if np.count_nonzero(t) == 1 and t.max() == 1:
             return np.array(int(np.argmax(t)))
         dense = info.name.replace("sparse_", "")
         msg = f"{info.name} takes one class id: give --label (for a distribution use {dense})"
         raise CliError(msg, 2)
-    t = floats(args.label if args.label is not None else args.targets, "--targets")
-    if t.size == 1 and n > 1:
-        t = np.full(n, t[0])
+    # One truth per element, never one stretched over all: a missing value is a mistake.
+    flag = "--label" if args.label is not None else "--targets"
+    t = floats(args.label if args.label is not None else args.targets, flag)
     if t.size != n:
-        raise CliError(f"--targets has {t.size} values; the input has {n}")
+        raise CliError(f"{flag} has {_values(t.size)}; {_FLAG[info.input]} has {_values(n)}")
+    if info.truth == "binary":
+        _check_unit_interval(t, flag, info, "0/1, or a soft target in between")
     return t
+
+
+def _values(n: int) -> str:
+    return f"{n} value" if n == 1 else f"{n} values"
+
+
+def _check_unit_interval(t: np.ndarray, flag: str, info: LossInfo, what: str) -> None:
+    """Targets outside [0, 1] make a cross-entropy negative (2 log 0.8 > log 0.8)."""
+    if t.min() < 0 or t.max() > 1:
+        raise CliError(f"{flag} must be in [0, 1] for {info.name} ({what}); got {fmt(t)}")
 
 
 def _xlogy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -248,8 +276,6 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"{info.name} has no option --label-smoothing", 2)
     if args.pos_weight is not None and info.name != "sigmoid_cross_entropy":
         raise CliError(f"{info.name} has no option --pos-weight", 2)
-    if not 0 <= args.label_smoothing <= 1:
-        raise CliError(f"--label-smoothing must be in [0, 1]; got {args.label_smoothing:g}", 2)
     x = _explain_input(args, info)
     t = _explain_truth(args, info, x)
     if info.input == "probs" and (x.min() < 0 or x.max() > 1):
@@ -283,7 +309,7 @@ def run(args: argparse.Namespace) -> int:
                 "agrees_with_library": agrees,
             }
         )
-        return 0
+        return _verdict(agrees)
     what_t = "label y" if (info.truth == "ids" and t.ndim == 0) else "targets t"
     head = f"{info.name}: {info.summary}"
     print(head)
@@ -298,4 +324,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"{i:>3}. {what:<{ww}}  {formula:<{wf}}  = {fmt(value)}")
     mark = "agrees" if agrees else "DIFFERS from the steps above"
     print(f"  losskit.{info.name} gives loss {lib_value:.6g} and gradient {fmt(lib_grad)} ({mark})")
-    return 0 if agrees else 1
+    return _verdict(agrees)
+
+
+def _verdict(agrees: bool) -> int:
+    """0, or 1 with the reason on stderr: a failing exit always says why there."""
+    if agrees:
+        return 0
+    print(f"{PROG} explain: error: the library's result differs from the steps", file=sys.stderr)
+    return 1
