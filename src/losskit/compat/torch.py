@@ -90,6 +90,8 @@ __all__ = [
 # EPSILON = 1e-12 held as a C++ float: float32(1e-12), also for float64 input.
 _BCE_GRAD_FLOOR = 9.999999960041972e-13
 
+_FLOATING = ("float16", "bfloat16", "float32", "float64")
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -588,15 +590,17 @@ def _softmax_dim(name: str, ndim: int, stacklevel: int) -> int:
 
 
 def _as_dtype(xp: Any, dtype: Any) -> Any:
-    """``dtype`` (a torch, NumPy or JAX dtype, or its name) in ``xp``'s terms."""
-    name = str(dtype).removeprefix("torch.") if not isinstance(dtype, str) else dtype
-    try:
-        name = np.dtype(name).name
-    except TypeError:
-        pass  # bfloat16, which NumPy does not name; xp may
-    found = getattr(xp, name, None)
+    """``dtype`` (a torch, NumPy or JAX floating dtype, or its name) in ``xp``'s terms."""
+    if isinstance(dtype, str):
+        name = dtype
+    else:
+        try:
+            name = np.dtype(dtype).name  # NumPy's and JAX's (bfloat16 too)
+        except TypeError:
+            name = str(dtype).removeprefix("torch.")
+    found = getattr(xp, name, None) if name in _FLOATING else None
     if found is None:
-        msg = f"`dtype` must be a dtype of the input's library; got {dtype!r}"
+        msg = f"`dtype` must be a real floating-point dtype of the input's library; got {dtype!r}"
         raise TypeError(msg)
     return found
 
@@ -605,9 +609,6 @@ def _floating_input(xp: Any, x: Array, dtype: Any) -> Array:
     """torch: with ``dtype`` the input is cast to it before the operation; floating only."""
     if dtype is not None:
         x = xp.astype(x, _as_dtype(xp, dtype))
-        if not _is_float(xp, x):
-            msg = f"`dtype` must be a real floating-point dtype; got {dtype!r}"
-            raise TypeError(msg)
     check_floating(xp, "input", x)
     return x
 
