@@ -9,6 +9,8 @@ import subprocess
 import sys
 import types
 
+import pytest
+
 import losskit
 from losskit import catalogue
 from losskit.cli import main
@@ -92,6 +94,54 @@ def test_bench_missing(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "losskit.benchmark", None)
     line = error_line(capsys, 1, "bench")
     assert line.startswith("losskit bench: error: the benchmark is not available: ")
+
+
+@pytest.mark.parametrize(
+    ("blocked", "line"),
+    [
+        (
+            ("torch",),
+            "losskit bench: torch is not installed, so its columns are left out "
+            "(pip install torch)",
+        ),
+        (
+            ("torch", "optax"),
+            "losskit bench: torch and jax/optax are not installed, so their columns are left out "
+            "(pip install torch jax optax)",
+        ),
+    ],
+)
+def test_bench_says_why_columns_are_missing(capsys, monkeypatch, blocked, line):
+    """Without torch or jax the columns used to vanish without a word."""
+    pytest.importorskip("numba")
+    for module in blocked:
+        monkeypatch.setitem(sys.modules, module, None)
+    argv = [
+        "bench",
+        "--shapes",
+        "8x4",
+        "--threads",
+        "1",
+        "--repeats",
+        "1",
+        "--only",
+        "numpy,torch,jax",
+        "--json",
+    ]
+    code, out, err = run(capsys, *argv)
+    assert code == 0
+    assert err == line + "\n"
+    impls = {r["impl"] for r in json.loads(out)}
+    assert impls == {"numpy textbook"} | ({"jax+optax"} if "optax" not in blocked else set())
+
+
+def test_bench_with_everything_installed_says_nothing(capsys):
+    pytest.importorskip("torch")
+    pytest.importorskip("optax")
+    argv = ["bench", "--shapes", "8x4", "--threads", "1", "--repeats", "1", "--only", "numpy,torch"]
+    code, out, err = run(capsys, *argv)
+    assert code == 0 and err == ""
+    assert "\ntorch " in out and "\nlosskit (torch) " not in out  # losskit's rows not asked for
 
 
 def test_top_level(capsys):

@@ -181,7 +181,7 @@ def _cases(
             import torch
             import torch.nn.functional as F
         except ImportError:
-            pass
+            torch = None
         if torch is not None:
             torch.set_num_threads(threads)
             xt = torch.from_numpy(x)
@@ -218,8 +218,8 @@ def _cases(
         try:
             import jax
             import optax
-        except ImportError:
-            pass
+        except ImportError:  # jax without optax too: no column rather than a NameError
+            jax = None
         if jax is not None:
             xj = jax.device_put(x)
             yj = jax.device_put(y.astype(np.int32))
@@ -322,6 +322,27 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# The columns that need another framework, and the modules each needs.
+_OPTIONAL = {"torch": ("torch",), "jax": ("jax", "optax")}
+
+
+def _missing(only: set[str]) -> list[str]:
+    """The selected frameworks that cannot be imported here (found without importing them)."""
+    import importlib.util
+
+    def absent(module: str) -> bool:
+        if module in sys.modules:  # imported already, or blocked (None)
+            return sys.modules[module] is None
+        try:
+            return importlib.util.find_spec(module) is None
+        except (ImportError, ValueError):
+            return True
+
+    return [
+        name for name, modules in _OPTIONAL.items() if name in only and any(map(absent, modules))
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``losskit bench`` and ``benchmarks/cross_entropy.py``."""
     args = _parser().parse_args(argv)
@@ -333,6 +354,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "floor",
     }
     args.only = ",".join(sorted(only))
+    missing = _missing(only)
+    if missing and not args._child:  # say why those columns will be absent
+        what = " and ".join("jax/optax" if m == "jax" else m for m in missing)
+        verb, its = ("is", "its") if what in ("torch", "jax/optax") else ("are", "their")
+        pip = " ".join("jax optax" if m == "jax" else m for m in missing)
+        msg = f"{what} {verb} not installed, so {its} columns are left out (pip install {pip})"
+        print(f"losskit bench: {msg}", file=sys.stderr)
     if args._child or len(args.threads) == 1:
         t = args.threads[0]
         if "jax" not in sys.modules and t == 1:
