@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import warnings
 
 import numpy as np
@@ -594,3 +595,217 @@ def test_array_api_strict_on_another_device():
         np.testing.assert_allclose(
             np.asarray(xs.asarray(v, device=xs.Device("CPU_DEVICE"))), ref, rtol=1e-12, err_msg=name
         )
+
+
+# --------------------------------------------------------------------------- torch's rules
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [("nll_loss", {}), ("cross_entropy", {}), ("cross_entropy", {"label_smoothing": 0.1})],
+)
+def test_class_weight_of_another_dtype_is_refused(name, kwargs):
+    # PyTorch refuses a class weight whose dtype is not the input's; the
+    # adapter used to cast it.  A TypeError names weight, its dtype and the input's.
+    x = t64(RNG.normal(size=(3, 4)))
+    y = torch.tensor([0, 3, 1])
+    w = torch.tensor([0.5, 2.0, 1.0, 3.0])
+    for bad in (w.float(), w.half(), w.long()):
+        with pytest.raises(RuntimeError, match=r"expected scalar type Double but found"):
+            getattr(F, name)(x, y, weight=bad, **kwargs)
+        msg = (
+            r"^`weight` must have the dtype of `input` \(torch.float64\), as PyTorch requires "
+            rf"for class ids; got {re.escape(str(bad.dtype))}$"
+        )
+        with pytest.raises(TypeError, match=msg):
+            getattr(lkF, name)(x, y, weight=bad, **kwargs)
+    msg = r"^`weight` must have the dtype of `input` \(float32\), as PyTorch requires .* float64$"
+    with pytest.raises(TypeError, match=msg):
+        getattr(lkF, name)(x.numpy().astype(np.float32), y.numpy(), weight=w.double().numpy())
+    # A list has no dtype of its own: it is taken in the input's.
+    ref = getattr(F, name)(x.float(), y, weight=w, **kwargs)
+    v = getattr(lkF, name)(x.float(), y, weight=[0.5, 2.0, 1.0, 3.0], **kwargs)
+    assert v.dtype == ref.dtype == torch.float32
+    assert_same(v, ref, rtol=1e-6)
+
+
+def test_class_weight_with_probabilities_promotes():
+    # With class probabilities PyTorch promotes the weight with input and target.
+    x = torch.tensor(RNG.normal(size=(3, 4)), dtype=torch.float32)
+    t = torch.softmax(x.double(), 1).float()
+    w = t64([0.5, 2.0, 1.0, 3.0])
+    ref = F.cross_entropy(x, t, weight=w)
+    v = lkF.cross_entropy(x, t, weight=w)
+    assert v.dtype == ref.dtype == torch.float64
+    assert_same(v, ref, rtol=1e-6)
+
+
+def test_class_weight_shape_names_weight():
+    x, y = t64(np.zeros((2, 3))), torch.tensor([0, 1])
+    with pytest.raises(RuntimeError, match="weight tensor should be defined either for all 3"):
+        F.nll_loss(x, y, weight=t64(np.ones(2)))
+    msg = r"^`weight` must have one weight per class, shape \(3,\); got \(2,\)$"
+    for name, target in [("nll_loss", y), ("cross_entropy", y), ("cross_entropy", x)]:
+        with pytest.raises(ValueError, match=msg):
+            getattr(lkF, name)(x, target, weight=t64(np.ones(2)))
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "nll_loss"])
+def test_float_class_ids_must_be_integers(name):
+    # PyTorch's rule: a target without the class dim holds class ids, which
+    # must be integers; the adapter used to report a shape error.
+    x = t64(RNG.normal(size=(3, 4)))
+    y = t64([0.0, 3.0, 1.0])
+    with pytest.raises(RuntimeError, match="expected target dtype to be Long or Byte"):
+        getattr(F, name)(x, y)
+    msg = (
+        r"^`target` of shape \(3,\) holds class ids \(the input's shape without its class "
+        r"dim 1\), which must be integers; got dtype torch.float64$"
+    )
+    with pytest.raises(TypeError, match=msg):
+        getattr(lkF, name)(x, y)
+    with pytest.raises(TypeError, match="which must be integers; got dtype float32"):
+        getattr(lkF, name)(x.numpy(), np.array([0.0, 3.0, 1.0], dtype=np.float32))
+    with pytest.raises(TypeError, match=r"^`target` of shape \(\) holds class ids"):
+        getattr(lkF, name)(x[0], t64(2.0))  # unbatched: the class dim is 0
+    with pytest.raises(TypeError, match=r"which must be integers; got dtype torch\.bool$"):
+        getattr(lkF, name)(x, torch.tensor([True, False, True]))
+
+
+def test_integer_probabilities_and_other_shapes():
+    x = t64(RNG.normal(size=(3, 4)))
+    with pytest.raises(RuntimeError, match="Expected floating point type for target with class"):
+        F.cross_entropy(x, torch.zeros(3, 4, dtype=torch.int64))
+    msg = (
+        r"^`target` of the input's shape \(3, 4\) holds class probabilities, which must be "
+        r"floating-point; got dtype torch.int64 \(class ids have the input's shape without its "
+        r"class dim 1\)$"
+    )
+    with pytest.raises(TypeError, match=msg):
+        lkF.cross_entropy(x, torch.zeros(3, 4, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"Expected input batch_size \(3\) to match target"):
+        F.cross_entropy(x, torch.tensor([0, 1]))
+    msg = (
+        r"^`target` must be class ids of shape \(3,\) \(the input's shape \(3, 4\) without its "
+        r"class dim 1\) or class probabilities of the input's shape \(3, 4\); got \(2,\)$"
+    )
+    with pytest.raises(ValueError, match=msg):
+        lkF.cross_entropy(x, torch.tensor([0, 1]))
+    msg = r"^`target` must be class ids of shape \(3,\) .* dim 1\); got \(2,\)$"
+    with pytest.raises(ValueError, match=msg):
+        lkF.nll_loss(x, torch.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"^`input` must have a class dimension"):
+        lkF.cross_entropy(t64(1.0), torch.tensor(0))
+
+
+def test_ignore_index_with_probabilities_may_be_any_negative():
+    # torch: with probabilities any negative ignore_index passes (it matches no
+    # probability); 0 or more is refused.
+    x = t64(RNG.normal(size=(3, 4)))
+    t = torch.softmax(t64(RNG.normal(size=(3, 4))), 1)
+    assert_same(lkF.cross_entropy(x, t, ignore_index=-1), F.cross_entropy(x, t, ignore_index=-1))
+    with pytest.raises(RuntimeError, match="ignore_index is not supported for floating point"):
+        F.cross_entropy(x, t, ignore_index=0)
+    with pytest.raises(
+        ValueError, match=r"^ignore_index is not supported for floating point target$"
+    ):
+        lkF.cross_entropy(x, t, ignore_index=0)
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "nll_loss"])
+@pytest.mark.parametrize("ignore_index", [2**63, 2**64 + 5, -(2**63) - 1])
+def test_ignore_index_outside_int64(name, ignore_index):
+    # torch raises "Overflow when unpacking long long"; NumPy's fused kernels
+    # raised OverflowError.  The adapter names ignore_index and the int64 range.
+    x = t64(RNG.normal(size=(3, 4)))
+    y = torch.tensor([0, 3, 1])
+    with pytest.raises(ValueError, match="Overflow when unpacking long long"):
+        getattr(F, name)(x, y, ignore_index=ignore_index)
+    msg = (
+        r"^`ignore_index` must fit in int64, \[-9223372036854775808, 9223372036854775807\], "
+        rf"as PyTorch keeps class ids; got {ignore_index}$"
+    )
+    for args in [(x, y), (x.numpy(), y.numpy()), (np.zeros((400, 4)), np.zeros(400, np.int64))]:
+        with pytest.raises(ValueError, match=msg):
+            getattr(lkF, name)(*args, ignore_index=ignore_index)
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "nll_loss"])
+def test_ignore_index_at_the_int64_edges_and_of_the_wrong_type(name):
+    x = t64(RNG.normal(size=(3, 4)))
+    y = torch.tensor([0, 3, 1])
+    for edge in (2**63 - 1, -(2**63)):
+        assert_same(
+            getattr(lkF, name)(x, y, ignore_index=edge), getattr(F, name)(x, y, ignore_index=edge)
+        )
+    y[1] = 2**63 - 1
+    ref = getattr(F, name)(x, y, ignore_index=2**63 - 1)
+    assert_same(getattr(lkF, name)(x, y, ignore_index=2**63 - 1), ref)
+    with pytest.raises(TypeError, match="must be int, not float"):
+        getattr(F, name)(x, y, ignore_index=1.0)
+    with pytest.raises(TypeError, match=r"^`ignore_index` must be an int; got 1.0$"):
+        getattr(lkF, name)(x, y, ignore_index=1.0)
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "nll_loss"])
+def test_unsigned_class_ids(name):
+    # PyTorch refuses uint64 ("expected target dtype to be Long or Byte") and
+    # cannot compare it ("lt_cpu" not implemented); the adapter takes any
+    # integer dtype, and names a uint64 id too big for int64 with its value.
+    x = t64(RNG.normal(size=(3, 4)))
+    y = torch.tensor([0, 3, 1])
+    with pytest.raises(RuntimeError, match="Long or Byte, but got UInt64"):
+        getattr(F, name)(x, y.to(torch.uint64))
+    ref = getattr(F, name)(x, y)
+    for dtype in (torch.uint8, torch.uint16, torch.uint32, torch.uint64):
+        assert_same(getattr(lkF, name)(x, y.to(dtype)), ref)
+    for dtype in (np.uint8, np.uint64):
+        v = getattr(lkF, name)(x.numpy(), y.numpy().astype(dtype))
+        np.testing.assert_allclose(v, ref.numpy(), rtol=1e-12)
+    big = torch.tensor([0, 2**64 - 1, 1], dtype=torch.uint64)
+    msg = (
+        r"^`labels` must be in \[0, 4\) or equal ignore_index=-100; "
+        r"got 18446744073709551615 at position \(1,\)$"
+    )
+    with pytest.raises(ValueError, match=msg):
+        getattr(lkF, name)(x, big)
+    with pytest.raises(ValueError, match=msg):
+        getattr(lkF, name)(x.numpy(), np.array([0, 2**64 - 1, 1], dtype=np.uint64))
+    msg = r"^`labels` must be in \[0, 4\) or equal ignore_index=-100; got 9$"
+    with pytest.raises(ValueError, match=msg):
+        getattr(lkF, name)(x[0], torch.tensor(9, dtype=torch.uint64))
+
+
+def test_values_the_core_refuses_are_torchs():
+    # PyTorch computes with negative class weights, soft targets outside [0, 1]
+    # and negative pos_weight; so does the adapter (the core refuses them).
+    x = t64(RNG.normal(size=(4, 3)))
+    y = torch.tensor([0, 2, 1, 2])
+    w = t64([1.0, -0.5, 2.0])
+    t = torch.softmax(t64(RNG.normal(size=(4, 3))), 1)
+    for args, kwargs in [
+        ((x, y), {"weight": w}),
+        ((x, y), {"weight": w, "label_smoothing": 0.2}),
+        ((x, 2 * t - 0.5), {}),
+        ((x, t), {"weight": w}),
+    ]:
+        compare("cross_entropy", *args, **kwargs)
+    compare("nll_loss", torch.log_softmax(x, 1), y, weight=w)
+    z = t64(RNG.random((4, 3)) * 3 - 1)
+    compare("binary_cross_entropy_with_logits", x, z, weight=-w, pos_weight=w)
+    compare("mse_loss", x, z, weight=-t)
+    compare("l1_loss", x, z, weight=t - 0.5)
+
+
+@pytest.mark.parametrize("name", ["mse_loss", "cross_entropy"])
+def test_warnings_point_at_the_caller(name):
+    # The legacy-flag and broadcast warnings are attributed to the line that
+    # called the adapter, as PyTorch's are.
+    x = t64(RNG.normal(size=(4, 3)))
+    if name == "mse_loss":
+        with pytest.warns(UserWarning, match="different to the input size") as record:
+            lkF.mse_loss(x, x[0])
+    else:
+        with pytest.warns(UserWarning, match="size_average and reduce args") as record:
+            lkF.cross_entropy(x, torch.tensor([0, 1, 2, 0]), size_average=False)
+    assert record[0].filename == __file__

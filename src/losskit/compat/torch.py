@@ -508,7 +508,7 @@ def _regression(
             f"({shape_of(x)}). This will likely lead to incorrect results due to "
             "broadcasting. Please ensure they have the same size."
         )
-        warnings.warn(msg, UserWarning, stacklevel=5)
+        warnings.warn(msg, UserWarning, stacklevel=4)
     x, t = xp.broadcast_arrays(x, t)
     if w is not None and shape_of(w) != input_shape:
         msg = "Weights and input must have the same size."
