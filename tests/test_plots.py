@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
@@ -44,3 +45,31 @@ def test_compare(runs, tmp_path):
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels == ["sparse_softmax_cross_entropy", "mean_squared_error"]
     _check(fig, tmp_path / "compare.png")
+
+
+def _covered_points(fig):
+    """(axes title, line label, how many of its points) drawn under the axes' legend box."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    covered = []
+    for ax in fig.axes:
+        box = ax.get_legend().get_window_extent()
+        for line in ax.get_lines():
+            xy = line.get_transform().transform(line.get_xydata())
+            xy = xy[np.isfinite(xy).all(axis=1)]
+            inside = (
+                (xy[:, 0] > box.x0)
+                & (xy[:, 0] < box.x1)
+                & (xy[:, 1] > box.y0)
+                & (xy[:, 1] < box.y1)
+            )
+            if inside.any():
+                covered.append((ax.get_title(), line.get_label(), int(inside.sum())))
+    return covered
+
+
+@pytest.mark.parametrize("name", sorted(plots.FIGURES))
+def test_no_legend_covers_a_curve(name):
+    """The sigmoid-gradient legend used to sit on the cross-entropy gradient near z = -2."""
+    assert _covered_points(plots.FIGURES[name]()) == []

@@ -185,6 +185,10 @@ def sigmoid_gradient_figure() -> Figure:
         ax.legend(fontsize="small")
     ax_loss.set_ylabel("loss")
     ax_loss.set_title("loss")
+    # Headroom above the gradients (which stay below 1) for the legend: in the corner it
+    # would hide the cross-entropy gradient where it turns, around z = -2.
+    ax_grad.set_ylim(-0.05, 1.4)
+    ax_grad.set_yticks(np.linspace(0, 1, 6))  # no ticks in the headroom: |dL/dz| <= 1
     ax_grad.set_ylabel("|dL/dz|")
     ax_grad.set_title("gradient at the logit")
     fig.suptitle("Through a sigmoid, MSE's gradient vanishes when the prediction is badly wrong")
