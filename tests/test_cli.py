@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 import types
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 import losskit
@@ -197,6 +201,55 @@ def test_memory_error_is_not_an_internal_error(capsys, monkeypatch):
     assert error_line(capsys, 1, "list") == (
         "losskit list: error: not enough memory (Unable to allocate 29.8 GiB)"
     )
+
+
+# -- the README's commands, as written ----------------------------------------------------
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _readme_block(containing: str) -> str:
+    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+    return next(b for b in blocks if containing in b)
+
+
+def test_readme_eval_example_runs_as_written(capsys, tmp_path, monkeypatch):
+    """It used to read pred.npy and y.npy that nothing in the README made."""
+    monkeypatch.chdir(tmp_path)
+    outputs = {}
+    for line in _readme_block("losskit eval").splitlines():
+        argv = shlex.split(line, comments=True)
+        if argv and argv[0] == "python":
+            subprocess.run([sys.executable, *argv[1:]], check=True, timeout=120)
+        elif argv:
+            assert argv[0] == "losskit", line
+            code, out, err = run(capsys, *argv[1:])
+            assert code == 0, (line, err)
+            outputs[argv[1]] = out
+    assert set(outputs) == {"explain", "eval", "plot"}
+    d = json.loads(outputs["eval"])
+    np.testing.assert_allclose(d["value"], [0.25, 0.25, 0.01])  # (2.5-3)², (0+0.5)², (2.1-2)²
+    np.testing.assert_allclose(np.load(tmp_path / "grad.npy"), [-1.0, 1.0, 0.2])  # 2 (pred - y)
+    assert (tmp_path / "sigmoid-gradient.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_readme_compare_command_matches_its_figure(capsys, tmp_path, monkeypatch):
+    """The caption said three losses where the command compared two."""
+    text = README.read_text(encoding="utf-8")
+    (line,) = [x for x in _readme_block("--compare").splitlines() if x.strip()]
+    argv = shlex.split(line)
+    losses = argv[argv.index("--compare") + 1].split(",")
+    caption = re.search(r"!\[the same network trained with (\w+) losses\]", text)
+    assert caption is not None
+    assert {"two": 2, "three": 3, "four": 4}[caption.group(1)] == len(losses)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(
+        capsys, *argv[1:], "--epochs", "2", "--quiet"
+    )  # shortened, else as written
+    assert code == 0, err
+    for loss in losses:
+        assert loss in out
+    assert (tmp_path / "compare.png").exists()
 
 
 # -- as a program ---------------------------------------------------------------------------
