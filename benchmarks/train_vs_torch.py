@@ -28,7 +28,12 @@ import numpy as np
 
 from losskit.train import MLP, Adam, Objective, Standardizer, fit, load_builtin, split
 from losskit.train.fit import r2_score
-from losskit.train.pipeline import DEFAULT_HIDDEN, DEFAULT_WEIGHT_DECAY, train_model
+from losskit.train.pipeline import (
+    DEFAULT_HIDDEN,
+    DEFAULT_WEIGHT_DECAY,
+    blas_threads_for,
+    train_model,
+)
 
 TARGETS = {
     "digits": ("accuracy", 0.96),
@@ -56,18 +61,19 @@ def run_losskit(name: str, seed: int, epochs: int, patience: int) -> dict[str, f
     act = "tanh" if ds.task == "regression" else "relu"
     net = MLP([ds.X.shape[1], *DEFAULT_HIDDEN, obj.n_outputs], activation=act, seed=seed)
     start = time.perf_counter()
-    h = fit(
-        net,
-        obj,
-        X["train"],
-        y["train"],
-        X["val"],
-        y["val"],
-        epochs=epochs,
-        optimizer=Adam(net.params(), lr=1e-3, weight_decay=DEFAULT_WEIGHT_DECAY),
-        patience=patience,
-        seed=seed,
-    )
+    with blas_threads_for(net.sizes, 32):  # as `losskit train` runs it (one BLAS thread)
+        h = fit(
+            net,
+            obj,
+            X["train"],
+            y["train"],
+            X["val"],
+            y["val"],
+            epochs=epochs,
+            optimizer=Adam(net.params(), lr=1e-3, weight_decay=DEFAULT_WEIGHT_DECAY),
+            patience=patience,
+            seed=seed,
+        )
     seconds = time.perf_counter() - start
     pred = obj.predict(net.forward(X["test"]))
     score = (
