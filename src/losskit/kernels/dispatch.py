@@ -5,7 +5,13 @@ The numba modules are imported on the first forwarding call, so
 (N, C) arrays with the class axis last; anything not C-contiguous or of
 another dtype than the logits is copied into shape here (O(size), never in the
 hot path the core uses). Outputs (``out``, ``grad_out``) must already be
-C-contiguous arrays of the logits' dtype; they may be the logits themselves.
+C-contiguous arrays of the logits' dtype; they may be the logits themselves,
+and no other overlap with the logits is accepted (``_same_buffer``, checked
+once per call for every entry point and loop shape). An input other than the
+logits that shares memory with the output is copied first (``_apart``).
+
+numba's threading layer is chosen before the first kernel runs (``_threads``:
+TBB, so that forked processes and concurrent threads are both safe).
 
 Examples
 --------
@@ -18,6 +24,7 @@ array([0.693147, 1.693147])
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from types import ModuleType
 from typing import Any
@@ -25,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .. import _config
+from . import _threads
 
 # Below this many elements the kernels are not worth a thread-pool wake-up.
 # Measured on the 2-core development machine through the public API: the
@@ -71,28 +79,49 @@ def use_kernel(x: Any) -> bool:
     return _config.kernels_allowed() and _have_numba()
 
 
-def _softmax_mod() -> ModuleType:
-    from . import _softmax
+class TargetOutOfRange(ValueError):
+    """A target outside [0, 1], or NaN, met by ``dense_xent_rows(check_targets=True)``.
 
-    return _softmax
+    ``index`` is the flat (row-major) index into the ``(N, C)`` targets of the
+    first such element; ``value`` is that element.
+    """
+
+    def __init__(self, index: int, value: float = float("nan")) -> None:
+        self.index = index
+        self.value = value
+        msg = f"`targets` must be in [0, 1]; got {value!r} at flat index {index}"
+        super().__init__(msg)
+
+
+def threading_layer() -> str:
+    """numba's threading layer for the kernels, chosen on the first call (see ``_threads``).
+
+    Code that runs parallel numba itself (a benchmark's floor kernels, for
+    instance) calls this first, so that the kernels' choice is the one numba makes.
+    """
+    return _threads.ensure()
+
+
+def _kernels(name: str) -> ModuleType:
+    """The numba module ``name``; the threading layer is chosen before it first loads."""
+    _threads.ensure()
+    return importlib.import_module(f"{__package__}.{name}")
+
+
+def _softmax_mod() -> ModuleType:
+    return _kernels("_softmax")
 
 
 def _sparse_mod() -> ModuleType:
-    from . import _sparse
-
-    return _sparse
+    return _kernels("_sparse")
 
 
 def _tiled_mod() -> ModuleType:
-    from . import _tiled
-
-    return _tiled
+    return _kernels("_tiled")
 
 
 def _dense_mod() -> ModuleType:
-    from . import _dense
-
-    return _dense
+    return _kernels("_dense")
 
 
 def _as_rows(x: np.ndarray) -> np.ndarray:
@@ -121,13 +150,20 @@ def _check_out(out: np.ndarray, x: np.ndarray, name: str) -> None:
 
 
 def _nchunks() -> int:
+    _threads.ensure()
     import numba
 
     return 4 * int(numba.get_num_threads())
 
 
 def _same_buffer(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether a and b are the same memory (an in-place gradient); partial overlap is refused."""
+    """Whether a and b are the same memory (an in-place gradient); partial overlap is refused.
+
+    Both are C-contiguous of one shape and dtype (``_check_out``), so the same
+    first address means the same elements. Every loop shape reads a row (or a
+    tile of rows) before it writes the same rows, which is right in place; an
+    output shifted against its input would overwrite rows not yet read.
+    """
     if a.size == 0 or not np.shares_memory(a, b):
         return False
     if a.__array_interface__["data"][0] == b.__array_interface__["data"][0]:
@@ -136,13 +172,26 @@ def _same_buffer(a: np.ndarray, b: np.ndarray) -> bool:
     raise ValueError(msg)
 
 
+def _apart(a: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``a`` (an input other than the logits), copied if it shares memory with ``out``.
+
+    The kernels read such inputs row by row while they write ``out``; a copy
+    (O(size), only in this odd case) keeps the answer right.
+    """
+    return a.copy() if out.size and np.shares_memory(a, out) else a
+
+
 def logsumexp_rows(x2d: np.ndarray) -> np.ndarray:
     """log(sum(exp(x2d), axis=1)) as an (N,) array of x2d's dtype."""
     x = _as_rows(x2d)
     out = np.empty(x.shape[0], dtype=x.dtype)
     if x.shape[1] <= SMALL_C:
-        return _tiled_mod().logsumexp_tiled(x, out, _nchunks())
-    return _softmax_mod().logsumexp_rows(x, out)
+        kernel: Any = _tiled_mod().logsumexp_tiled
+        args: tuple[Any, ...] = (x, out, _nchunks())
+    else:
+        kernel, args = _softmax_mod().logsumexp_rows, (x, out)
+    with _threads.serial():
+        return kernel(*args)
 
 
 def softmax_rows(x2d: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -151,8 +200,12 @@ def softmax_rows(x2d: np.ndarray, out: np.ndarray) -> np.ndarray:
     _check_out(out, x, "out")
     inplace = _same_buffer(out, x)
     if x.shape[1] <= SMALL_C:
-        return _tiled_mod().softmax_tiled(x, out, _nchunks())
-    return _softmax_mod().softmax_rows(x, out, inplace, _nchunks())
+        kernel: Any = _tiled_mod().softmax_tiled
+        args: tuple[Any, ...] = (x, out, _nchunks())
+    else:
+        kernel, args = _softmax_mod().softmax_rows, (x, out, inplace, _nchunks())
+    with _threads.serial():
+        return kernel(*args)
 
 
 def log_softmax_rows(x2d: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -161,23 +214,29 @@ def log_softmax_rows(x2d: np.ndarray, out: np.ndarray) -> np.ndarray:
     _check_out(out, x, "out")
     inplace = _same_buffer(out, x)
     if x.shape[1] <= SMALL_C:
-        return _tiled_mod().log_softmax_tiled(x, out, _nchunks())
-    return _softmax_mod().log_softmax_rows(x, out, inplace)
+        kernel: Any = _tiled_mod().log_softmax_tiled
+        args: tuple[Any, ...] = (x, out, _nchunks())
+    else:
+        kernel, args = _softmax_mod().log_softmax_rows, (x, out, inplace)
+    with _threads.serial():
+        return kernel(*args)
 
 
 def _grad_args(
     x: np.ndarray, row_coef: np.ndarray | None, grad_out: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray, bool]:
+) -> tuple[np.ndarray, np.ndarray, bool, bool]:
+    """(coef, gradient buffer, whether to write it, whether it is ``x`` itself)."""
     n = x.shape[0]
     if grad_out is None:
         # A (N, 0) stand-in keeps one compiled signature and never gets written.
-        return np.zeros(n, dtype=x.dtype), np.empty((n, 0), dtype=x.dtype), False
+        return np.zeros(n, dtype=x.dtype), np.empty((n, 0), dtype=x.dtype), False, False
     _check_out(grad_out, x, "grad_out")
+    inplace = _same_buffer(grad_out, x)
     if row_coef is None:
         coef = np.ones(n, dtype=x.dtype)
     else:
-        coef = _small_arg(np.broadcast_to(row_coef, (n,)), x.dtype)
-    return coef, grad_out, True
+        coef = _apart(_small_arg(np.broadcast_to(row_coef, (n,)), x.dtype), grad_out)
+    return coef, grad_out, True, inplace
 
 
 def _small_arg(a: Any, dtype: Any) -> np.ndarray:
@@ -206,21 +265,22 @@ def sparse_xent_rows(
     """
     x = _as_rows(logits2d)
     n, c = x.shape
-    y = _small_arg(np.reshape(labels1d, (n,)), np.int64)
+    coef, g, do_grad, inplace = _grad_args(x, row_coef, grad_out)
+    y = _apart(_small_arg(np.reshape(labels1d, (n,)), np.int64), g)
     if class_weight is None:
         w = np.ones(c, dtype=x.dtype)
     else:
-        w = _small_arg(np.reshape(class_weight, (c,)), x.dtype)
-    coef, g, do_grad = _grad_args(x, row_coef, grad_out)
+        w = _apart(_small_arg(np.reshape(class_weight, (c,)), x.dtype), g)
     has_ignore = ignore_index is not None
     ignore = int(ignore_index) if ignore_index is not None else 0
     loss = np.empty(n, dtype=x.dtype)
     mod = _sparse_mod()
     args = (x, y, w, has_ignore, ignore, float(smoothing), coef, g, do_grad, loss)
-    if c <= SMALL_C:
-        mod.sparse_xent_tiled(*args, _nchunks())
-    else:
-        mod.sparse_xent_rowwise(*args, _same_buffer(g, x), _nchunks())
+    with _threads.serial():
+        if c <= SMALL_C:
+            mod.sparse_xent_tiled(*args, _nchunks())
+        else:
+            mod.sparse_xent_rowwise(*args, inplace, _nchunks())
     return loss
 
 
@@ -230,21 +290,41 @@ def dense_xent_rows(
     smoothing: float,
     row_coef: np.ndarray | None,
     grad_out: np.ndarray | None,
+    *,
+    check_targets: bool = False,
 ) -> np.ndarray:
     """Per-row softmax cross-entropy against distributions; gradient into ``grad_out`` if given.
 
     t' = (1-e) t + e/C; loss = sum_c t'[c] (lse - x[c]); grad[c] = coef (sum(t') p[c] - t'[c]).
+
+    With ``check_targets`` the kernel also notes, in the pass that reads the
+    targets anyway, rows holding a target outside [0, 1] or NaN (-0.0 and 1.0
+    are in range); the call then raises ``TargetOutOfRange`` with the flat
+    index of the first such element in row-major order, after the kernel ran.
+    ``grad_out``'s content is unspecified after that error (the kernel wrote
+    some or all of it, from the bad targets); the logits are not modified
+    unless ``grad_out`` is the logits themselves.
     """
     x = _as_rows(logits2d)
     t = np.ascontiguousarray(targets2d, dtype=x.dtype)
     if t.shape != x.shape:
         msg = f"targets of shape {t.shape} do not match logits of shape {x.shape}"
         raise ValueError(msg)
-    coef, g, do_grad = _grad_args(x, row_coef, grad_out)
+    coef, g, do_grad, inplace = _grad_args(x, row_coef, grad_out)
+    t = _apart(t, g)
     loss = np.empty(x.shape[0], dtype=x.dtype)
+    nchunks = _nchunks()
+    bad = np.full(nchunks, -1, dtype=np.int64)  # per row range: its first bad row
     args = (x, t, float(smoothing), coef, g, do_grad, loss)
-    if x.shape[1] <= SMALL_C:
-        _tiled_mod().dense_xent_tiled(*args, _nchunks())
-    else:
-        _dense_mod().dense_xent_rows(*args, do_grad and _same_buffer(g, x), _nchunks())
+    with _threads.serial():
+        if x.shape[1] <= SMALL_C:
+            _tiled_mod().dense_xent_tiled(*args, bool(check_targets), bad, nchunks)
+        else:
+            kernel = _dense_mod().dense_xent_rows
+            kernel(*args, inplace, bool(check_targets), bad, nchunks)
+    if check_targets and (bad >= 0).any():
+        row = int(bad[bad >= 0].min())  # row ranges ascend with their index
+        trow = t[row]
+        col = int(np.flatnonzero(~((trow >= 0) & (trow <= 1)))[0])
+        raise TargetOutOfRange(row * t.shape[1] + col, float(trow[col]))
     return loss
