@@ -845,3 +845,243 @@ def test_array_api_strict_on_another_device():
         assert v.device == d, i
         back = np.asarray(xs.asarray(v, device=xs.Device("CPU_DEVICE")))
         np.testing.assert_allclose(back, ref, rtol=1e-6, err_msg=str(i))
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+@pytest.mark.parametrize(
+    ("shapes", "message"),
+    [
+        (((3, 1), (3, 3)), "must have the same shape. Received: target.shape=(3, 1), "),
+        (((3, 3), (3, 1)), "must have the same shape. Received: target.shape=(3, 3), "),
+        (((3,), (3, 1)), "must have the same rank (ndim). Received: target.shape=(3,), "),
+        (((2, 4), (2, 3)), "must have the same shape. Received: target.shape=(2, 4), "),
+    ],
+    ids=["n1-vs-nc", "nc-vs-n1", "rank", "classes"],
+)
+@pytest.mark.parametrize("name", ["binary_crossentropy", "categorical_crossentropy"])
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_keras_functions_refuse_mismatched_shapes(keras, shapes, message, name, from_logits):
+    # Keras 3's binary_crossentropy / categorical_crossentropy take y_true of
+    # y_pred's shape only; a (3, 1) y_true against (3, 3) was broadcast silently.
+    y = np.ones(shapes[0], dtype=np.float32)
+    p = np.full(shapes[1], 0.5, dtype=np.float32)
+    kwargs = {"from_logits": from_logits, "label_smoothing": 0.1}
+    msg = f"^{re.escape(f'Arguments `target` and `output` {message}output.shape={shapes[1]}')}$"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)  # categorical's one-class warning
+        with pytest.raises(ValueError, match=re.escape(message)):
+            getattr(keras.losses, name)(y, p, **kwargs)
+        with pytest.raises(ValueError, match=msg):
+            getattr(ctf.keras.losses, name)(y, p, **kwargs)
+
+
+@pytest.mark.parametrize("name", ["BinaryCrossentropy", "CategoricalCrossentropy"])
+def test_keras_classes_refuse_what_squeezing_does_not_fix(keras, name):
+    # The issue's example: BinaryCrossentropy()(y_true (3, 1), y_pred (3, 3))
+    # returned 1.2654; Keras raises.  A rank difference of one trailing size-1
+    # axis is still squeezed or expanded away, as in Keras.
+    y, p = np.ones((3, 1), dtype=np.float32), np.full((3, 3), 0.5, dtype=np.float32)
+    with pytest.raises(ValueError, match="must have the same shape"):
+        getattr(keras.losses, name)()(y, p)
+    msg = (
+        r"^Arguments `target` and `output` must have the same shape\. "
+        r"Received: target\.shape=\(3, 1\), output\.shape=\(3, 3\)$"
+    )
+    with pytest.raises(ValueError, match=msg):
+        getattr(ctf.keras.losses, name)()(y, p)
+    ok_y, ok_p = np.array([0.0, 1.0, 1.0]), np.array([[0.2], [0.7], [0.9]])
+    if name == "BinaryCrossentropy":
+        ref = keras.losses.BinaryCrossentropy()(ok_y, ok_p).numpy()
+        np.testing.assert_allclose(ctf.keras.losses.BinaryCrossentropy()(ok_y, ok_p), ref, 1e-6)
+
+
+def test_keras_categorical_needs_rank_1(keras):
+    # Keras fails deep inside (IndexError); the adapter gives Keras's own rule.
+    with pytest.raises(IndexError):
+        keras.losses.categorical_crossentropy(np.float32(1), np.float32(0.5))
+    msg = r"^Arguments `target` and `output` must be at least rank 1\. Received: target\.shape=\(\)"
+    with pytest.raises(ValueError, match=msg):
+        ctf.keras.losses.categorical_crossentropy(np.float32(1), np.float32(0.5))
+
+
+@pytest.mark.parametrize(
+    ("y", "p_shape", "message"),
+    [
+        (
+            np.array([0, 1, 2]),
+            (2, 3),
+            "Arguments `target` and `output` must have the same shape up until the last "
+            "dimension: target.shape=(3,), output.shape=(2, 3)",
+        ),
+        (
+            np.array([[[0]], [[1]]]),
+            (2, 3),
+            "Argument `output` must have rank (ndim) `target.ndim - 1`. Received: "
+            "target.shape=(2, 1, 1), output.shape=(2, 3)",
+        ),
+    ],
+    ids=["shape", "rank"],
+)
+def test_keras_sparse_shape_messages(keras, y, p_shape, message):
+    p = np.full(p_shape, 1 / 3, dtype=np.float32)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        keras.losses.sparse_categorical_crossentropy(y, p)
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        ctf.keras.losses.sparse_categorical_crossentropy(y, p)
+    # The class squeezes a trailing size-1 axis of y_true first, as Keras's.
+    try:
+        ref = keras.losses.SparseCategoricalCrossentropy()(y, p).numpy()
+    except ValueError as error:
+        with pytest.raises(ValueError, match=f"^{re.escape(str(error))}$"):
+            ctf.keras.losses.SparseCategoricalCrossentropy()(y, p)
+    else:
+        v = ctf.keras.losses.SparseCategoricalCrossentropy()(y, p)
+        np.testing.assert_allclose(v, ref, rtol=1e-6)
+
+
+def test_keras_sparse_scalar_prediction(keras):
+    with pytest.raises(IndexError):  # Keras fails deep inside
+        keras.losses.sparse_categorical_crossentropy(np.array(0), np.float32(1))
+    msg = r"^Argument `output` must be at least rank 1\. Received: output\.shape=\(\)$"
+    with pytest.raises(ValueError, match=msg):
+        ctf.keras.losses.sparse_categorical_crossentropy(np.array(0), np.float32(1))
+
+
+@pytest.mark.parametrize("name", ["sigmoid_cross_entropy_with_logits", "weighted"])
+def test_tf_nn_sigmoid_shape_errors_name_labels_and_logits(tf, name):
+    x, z = np.zeros((2, 3), np.float32), np.ones((2, 1), np.float32)
+    extra = {"pos_weight": 2.0} if name == "weighted" else {}
+    fn = "weighted_cross_entropy_with_logits" if name == "weighted" else name
+    message = "`logits` and `labels` must have the same shape, received ((2, 3) vs (2, 1))."
+    with pytest.raises(ValueError, match=re.escape(message)):
+        getattr(tf.nn, fn)(labels=z, logits=x, **extra)
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        getattr(ctf.nn, fn)(labels=z, logits=x, **extra)
+
+
+def test_tf_nn_sparse_shape_errors_name_labels_and_logits(tf):
+    x = np.zeros((2, 3), np.float32)
+    for labels, message in [
+        (
+            np.array([0, 1, 2]),
+            "`labels.shape` must equal `logits.shape` except for the last dimension. "
+            "Received: labels.shape=(3,) and logits.shape=(2, 3)",
+        ),
+        (
+            np.array([[0], [1]]),
+            "`labels.shape.rank` must equal `logits.shape.rank - 1`. Received: "
+            "labels.shape=(2, 1) of rank 2 and logits.shape=(2, 3) of rank 2",
+        ),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=x)
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            ctf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=x)
+    with pytest.raises(ValueError, match="`logits` cannot be a scalar"):
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=np.array(0), logits=np.float32(1))
+    with pytest.raises(ValueError, match=r"^`logits` cannot be a scalar; got a 0-d array$"):
+        ctf.nn.sparse_softmax_cross_entropy_with_logits(labels=np.array(0), logits=np.float32(1))
+
+
+@pytest.mark.parametrize(
+    ("labels_shape", "logits_shape", "axis"),
+    [
+        ((1, 4), (3, 4), -1),
+        ((4,), (3, 4), -1),
+        ((3, 1), (3, 4), -1),
+        ((1, 1, 4), (2, 3, 4), -1),
+        ((4,), (2, 3, 4), -1),
+        ((1, 3), (2, 3), 0),
+        ((2, 1), (2, 3), 0),
+    ],
+    ids=str,
+)
+def test_tf_nn_softmax_labels_broadcast_as_tf(tf, labels_shape, logits_shape, axis):
+    # TensorFlow flattens labels and logits to rows of classes and broadcasts
+    # those: one row of labels serves every row of the logits, one column every
+    # class.  Rows of labels sum to 1 where they span the classes; a column does
+    # not, and TF's logits gradient is then softmax - t (see the unnormalised-
+    # labels test), so only values are compared there.
+    t = softmax_rows(RNG.normal(size=labels_shape), axis)
+    x = RNG.normal(size=logits_shape)
+    spans = t.shape[axis] == x.shape[axis]
+    check(
+        tf,
+        lambda a: ctf.nn.softmax_cross_entropy_with_logits(labels=t, logits=a, axis=axis),
+        lambda a: tf.nn.softmax_cross_entropy_with_logits(labels=t, logits=a, axis=axis),
+        x,
+        grad=spans,
+    )
+
+
+def test_tf_nn_softmax_labels_that_do_not_broadcast(tf):
+    t, x = RNG.random((2, 1, 3)), RNG.normal(size=(2, 2, 3))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="must be broadcastable"):
+        tf.nn.softmax_cross_entropy_with_logits(labels=t, logits=x)
+    msg = (
+        r"^`labels` must broadcast against `logits` as TensorFlow flattens them to rows of "
+        r"classes: logits of shape \(2, 2, 3\) are \[4, 3\], labels of shape \(2, 1, 3\) are "
+        r"\[2, 3\]$"
+    )
+    with pytest.raises(ValueError, match=msg):
+        ctf.nn.softmax_cross_entropy_with_logits(labels=t, logits=x)
+    msg = r"^`labels` must broadcast against `logits` .* labels of shape \(2, 3\) are \[2, 3\]$"
+    with pytest.raises(ValueError, match=msg):
+        ctf.nn.softmax_cross_entropy_with_logits(labels=RNG.random((2, 3)), logits=RNG.random(4))
+
+
+# --------------------------------------------------------------------- values the core refuses
+
+
+def test_keras_soft_targets_of_any_value_are_kerass(keras):
+    # Keras computes with y_true outside [0, 1] (the core refuses it for its
+    # own losses); so does the adapter.
+    y = np.array([[1.5, -0.5, 0.0], [2.0, 0.0, -1.0]])
+    p = softmax_rows(RNG.normal(size=(2, 3)))
+    x = RNG.normal(size=(2, 3))
+    for name, pred, kwargs in [
+        ("categorical_crossentropy", p, {}),
+        ("categorical_crossentropy", x, {"from_logits": True}),
+        ("binary_crossentropy", p, {}),
+        ("binary_crossentropy", x, {"from_logits": True}),
+    ]:
+        ref = getattr(keras.losses, name)(y, pred, **kwargs).numpy()
+        np.testing.assert_allclose(getattr(ctf.keras.losses, name)(y, pred, **kwargs), ref, 1e-12)
+    sw = np.array([-1.0, 2.0])  # Keras takes a negative sample weight too
+    ref = keras.losses.CategoricalCrossentropy(dtype="float64")(y, p, sw).numpy()
+    v = ctf.keras.losses.CategoricalCrossentropy(dtype="float64")(y, p, sw)
+    np.testing.assert_allclose(v, ref, rtol=1e-12)
+
+
+def test_tf_nn_labels_and_pos_weight_of_any_value_are_tfs(tf):
+    z = np.array([[1.5, -0.5, 0.0], [2.0, 0.0, -1.0]])
+    x = RNG.normal(size=(2, 3))
+    q = np.array([-1.0, 2.0, 0.5])
+    pairs = [
+        ("softmax_cross_entropy_with_logits", {}),
+        ("sigmoid_cross_entropy_with_logits", {}),
+        ("weighted_cross_entropy_with_logits", {"pos_weight": q}),
+    ]
+    for name, extra in pairs:
+        ref = getattr(tf.nn, name)(labels=z, logits=x, **extra).numpy()
+        v = getattr(ctf.nn, name)(labels=z, logits=x, **extra)
+        np.testing.assert_allclose(v, ref, rtol=1e-12, err_msg=name)
+
+
+def test_uint64_labels_name_their_value(tf):
+    x = np.zeros((2, 3), np.float32)
+    y = np.array([0, 2**64 - 1], dtype=np.uint64)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=x)
+    msg = r"^`labels` must be in \[0, 3\); got 18446744073709551615 at position \(1,\)$"
+    with pytest.raises(ValueError, match=msg):
+        ctf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=x)
+    with pytest.raises(ValueError, match=msg):
+        ctf.keras.losses.sparse_categorical_crossentropy(y, x + 1 / 3)
+    ok = np.array([0, 2], dtype=np.uint64)
+    ref = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=ok.astype(np.int64), logits=x)
+    np.testing.assert_allclose(
+        ctf.nn.sparse_softmax_cross_entropy_with_logits(labels=ok, logits=x), ref.numpy()
+    )
