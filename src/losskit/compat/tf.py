@@ -22,6 +22,20 @@ range on CPU, shapes that do not broadcast) the adapter raises ``ValueError``,
 and so it does for a probability outside [0, 1], which Keras would clip
 silently.
 
+Shapes follow the frameworks' rules and their errors use the frameworks'
+argument names (``target``/``output`` for Keras, ``labels``/``logits`` for
+``tf.nn``): ``categorical_crossentropy`` and ``binary_crossentropy`` take a
+``y_true`` of ``y_pred``'s shape only (the loss classes first squeeze or
+expand one trailing size-1 axis, as Keras's do), and
+``softmax_cross_entropy_with_logits`` broadcasts labels as TensorFlow's kernel
+does (one row of labels for every row of logits).  Truth and weights of any
+value are taken where the frameworks take them (soft targets outside [0, 1],
+negative ``pos_weight`` or ``sample_weight``), though the core refuses them
+for its own losses.  Under torch autograd and ``jax.grad`` the derivatives
+with respect to every floating argument (predictions, ``y_true`` or
+``labels``, ``sample_weight``, ``pos_weight``) are those of
+``tf.GradientTape``, with the one exception below.
+
 Deliberate differences, all where TensorFlow's number is not the loss's:
 errors instead of silent clipping or broadcasting (probabilities outside
 [0, 1], also before ``categorical_crossentropy`` renormalises its rows,
