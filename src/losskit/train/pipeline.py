@@ -5,9 +5,10 @@ only (the target too, for regression), build the network the loss needs,
 fit with early stopping, evaluate on train/validation/test.
 
 The MLP's matrices are small, and BLAS's threads cost more than they save on
-them: ``losskit train --dataset digits`` took 3.0 s with one BLAS thread and
-6.4 s with BLAS's default of one per core (medians of 4 interleaved runs on a
-loaded 2-core machine; 11-14 s was seen under heavier load). So the fit runs
+them: on a shared 2-core machine ``losskit train --dataset digits`` took
+2.95 s with one OpenBLAS thread against 6.39 s with its default of one per
+core (medians of 4 interleaved runs at load 3), and 6.5 s against 14.6 s at
+load 5-6 (6 runs), with the same epochs and test accuracy. So the fit runs
 with one BLAS thread (threadpoolctl, if installed) when every matrix product
 of a training step is below :data:`SMALL_PRODUCT` multiply-adds, unless the
 user chose a thread count in the environment (``OMP_NUM_THREADS``, ...).
