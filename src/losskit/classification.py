@@ -22,6 +22,7 @@ from ._backend import (
     quiet_numpy,
     shape_of,
 )
+from ._config import core_rules
 from ._gradient import deliver, differentiable
 from ._reduce import Reduction, plan
 from ._validation import (
@@ -117,14 +118,19 @@ def _softmax_cross_entropy(
     x = _class_last(xp, logits, axis)
     warn_if_probabilities(xp, x, "softmax_cross_entropy", "categorical_cross_entropy")
     invalid = Invalid(xp, shape_of(x)[:-1])
-    invalid.add(_per_example(xp, check_target_interval(xp, "targets", targets), axis))
+    kernels = _dispatch.kernels_for(xp, x)
+    if kernels is None:  # the fused kernel checks the targets in the pass that reads them
+        invalid.add(_per_example(xp, check_target_interval(xp, "targets", targets), axis))
     t = cast(xp, _class_last(xp, targets, axis), dtype)
     num_classes = x.shape[-1]
     red = plan(xp, reduction, shape_of(x)[:-1], dtype, sample_weight=sample_weight, invalid=invalid)
 
-    kernels = _dispatch.kernels_for(xp, x)
     if kernels is not None:
-        return _dense_kernel(xp, kernels, x, t, eps, red, axis, logits, with_grad, grad_out)
+        try:
+            return _dense_kernel(xp, kernels, x, t, eps, red, axis, logits, with_grad, grad_out)
+        except kernels.TargetOutOfRange as bad:
+            check_target_interval(xp, "targets", targets)  # the message, with the position
+            raise ValueError(f"`targets` must be in [0, 1]; got {bad.value!r}") from None
 
     with quiet_numpy(xp):
         x = cast(xp, x, dtype)
@@ -154,7 +160,7 @@ def _dense_kernel(
 ) -> Result:
     x2, t2 = _dispatch.as_rows(x), _dispatch.as_rows(t)
     coef, g2, direct = _kernel_grad_args(red, x, with_grad, grad_out, axis)
-    losses = kernels.dense_xent_rows(x2, t2, eps, coef, g2)
+    losses = kernels.dense_xent_rows(x2, t2, eps, coef, g2, check_targets=core_rules())
     return _kernel_result(xp, losses, red, x, g2, direct, axis, logits, grad_out)
 
 
