@@ -133,7 +133,9 @@ def readable(xp: Any, x: Any) -> tuple[Any, Any] | None:
 
         if x.device.type == "meta" or torch.compiler.is_compiling():
             return None
-        return xp, x
+        # Detached: reading a value never needs autograd, and float() of a
+        # tensor that requires grad makes PyTorch warn.
+        return xp, x.detach()
     if array_api_compat.is_jax_array(x):
         import jax
 
