@@ -13,7 +13,7 @@ import numpy as np
 
 from .._backend import Array, readable, shape_of
 from .._config import framework_rules
-from .._validation import check_label_range
+from .._validation import Invalid, check_label_range
 from ..classification import sigmoid_cross_entropy
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -91,41 +91,12 @@ def with_partials(xp: Any, value: Any, partials: Any, *args: Array) -> Array:
     """
     if array_api_compat.is_torch_array(args[0]):
         if any(a.requires_grad for a in args):
-            return _torch_function().apply(value, partials, xp, *args)
+            from ._torch_partials import WithPartials  # imports torch, which is loaded
+
+            return WithPartials.apply(value, partials, xp, *args)
     elif array_api_compat.is_jax_array(args[0]):
         return _jax_function(xp, value, partials)(*args)
     return value(xp, *args)
-
-
-@functools.cache
-def _torch_function() -> Any:
-    """The ``torch.autograd.Function`` behind :func:`with_partials` (torch is imported)."""
-    torch = sys.modules["torch"]
-
-    class WithPartials(torch.autograd.Function):  # type: ignore[name-defined]
-        generate_vmap_rule = True
-
-        @staticmethod
-        def forward(value: Any, partials: Any, xp: Any, *args: Array) -> Array:
-            return value(xp, *args)
-
-        @staticmethod
-        def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Array) -> None:
-            _, partials, xp, *args = inputs
-            ctx.partials, ctx.xp = partials, xp
-            ctx.save_for_backward(*args)
-
-        @staticmethod
-        def backward(ctx: Any, grad: Array) -> tuple[Array | None, ...]:
-            # Made of differentiable operations on the saved inputs, so that
-            # autograd differentiates the derivative again under create_graph.
-            args = ctx.saved_tensors
-            parts = ctx.partials(ctx.xp, *args)
-            needed = ctx.needs_input_grad[3:]
-            grads = (grad * d if n else None for d, n in zip(parts, needed, strict=True))
-            return (None, None, None, *grads)
-
-    return WithPartials
 
 
 @functools.cache
@@ -158,8 +129,14 @@ def _jax_function(xp: Any, value: Any, partials: Any) -> Any:
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
-def int64_class_ids(xp: Any, labels: Array, num_classes: int, ignore_index: int | None) -> Array:
+def int64_class_ids(
+    xp: Any, labels: Array, num_classes: int, ignore_index: int | None
+) -> tuple[Array, Array | None]:
     """``labels`` (any integer dtype) checked to be in ``[0, C)`` or ``ignore_index``, as int64.
+
+    Returns the int64 ids and, where their values cannot be read (a JAX trace,
+    ``torch.compile``, ``meta``), the traced mask of the bad ones for
+    :func:`poisoned` (None when read and good).
 
     The frameworks keep class ids in int64, and PyTorch computes with no
     unsigned type but uint8 ("lt_cpu" is not implemented for UInt64).  A uint64
@@ -181,5 +158,18 @@ def int64_class_ids(xp: Any, labels: Array, num_classes: int, ignore_index: int 
                     rule += f" or equal ignore_index={ignore_index}"
                 msg = f"`labels` must be in {rule}; got {int(wrapped[pos]) + 2**64}{where}"
                 raise ValueError(msg)
-    check_label_range(xp, ids, num_classes, ignore_index)
-    return ids
+    return ids, check_label_range(xp, ids, num_classes, ignore_index)
+
+
+def poisoned(xp: Any, loss: Array, *bad: Array | None) -> Array:
+    """``loss`` made NaN where a traced mask of bad values is set: the core's rule.
+
+    A check that cannot read its values (inside ``jax.jit``, ``torch.compile``,
+    on ``meta``) returns the mask of the bad ones instead of raising; what they
+    enter becomes NaN, value and gradient (:class:`~losskit._validation.Invalid`),
+    never a plausible number.  Each mask broadcasts to ``loss``'s shape.
+    """
+    invalid = Invalid(xp, shape_of(loss))
+    for mask in bad:
+        invalid.add(mask)
+    return invalid.poison(loss)

@@ -82,6 +82,7 @@ from ._common import (
     framework_semantics,
     half_back,
     int64_class_ids,
+    poisoned,
     sigmoid_cross_entropy_pos_weight,
 )
 
@@ -114,13 +115,27 @@ def _ns(pred: Any, *others: Any, names: tuple[str, ...] = ()) -> tuple[Any, ...]
     return namespace(pred, *(_tf_value(o) for o in others), names=names)
 
 
-def _rounded(xp: Any, value: float, dtype: Any) -> float:
-    """``value`` rounded to ``dtype``, as a Python float, also inside a JAX trace."""
-    try:
-        np_dtype = np.dtype(dtype)  # NumPy's and JAX's dtypes (bfloat16 too)
-    except TypeError:
-        return float(xp.asarray(value, dtype=dtype))  # torch, array-api-strict: eager
-    return float(np.asarray(value, dtype=np_dtype))
+def _bfloat16(value: float) -> float:
+    """``value`` rounded to bfloat16 (the upper half of its float32, to nearest even)."""
+    bits = int(np.asarray(value, dtype=np.float32).view(np.uint32))
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return float(np.asarray(bits, dtype=np.uint32).view(np.float32))
+
+
+#: ``EPSILON`` as each floating dtype holds it, the clip bound Keras uses in y_pred's dtype.
+#: A table read by the dtype's name: no array is made, so neither a JAX trace nor
+#: ``torch.compile`` meets a value to read or a NumPy call to trace.
+_EPSILON_IN = {
+    "float16": float(np.float16(EPSILON)),
+    "bfloat16": _bfloat16(EPSILON),
+    "float32": float(np.float32(EPSILON)),
+    "float64": EPSILON,
+}
+
+
+def _epsilon_in(dtype: Any) -> float:
+    """``EPSILON`` rounded to ``dtype`` (torch's, NumPy's, JAX's or array-api-strict's)."""
+    return _EPSILON_IN[str(dtype).rsplit(".", 1)[-1]]
 
 
 def _clip(xp: Any, p: Array) -> Array:
@@ -271,7 +286,7 @@ def sparse_softmax_cross_entropy_with_logits(
         )
         raise ValueError(msg)
     check_labels_dtype(xp, y)
-    y = int64_class_ids(xp, y, x.shape[-1], None)
+    y = int64_class_ids(xp, y, x.shape[-1], None)[0]  # the core makes bad ids NaN
     loss = classification.sparse_softmax_cross_entropy(x, y, reduction="none")
     return half_back(xp, loss, x.dtype)
 
@@ -382,12 +397,13 @@ def categorical_crossentropy(
     if from_logits:
         loss = classification.softmax_cross_entropy(p, t, axis=axis, reduction="none")
     else:
-        # Keras would renormalise [1.5, 0.5] silently: check what the user passed.
-        check_unit_interval(xp, "y_pred", p)
+        # Keras would renormalise [1.5, 0.5] silently: check what the user passed
+        # (a value that could not be read and is outside [0, 1] enters as NaN).
+        p = poisoned(xp, p, check_unit_interval(xp, "y_pred", p))
         # Keras: renormalise each row first, then clip to [1e-7, 1 - 1e-7] (the
         # sparse loss does the opposite) in y_pred's dtype.  The core clips in
         # float32 for half precision, so it is given 1e-7 as rounded to the dtype.
-        eps = _rounded(xp, EPSILON, p.dtype)
+        eps = _epsilon_in(p.dtype)
         total = xp.sum(p, axis=axis, keepdims=True)
         _check_positive_row_sums(xp, total, axis)
         p = p / total
@@ -445,17 +461,17 @@ def _sparse_categorical_crossentropy(
         y = xp.where(valid, y, xp.zeros_like(y))
     # Keras: the labels are cast to int64 (float labels are truncated, not refused).
     if xp.isdtype(y.dtype, "integral"):
-        y = int64_class_ids(xp, y, p.shape[-1], None)
+        y = int64_class_ids(xp, y, p.shape[-1], None)[0]  # the core makes bad ids NaN
     else:
         y = xp.astype(y, xp.int64)
     if not from_logits:
-        check_unit_interval(xp, "y_pred", p)  # Keras would clip any value silently
+        # Keras would clip any value silently; one that could not be read enters as NaN.
+        p = poisoned(xp, p, check_unit_interval(xp, "y_pred", p))
         # Keras: clip first, then log, then softmax cross-entropy of the log
         # probabilities: the clipped row is renormalised after the clip.
         p = xp.log(_clip(xp, p))
-    loss = half_back(
-        xp, classification.sparse_softmax_cross_entropy(p, y, reduction="none"), p.dtype
-    )
+    loss = classification.sparse_softmax_cross_entropy(p, y, reduction="none")
+    loss = half_back(xp, loss, p.dtype)
     if valid is not None:
         loss = xp.where(valid, loss, xp.zeros_like(loss))
     return loss, valid
@@ -513,7 +529,8 @@ def binary_crossentropy(
     if from_logits:
         elementwise = classification.sigmoid_cross_entropy(p, t, reduction="none")
     else:
-        check_unit_interval(xp, "y_pred", p)  # Keras would clip any value silently
+        # Keras would clip any value silently; one that could not be read enters as NaN.
+        p = poisoned(xp, p, check_unit_interval(xp, "y_pred", p))
         elementwise = _keras_binary_crossentropy(xp, p, t)
     return half_back(xp, xp.mean(elementwise, axis=axis), p.dtype)
 

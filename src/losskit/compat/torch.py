@@ -69,6 +69,7 @@ from ._common import (
     framework_semantics,
     half_back,
     int64_class_ids,
+    poisoned,
     sigmoid_cross_entropy_pos_weight,
     with_partials,
 )
@@ -131,18 +132,18 @@ def _ignore_index(value: Any) -> int:
         msg = f"`ignore_index` must be an int; got {value!r}"
         raise TypeError(msg)
     if not INT64_MIN <= int(value) <= INT64_MAX:
-        msg = (
-            f"`ignore_index` must fit in int64, [{INT64_MIN}, {INT64_MAX}], as PyTorch "
-            f"keeps class ids; got {int(value)}"
-        )
+        msg = f"`ignore_index` must fit in int64, [-2**63, 2**63); got {int(value)}"
         raise ValueError(msg)
     return int(value)
 
 
 def _class_ids(
     xp: Any, t: Array, x: Array, axis: int, ignore_index: int, *, soft_too: bool
-) -> Array:
-    """The class ids ``t`` of ``x``: integer, of ``x``'s shape without ``axis``, in range; int64."""
+) -> tuple[Array, Array | None]:
+    """The class ids ``t`` of ``x``: integer, of ``x``'s shape without ``axis``, in range.
+
+    Returns them as int64, and the traced mask of bad ones where they cannot be read.
+    """
     expected = shape_of(x)[:axis] + shape_of(x)[axis + 1 :]
     if shape_of(t) != expected:
         also = f" or class probabilities of the input's shape {shape_of(x)}" if soft_too else ""
@@ -280,7 +281,7 @@ def cross_entropy(
     ignore_index = _ignore_index(ignore_index)
     if shape_of(t) == shape_of(x):
         return _cross_entropy_probabilities(xp, x, t, w, ignore_index, eps, red, axis)
-    t = _class_ids(xp, t, x, axis, ignore_index, soft_too=True)
+    t = _class_ids(xp, t, x, axis, ignore_index, soft_too=True)[0]  # the core makes bad ids NaN
     w = _class_weight(xp, weight, w, x, axis)
     loss = classification.sparse_softmax_cross_entropy(
         x,
@@ -366,7 +367,7 @@ def nll_loss(
     axis = _class_axis(x)
     ignore_index = _ignore_index(ignore_index)
     num_classes = x.shape[axis]
-    t = _class_ids(xp, t, x, axis, ignore_index, soft_too=False)
+    t, bad = _class_ids(xp, t, x, axis, ignore_index, soft_too=False)
     w = _class_weight(xp, weight, w, x, axis)
     counted = t != ignore_index
     wy = _label_weight(xp, t, w, counted, x.dtype)
@@ -375,8 +376,12 @@ def nll_loss(
     classes = xp.reshape(classes, (num_classes,) + (1,) * (x.ndim - 1 - axis))
     safe = xp.where(counted, t, xp.zeros_like(t))
     onehot = xp.expand_dims(safe, axis=axis) == classes
+    if bad is not None:
+        # Where an id could not be read and is out of range, its row is taken
+        # whole: the loss is NaN (below), and so is each input's gradient.
+        onehot = onehot | xp.expand_dims(bad, axis=axis)
     picked = xp.sum(xp.where(onehot, x, xp.zeros_like(x)), axis=axis)
-    loss = -wy * picked
+    loss = poisoned(xp, -wy * picked, bad)
     if red != "mean":
         return loss if red == "none" else xp.sum(loss)
     # torch: sum / total weight, NaN (0/0) when nothing is counted.
@@ -388,7 +393,7 @@ def nll_loss(
 
 def _bce_value(xp: Any, p: Array, t: Array) -> Array:
     """torch: ``-(t max(log p, -100) + (1-t) max(log(1-p), -100))``, so p = 0 or 1 costs 100."""
-    with quiet_numpy():
+    with quiet_numpy(xp):
         log_p = xp.clip(xp.log(p), min=-100.0)
         log_1mp = xp.clip(xp.log(1 - p), min=-100.0)
     return -(t * log_p + (1 - t) * log_1mp)
@@ -401,7 +406,7 @@ def _bce_partials(xp: Any, p: Array, t: Array) -> tuple[Array, Array]:
     d/dt = -logit(p) = log((1-p) / p)      (binary_cross_entropy_target_backward:
                                             unclamped, +inf at p = 0 and -inf at 1)
     """
-    with quiet_numpy():
+    with quiet_numpy(xp):
         dp = (p - t) / xp.clip(p * (1 - p), min=_BCE_GRAD_FLOOR)
         dt = -xp.log(p / (1 - p))
     return dp, dt
@@ -439,9 +444,10 @@ def binary_cross_entropy(
         )
         raise ValueError(msg)
     check_floating(xp, "input", p)
-    check_unit_interval(xp, "input", p)
-    check_unit_interval(xp, "target", t)
-    loss = with_partials(xp, _bce_value, _bce_partials, p, xp.astype(t, p.dtype))
+    # Values that could not be read and lie outside [0, 1] enter as NaN.
+    p = poisoned(xp, p, check_unit_interval(xp, "input", p))
+    t = poisoned(xp, xp.astype(t, p.dtype), check_unit_interval(xp, "target", t))
+    loss = with_partials(xp, _bce_value, _bce_partials, p, t)
     if w is not None:
         loss = loss * xp.astype(w, loss.dtype)  # torch: the weight does not promote
     return _reduce_by_count(xp, loss, red)
@@ -688,7 +694,7 @@ def logsumexp(input: Any, dim: Any, keepdim: bool = False) -> Array:
     rest = [i for i in range(x.ndim) if i not in dims]
     moved = xp.permute_dims(x, (*rest, *dims))
     kept = tuple(x.shape[i] for i in rest)
-    flat = xp.reshape(moved, (*kept, math.prod(x.shape[i] for i in dims)))
+    flat = xp.reshape(moved, (*kept, math.prod([x.shape[i] for i in dims])))
     result = activations.logsumexp(flat, axis=-1)
     if keepdim:
         result = xp.reshape(result, tuple(1 if i in dims else x.shape[i] for i in range(x.ndim)))
