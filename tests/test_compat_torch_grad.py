@@ -359,3 +359,20 @@ def test_jax_gradients_wrt_every_argument():
     g = jax.grad(lkF.cross_entropy, argnums=(0, 1, 2))(*(jnp.asarray(a) for a in (x, soft, w)))
     for got, name in zip(g, ["input", "target", "weight"], strict=True):
         np.testing.assert_allclose(np.asarray(got), g_ref[name].numpy(), rtol=1e-10, atol=1e-12)
+
+
+# torch.func's first forward-mode use imports a torch.jit.script'ed helper of torch's own.
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_bce_forward_mode_and_hessian_as_torch_func():
+    # torch.func.jvp / hessian (forward over reverse) need the forward-mode rule too.
+    p = t64(RNG.uniform(0.05, 0.95, 5))
+    t = t64(RNG.random(5))
+    ours = torch.func.hessian(lkF.binary_cross_entropy, argnums=(0, 1))(p, t)
+    theirs = torch.func.hessian(F.binary_cross_entropy, argnums=(0, 1))(p, t)
+    for row, ref_row in zip(ours, theirs, strict=True):
+        for h, ref in zip(row, ref_row, strict=True):
+            np.testing.assert_allclose(h.numpy(), ref.numpy(), rtol=1e-9, atol=1e-12)
+    tangents = (t64(RNG.normal(size=5)), t64(RNG.normal(size=5)))
+    _, jv = torch.func.jvp(lkF.binary_cross_entropy, (p, t), tangents)
+    _, jv_ref = torch.func.jvp(F.binary_cross_entropy, (p, t), tangents)
+    np.testing.assert_allclose(float(jv), float(jv_ref), rtol=1e-12)

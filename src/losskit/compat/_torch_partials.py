@@ -27,6 +27,7 @@ class WithPartials(torch.autograd.Function):
         _, partials, xp, *args = inputs
         ctx.partials, ctx.xp = partials, xp
         ctx.save_for_backward(*args)
+        ctx.save_for_forward(*args)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
@@ -37,3 +38,14 @@ class WithPartials(torch.autograd.Function):
         needed = ctx.needs_input_grad[3:]
         grads = (grad * d if n else None for d, n in zip(parts, needed, strict=True))
         return (None, None, None, *grads)
+
+    @staticmethod
+    def jvp(ctx: Any, value: Any, partials: Any, xp: Any, *tangents: Any) -> Any:
+        # Forward mode (torch.func.jvp, jacfwd, hessian): sum of partial * tangent
+        # over the arguments that have a tangent (an infinite partial never meets
+        # a missing one).
+        total = None
+        for d, tangent in zip(ctx.partials(ctx.xp, *ctx.saved_tensors), tangents, strict=True):
+            if tangent is not None:
+                total = d * tangent if total is None else total + d * tangent
+        return total
