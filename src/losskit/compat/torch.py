@@ -27,7 +27,9 @@ Inputs may be PyTorch tensors, NumPy arrays, Python lists or JAX arrays; the
 result is of the input's kind.  Where PyTorch raises ``IndexError`` or
 ``RuntimeError`` for a bad value (a target out of range, a probability outside
 [0, 1], an ``ignore_index`` outside int64) the adapter raises ``ValueError``
-naming the value and its position.
+naming the value and its position; where the value cannot be read (inside
+``jax.jit`` or ``torch.compile``, on ``meta``) the losses it enters are NaN.
+Every function compiles with ``torch.compile(fullgraph=True)``.
 
 Deliberate differences: any integer dtype is taken for class ids (PyTorch
 wants int64 or uint8); the derivative with respect to ``weight`` and
