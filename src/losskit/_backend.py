@@ -148,6 +148,17 @@ def readable(xp: Any, x: Any) -> tuple[Any, Any] | None:
     return xp, x
 
 
+def stop_gradient(xp: Any, x: Array) -> Array:
+    """``x`` without its autograd history (torch ``detach``, JAX ``stop_gradient``)."""
+    if is_torch_tensor(x):
+        return x.detach()
+    if array_api_compat.is_jax_array(x):
+        import jax
+
+        return jax.lax.stop_gradient(x)
+    return x
+
+
 def device_of(x: Any) -> Any:
     """The array's device (a torch tensor's read directly, so ``torch.compile`` traces it)."""
     return x.device if is_torch_tensor(x) else array_api_compat.device(x)

@@ -48,7 +48,7 @@ class Reduction:
     def apply(self, loss: Array) -> Array:
         """Reduce the unreduced ``loss`` to the returned value."""
         xp = self.xp
-        loss = self.invalid.poison(loss)
+        loss = self.invalid.poison_value(loss)
         weighted = loss if self.weight is None else loss * self.weight
         if self.kind == "none":
             return weighted

@@ -22,7 +22,15 @@ from typing import Any
 import numpy as np
 
 from . import _config
-from ._backend import Array, device_of, is_dtype, is_numpy, readable, shape_of
+from ._backend import (
+    Array,
+    device_of,
+    is_dtype,
+    is_numpy,
+    readable,
+    shape_of,
+    stop_gradient,
+)
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -257,11 +265,18 @@ class Invalid:
     enters that element).  :meth:`poison` multiplies by NaN there rather than
     replacing with ``where``: the product carries NaN into the gradient under
     autograd too, while a ``where`` would give the bad examples a gradient of 0.
+
+    A clip between the prediction and the loss (probabilities clipped to
+    ``[eps, 1-eps]``) still stops that NaN: autograd's clip passes no gradient
+    to a clipped element.  A loss that clips registers its prediction with
+    :meth:`watch`; the value then also gets a term that is 0 forward wherever
+    nothing is bad and whose derivative is NaN at the bad elements.
     """
 
     def __init__(self, xp: Any, shape: tuple[int, ...]) -> None:
         self.xp, self.shape = xp, shape
         self.mask: Array | None = None
+        self._watched: tuple[Array, bool] | None = None
 
     def add(self, bad: Array | None) -> None:
         """Record ``bad`` (broadcastable to the unreduced shape, or None for nothing)."""
@@ -275,15 +290,37 @@ class Invalid:
         if bad is not None:
             self.add(self.xp.any(bad))
 
+    def watch(self, pred: Array, *, class_axis: bool) -> None:
+        """Make the derivative in ``pred`` (class axis last if ``class_axis``) NaN where bad."""
+        self._watched = (pred, class_axis)
+
+    def _filled(self, mask: Array, like: Array, value: float, other: float) -> Array:
+        xp, device = self.xp, device_of(like)
+        a = xp.asarray(value, dtype=like.dtype, device=device)
+        return xp.where(mask, a, xp.asarray(other, dtype=like.dtype, device=device))
+
     def poison(self, x: Array, *, class_axis: bool = False) -> Array:
         """``x`` with NaN where the mask is set (``class_axis``: ``x`` has one more, last axis)."""
         if self.mask is None:
             return x
-        xp = self.xp
         mask = self.mask[..., None] if class_axis else self.mask
-        nan = xp.asarray(math.nan, dtype=x.dtype, device=device_of(x))
-        one = xp.asarray(1.0, dtype=x.dtype, device=device_of(x))
-        return x * xp.where(mask, nan, one)
+        return x * self._filled(mask, x, math.nan, 1.0)
+
+    def poison_value(self, loss: Array) -> Array:
+        """:meth:`poison` for the unreduced loss, with the watched prediction's term."""
+        loss = self.poison(loss)
+        if self.mask is None or self._watched is None:
+            return loss
+        xp = self.xp
+        pred, class_axis = self._watched
+        mask = xp.broadcast_to(self.mask[..., None] if class_axis else self.mask, pred.shape)
+        # where(mask, p - stop_gradient(p), 0) is 0 forward and has derivative 1
+        # at the bad elements; times where(mask, NaN, 0) its derivative is NaN
+        # there and 0 elsewhere (both wheres keep 0 * inf out of the backward).
+        zero = xp.zeros_like(pred)
+        moving = xp.where(mask, pred - stop_gradient(xp, pred), zero)
+        term = moving * self._filled(mask, pred, math.nan, 0.0)
+        return loss + (xp.sum(term, axis=-1) if class_axis else term)
 
 
 def _is_real(value: Any) -> bool:

@@ -518,6 +518,7 @@ def _categorical_cross_entropy(
     warn_if_unnormalized(xp, p, "categorical_cross_entropy", probs.dtype)
     t = cast(xp, _class_last(xp, targets, axis), dtype)
     red = plan(xp, reduction, shape_of(p)[:-1], dtype, sample_weight=sample_weight, invalid=invalid)
+    invalid.watch(p, class_axis=True)  # p is clipped on its way to the loss
     with quiet_numpy(xp):
         pc, inside = _clipped(xp, p, eps)
         loss = -xp.sum(t * xp.log(_xlogy_safe(xp, t, pc)), axis=-1)
@@ -598,6 +599,7 @@ def _sparse_categorical_cross_entropy(
     p = cast(xp, _class_last(xp, probs, axis), dtype)
     warn_if_unnormalized(xp, p, "sparse_categorical_cross_entropy", probs.dtype)
     red = plan(xp, reduction, shape_of(labels), dtype, sample_weight=sample_weight, invalid=invalid)
+    invalid.watch(p, class_axis=True)  # p is clipped on its way to the loss
     with quiet_numpy(xp):
         py = _gather_last(xp, p, labels)
         pc, inside = _clipped(xp, py, eps)
@@ -606,9 +608,8 @@ def _sparse_categorical_cross_entropy(
             return value, None
         # d loss / d p = -onehot(y) / p_y  (0 where p_y was clipped)
         dpy = _pass_through(xp, -_ratio(xp, xp.ones_like(pc), pc), inside)
-        dpy = red.grad(dpy, class_axis=False)[..., None]
-        dp = xp.where(_is_label(xp, labels, num_classes), dpy, xp.zeros_like(p))
-        grad = _class_back(xp, dp, axis)
+        dp = xp.where(_is_label(xp, labels, num_classes), dpy[..., None], xp.zeros_like(p))
+        grad = _class_back(xp, red.grad(dp, class_axis=True), axis)
     return value, deliver(xp, grad, probs, grad_out)
 
 
@@ -667,6 +668,7 @@ def _binary_cross_entropy(
     dtype = compute_dtype(xp, probs.dtype)
     p, t = cast(xp, probs, dtype), cast(xp, targets, dtype)
     red = plan(xp, reduction, shape_of(p), dtype, sample_weight=sample_weight, invalid=invalid)
+    invalid.watch(p, class_axis=False)  # p is clipped on its way to the loss
     with quiet_numpy(xp):
         pc, inside = _clipped(xp, p, eps)
         # -(t log p + (1-t) log(1-p)), each product 0 where its weight and its
