@@ -30,8 +30,21 @@ from typing import Any
 
 from ._backend import Array, cast, compute_dtype, namespace, quiet_numpy, shape_of
 from ._gradient import IMPL_ATTRIBUTE, deliver
-from ._reduce import plan
-from ._validation import Invalid, check_paired
+from ._reduce import Reduction, plan
+from ._validation import (
+    Invalid,
+    check_class_axis,
+    check_class_weight,
+    check_floating,
+    check_grad_out,
+    check_ignore_index,
+    check_label_range,
+    check_labels_dtype,
+    check_labels_shape,
+    check_paired,
+    check_reduction,
+    check_weight_values,
+)
 
 # (argument name, check) pairs; a check is ``check(xp, name, array) -> traced mask | None``.
 ValueCheck = tuple[str, Callable[[Any, str, Array], Array | None]]
@@ -41,18 +54,68 @@ _KEYWORD = inspect.Parameter.KEYWORD_ONLY
 _POSITIONAL = inspect.Parameter.POSITIONAL_OR_KEYWORD
 
 
-def _public_signature(body: Body, pred: str, truth: str) -> inspect.Signature:
-    """``(pred, truth, *, <the body's options>, reduction="mean", sample_weight=None)``."""
+def _public_signature(
+    body: Body, pred: str, truth: str, shell_options: Sequence[tuple[str, Any]] = ()
+) -> inspect.Signature:
+    """``(pred, truth, *, <shell's options>, <body's options>, reduction, sample_weight)``."""
     options = list(inspect.signature(body).parameters.values())[3:]
     return inspect.Signature(
         [
             inspect.Parameter(pred, _POSITIONAL),
             inspect.Parameter(truth, _POSITIONAL),
+            *(inspect.Parameter(name, _KEYWORD, default=value) for name, value in shell_options),
             *options,
             inspect.Parameter("reduction", _KEYWORD, default="mean"),
             inspect.Parameter("sample_weight", _KEYWORD, default=None),
         ]
     )
+
+
+def _publish(body: Body, signature: inspect.Signature, impl: Callable[..., Any]) -> Any:
+    """The public function: ``body``'s name and docstring, ``signature``, value of ``impl``."""
+
+    @functools.wraps(body)
+    def public(*args: Any, **kwargs: Any) -> Array:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return impl(*bound.args, **bound.kwargs)[0]
+
+    del public.__wrapped__  # the public signature is ours, not the body's
+    public.__signature__ = signature  # type: ignore[attr-defined]
+    setattr(public, IMPL_ATTRIBUTE, impl)
+    return public
+
+
+def _evaluate(
+    xp: Any,
+    body: Body,
+    args: tuple[Array, Array],
+    options: dict[str, Any],
+    red: Reduction,
+    with_grad: bool,
+    class_axis: int | None,
+    scale: Array | None = None,
+) -> tuple[Array, Array | None]:
+    """Run the body, reduce its value and, if asked, scale its derivative.
+
+    ``class_axis`` is where the derivative's last (class) axis goes back to in
+    the user's layout (None: elementwise).  ``scale`` multiplies the body's
+    value and derivative per example (class weights, ignored rows).
+    """
+    with quiet_numpy(xp):
+        value, derivative = body(xp, *args, **options)
+        if scale is not None:
+            value = value * scale
+        result = red.apply(value)
+        if not with_grad:
+            return result, None
+        d = derivative() if callable(derivative) else derivative
+        if scale is not None:
+            d = d * (scale if class_axis is None else scale[..., None])
+        grad = red.grad(d, class_axis=class_axis is not None)
+    if class_axis is not None and class_axis != grad.ndim - 1:
+        grad = xp.moveaxis(grad, -1, class_axis)
+    return result, grad
 
 
 def elementwise_loss(
@@ -67,8 +130,6 @@ def elementwise_loss(
     """
 
     def decorate(body: Body) -> Callable[..., Array]:
-        signature = _public_signature(body, pred, truth)
-
         def impl(
             p: Array,
             t: Array,
@@ -81,30 +142,156 @@ def elementwise_loss(
         ) -> tuple[Array, Array | None]:
             xp, p, t, sample_weight = namespace(p, t, sample_weight, names=(truth, "sample_weight"))
             reduction = check_paired(xp, pred, p, truth, t, reduction, grad_out)
-            invalid = Invalid(xp, shape_of(p))
+            shape = shape_of(p)
+            invalid = Invalid(xp, shape)
             for name, check in checks:
                 invalid.add(check(xp, name, p if name == pred else t))
             dtype = compute_dtype(xp, p.dtype)
-            shape = shape_of(p)
             red = plan(xp, reduction, shape, dtype, sample_weight=sample_weight, invalid=invalid)
-            with quiet_numpy(xp):
-                value, derivative = body(xp, cast(xp, p, dtype), cast(xp, t, dtype), **options)
-                result = red.apply(value)
-                if not with_grad:
-                    return result, None
-                d = derivative() if callable(derivative) else derivative
-                grad = red.grad(d, class_axis=False)
-            return result, deliver(xp, grad, p, grad_out)
+            args = (cast(xp, p, dtype), cast(xp, t, dtype))
+            value, grad = _evaluate(xp, body, args, options, red, with_grad, None)
+            return value, None if grad is None else deliver(xp, grad, p, grad_out)
 
-        @functools.wraps(body)
-        def public(*args: Any, **kwargs: Any) -> Array:
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            return impl(*bound.args, **bound.kwargs)[0]
+        return _publish(body, _public_signature(body, pred, truth), impl)
 
-        del public.__wrapped__  # the public signature is ours, not the body's
-        public.__signature__ = signature  # type: ignore[attr-defined]
-        setattr(public, IMPL_ATTRIBUTE, impl)
-        return public
+    return decorate
+
+
+def _class_last(xp: Any, x: Array, axis: int) -> Array:
+    return x if axis == x.ndim - 1 else xp.moveaxis(x, axis, -1)
+
+
+def rowwise_loss(
+    *, pred: str = "logits", truth: str = "targets", checks: Sequence[ValueCheck] = ()
+) -> Callable[[Body], Callable[..., Array]]:
+    """A loss of one value per example, the truth a distribution (or scores) over classes.
+
+    ``body(xp, pred, truth, **options) -> (loss per row, d loss / d pred)``
+    sees the class axis last; the public function takes ``axis=-1`` and
+    moves it.  A check's bad mask (over classes) marks the whole example.
+    """
+
+    def decorate(body: Body) -> Callable[..., Array]:
+        def impl(
+            p: Array,
+            t: Array,
+            *,
+            axis: int,
+            reduction: str,
+            sample_weight: Array | None,
+            with_grad: bool = False,
+            grad_out: Any = None,
+            **options: Any,
+        ) -> tuple[Array, Array | None]:
+            xp, p, t, sample_weight = namespace(p, t, sample_weight, names=(truth, "sample_weight"))
+            reduction = check_paired(xp, pred, p, truth, t, reduction, grad_out)
+            axis = check_class_axis(pred, p, axis)
+            shape = shape_of(p)[:axis] + shape_of(p)[axis + 1 :]
+            invalid = Invalid(xp, shape)
+            for name, check in checks:
+                bad = check(xp, name, p if name == pred else t)
+                invalid.add(None if bad is None else xp.any(bad, axis=axis))
+            dtype = compute_dtype(xp, p.dtype)
+            red = plan(xp, reduction, shape, dtype, sample_weight=sample_weight, invalid=invalid)
+            args = (
+                cast(xp, _class_last(xp, p, axis), dtype),
+                cast(xp, _class_last(xp, t, axis), dtype),
+            )
+            value, grad = _evaluate(xp, body, args, options, red, with_grad, axis)
+            return value, None if grad is None else deliver(xp, grad, p, grad_out)
+
+        signature = _public_signature(body, pred, truth, (("axis", -1),))
+        return _publish(body, signature, impl)
+
+    return decorate
+
+
+def sparse_loss(
+    *,
+    pred: str = "logits",
+    checks: Sequence[ValueCheck] = (),
+    class_weight: bool = False,
+    ignore_index: bool = False,
+) -> Callable[[Body], Callable[..., Array]]:
+    """A loss of one value per example against integer class ``labels``.
+
+    ``body(xp, pred, labels, **options) -> (loss per row, d loss / d pred)``
+    sees the class axis last and labels in ``[0, C)`` (out-of-range labels in
+    a trace are replaced by 0 and their example made NaN).  With
+    ``class_weight`` the public function takes ``class_weight=None``: each
+    example's loss and derivative are multiplied by its label's weight and
+    ``"mean"`` divides by their sum; with ``ignore_index`` it takes
+    ``ignore_index=None``: those examples count nowhere.
+    """
+    shell: list[tuple[str, Any]] = [("axis", -1)]
+    shell += [("class_weight", None)] if class_weight else []
+    shell += [("ignore_index", None)] if ignore_index else []
+
+    def decorate(body: Body) -> Callable[..., Array]:
+        def impl(
+            p: Array,
+            labels: Array,
+            *,
+            axis: int,
+            reduction: str,
+            sample_weight: Array | None,
+            class_weight: Array | None = None,
+            ignore_index: int | None = None,
+            with_grad: bool = False,
+            grad_out: Any = None,
+            **options: Any,
+        ) -> tuple[Array, Array | None]:
+            xp, p, labels, class_weight, sample_weight = namespace(
+                p,
+                labels,
+                class_weight,
+                sample_weight,
+                names=("labels", "class_weight", "sample_weight"),
+            )
+            reduction = check_reduction(reduction)
+            check_floating(xp, pred, p)
+            check_labels_dtype(xp, labels)
+            axis = check_class_axis(pred, p, axis)
+            check_labels_shape(labels, pred, p, axis)
+            ignore_index = check_ignore_index(ignore_index)
+            check_grad_out(xp, grad_out, p)
+            num_classes = p.shape[axis]
+            shape = shape_of(labels)
+            invalid = Invalid(xp, shape)
+            if class_weight is not None:
+                check_class_weight(xp, class_weight, num_classes)
+                invalid.add_anywhere(check_weight_values(xp, "class_weight", class_weight))
+            out_of_range = check_label_range(xp, labels, num_classes, ignore_index)
+            invalid.add(out_of_range)
+            for name, check in checks:
+                bad = check(xp, name, p)
+                invalid.add(None if bad is None else xp.any(bad, axis=axis))
+            dtype = compute_dtype(xp, p.dtype)
+            counted = None if ignore_index is None else labels != ignore_index
+            keep = counted if out_of_range is None else ~out_of_range
+            if counted is not None and out_of_range is not None:
+                keep = counted & ~out_of_range
+            safe = labels if keep is None else xp.where(keep, labels, xp.zeros_like(labels))
+            scale = None
+            if class_weight is not None:
+                cw = cast(xp, class_weight, dtype)
+                scale = xp.reshape(xp.take(cw, xp.reshape(safe, (-1,))), shape)
+            if counted is not None:
+                mask = cast(xp, counted, dtype)
+                scale = mask if scale is None else scale * mask
+            red = plan(
+                xp,
+                reduction,
+                shape,
+                dtype,
+                sample_weight=sample_weight,
+                counts=scale,
+                invalid=invalid,
+            )
+            args = (cast(xp, _class_last(xp, p, axis), dtype), safe)
+            value, grad = _evaluate(xp, body, args, options, red, with_grad, axis, scale)
+            return value, None if grad is None else deliver(xp, grad, p, grad_out)
+
+        return _publish(body, _public_signature(body, pred, "labels", shell), impl)
 
     return decorate
