@@ -91,9 +91,9 @@ def with_partials(xp: Any, value: Any, partials: Any, *args: Array) -> Array:
     """
     if array_api_compat.is_torch_array(args[0]):
         if any(a.requires_grad for a in args):
-            from ._torch_partials import WithPartials  # imports torch, which is loaded
+            from ._torch_partials import apply  # imports torch, which is loaded
 
-            return WithPartials.apply(value, partials, xp, *args)
+            return apply(value, partials, xp, *args)
     elif array_api_compat.is_jax_array(args[0]):
         return _jax_function(xp, value, partials)(*args)
     return value(xp, *args)

@@ -3,7 +3,10 @@
 A module of its own because it imports torch: it is imported only once a
 torch tensor that requires grad has been handed to an adapter.  Defined at
 import time, not inside a function, so that ``torch.compile`` meets a class it
-knows rather than a class being built while it traces.
+knows rather than a class being built while it traces.  Two classes, because
+dynamo cannot trace a Function with a forward-mode rule (``jvp``): the one
+with it serves eager code (``torch.func.jvp``, ``hessian``), the one without
+it ``torch.compile``.
 """
 
 from __future__ import annotations
@@ -11,6 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
+
+def apply(value: Any, partials: Any, xp: Any, *args: torch.Tensor) -> Any:
+    """``value(xp, *args)`` with derivatives ``partials(xp, *args)`` under autograd."""
+    if torch.compiler.is_compiling():
+        return WithPartials.apply(value, partials, xp, *args)
+    return WithPartialsForwardMode.apply(value, partials, xp, *args)
 
 
 class WithPartials(torch.autograd.Function):
@@ -27,7 +37,6 @@ class WithPartials(torch.autograd.Function):
         _, partials, xp, *args = inputs
         ctx.partials, ctx.xp = partials, xp
         ctx.save_for_backward(*args)
-        ctx.save_for_forward(*args)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
@@ -38,6 +47,15 @@ class WithPartials(torch.autograd.Function):
         needed = ctx.needs_input_grad[3:]
         grads = (grad * d if n else None for d, n in zip(parts, needed, strict=True))
         return (None, None, None, *grads)
+
+
+class WithPartialsForwardMode(WithPartials):
+    """:class:`WithPartials` with the forward-mode rule, outside ``torch.compile``."""
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        WithPartials.setup_context(ctx, inputs, output)
+        ctx.save_for_forward(*inputs[3:])
 
     @staticmethod
     def jvp(ctx: Any, value: Any, partials: Any, xp: Any, *tangents: Any) -> Any:
