@@ -626,3 +626,22 @@ def test_plain_compile_of_the_activations_has_no_graph_break(torch):
 
     explained = torch._dynamo.explain(activations)(torch.randn(4, 3))
     assert explained.graph_break_count == 0, explained.break_reasons
+
+
+def test_torch_func_vmap_and_grad(torch):
+    """torch.func wraps tensors whose values cannot be branched on: vmap and grad
+    follow the NaN rule instead of failing on data-dependent control flow."""
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.05, 0.95, size=(3, 4))
+    t = rng.uniform(0.0, 1.0, size=(3, 4))
+    batched = torch.func.vmap(lambda a, b: lk.binary_cross_entropy(a, b))
+    got = batched(torch.tensor(p), torch.tensor(t)).numpy()
+    expected = [float(lk.binary_cross_entropy(p[i], t[i])) for i in range(3)]
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    t[1, 2] = 1.5  # a target outside [0, 1] in the second batch member only
+    got = batched(torch.tensor(p), torch.tensor(t)).numpy()
+    assert np.isnan(got[1]) and np.isfinite(got[[0, 2]]).all()
+    g = torch.func.grad(lambda a, b: lk.binary_cross_entropy(a, b))(
+        torch.tensor(p[1]), torch.tensor(t[1])
+    )
+    assert np.isnan(g.numpy()[2])

@@ -122,8 +122,9 @@ def readable(xp: Any, x: Any) -> tuple[Any, Any] | None:
     """A namespace and array on which ``x``'s values can be computed now, or None.
 
     None where values cannot be read without breaking a trace: a JAX tracer,
-    a torch tensor on the ``meta`` device (it has no values) or one seen by
-    ``torch.compile`` (reading it would be a host sync and a graph break).
+    a torch tensor on the ``meta`` device (it has no values), one seen by
+    ``torch.compile`` (reading it would be a host sync and a graph break) or
+    one wrapped by ``torch.func`` (``vmap`` has no data-dependent branches).
     A concrete JAX array is read through NumPy: under ``jax.jit`` even a
     closed-over, concrete array gives traced results once a ``jnp`` operation
     touches it, and a traced result cannot be read.
@@ -131,7 +132,11 @@ def readable(xp: Any, x: Any) -> tuple[Any, Any] | None:
     if is_torch_tensor(x):
         import torch
 
-        if x.device.type == "meta" or torch.compiler.is_compiling():
+        if (
+            x.device.type == "meta"
+            or torch.compiler.is_compiling()
+            or torch._C._functorch.is_functorch_wrapped_tensor(x)  # torch.func.vmap/grad
+        ):
             return None
         # Detached: reading a value never needs autograd, and float() of a
         # tensor that requires grad makes PyTorch warn.
