@@ -13,16 +13,17 @@ from ._validation import (
     UnnormalizedProbabilitiesWarning,
 )
 from .activations import log_sigmoid, log_softmax, logsumexp, sigmoid, softmax
-from .classification import (
+from .grad import value_and_grad
+from .losses import (
     binary_cross_entropy,
     categorical_cross_entropy,
+    mean_absolute_error,
+    mean_squared_error,
     sigmoid_cross_entropy,
     softmax_cross_entropy,
     sparse_categorical_cross_entropy,
     sparse_softmax_cross_entropy,
 )
-from .grad import value_and_grad
-from .regression import mean_absolute_error, mean_squared_error
 
 __version__ = "0.1.0"
 

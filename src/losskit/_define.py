@@ -28,6 +28,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ._arrays import class_back, class_last, safe_labels
 from ._backend import Array, cast, compute_dtype, namespace, quiet_numpy, shape_of
 from ._gradient import IMPL_ATTRIBUTE, deliver
 from ._reduce import Reduction, plan
@@ -113,9 +114,7 @@ def _evaluate(
         if scale is not None:
             d = d * (scale if class_axis is None else scale[..., None])
         grad = red.grad(d, class_axis=class_axis is not None)
-    if class_axis is not None and class_axis != grad.ndim - 1:
-        grad = xp.moveaxis(grad, -1, class_axis)
-    return result, grad
+    return result, grad if class_axis is None else class_back(xp, grad, class_axis)
 
 
 def elementwise_loss(
@@ -157,10 +156,6 @@ def elementwise_loss(
     return decorate
 
 
-def _class_last(xp: Any, x: Array, axis: int) -> Array:
-    return x if axis == x.ndim - 1 else xp.moveaxis(x, axis, -1)
-
-
 def rowwise_loss(
     *, pred: str = "logits", truth: str = "targets", checks: Sequence[ValueCheck] = ()
 ) -> Callable[[Body], Callable[..., Array]]:
@@ -194,8 +189,8 @@ def rowwise_loss(
             dtype = compute_dtype(xp, p.dtype)
             red = plan(xp, reduction, shape, dtype, sample_weight=sample_weight, invalid=invalid)
             args = (
-                cast(xp, _class_last(xp, p, axis), dtype),
-                cast(xp, _class_last(xp, t, axis), dtype),
+                cast(xp, class_last(xp, p, axis), dtype),
+                cast(xp, class_last(xp, t, axis), dtype),
             )
             value, grad = _evaluate(xp, body, args, options, red, with_grad, axis)
             return value, None if grad is None else deliver(xp, grad, p, grad_out)
@@ -268,10 +263,7 @@ def sparse_loss(
                 invalid.add(None if bad is None else xp.any(bad, axis=axis))
             dtype = compute_dtype(xp, p.dtype)
             counted = None if ignore_index is None else labels != ignore_index
-            keep = counted if out_of_range is None else ~out_of_range
-            if counted is not None and out_of_range is not None:
-                keep = counted & ~out_of_range
-            safe = labels if keep is None else xp.where(keep, labels, xp.zeros_like(labels))
+            safe = safe_labels(xp, labels, counted, out_of_range)
             scale = None
             if class_weight is not None:
                 cw = cast(xp, class_weight, dtype)
@@ -288,7 +280,7 @@ def sparse_loss(
                 counts=scale,
                 invalid=invalid,
             )
-            args = (cast(xp, _class_last(xp, p, axis), dtype), safe)
+            args = (cast(xp, class_last(xp, p, axis), dtype), safe)
             value, grad = _evaluate(xp, body, args, options, red, with_grad, axis, scale)
             return value, None if grad is None else deliver(xp, grad, p, grad_out)
 

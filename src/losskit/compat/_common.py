@@ -14,7 +14,7 @@ import numpy as np
 from .._backend import Array, readable, shape_of
 from .._config import framework_rules
 from .._validation import Invalid, check_label_range
-from ..classification import sigmoid_cross_entropy
+from ..losses import sigmoid_cross_entropy
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -75,7 +75,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from .. import activations, classification, regression
+from .. import activations, losses
 from .._backend import Array, compute_dtype, namespace, readable, shape_of
 from .._validation import check_fraction, check_labels_dtype, check_unit_interval
 from ._common import (
@@ -216,7 +216,7 @@ def softmax_cross_entropy_with_logits(
     t = xp.astype(t, compute_dtype(xp, x.dtype))
     if shape_of(t) != shape_of(x):
         x, t, axis = _broadcast_labels(xp, x, t, axis)
-    loss = classification.softmax_cross_entropy(x, t, axis=axis, reduction="none")
+    loss = losses.softmax_cross_entropy(x, t, axis=axis, reduction="none")
     return half_back(xp, loss, x.dtype)
 
 
@@ -287,7 +287,7 @@ def sparse_softmax_cross_entropy_with_logits(
         raise ValueError(msg)
     check_labels_dtype(xp, y)
     y = int64_class_ids(xp, y, x.shape[-1], None)[0]  # the core makes bad ids NaN
-    loss = classification.sparse_softmax_cross_entropy(x, y, reduction="none")
+    loss = losses.sparse_softmax_cross_entropy(x, y, reduction="none")
     return half_back(xp, loss, x.dtype)
 
 
@@ -307,7 +307,7 @@ def sigmoid_cross_entropy_with_logits(
     xp, x, z = _ns(logits, labels, names=("labels",))
     _same_shape_as_logits(x, z)
     z = xp.astype(z, compute_dtype(xp, x.dtype))
-    return half_back(xp, classification.sigmoid_cross_entropy(x, z, reduction="none"), x.dtype)
+    return half_back(xp, losses.sigmoid_cross_entropy(x, z, reduction="none"), x.dtype)
 
 
 @framework_semantics
@@ -395,7 +395,7 @@ def categorical_crossentropy(
         # Keras: the class count is the last axis's size, even when `axis` is another.
         t = t * (1.0 - label_smoothing) + label_smoothing / t.shape[-1]
     if from_logits:
-        loss = classification.softmax_cross_entropy(p, t, axis=axis, reduction="none")
+        loss = losses.softmax_cross_entropy(p, t, axis=axis, reduction="none")
     else:
         # Keras would renormalise [1.5, 0.5] silently: check what the user passed
         # (a value that could not be read and is outside [0, 1] enters as NaN).
@@ -407,7 +407,7 @@ def categorical_crossentropy(
         total = xp.sum(p, axis=axis, keepdims=True)
         _check_positive_row_sums(xp, total, axis)
         p = p / total
-        loss = classification.categorical_cross_entropy(p, t, axis=axis, eps=eps, reduction="none")
+        loss = losses.categorical_cross_entropy(p, t, axis=axis, eps=eps, reduction="none")
     return half_back(xp, loss, p.dtype)
 
 
@@ -470,7 +470,7 @@ def _sparse_categorical_crossentropy(
         # Keras: clip first, then log, then softmax cross-entropy of the log
         # probabilities: the clipped row is renormalised after the clip.
         p = xp.log(_clip(xp, p))
-    loss = classification.sparse_softmax_cross_entropy(p, y, reduction="none")
+    loss = losses.sparse_softmax_cross_entropy(p, y, reduction="none")
     loss = half_back(xp, loss, p.dtype)
     if valid is not None:
         loss = xp.where(valid, loss, xp.zeros_like(loss))
@@ -527,7 +527,7 @@ def binary_crossentropy(
     if check_fraction("label_smoothing", label_smoothing):
         t = t * (1.0 - label_smoothing) + 0.5 * label_smoothing
     if from_logits:
-        elementwise = classification.sigmoid_cross_entropy(p, t, reduction="none")
+        elementwise = losses.sigmoid_cross_entropy(p, t, reduction="none")
     else:
         # Keras would clip any value silently; one that could not be read enters as NaN.
         p = poisoned(xp, p, check_unit_interval(xp, "y_pred", p))
@@ -552,7 +552,7 @@ def _keras_binary_crossentropy(xp: Any, p: Array, t: Array) -> Array:
     t = xp.astype(t, compute_dtype(xp, p.dtype))
 
     def neg_log(x: Array) -> Array:
-        return classification.binary_cross_entropy(x, ones, eps=0.0, reduction="none")
+        return losses.binary_cross_entropy(x, ones, eps=0.0, reduction="none")
 
     # pc >= 1e-7 > 0, so -log(pc) is finite; q is 0 only where pc rounds to 1
     # (float16).  Only there, and only where (1 - t) is 0, is the log taken of 1
@@ -572,7 +572,7 @@ def mean_squared_error(y_true: Any, y_pred: Any) -> Array:
     # Keras: a rank difference of one trailing size-1 axis is squeezed or expanded away.
     t, p = _squeeze_or_expand_to_same_rank(xp, xp.astype(t, p.dtype), p)
     return half_back(
-        xp, xp.mean(regression.mean_squared_error(p, t, reduction="none"), axis=-1), p.dtype
+        xp, xp.mean(losses.mean_squared_error(p, t, reduction="none"), axis=-1), p.dtype
     )
 
 
@@ -587,7 +587,7 @@ def mean_absolute_error(y_true: Any, y_pred: Any) -> Array:
     xp, p, t = _ns(y_pred, y_true, names=("y_true",))
     t, p = _squeeze_or_expand_to_same_rank(xp, xp.astype(t, p.dtype), p)
     return half_back(
-        xp, xp.mean(regression.mean_absolute_error(p, t, reduction="none"), axis=-1), p.dtype
+        xp, xp.mean(losses.mean_absolute_error(p, t, reduction="none"), axis=-1), p.dtype
     )
 
 

@@ -62,7 +62,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from .. import activations, classification, regression
+from .. import activations, losses
 from .._backend import Array, cast, namespace, quiet_numpy, shape_of
 from .._validation import check_floating, check_fraction, check_unit_interval
 from ._common import (
@@ -285,7 +285,7 @@ def cross_entropy(
         return _cross_entropy_probabilities(xp, x, t, w, ignore_index, eps, red, axis)
     t = _class_ids(xp, t, x, axis, ignore_index, soft_too=True)[0]  # the core makes bad ids NaN
     w = _class_weight(xp, weight, w, x, axis)
-    loss = classification.sparse_softmax_cross_entropy(
+    loss = losses.sparse_softmax_cross_entropy(
         x,
         t,
         axis=axis,
@@ -338,7 +338,7 @@ def _cross_entropy_probabilities(
         # `mean` still divides by the number of examples (not by the weights).
         t = t * xp.reshape(xp.astype(w, t.dtype), (num_classes,) + (1,) * (x.ndim - 1 - axis))
     # torch: the mean of no examples is NaN (the core's is 0).
-    loss = classification.softmax_cross_entropy(x, t, axis=axis, reduction="none")
+    loss = losses.softmax_cross_entropy(x, t, axis=axis, reduction="none")
     return half_back(xp, _reduce_by_count(xp, loss, red), dtype)
 
 
@@ -547,7 +547,7 @@ def mse_loss(
     2.5
     """
     return _regression(
-        regression.mean_squared_error, input, target, size_average, reduce, reduction, weight
+        losses.mean_squared_error, input, target, size_average, reduce, reduction, weight
     )
 
 
@@ -568,7 +568,7 @@ def l1_loss(
     1.5
     """
     return _regression(
-        regression.mean_absolute_error, input, target, size_average, reduce, reduction, weight
+        losses.mean_absolute_error, input, target, size_average, reduce, reduction, weight
     )
 
 

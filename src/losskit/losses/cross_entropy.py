@@ -1,4 +1,4 @@
-"""The cross-entropy family: softmax and categorical, sparse and dense, binary and sigmoid.
+"""Cross-entropy over classes: softmax on logits, categorical on probabilities; dense and sparse.
 
 Every public loss here is a thin shell over a private implementation that
 returns ``(value, gradient)``; :func:`losskit.value_and_grad` calls the
@@ -11,21 +11,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import _dispatch, _torch_native
-from ._backend import (
-    Array,
-    cast,
-    compute_dtype,
-    device_of,
-    is_torch_namespace,
-    namespace,
-    quiet_numpy,
-    shape_of,
+from .. import _dispatch, _torch_native
+from .._arrays import (
+    check_probs,
+    class_back,
+    class_last,
+    clipped,
+    gather_last,
+    is_label,
+    pass_through,
+    per_example,
+    ratio,
+    safe_labels,
+    xlogy_safe,
 )
-from ._config import core_rules
-from ._gradient import deliver, differentiable
-from ._reduce import Reduction, plan
-from ._validation import (
+from .._backend import Array, cast, compute_dtype, namespace, quiet_numpy, shape_of
+from .._config import core_rules
+from .._gradient import deliver, differentiable
+from .._reduce import Reduction, plan
+from .._validation import (
     Invalid,
     check_class_axis,
     check_class_weight,
@@ -37,61 +41,15 @@ from ._validation import (
     check_labels_dtype,
     check_labels_shape,
     check_paired,
-    check_pos_weight,
     check_reduction,
     check_target_interval,
-    check_unit_interval,
     check_weight_values,
     warn_if_probabilities,
     warn_if_unnormalized,
 )
-from .activations import NegLogSoftmax, exp_neg_abs, sigmoid_of
+from ..activations import NegLogSoftmax
 
 Result = tuple[Array, Array | None]
-
-
-def _class_last(xp: Any, x: Array, axis: int) -> Array:
-    return x if axis == x.ndim - 1 else xp.moveaxis(x, axis, -1)
-
-
-def _class_back(xp: Any, g: Array, axis: int) -> Array:
-    return g if axis == g.ndim - 1 else xp.moveaxis(g, -1, axis)
-
-
-def _ratio(xp: Any, num: Array, den: Array) -> Array:
-    """``num / den`` with ``0/0 = 0`` and ``num/0 = inf``, and no warning for either."""
-    zero = den == 0
-    r = num / xp.where(zero, xp.ones_like(den), den)
-    return xp.where(zero & (num != 0), xp.full_like(r, float("inf")), r)
-
-
-def _per_example(xp: Any, bad: Array | None, axis: int) -> Array | None:
-    """A bad-value mask over the classes (on ``axis``) as one flag per example."""
-    return None if bad is None else xp.any(bad, axis=axis)
-
-
-def _xlogy_safe(xp: Any, t: Array, p: Array) -> Array:
-    """``p`` with 1 put where ``t = 0`` and ``p = 0``, so ``t * log(...)`` is 0 there.
-
-    Only that corner is replaced (``t log p`` is 0 by convention, ``0 * -inf``
-    otherwise): where ``p > 0`` a zero target still gets its derivative
-    ``log p``; where ``p = 0`` the derivative with respect to ``t`` is 0, the
-    convention of ``torch.xlogy``.
-    """
-    return xp.where((t == 0) & (p == 0), xp.ones_like(p), p)
-
-
-def _gather_last(xp: Any, x: Array, index: Array) -> Array:
-    """``x[..., index]`` per row: the log-probability of each example's label."""
-    if is_torch_namespace(xp):
-        index = cast(xp, index, xp.int64)  # torch.gather takes int64 only
-    return xp.take_along_axis(x, index[..., None], axis=-1)[..., 0]
-
-
-def _is_label(xp: Any, labels: Array, num_classes: int) -> Array:
-    """The one-hot mask ``[c == y]``, boolean, class axis last."""
-    classes = xp.arange(num_classes, device=device_of(labels))
-    return labels[..., None] == classes
 
 
 # --------------------------------------------------------------------------- softmax, dense
@@ -115,13 +73,13 @@ def _softmax_cross_entropy(
     axis = check_class_axis("logits", logits, axis)
     eps = check_fraction("label_smoothing", label_smoothing)
     dtype = compute_dtype(xp, logits.dtype)
-    x = _class_last(xp, logits, axis)
+    x = class_last(xp, logits, axis)
     warn_if_probabilities(xp, x, "softmax_cross_entropy", "categorical_cross_entropy")
     invalid = Invalid(xp, shape_of(x)[:-1])
     kernels = _dispatch.kernels_for(xp, x)
     if kernels is None:  # the fused kernel checks the targets in the pass that reads them
-        invalid.add(_per_example(xp, check_target_interval(xp, "targets", targets), axis))
-    t = cast(xp, _class_last(xp, targets, axis), dtype)
+        invalid.add(per_example(xp, check_target_interval(xp, "targets", targets), axis))
+    t = cast(xp, class_last(xp, targets, axis), dtype)
     num_classes = x.shape[-1]
     red = plan(xp, reduction, shape_of(x)[:-1], dtype, sample_weight=sample_weight, invalid=invalid)
 
@@ -142,7 +100,7 @@ def _softmax_cross_entropy(
             return value, None
         # d loss / d z = sum(t) softmax(z) - t   (sum(t) = 1 for distributions)
         dz = xp.sum(t, axis=-1, keepdims=True) * nls.softmax() - t
-        grad = _class_back(xp, red.grad(dz, class_axis=True), axis)
+        grad = class_back(xp, red.grad(dz, class_axis=True), axis)
     return value, deliver(xp, grad, logits, grad_out)
 
 
@@ -201,7 +159,7 @@ def _kernel_result(
         return value, None
     if direct:
         return value, grad_out
-    grad = _class_back(xp, xp.reshape(g2, shape_of(x)), axis)
+    grad = class_back(xp, xp.reshape(g2, shape_of(x)), axis)
     return value, deliver(xp, grad, logits, grad_out)
 
 
@@ -311,14 +269,14 @@ def _sparse_softmax_cross_entropy(
         invalid.add_anywhere(check_weight_values(xp, "class_weight", class_weight))
     out_of_range = check_label_range(xp, labels, num_classes, ignore_index)
     invalid.add(out_of_range)
-    x = _class_last(xp, logits, axis)
+    x = class_last(xp, logits, axis)
     warn_if_probabilities(xp, x, "sparse_softmax_cross_entropy", "sparse_categorical_cross_entropy")
     dtype = compute_dtype(xp, logits.dtype)
     cw = None if class_weight is None else cast(xp, class_weight, dtype)
 
     # What each example counts for in the mean: 0 if ignored, else its class weight.
     counted = None if ignore_index is None else labels != ignore_index
-    safe = _safe_labels(xp, labels, counted, out_of_range)
+    safe = safe_labels(xp, labels, counted, out_of_range)
     w_label = None if cw is None else xp.reshape(xp.take(cw, xp.reshape(safe, (-1,))), safe.shape)
     counts = w_label
     if counted is not None:
@@ -365,7 +323,7 @@ def _sparse_softmax_cross_entropy(
         # PyTorch's F.cross_entropy(weight=w, label_smoothing=ε):
         # (1-ε) w_y (-log p_y) + ε/C sum_c w_c (-log p_c)
         a_label = (1 - eps) * (xp.ones_like(nls.log_norm[..., 0]) if w_label is None else w_label)
-        loss = nls.at(safe, a_label, _gather_last)
+        loss = nls.at(safe, a_label, gather_last)
         if eps:
             a_smooth = eps / num_classes if cw is None else (eps / num_classes) * cw
             loss = loss + nls.weighted_sum(a_smooth * xp.ones_like(x))
@@ -376,7 +334,7 @@ def _sparse_softmax_cross_entropy(
             return value, None
         # d/dz = (1-ε) w_y (softmax(z) - onehot(y)) + ε/C (sum(w) softmax(z) - w)
         p = nls.softmax()
-        dz = xp.where(_is_label(xp, safe, num_classes), p - 1, p)
+        dz = xp.where(is_label(xp, safe, num_classes), p - 1, p)
         if w_label is not None:
             dz = w_label[..., None] * dz
         if eps:
@@ -384,7 +342,7 @@ def _sparse_softmax_cross_entropy(
             dz = (1 - eps) * dz + (eps / num_classes) * spread
         if counted is not None:
             dz = dz * mask[..., None]
-        grad = _class_back(xp, red.grad(dz, class_axis=True), axis)
+        grad = class_back(xp, red.grad(dz, class_axis=True), axis)
     return value, deliver(xp, grad, logits, grad_out)
 
 
@@ -458,41 +416,6 @@ def sparse_softmax_cross_entropy(
     )[0]
 
 
-def _safe_labels(xp: Any, labels: Array, counted: Array | None, bad: Array | None) -> Array:
-    """Labels fit to index with: 0 where ignored or (in a trace) out of range.
-
-    An out-of-range index would crash a compiled gather; the example's loss is
-    made NaN by the reduction's ``Invalid`` instead.
-    """
-    keep = counted if bad is None else (~bad if counted is None else counted & ~bad)
-    return labels if keep is None else xp.where(keep, labels, xp.zeros_like(labels))
-
-
-# --------------------------------------------------------------------------- probabilities
-
-
-def _check_probs(xp: Any, probs: Array, eps: float) -> tuple[float, Array | None]:
-    """``eps`` in [0, 0.5) and ``probs`` (already known floating) in [0, 1].
-
-    Returns ``eps`` and the traced mask of bad probabilities (None when read and good).
-    """
-    eps = check_fraction("eps", eps, upper=0.5, closed=False)
-    return eps, check_unit_interval(xp, "probs", probs)
-
-
-def _clipped(xp: Any, p: Array, eps: float) -> tuple[Array, Array | None]:
-    """``clip(p, eps, 1-eps)`` and where the clip let the gradient through (None: everywhere)."""
-    if eps == 0:
-        return p, None
-    inside = (p >= eps) & (p <= 1 - eps)
-    return xp.clip(p, eps, 1 - eps), inside
-
-
-def _pass_through(xp: Any, d: Array, inside: Array | None) -> Array:
-    """The clip's derivative: 1 inside [eps, 1-eps], 0 where a value was clipped."""
-    return d if inside is None else xp.where(inside, d, xp.zeros_like(d))
-
-
 def _categorical_cross_entropy(
     probs: Array,
     targets: Array,
@@ -509,25 +432,25 @@ def _categorical_cross_entropy(
     )
     reduction = check_paired(xp, "probs", probs, "targets", targets, reduction, grad_out)
     axis = check_class_axis("probs", probs, axis)
-    eps, bad_probs = _check_probs(xp, probs, eps)
+    eps, bad_probs = check_probs(xp, probs, eps)
     invalid = Invalid(xp, shape_of(probs)[:axis] + shape_of(probs)[axis + 1 :])
-    invalid.add(_per_example(xp, bad_probs, axis))
-    invalid.add(_per_example(xp, check_target_interval(xp, "targets", targets), axis))
+    invalid.add(per_example(xp, bad_probs, axis))
+    invalid.add(per_example(xp, check_target_interval(xp, "targets", targets), axis))
     dtype = compute_dtype(xp, probs.dtype)
-    p = cast(xp, _class_last(xp, probs, axis), dtype)
+    p = cast(xp, class_last(xp, probs, axis), dtype)
     warn_if_unnormalized(xp, p, "categorical_cross_entropy", probs.dtype)
-    t = cast(xp, _class_last(xp, targets, axis), dtype)
+    t = cast(xp, class_last(xp, targets, axis), dtype)
     red = plan(xp, reduction, shape_of(p)[:-1], dtype, sample_weight=sample_weight, invalid=invalid)
     invalid.watch(p, class_axis=True)  # p is clipped on its way to the loss
     with quiet_numpy(xp):
-        pc, inside = _clipped(xp, p, eps)
-        loss = -xp.sum(t * xp.log(_xlogy_safe(xp, t, pc)), axis=-1)
+        pc, inside = clipped(xp, p, eps)
+        loss = -xp.sum(t * xp.log(xlogy_safe(xp, t, pc)), axis=-1)
         value = red.apply(loss)
         if not with_grad:
             return value, None
         # d loss / d p_c = -t_c / p_c  (0 where p_c was clipped)
-        dp = _pass_through(xp, -_ratio(xp, t, pc), inside)
-        grad = _class_back(xp, red.grad(dp, class_axis=True), axis)
+        dp = pass_through(xp, -ratio(xp, t, pc), inside)
+        grad = class_back(xp, red.grad(dp, class_axis=True), axis)
     return value, deliver(xp, grad, probs, grad_out)
 
 
@@ -587,29 +510,29 @@ def _sparse_categorical_cross_entropy(
     check_labels_dtype(xp, labels)
     axis = check_class_axis("probs", probs, axis)
     check_labels_shape(labels, "probs", probs, axis)
-    eps, bad_probs = _check_probs(xp, probs, eps)
+    eps, bad_probs = check_probs(xp, probs, eps)
     check_grad_out(xp, grad_out, probs)
     num_classes = probs.shape[axis]
     out_of_range = check_label_range(xp, labels, num_classes, None)
     invalid = Invalid(xp, shape_of(labels))
-    invalid.add(_per_example(xp, bad_probs, axis))
+    invalid.add(per_example(xp, bad_probs, axis))
     invalid.add(out_of_range)
-    labels = _safe_labels(xp, labels, None, out_of_range)
+    labels = safe_labels(xp, labels, None, out_of_range)
     dtype = compute_dtype(xp, probs.dtype)
-    p = cast(xp, _class_last(xp, probs, axis), dtype)
+    p = cast(xp, class_last(xp, probs, axis), dtype)
     warn_if_unnormalized(xp, p, "sparse_categorical_cross_entropy", probs.dtype)
     red = plan(xp, reduction, shape_of(labels), dtype, sample_weight=sample_weight, invalid=invalid)
     invalid.watch(p, class_axis=True)  # p is clipped on its way to the loss
     with quiet_numpy(xp):
-        py = _gather_last(xp, p, labels)
-        pc, inside = _clipped(xp, py, eps)
+        py = gather_last(xp, p, labels)
+        pc, inside = clipped(xp, py, eps)
         value = red.apply(-xp.log(pc))
         if not with_grad:
             return value, None
         # d loss / d p = -onehot(y) / p_y  (0 where p_y was clipped)
-        dpy = _pass_through(xp, -_ratio(xp, xp.ones_like(pc), pc), inside)
-        dp = xp.where(_is_label(xp, labels, num_classes), dpy[..., None], xp.zeros_like(p))
-        grad = _class_back(xp, red.grad(dp, class_axis=True), axis)
+        dpy = pass_through(xp, -ratio(xp, xp.ones_like(pc), pc), inside)
+        dp = xp.where(is_label(xp, labels, num_classes), dpy[..., None], xp.zeros_like(p))
+        grad = class_back(xp, red.grad(dp, class_axis=True), axis)
     return value, deliver(xp, grad, probs, grad_out)
 
 
@@ -641,163 +564,4 @@ def sparse_categorical_cross_entropy(
     """
     return _sparse_categorical_cross_entropy(
         probs, labels, axis=axis, eps=eps, reduction=reduction, sample_weight=sample_weight
-    )[0]
-
-
-# --------------------------------------------------------------------------- binary
-
-
-def _binary_cross_entropy(
-    probs: Array,
-    targets: Array,
-    *,
-    eps: float,
-    reduction: str,
-    sample_weight: Array | None,
-    with_grad: bool = False,
-    grad_out: Any = None,
-) -> Result:
-    xp, probs, targets, sample_weight = namespace(
-        probs, targets, sample_weight, names=("targets", "sample_weight")
-    )
-    reduction = check_paired(xp, "probs", probs, "targets", targets, reduction, grad_out)
-    eps, bad_probs = _check_probs(xp, probs, eps)
-    invalid = Invalid(xp, shape_of(probs))
-    invalid.add(bad_probs)
-    invalid.add(check_target_interval(xp, "targets", targets))
-    dtype = compute_dtype(xp, probs.dtype)
-    p, t = cast(xp, probs, dtype), cast(xp, targets, dtype)
-    red = plan(xp, reduction, shape_of(p), dtype, sample_weight=sample_weight, invalid=invalid)
-    invalid.watch(p, class_axis=False)  # p is clipped on its way to the loss
-    with quiet_numpy(xp):
-        pc, inside = _clipped(xp, p, eps)
-        # -(t log p + (1-t) log(1-p)), each product 0 where its weight and its
-        # probability are both 0 (see _xlogy_safe): no 0 * -inf in the value
-        # or in autograd, and the exact derivative in t wherever it is finite.
-        log_p = xp.log(_xlogy_safe(xp, t, pc))
-        log_not_p = xp.log1p(-xp.where((t == 1) & (pc == 1), xp.zeros_like(pc), pc))
-        loss = -(t * log_p + (1 - t) * log_not_p)
-        value = red.apply(loss)
-        if not with_grad:
-            return value, None
-        # d loss / d p = -t/p + (1-t)/(1-p)  (0 where p was clipped)
-        dp = _pass_through(xp, _ratio(xp, 1 - t, 1 - pc) - _ratio(xp, t, pc), inside)
-        grad = red.grad(dp, class_axis=False)
-    return value, deliver(xp, grad, probs, grad_out)
-
-
-@differentiable(_binary_cross_entropy)
-def binary_cross_entropy(
-    probs: Array,
-    targets: Array,
-    *,
-    eps: float = 1e-7,
-    reduction: str = "mean",
-    sample_weight: Array | None = None,
-) -> Array:
-    r"""Binary cross-entropy of 0/1 (or soft) targets under predicted probabilities.
-
-    .. math::
-        \ell = -t \log \tilde p - (1-t) \log(1-\tilde p),
-        \quad \tilde p = \mathrm{clip}(p, \epsilon, 1-\epsilon),
-        \qquad \frac{\partial \ell}{\partial p} = \frac{\tilde p - t}{\tilde p (1-\tilde p)}
-        \ \text{(0 where clipped)}
-
-    One value per element under ``reduction="none"``.  ``probs`` must lie in
-    [0, 1].  For logits use :func:`sigmoid_cross_entropy`, which never
-    clips.
-
-    Examples
-    --------
-    >>> import numpy as np, losskit as lk
-    >>> probs, targets = np.array([0.9, 0.2]), np.array([1.0, 0.0])
-    >>> lk.binary_cross_entropy(probs, targets, reduction="none").round(6)  # -log .9, -log .8
-    array([0.105361, 0.223144])
-    """
-    return _binary_cross_entropy(
-        probs, targets, eps=eps, reduction=reduction, sample_weight=sample_weight
-    )[0]
-
-
-def _sigmoid_cross_entropy(
-    logits: Array,
-    targets: Array,
-    *,
-    pos_weight: Array | None,
-    label_smoothing: float,
-    reduction: str,
-    sample_weight: Array | None,
-    with_grad: bool = False,
-    grad_out: Any = None,
-) -> Result:
-    xp, logits, targets, pos_weight, sample_weight = namespace(
-        logits, targets, pos_weight, sample_weight, names=("targets", "pos_weight", "sample_weight")
-    )
-    reduction = check_paired(xp, "logits", logits, "targets", targets, reduction, grad_out)
-    eps = check_fraction("label_smoothing", label_smoothing)
-    invalid = Invalid(xp, shape_of(logits))
-    invalid.add(check_target_interval(xp, "targets", targets))
-    if pos_weight is not None:
-        check_pos_weight(xp, pos_weight, logits)
-        invalid.add(check_weight_values(xp, "pos_weight", pos_weight))
-    dtype = compute_dtype(xp, logits.dtype)
-    x, t = cast(xp, logits, dtype), cast(xp, targets, dtype)
-    if eps:
-        t = t * (1 - eps) + eps / 2
-    red = plan(xp, reduction, shape_of(x), dtype, sample_weight=sample_weight, invalid=invalid)
-    q = None if pos_weight is None else cast(xp, pos_weight, dtype)
-    # tf.nn.weighted_cross_entropy_with_logits, q = 1 without pos_weight:
-    # (1-t) z + (1 + (q-1) t) log(1 + e^-z), written per sign of z so that no
-    # intermediate exceeds the result (1 + e^-z never formed for z < 0):
-    #   z >= 0: (1-t) z + s log1p(e^-z);   z < 0: -q t z + s log1p(e^z)
-    # with s = 1 + (q-1) t.   d/dz = (1-t) - s sigmoid(-z)
-    scale = 1 if q is None else 1 + (q - 1) * t
-    qt = t if q is None else q * t
-    linear = xp.where(x < 0, -qt * x, (1 - t) * x)
-    loss = linear + scale * xp.log1p(exp_neg_abs(xp, x))
-    value = red.apply(loss)
-    if not with_grad:
-        return value, None
-    dz = (1 - t) - scale * sigmoid_of(xp, -x)
-    return value, deliver(xp, red.grad(dz, class_axis=False), logits, grad_out)
-
-
-@differentiable(_sigmoid_cross_entropy)
-def sigmoid_cross_entropy(
-    logits: Array,
-    targets: Array,
-    *,
-    pos_weight: Array | float | None = None,
-    label_smoothing: float = 0.0,
-    reduction: str = "mean",
-    sample_weight: Array | None = None,
-) -> Array:
-    r"""Binary cross-entropy on logits: sigmoid and log fused, stable for any logit.
-
-    .. math::
-        \ell = \max(z, 0) - z t + \log(1 + e^{-|z|}), \qquad
-        \frac{\partial \ell}{\partial z} = \sigma(z) - t
-
-    With ``pos_weight`` q (a scalar or one weight per class on the last axis)
-    the positive term is weighted as in ``tf.nn.weighted_cross_entropy_with_logits``
-    and PyTorch's ``BCEWithLogitsLoss(pos_weight=q)``:
-    ``ℓ = (1-t) z + (1 + (q-1) t) log(1 + e^{-z})``,
-    ``∂ℓ/∂z = (1-t) - (1 + (q-1) t) σ(-z)``.
-    Label smoothing ε makes the targets ``t (1-ε) + ε/2``.  One value per
-    element under ``reduction="none"``.
-
-    Examples
-    --------
-    >>> import numpy as np, losskit as lk
-    >>> z = np.array([-1e4, 0.0, 1e4], dtype=np.float32)
-    >>> lk.sigmoid_cross_entropy(z, np.array([0.0, 1.0, 1.0], dtype=np.float32), reduction="none")
-    array([0.       , 0.6931472, 0.       ], dtype=float32)
-    """
-    return _sigmoid_cross_entropy(
-        logits,
-        targets,
-        pos_weight=pos_weight,
-        label_smoothing=label_smoothing,
-        reduction=reduction,
-        sample_weight=sample_weight,
     )[0]
