@@ -31,6 +31,10 @@ naming the value and its position; where the value cannot be read (inside
 ``jax.jit`` or ``torch.compile``, on ``meta``) the losses it enters are NaN.
 Every function compiles with ``torch.compile(fullgraph=True)``.
 
+``nn`` (:mod:`losskit.compat.torch.nn`) holds the ``torch.nn`` loss classes
+over these functions (``nn.CrossEntropyLoss``, ...), ``torch.nn.Module``
+subclasses where PyTorch is installed; ``nn.functional`` is this module.
+
 Deliberate differences: any integer dtype is taken for class ids (PyTorch
 wants int64 or uint8); the derivative with respect to ``weight`` and
 ``pos_weight``, which PyTorch refuses to take for class ids and the binary
@@ -53,6 +57,7 @@ nan
 
 from __future__ import annotations
 
+import importlib
 import math
 import numbers
 import sys
@@ -62,10 +67,10 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from .. import activations, losses
-from .._backend import Array, cast, namespace, quiet_numpy, shape_of
-from .._validation import check_floating, check_fraction, check_unit_interval
-from ._common import (
+from ... import activations, losses
+from ..._backend import Array, cast, namespace, quiet_numpy, shape_of
+from ..._validation import check_floating, check_fraction, check_unit_interval
+from .._common import (
     INT64_MAX,
     INT64_MIN,
     framework_semantics,
@@ -85,6 +90,7 @@ __all__ = [
     "logsumexp",
     "mse_loss",
     "nll_loss",
+    "nn",
     "softmax",
 ]
 
@@ -95,21 +101,40 @@ _BCE_GRAD_FLOOR = 9.999999960041972e-13
 
 _FLOATING = ("float16", "bfloat16", "float32", "float64")
 
+
+def __getattr__(name: str) -> Any:
+    # `nn` (the loss classes) is imported when first asked for: it imports torch where
+    # torch is installed, and this module imports none.
+    if name == "nn":
+        return importlib.import_module(f"{__name__}.nn")
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
 # --------------------------------------------------------------------------- helpers
+
+
+def legacy_reduction(size_average: bool | None, reduce: bool | None, stacklevel: int) -> str:
+    """torch.nn._reduction.legacy_get_string: the reduction the legacy flags name, with a warning.
+
+    A flag left at None counts as True.  ``stacklevel`` is that of the warning
+    as seen from the caller of this function.
+    """
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    reduction = ("mean" if size_average else "sum") if reduce else "none"
+    msg = (
+        "size_average and reduce args will be deprecated, please use "
+        f"reduction='{reduction}' instead."
+    )
+    warnings.warn(msg, UserWarning, stacklevel=stacklevel + 1)
+    return reduction
 
 
 def _reduction(size_average: bool | None, reduce: bool | None, reduction: str) -> str:
     """torch.nn._reduction: the legacy flags override ``reduction``, with a warning."""
     if size_average is not None or reduce is not None:
-        size_average = True if size_average is None else size_average
-        reduce = True if reduce is None else reduce
-        reduction = ("mean" if size_average else "sum") if reduce else "none"
-        msg = (
-            "size_average and reduce args will be deprecated, please use "
-            f"reduction='{reduction}' instead."
-        )
-        warnings.warn(msg, UserWarning, stacklevel=4)
-        return reduction
+        return legacy_reduction(size_average, reduce, stacklevel=4)
     if reduction == "elementwise_mean":
         msg = "reduction='elementwise_mean' is deprecated. Please use reduction='mean' instead."
         warnings.warn(msg, UserWarning, stacklevel=4)
