@@ -67,6 +67,7 @@ array([0.169846, 0.824745], dtype=float32)
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from types import SimpleNamespace
@@ -90,6 +91,8 @@ __all__ = ["keras", "nn"]
 
 #: ``keras.config.epsilon()``: Keras clips probabilities to [EPSILON, 1 - EPSILON].
 EPSILON = 1e-7
+
+_POSITIONAL = inspect.Parameter.POSITIONAL_OR_KEYWORD
 
 _REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
 
@@ -696,48 +699,52 @@ class Loss:
         return f"<{type(self).__name__} {self.get_config()}>"
 
 
-class _ProbabilityCrossentropy(Loss):
-    """The Keras classes around a cross-entropy function with ``from_logits``,
-    ``label_smoothing`` and ``axis`` (Keras's ``LossFunctionWrapper``); a
-    subclass names the function and Keras's default name."""
+class _Wrapper(Loss):
+    """Keras's ``LossFunctionWrapper``: ``call`` is ``_function(y_true, y_pred, **options)``.
+
+    A subclass names the function, Keras's default ``name`` and the options of
+    its constructor with Keras's defaults, in Keras's positional order (before
+    ``reduction``, ``name`` and ``dtype``); the constructor's signature is
+    built from them, and each option is an attribute of the instance.
+    """
 
     _function: Any = None
     _keras_name = ""
+    _options: dict[str, Any] = {}  # noqa: RUF012 - read only, replaced by each subclass
 
-    def __init__(
-        self,
-        from_logits: bool = False,
-        label_smoothing: float = 0.0,
-        axis: int = -1,
-        reduction: Any = "sum_over_batch_size",
-        name: str | None = None,
-        dtype: Any = None,
-    ) -> None:
-        super().__init__(name=name or self._keras_name, reduction=reduction, dtype=dtype)
-        self.from_logits = from_logits
-        self.label_smoothing = label_smoothing
-        self.axis = axis
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [
+                *(inspect.Parameter(k, _POSITIONAL, default=v) for k, v in cls._options.items()),
+                inspect.Parameter("reduction", _POSITIONAL, default="sum_over_batch_size"),
+                inspect.Parameter("name", _POSITIONAL, default=cls._keras_name),
+                inspect.Parameter("dtype", _POSITIONAL, default=None),
+            ]
+        )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        bound = self.__signature__.bind(*args, **kwargs)  # type: ignore[attr-defined]
+        bound.apply_defaults()
+        options = dict(bound.arguments)
+        super().__init__(
+            name=options.pop("name"), reduction=options.pop("reduction"), dtype=options.pop("dtype")
+        )
+        for key, value in options.items():
+            setattr(self, key, value)
 
     def call(self, y_true: Array, y_pred: Array) -> tuple[Array, Array | None]:
-        loss = type(self)._function(
-            y_true,
-            y_pred,
-            from_logits=self.from_logits,
-            label_smoothing=self.label_smoothing,
-            axis=self.axis,
-        )
-        return loss, None
+        options = {key: getattr(self, key) for key in self._options}
+        return type(self)._function(y_true, y_pred, **options), None
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "from_logits": self.from_logits,
-            "label_smoothing": self.label_smoothing,
-            "axis": self.axis,
-        }
+        return {**super().get_config(), **{key: getattr(self, key) for key in self._options}}
 
 
-class CategoricalCrossentropy(_ProbabilityCrossentropy):
+_CROSSENTROPY_OPTIONS = {"from_logits": False, "label_smoothing": 0.0, "axis": -1}
+
+
+class CategoricalCrossentropy(_Wrapper):
     """``keras.losses.CategoricalCrossentropy``: see :func:`categorical_crossentropy`.
 
     >>> from losskit.compat import tf
@@ -751,6 +758,7 @@ class CategoricalCrossentropy(_ProbabilityCrossentropy):
 
     _function = staticmethod(categorical_crossentropy)
     _keras_name = "categorical_crossentropy"
+    _options = _CROSSENTROPY_OPTIONS
 
 
 class SparseCategoricalCrossentropy(Loss):
@@ -793,7 +801,7 @@ class SparseCategoricalCrossentropy(Loss):
         }
 
 
-class BinaryCrossentropy(_ProbabilityCrossentropy):
+class BinaryCrossentropy(_Wrapper):
     """``keras.losses.BinaryCrossentropy``: see :func:`binary_crossentropy`.
 
     >>> from losskit.compat import tf
@@ -805,9 +813,10 @@ class BinaryCrossentropy(_ProbabilityCrossentropy):
 
     _function = staticmethod(binary_crossentropy)
     _keras_name = "binary_crossentropy"
+    _options = _CROSSENTROPY_OPTIONS
 
 
-class MeanSquaredError(Loss):
+class MeanSquaredError(_Wrapper):
     """``keras.losses.MeanSquaredError``: see :func:`mean_squared_error`.
 
     >>> from losskit.compat import tf
@@ -816,19 +825,11 @@ class MeanSquaredError(Loss):
     0.5
     """
 
-    def __init__(
-        self,
-        reduction: Any = "sum_over_batch_size",
-        name: str = "mean_squared_error",
-        dtype: Any = None,
-    ) -> None:
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-
-    def call(self, y_true: Array, y_pred: Array) -> tuple[Array, Array | None]:
-        return mean_squared_error(y_true, y_pred), None
+    _function = staticmethod(mean_squared_error)
+    _keras_name = "mean_squared_error"
 
 
-class MeanAbsoluteError(Loss):
+class MeanAbsoluteError(_Wrapper):
     """``keras.losses.MeanAbsoluteError``: see :func:`mean_absolute_error`.
 
     >>> from losskit.compat import tf
@@ -837,16 +838,8 @@ class MeanAbsoluteError(Loss):
     0.5
     """
 
-    def __init__(
-        self,
-        reduction: Any = "sum_over_batch_size",
-        name: str = "mean_absolute_error",
-        dtype: Any = None,
-    ) -> None:
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-
-    def call(self, y_true: Array, y_pred: Array) -> tuple[Array, Array | None]:
-        return mean_absolute_error(y_true, y_pred), None
+    _function = staticmethod(mean_absolute_error)
+    _keras_name = "mean_absolute_error"
 
 
 MSE = mse = mean_squared_error
