@@ -1,11 +1,47 @@
-"""Regression losses: mean squared error and mean absolute error."""
+"""Regression losses: squared, absolute, Huber, log-cosh, percentage and log errors.
+
+Each is one definition through :func:`losskit._define.elementwise_loss`: the
+value of one element and its derivative with respect to the prediction.
+Where ``pred - target`` may overflow although the loss does not (Huber with
+``delta < 1``, the percentage error), the losses work on the half gap
+``h = pred/2 - target/2``: halving is exact, so ``2 h`` rounds as
+``pred - target`` would, but ``h`` stays finite for any finite inputs.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from .. import _config
+from .._arrays import pass_through
 from .._backend import Array
 from .._define import elementwise_loss
+from .._validation import _is_real, check_values
+
+# Keras's backend.epsilon(), the floor of the percentage and logarithmic errors.
+KERAS_EPSILON = 1e-7
+
+
+def check_positive(name: str, value: Any) -> float:
+    """A finite real number > 0 (a scale such as ``delta``), as a float."""
+    msg = f"`{name}` must be a positive finite number; got {value!r}"
+    if not _is_real(value):
+        raise TypeError(msg)
+    if not 0 < value < math.inf:
+        raise ValueError(msg)
+    return float(value)
+
+
+def _negative(xp: Any, x: Array) -> Array:
+    return ~(x >= 0)  # written so that NaN is refused too
+
+
+def check_non_negative(xp: Any, name: str, x: Array) -> Array | None:
+    """Counts, rates and log-error targets are >= 0 (a core rule; the adapters skip it)."""
+    if not _config.core_rules():
+        return None
+    return check_values(xp, name, x, _negative, "non-negative")
 
 
 @elementwise_loss()
@@ -46,3 +82,142 @@ def mean_absolute_error(xp: Any, pred: Array, target: Array) -> tuple[Array, Any
     """
     diff = pred - target
     return xp.abs(diff), lambda: xp.sign(diff)  # d/dp |p - t| = sign(p - t), 0 at p = t
+
+
+@elementwise_loss()
+def huber(xp: Any, pred: Array, target: Array, *, delta: float = 1.0) -> tuple[Array, Any]:
+    r"""Huber loss: quadratic within ``delta`` of the target, linear beyond.
+
+    .. math::
+        \ell = \begin{cases} \tfrac12 e^2 & |e| \le \delta \\
+               \delta (|e| - \tfrac12 \delta) & |e| > \delta \end{cases},
+        \quad e = p - t, \qquad
+        \frac{\partial \ell}{\partial p} = \mathrm{clip}(e, -\delta, \delta)
+
+    Replaces Keras's ``huber``/``Huber``, PyTorch's ``huber_loss``/``HuberLoss``
+    and optax's ``huber_loss`` (same numbers; Keras then averages over the last
+    axis).  PyTorch's ``smooth_l1_loss(beta=b)`` is ``huber(delta=b) / b``.
+    ``delta`` must be a positive finite number.  The linear part is formed
+    from the half gap, so it stays finite wherever its value is (``delta < 1``
+    and errors beyond the float maximum).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from losskit.losses.regression import huber
+    >>> pred, target = np.array([0.5, 3.0, -2.0]), np.zeros(3)
+    >>> huber(pred, target, reduction="none")  # 0.5 * 0.5^2, 3 - 0.5, 2 - 0.5
+    array([0.125, 2.5  , 1.5  ])
+
+    References
+    ----------
+    P. J. Huber, "Robust Estimation of a Location Parameter", Ann. Math.
+    Statist. 35(1), 1964.
+    """
+    delta = check_positive("delta", delta)
+    h = pred / 2 - target / 2  # e / 2, never overflowing
+    a = xp.abs(h)
+    quad = a <= delta / 2
+    # The quadratic side sees 0 outside its region, so that neither side's
+    # derivative is ever inf * 0 under autograd (the double-where idiom).
+    hq = xp.where(quad, h, xp.zeros_like(h))
+    value = xp.where(quad, 2 * hq * hq, (2 * delta) * a - delta * delta / 2)
+    return value, lambda: xp.clip(2 * h, min=-delta, max=delta)  # d/dp = clip(e, -δ, δ)
+
+
+# Below this |error| log cosh is formed as log1p(2 sinh(e/2)^2), exact to
+# rounding; above it |e| - log 2 + log1p(e^{-2|e|}) has no cancellation.
+_LOG_COSH_SMALL = 1.0
+
+
+@elementwise_loss()
+def log_cosh(xp: Any, pred: Array, target: Array) -> tuple[Array, Any]:
+    r"""Logarithm of the hyperbolic cosine of the error: quadratic near 0, linear far out.
+
+    .. math::
+        \ell = \log\cosh(e), \quad e = p - t, \qquad
+        \frac{\partial \ell}{\partial p} = \tanh(e)
+
+    Replaces Keras's ``log_cosh``/``LogCosh`` (which then averages over the
+    last axis) and optax's ``log_cosh``.  Computed as
+    ``|e| + log1p(exp(-2|e|)) - log 2`` for ``|e| >= 1`` (``exp`` never sees a
+    positive number, finite for any finite error) and as
+    ``log1p(2 sinh(e/2)^2)`` below, where the frameworks' ``logaddexp(e, -e) -
+    log 2`` loses every digit (their ``log cosh(1e-9)`` is 0, not 5e-19).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from losskit.losses.regression import log_cosh
+    >>> pred, target = np.array([0.0, 1e-9, 1e4]), np.zeros(3)
+    >>> log_cosh(pred, target, reduction="none")  # 0, e^2/2, |e| - log 2
+    array([0.00000000e+00, 5.00000000e-19, 9.99930685e+03])
+    """
+    e = pred - target
+    a = xp.abs(e)
+    small = a < _LOG_COSH_SMALL
+    es = xp.where(small, e, xp.zeros_like(e))  # each side sees only its own region
+    s = xp.sinh(es / 2)
+    near = xp.log1p(2 * s * s)  # cosh e = 1 + 2 sinh^2(e/2)
+    far = a + xp.log1p(xp.exp(-2 * a)) - math.log(2.0)
+    return xp.where(small, near, far), lambda: xp.tanh(e)  # d/dp log cosh(e) = tanh(e)
+
+
+@elementwise_loss()
+def mean_absolute_percentage_error(xp: Any, pred: Array, target: Array) -> tuple[Array, Any]:
+    r"""Absolute error as a percentage of the target, Keras's ``MeanAbsolutePercentageError``.
+
+    .. math::
+        \ell = 100 \frac{|p - t|}{\max(|t|, \epsilon)}, \qquad
+        \frac{\partial \ell}{\partial p} = 100 \frac{\mathrm{sign}(p - t)}{\max(|t|, \epsilon)}
+
+    with Keras's ``epsilon = 1e-7``, so a target of 0 gives ``1e9 |p|``.
+    Replaces Keras's ``mean_absolute_percentage_error``/``mape``/``MAPE``/
+    ``MeanAbsolutePercentageError`` (which average over the last axis).  The
+    derivative at ``p = t`` is 0.  Formed from the half gap: finite wherever
+    the percentage is (``t = 3e38, p = -3e38`` in float32 gives 200).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from losskit.losses.regression import mean_absolute_percentage_error as mape
+    >>> mape(np.array([110.0, 45.0]), np.array([100.0, 50.0]), reduction="none")
+    array([10., 10.])
+    """
+    h = pred / 2 - target / 2  # (p - t) / 2, never overflowing
+    den = xp.clip(xp.abs(target), min=KERAS_EPSILON)
+    value = 200 * (xp.abs(h) / den)  # 100 |2h| / den
+    return value, lambda: (100 * xp.sign(h)) / den  # d/dp = 100 sign(p - t) / max(|t|, eps)
+
+
+@elementwise_loss(checks=(("target", check_non_negative),))
+def mean_squared_logarithmic_error(xp: Any, pred: Array, target: Array) -> tuple[Array, Any]:
+    r"""Squared difference of ``log(1 + x)``, Keras's ``MeanSquaredLogarithmicError``.
+
+    .. math::
+        \ell = \left(\log(1 + \tilde p) - \log(1 + \tilde t)\right)^2,
+        \quad \tilde x = \max(x, \epsilon), \qquad
+        \frac{\partial \ell}{\partial p}
+        = \frac{2 (\log(1+\tilde p) - \log(1+\tilde t))}{1 + \tilde p}
+        \ \text{(0 where } p < \epsilon)
+
+    with Keras's ``epsilon = 1e-7``.  Replaces Keras's
+    ``mean_squared_logarithmic_error``/``msle``/``MSLE``/
+    ``MeanSquaredLogarithmicError`` (which average over the last axis), with
+    ``log1p`` where Keras forms ``log(x + 1)``: in float32 Keras's ``log(1e-7 +
+    1)`` is 1.19e-7, losskit's 1e-7.  Predictions below epsilon are raised to
+    it (no gradient there, as in Keras); targets must be non-negative.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from losskit.losses.regression import mean_squared_logarithmic_error as msle
+    >>> e = np.e - 1  # log1p(e - 1) = 1
+    >>> msle(np.array([e, 0.0]), np.array([0.0, e]), reduction="none").round(6)
+    array([1., 1.])
+    """
+    pc = xp.clip(pred, min=KERAS_EPSILON)
+    diff = xp.log1p(pc) - xp.log1p(xp.clip(target, min=KERAS_EPSILON))
+    inside = ~(pred < KERAS_EPSILON)  # NaN passes, so its derivative is NaN too
+    # d/dp = 2 (log1p(p~) - log1p(t~)) / (1 + p~), 0 where p was raised to eps
+    return diff * diff, lambda: pass_through(xp, 2 * diff / (1 + pc), inside)
