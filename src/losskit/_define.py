@@ -103,6 +103,8 @@ def _evaluate(
     the user's layout (None: elementwise).  ``scale`` multiplies the body's
     value and derivative per example (class weights, ignored rows).
     """
+    # A bad value's gradient must be NaN even where the body clips the prediction.
+    red.invalid.watch(args[0], class_axis=class_axis is not None)
     with quiet_numpy(xp):
         value, derivative = body(xp, *args, **options)
         if scale is not None:
