@@ -79,6 +79,10 @@ import numpy as np
 from .. import activations, losses
 from .._backend import Array, compute_dtype, namespace, readable, shape_of
 from .._validation import check_fraction, check_labels_dtype, check_unit_interval
+from ..losses.regression import huber as huber_core
+from ..losses.regression import log_cosh as log_cosh_core
+from ..losses.regression import mean_absolute_percentage_error as mape_core
+from ..losses.regression import mean_squared_logarithmic_error as msle_core
 from ._common import (
     framework_semantics,
     half_back,
@@ -563,6 +567,23 @@ def _keras_binary_crossentropy(xp: Any, p: Array, t: Array) -> Array:
     return t * neg_log(pc) + (1 - t) * neg_log(xp.where((t == 1) & (q == 0), ones, q))
 
 
+def _mean_over_last_axis(
+    core: Any, y_true: Any, y_pred: Any, *, half_promotes: bool = False, **options: Any
+) -> Array:
+    """Keras's regression losses: ``mean(core(y_pred, y_true), axis=-1)`` in ``y_pred``'s dtype.
+
+    ``y_true`` is cast to ``y_pred``'s dtype, and a rank difference of one
+    trailing size-1 axis is squeezed or expanded away (Keras's
+    ``squeeze_or_expand_to_same_rank``); other shapes must be equal (Keras
+    would broadcast them).  ``half_promotes``: Keras meets a float32 constant
+    that promotes half precision, and the loss is float32.
+    """
+    xp, p, t = _ns(y_pred, y_true, names=("y_true",))
+    t, p = _squeeze_or_expand_to_same_rank(xp, xp.astype(t, p.dtype), p)
+    loss = xp.mean(core(p, t, reduction="none", **options), axis=-1)
+    return loss if half_promotes else half_back(xp, loss, p.dtype)
+
+
 @framework_semantics
 def mean_squared_error(y_true: Any, y_pred: Any) -> Array:
     """``keras.losses.mean_squared_error``: ``mean((y_true - y_pred)**2, axis=-1)``.
@@ -571,12 +592,7 @@ def mean_squared_error(y_true: Any, y_pred: Any) -> Array:
     >>> tf.keras.losses.MSE([[0.0, 1.0]], [[1.0, 1.0]])
     array([0.5], dtype=float32)
     """
-    xp, p, t = _ns(y_pred, y_true, names=("y_true",))
-    # Keras: a rank difference of one trailing size-1 axis is squeezed or expanded away.
-    t, p = _squeeze_or_expand_to_same_rank(xp, xp.astype(t, p.dtype), p)
-    return half_back(
-        xp, xp.mean(losses.mean_squared_error(p, t, reduction="none"), axis=-1), p.dtype
-    )
+    return _mean_over_last_axis(losses.mean_squared_error, y_true, y_pred)
 
 
 @framework_semantics
@@ -587,11 +603,70 @@ def mean_absolute_error(y_true: Any, y_pred: Any) -> Array:
     >>> tf.keras.losses.MAE([[0.0, 1.0]], [[1.0, 1.0]])
     array([0.5], dtype=float32)
     """
-    xp, p, t = _ns(y_pred, y_true, names=("y_true",))
-    t, p = _squeeze_or_expand_to_same_rank(xp, xp.astype(t, p.dtype), p)
-    return half_back(
-        xp, xp.mean(losses.mean_absolute_error(p, t, reduction="none"), axis=-1), p.dtype
-    )
+    return _mean_over_last_axis(losses.mean_absolute_error, y_true, y_pred)
+
+
+@framework_semantics
+def huber(y_true: Any, y_pred: Any, delta: float = 1.0) -> Array:
+    """``keras.losses.huber``: ``0.5 e**2`` for ``|e| <= delta``, else ``delta (|e| - delta/2)``.
+
+    Averaged over the last axis, ``e = y_pred - y_true``.  ``delta`` must be
+    positive and finite (Keras computes a meaningless loss, negative for a
+    negative ``delta``).
+
+    >>> from losskit.compat import tf
+    >>> tf.keras.losses.huber([[0.0, 1.0], [0.0, 0.0]], [[0.6, 0.4], [0.4, 3.0]])
+    array([0.18, 1.29], dtype=float32)
+    """
+    return _mean_over_last_axis(huber_core, y_true, y_pred, delta=delta)
+
+
+@framework_semantics
+def log_cosh(y_true: Any, y_pred: Any) -> Array:
+    """``keras.losses.log_cosh`` (tf.keras ``logcosh``): ``mean(log(cosh(y_pred - y_true)), -1)``.
+
+    Exact for small errors, where Keras's ``x + softplus(-2x) - log 2`` loses
+    its digits (Keras's ``log_cosh`` of an error of ``1e-9`` is 0, losskit's
+    ``5e-19``), and in float64, where Keras subtracts ``log 2`` rounded to
+    float32 (1.9e-9 too much); the same number elsewhere.
+
+    >>> from losskit.compat import tf
+    >>> tf.keras.losses.log_cosh([[0.0, 1.0], [0.0, 0.0]], [[1.0, 1.0], [0.0, 0.0]]).round(5)
+    array([0.21689, 0.     ], dtype=float32)
+    """
+    return _mean_over_last_axis(log_cosh_core, y_true, y_pred)
+
+
+@framework_semantics
+def mean_absolute_percentage_error(y_true: Any, y_pred: Any) -> Array:
+    """``keras.losses.mean_absolute_percentage_error`` (``mape``, ``MAPE``), over the last axis.
+
+    ``100 |y_true - y_pred| / max(|y_true|, 1e-7)``: a target of 0 costs
+    ``1e9 |y_pred|``, as in Keras.
+
+    >>> from losskit.compat import tf
+    >>> tf.keras.losses.MAPE([[100.0, 50.0]], [[110.0, 45.0]])
+    array([10.], dtype=float32)
+    """
+    return _mean_over_last_axis(mape_core, y_true, y_pred)
+
+
+@framework_semantics
+def mean_squared_logarithmic_error(y_true: Any, y_pred: Any) -> Array:
+    """``keras.losses.mean_squared_logarithmic_error`` (``msle``, ``MSLE``), over the last axis.
+
+    ``(log(1 + max(y_pred, 1e-7)) - log(1 + max(y_true, 1e-7)))**2``: values
+    below ``1e-7``, negative ones included, count as ``1e-7`` (with no
+    gradient), as in Keras, and half precision gives a float32 loss (Keras's
+    float32 epsilon promotes it).  losskit takes ``log1p`` where Keras forms
+    ``log(x + 1)``, a few ulps apart near 0.
+
+    >>> from losskit.compat import tf
+    >>> tf.keras.losses.MSLE([[0.0, 1.0]], [[np.e - 1, 1.0]]).round(6)
+    array([0.5], dtype=float32)
+    """
+    # Keras: max(y_pred, epsilon) with a float32 epsilon makes half precision float32.
+    return _mean_over_last_axis(msle_core, y_true, y_pred, half_promotes=True)
 
 
 # --------------------------------------------------------------------------- keras.losses classes
@@ -710,13 +785,13 @@ class _Wrapper(Loss):
 
     _function: Any = None
     _keras_name = ""
-    _options: dict[str, Any] = {}  # noqa: RUF012 - read only, replaced by each subclass
+    _options: tuple[tuple[str, Any], ...] = ()  # (name, Keras's default) pairs
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
             [
-                *(inspect.Parameter(k, _POSITIONAL, default=v) for k, v in cls._options.items()),
+                *(inspect.Parameter(k, _POSITIONAL, default=v) for k, v in cls._options),
                 inspect.Parameter("reduction", _POSITIONAL, default="sum_over_batch_size"),
                 inspect.Parameter("name", _POSITIONAL, default=cls._keras_name),
                 inspect.Parameter("dtype", _POSITIONAL, default=None),
@@ -734,14 +809,16 @@ class _Wrapper(Loss):
             setattr(self, key, value)
 
     def call(self, y_true: Array, y_pred: Array) -> tuple[Array, Array | None]:
-        options = {key: getattr(self, key) for key in self._options}
-        return type(self)._function(y_true, y_pred, **options), None
+        return type(self)._function(y_true, y_pred, **self._option_values()), None
+
+    def _option_values(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key, _ in self._options}
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), **{key: getattr(self, key) for key in self._options}}
+        return {**super().get_config(), **self._option_values()}
 
 
-_CROSSENTROPY_OPTIONS = {"from_logits": False, "label_smoothing": 0.0, "axis": -1}
+_CROSSENTROPY_OPTIONS = (("from_logits", False), ("label_smoothing", 0.0), ("axis", -1))
 
 
 class CategoricalCrossentropy(_Wrapper):
@@ -842,8 +919,64 @@ class MeanAbsoluteError(_Wrapper):
     _keras_name = "mean_absolute_error"
 
 
+class Huber(_Wrapper):
+    """``keras.losses.Huber``: see :func:`huber`.
+
+    >>> from losskit.compat import tf
+    >>> loss = tf.keras.losses.Huber(delta=0.5)
+    >>> round(float(loss([[0.0, 1.0], [0.0, 0.0]], [[0.6, 0.4], [0.4, 3.0]])), 5)
+    0.45125
+    """
+
+    _function = staticmethod(huber)
+    _keras_name = "huber_loss"
+    _options = (("delta", 1.0),)
+
+
+class LogCosh(_Wrapper):
+    """``keras.losses.LogCosh``: see :func:`log_cosh`.
+
+    >>> from losskit.compat import tf
+    >>> round(float(tf.keras.losses.LogCosh()([[0.0, 1.0]], [[1.0, 1.0]])), 5)
+    0.21689
+    """
+
+    _function = staticmethod(log_cosh)
+    _keras_name = "log_cosh"
+
+
+class MeanAbsolutePercentageError(_Wrapper):
+    """``keras.losses.MeanAbsolutePercentageError``: see :func:`mean_absolute_percentage_error`.
+
+    >>> from losskit.compat import tf
+    >>> loss = tf.keras.losses.MeanAbsolutePercentageError(reduction="sum")
+    >>> float(loss([[100.0, 50.0], [1.0, 2.0]], [[110.0, 45.0], [1.0, 1.0]]))
+    35.0
+    """
+
+    _function = staticmethod(mean_absolute_percentage_error)
+    _keras_name = "mean_absolute_percentage_error"
+
+
+class MeanSquaredLogarithmicError(_Wrapper):
+    """``keras.losses.MeanSquaredLogarithmicError``: see :func:`mean_squared_logarithmic_error`.
+
+    >>> from losskit.compat import tf
+    >>> loss = tf.keras.losses.MeanSquaredLogarithmicError()
+    >>> round(float(loss([[0.0, 1.0]], [[np.e - 1, 1.0]])), 6)
+    0.5
+    """
+
+    _function = staticmethod(mean_squared_logarithmic_error)
+    _keras_name = "mean_squared_logarithmic_error"
+
+
+# tf.keras's aliases (Keras 3 keeps them under keras._legacy).
 MSE = mse = mean_squared_error
 MAE = mae = mean_absolute_error
+MAPE = mape = mean_absolute_percentage_error
+MSLE = msle = mean_squared_logarithmic_error
+logcosh = log_cosh
 
 keras = SimpleNamespace(
     losses=SimpleNamespace(
@@ -853,14 +986,27 @@ keras = SimpleNamespace(
         binary_crossentropy=binary_crossentropy,
         mean_squared_error=mean_squared_error,
         mean_absolute_error=mean_absolute_error,
+        huber=huber,
+        log_cosh=log_cosh,
+        mean_absolute_percentage_error=mean_absolute_percentage_error,
+        mean_squared_logarithmic_error=mean_squared_logarithmic_error,
         MSE=MSE,
         MAE=MAE,
+        MAPE=MAPE,
+        MSLE=MSLE,
         mse=mse,
         mae=mae,
+        mape=mape,
+        msle=msle,
+        logcosh=logcosh,
         CategoricalCrossentropy=CategoricalCrossentropy,
         SparseCategoricalCrossentropy=SparseCategoricalCrossentropy,
         BinaryCrossentropy=BinaryCrossentropy,
         MeanSquaredError=MeanSquaredError,
         MeanAbsoluteError=MeanAbsoluteError,
+        Huber=Huber,
+        LogCosh=LogCosh,
+        MeanAbsolutePercentageError=MeanAbsolutePercentageError,
+        MeanSquaredLogarithmicError=MeanSquaredLogarithmicError,
     )
 )

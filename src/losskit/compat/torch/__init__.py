@@ -57,6 +57,7 @@ nan
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 import numbers
@@ -70,6 +71,7 @@ import numpy as np
 from ... import activations, losses
 from ..._backend import Array, cast, namespace, quiet_numpy, shape_of
 from ..._validation import check_floating, check_fraction, check_unit_interval
+from ...losses.regression import huber as huber_core
 from .._common import (
     INT64_MAX,
     INT64_MIN,
@@ -85,12 +87,14 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
+    "huber_loss",
     "l1_loss",
     "log_softmax",
     "logsumexp",
     "mse_loss",
     "nll_loss",
     "nn",
+    "smooth_l1_loss",
     "softmax",
 ]
 
@@ -523,15 +527,15 @@ def binary_cross_entropy_with_logits(
 
 
 def _regression(
-    core: Any,
-    input: Any,
-    target: Any,
-    size_average: bool | None,
-    reduce: bool | None,
-    reduction: str,
-    weight: Any,
+    core: Any, input: Any, target: Any, red: str, weight: Any, *, mean_by_weight: bool = True
 ) -> Array:
-    red = _reduction(size_average, reduce, reduction)
+    """``core``'s elementwise loss of ``input`` and ``target`` as PyTorch reduces it.
+
+    With ``weight`` (of the input's size) each element's loss is multiplied by
+    its weight; ``mean`` divides the sum by the summed weights
+    (``mean_by_weight``: mse_loss, l1_loss) or by the number of elements
+    (huber_loss).
+    """
     xp, x, t, w = namespace(input, target, weight, names=("target", "weight"))
     input_shape = shape_of(x)
     if shape_of(t) != input_shape:
@@ -548,10 +552,14 @@ def _regression(
         raise ValueError(msg)
     # torch: input, target and weight promote to one dtype, the loss's.
     dtype, x, t = _promoted(xp, x, t, *(() if w is None else (w,)))[:3]
-    # torch: with weight, mean = sum(w * e) / sum(w) (the core's weighted mean).
-    loss = core(x, t, reduction=red, sample_weight=w)
-    if red == "mean" and math.prod(shape_of(x)) == 0:
-        loss = loss + _nan_if(xp, True, loss)  # torch: the mean of nothing is NaN
+    if red == "mean" and (w is None or mean_by_weight):
+        # torch: with weight, mean = sum(w * e) / sum(w) (the core's weighted mean).
+        loss = core(x, t, reduction="mean", sample_weight=w)
+        if math.prod(shape_of(x)) == 0:
+            loss = loss + _nan_if(xp, True, loss)  # torch: the mean of nothing is NaN
+    else:
+        # torch: mean = sum(w * e) / numel, NaN for an empty input.
+        loss = _reduce_by_count(xp, core(x, t, reduction="none", sample_weight=w), red)
     return half_back(xp, loss, dtype)
 
 
@@ -571,9 +579,8 @@ def mse_loss(
     >>> float(F.mse_loss(np.array([1.0, 2.0]), np.array([0.0, 0.0])))
     2.5
     """
-    return _regression(
-        losses.mean_squared_error, input, target, size_average, reduce, reduction, weight
-    )
+    red = _reduction(size_average, reduce, reduction)
+    return _regression(losses.mean_squared_error, input, target, red, weight)
 
 
 @framework_semantics
@@ -592,9 +599,66 @@ def l1_loss(
     >>> float(F.l1_loss(np.array([1.0, 2.0]), np.array([0.0, 0.0])))
     1.5
     """
+    red = _reduction(size_average, reduce, reduction)
+    return _regression(losses.mean_absolute_error, input, target, red, weight)
+
+
+@framework_semantics
+def huber_loss(
+    input: Any, target: Any, reduction: str = "mean", delta: float = 1.0, weight: Any = None
+) -> Array:
+    """``torch.nn.functional.huber_loss``: ``0.5 e**2`` for ``|e| <= delta``, then linear.
+
+    The linear part is ``delta (|e| - delta/2)``, ``e = input - target``.
+    With ``weight`` the ``mean`` is ``sum(weight * loss) / numel``, PyTorch's
+    (its ``mse_loss`` and ``l1_loss`` divide by the summed weights instead).
+    ``delta`` must be positive and finite.
+
+    >>> import numpy as np
+    >>> from losskit.compat import torch as F
+    >>> F.huber_loss(np.array([0.5, 3.0]), np.zeros(2), reduction="none", delta=2.0)
+    array([0.125, 4.   ])
+    """
+    red = _reduction(None, None, reduction)
     return _regression(
-        losses.mean_absolute_error, input, target, size_average, reduce, reduction, weight
+        functools.partial(huber_core, delta=delta), input, target, red, weight, mean_by_weight=False
     )
+
+
+@framework_semantics
+def smooth_l1_loss(
+    input: Any,
+    target: Any,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    beta: float = 1.0,
+) -> Array:
+    """``torch.nn.functional.smooth_l1_loss``: ``0.5 e**2 / beta`` for ``|e| < beta``, then linear.
+
+    The linear part is ``|e| - beta/2``: that is ``huber_loss(delta=beta) /
+    beta``; ``beta = 0`` is ``l1_loss``, as in PyTorch.  ``beta`` must be
+    non-negative and finite.
+
+    >>> import numpy as np
+    >>> from losskit.compat import torch as F
+    >>> F.smooth_l1_loss(np.array([0.5, 3.0]), np.zeros(2), reduction="none", beta=2.0)
+    array([0.0625, 2.    ])
+    """
+    red = _reduction(size_average, reduce, reduction)
+    if not isinstance(beta, numbers.Real) or isinstance(beta, (bool, np.bool_)):
+        msg = f"`beta` must be a real number; got {beta!r}"
+        raise TypeError(msg)
+    if not 0 <= beta < math.inf:
+        msg = f"`beta` must be a non-negative finite number; got {beta!r}"
+        raise ValueError(msg)
+    if beta == 0:
+        return _regression(losses.mean_absolute_error, input, target, red, None)
+
+    def scaled_huber(x: Array, t: Array, **kwargs: Any) -> Array:
+        return huber_core(x, t, delta=beta, **kwargs) / beta
+
+    return _regression(scaled_huber, input, target, red, None)
 
 
 # --------------------------------------------------------------------------- activations

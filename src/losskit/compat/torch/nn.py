@@ -51,10 +51,12 @@ __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
+    "HuberLoss",
     "L1Loss",
     "MSELoss",
     "NLLLoss",
     "NLLLoss2d",
+    "SmoothL1Loss",
     "functional",
 ]
 
@@ -159,6 +161,51 @@ class MSELoss(_Loss):
     """
 
     _function = staticmethod(functional.mse_loss)
+
+
+class HuberLoss(_Loss):
+    """``torch.nn.HuberLoss``: :func:`losskit.compat.torch.huber_loss` as a module.
+
+    Note PyTorch's constructor order ``(reduction, delta)``, without the legacy flags.
+
+    >>> import numpy as np
+    >>> from losskit.compat.torch import nn
+    >>> nn.HuberLoss("none", 2.0)(np.array([0.5, 3.0]), np.zeros(2))
+    array([0.125, 4.   ])
+    """
+
+    _function = staticmethod(functional.huber_loss)
+    _options = ("delta",)
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0) -> None:
+        if not isinstance(delta, (float, int)):
+            msg = f"delta must be a float or int, got: {type(delta)}"  # torch's check and words
+            raise TypeError(msg)
+        super().__init__(reduction=reduction)
+        self.delta = delta
+
+
+class SmoothL1Loss(_Loss):
+    """``torch.nn.SmoothL1Loss``: :func:`losskit.compat.torch.smooth_l1_loss` as a module.
+
+    >>> import numpy as np
+    >>> from losskit.compat.torch import nn
+    >>> nn.SmoothL1Loss(beta=2.0)(np.array([0.5, 3.0]), np.zeros(2))
+    np.float64(1.03125)
+    """
+
+    _function = staticmethod(functional.smooth_l1_loss)
+    _options = ("beta",)
+
+    def __init__(
+        self,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+        beta: float = 1.0,
+    ) -> None:
+        super().__init__(size_average, reduce, reduction)
+        self.beta = beta
 
 
 class NLLLoss(_WeightedLoss):
