@@ -164,7 +164,7 @@ def test_train_user_csv_and_options(capsys, tmp_path):
         (
             ["--dataset", "iris", "--loss", "hubber"],
             2,
-            "losskit train: error: unknown loss 'hubber' (`losskit list` shows all)",
+            "losskit train: error: unknown loss 'hubber'; did you mean 'huber'? (`losskit list` shows all)",
         ),
         (
             ["--dataset", "iris", "--loss", "sigmoid_cross_entropy"],
@@ -172,14 +172,33 @@ def test_train_user_csv_and_options(capsys, tmp_path):
             "losskit train: error: sigmoid_cross_entropy does not fit iris: it takes 0/1 (or soft) "
             "targets, but iris has 3 classes (multiclass); losses that fit: softmax_cross_entropy, "
             "sparse_softmax_cross_entropy, categorical_cross_entropy, sparse_categorical_cross_entropy, "
-            "mean_squared_error, mean_absolute_error",
+            "categorical_focal_cross_entropy, softmax_focal_loss, generalized_cross_entropy, "
+            "poly1_cross_entropy, sparsemax_loss, mean_squared_error, mean_absolute_error, "
+            "multilabel_soft_margin",
         ),
         (
             ["--dataset", "diabetes", "--loss", "ce"],
             1,
             "losskit train: error: sparse_softmax_cross_entropy does not fit diabetes: it takes integer "
             "class ids, but diabetes has a real-valued target (regression); losses that fit: "
-            "mean_squared_error, mean_absolute_error",
+            "mean_squared_error, mean_absolute_error, huber, log_cosh",
+        ),
+        # A loss that trains nothing used to get "does not fit iris: it takes integer class ids,
+        # but iris has 3 classes", which it does take.
+        (
+            ["--dataset", "iris", "--loss", "nll"],
+            1,
+            "losskit train: error: negative_log_likelihood is not one of the losses `losskit train` "
+            "can use (it takes log-probabilities (<= 0, e.g. log_softmax output) against integer "
+            "class ids); `losskit list` shows the ones that train, `losskit eval` computes any loss "
+            "on your arrays",
+        ),
+        (
+            ["--dataset", "diabetes", "--compare", "huber,gaussian_nll"],
+            1,
+            "losskit train: error: gaussian_nll is not one of the losses `losskit train` can use (it "
+            "takes real-valued predictions against real values and var); `losskit list` shows the "
+            "ones that train, `losskit eval` computes any loss on your arrays",
         ),
         ([], 2, "losskit train: error: give --dataset NAME or --data FILE --target COLUMN"),
         (

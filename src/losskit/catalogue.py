@@ -2,33 +2,48 @@
 
 The training loop, ``losskit list``, ``eval`` and ``explain`` all read this
 one table, so a loss added to the core becomes usable everywhere by adding a
-row here. The loss functions themselves are looked up in :mod:`losskit` when
-first used (``info.fn``), so importing the catalogue imports no loss code.
+row here. Each row names the family module of :mod:`losskit.losses` that
+defines the loss; the function is imported from there when first used
+(``info.fn``), so importing the catalogue imports no loss code.
+
+``nll`` names :func:`~losskit.losses.likelihood.negative_log_likelihood`
+(log-probabilities, PyTorch's ``nll_loss``). Until issue 8 it named
+``sparse_categorical_cross_entropy`` (probabilities): that name still works,
+and probabilities given to ``nll`` are refused with an error, never read as
+log-probabilities.
 
 Examples
 --------
 >>> info = lookup("mse")
->>> info.name, info.input, info.truth
-('mean_squared_error', 'real', 'real')
+>>> info.name, info.input, info.truth, info.family
+('mean_squared_error', 'real', 'real', 'regression')
 >>> default_loss("binary")
 'sigmoid_cross_entropy'
 >>> [i.name for i in fits("binary")][:2]
 ['softmax_cross_entropy', 'sparse_softmax_cross_entropy']
+>>> lookup("nll").name
+'negative_log_likelihood'
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import importlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
     "CATALOGUE",
+    "FAMILIES",
     "INPUTS",
+    "TASKS",
     "TRUTHS",
     "LossInfo",
     "UnknownLossError",
+    "counterpart",
     "default_loss",
     "fits",
     "lookup",
@@ -38,13 +53,29 @@ __all__ = [
 INPUTS = {
     "logits": "logits (any real scores)",
     "probs": "probabilities in [0, 1]",
+    "log_probs": "log-probabilities (<= 0, e.g. log_softmax output)",
+    "scores": "real scores (margins, no activation)",
+    "rates": "Poisson rates >= 0 (log-rates with log_input)",
     "real": "real-valued predictions",
 }
 TRUTHS = {
     "ids": "integer class ids",
     "distributions": "class distributions (one-hot or soft)",
     "binary": "0/1 (or soft) targets",
+    "signs": "-1/1 targets",
+    "label_sets": "class ids per example, ended by -1 (multi-label)",
+    "counts": "non-negative counts",
     "real": "real values",
+}
+TASKS = ("multiclass", "binary", "regression")
+FAMILIES = {
+    "cross_entropy": "cross-entropy",
+    "binary": "binary cross-entropy",
+    "focal": "focal and robust cross-entropies",
+    "sparsemax": "sparsemax",
+    "likelihood": "likelihoods and divergences",
+    "regression": "regression",
+    "margin": "margins and hinges",
 }
 
 
@@ -55,113 +86,480 @@ class LossInfo:
     name: str
     input: str  # a key of INPUTS
     truth: str  # a key of TRUTHS
-    tasks: tuple[str, ...]  # which training tasks it can drive
+    tasks: tuple[str, ...]  # which training tasks it can drive (see train.objective)
     summary: str
-    formula: str  # the loss of one example
+    formula: str  # the loss of one example (or element)
     gradient: str  # d loss / d input, for one example
-    replaces: str = ""
+    replaces: str = ""  # the anchors' names (Keras, PyTorch, optax) it replaces
     aliases: tuple[str, ...] = field(default=())
+    extra: tuple[str, ...] = field(default=())  # arrays after the truth (gaussian_nll's var)
+    uses: str = ""  # the mapping the formula reads (softmax, sigmoid, sparsemax, exp)
+    family: str = ""  # the module of losskit.losses that defines it (a key of FAMILIES)
 
     @property
     def fn(self) -> Callable[..., Any]:
-        """The loss function from :mod:`losskit` (imported on first use)."""
-        import losskit
+        """The loss function, from its family module (imported on first use).
 
-        fn: Callable[..., Any] = getattr(losskit, self.name)
+        The family module is the loss's one home; :mod:`losskit` re-exports
+        the same object, but a loss is usable here before it is exported.
+        """
+        module = importlib.import_module(f"losskit.losses.{self.family}")
+        fn: Callable[..., Any] = getattr(module, self.name)
         return fn
+
+    @property
+    def per_example(self) -> bool:
+        """One value per example (the class axis summed), not one per element.
+
+        The shells that reduce over classes (``rowwise_loss``, ``sparse_loss``,
+        the softmax family's) are the ones whose public signature has ``axis``.
+        """
+        return "axis" in inspect.signature(self.fn).parameters
 
     def fits(self, task: str) -> bool:
         return task in self.tasks
 
 
+def _family(family: str, rows: list[LossInfo]) -> list[LossInfo]:
+    return [dataclasses.replace(row, family=family) for row in rows]
+
+
+_CLASSIFY = ("multiclass", "binary")
+
 CATALOGUE: dict[str, LossInfo] = {
     info.name: info
     for info in [
-        LossInfo(
-            "softmax_cross_entropy",
-            "logits",
-            "distributions",
-            ("multiclass", "binary"),
-            "Cross-entropy of softmax(logits) against a class distribution (one-hot or soft).",
-            "L = -Σ_c t_c log softmax(z)_c",
-            "dL/dz = softmax(z)·Σ_c t_c - t",
-            "tf.nn.softmax_cross_entropy_with_logits",
+        *_family(
+            "cross_entropy",
+            [
+                LossInfo(
+                    "softmax_cross_entropy",
+                    "logits",
+                    "distributions",
+                    _CLASSIFY,
+                    "Cross-entropy of softmax(logits) against a class distribution "
+                    "(one-hot or soft).",
+                    "L = -Σ_c t_c log softmax(z)_c",
+                    "dL/dz = softmax(z)·Σ_c t_c - t",
+                    "tf.nn.softmax_cross_entropy_with_logits",
+                    uses="softmax",
+                ),
+                LossInfo(
+                    "sparse_softmax_cross_entropy",
+                    "logits",
+                    "ids",
+                    _CLASSIFY,
+                    "The usual classifier loss: -log softmax(logits)[label] for integer class ids.",
+                    "L = logsumexp(z) - z_y = -log softmax(z)_y",
+                    "dL/dz = softmax(z) - onehot(y)",
+                    "torch F.cross_entropy, tf.nn.sparse_softmax_cross_entropy_with_logits",
+                    ("cross_entropy", "ce", "xent"),
+                    uses="softmax",
+                ),
+                LossInfo(
+                    "categorical_cross_entropy",
+                    "probs",
+                    "distributions",
+                    _CLASSIFY,
+                    "Cross-entropy of probabilities (after a softmax) against a class "
+                    "distribution.",
+                    "L = -Σ_c t_c log clip(p_c, eps, 1-eps)",
+                    "dL/dp_c = -t_c / p_c",
+                    "keras categorical_crossentropy",
+                ),
+                LossInfo(
+                    "sparse_categorical_cross_entropy",
+                    "probs",
+                    "ids",
+                    _CLASSIFY,
+                    "Negative log of the probability given to the true class, for integer "
+                    "class ids.",
+                    "L = -log clip(p_y, eps, 1-eps)",
+                    "dL/dp_c = -[c = y] / p_y",
+                    "keras sparse_categorical_crossentropy",
+                ),
+            ],
         ),
-        LossInfo(
-            "sparse_softmax_cross_entropy",
-            "logits",
-            "ids",
-            ("multiclass", "binary"),
-            "The usual classifier loss: -log softmax(logits)[label] for integer class ids.",
-            "L = logsumexp(z) - z_y = -log softmax(z)_y",
-            "dL/dz = softmax(z) - onehot(y)",
-            "torch F.cross_entropy, tf.nn.sparse_softmax_cross_entropy_with_logits",
-            ("cross_entropy", "ce", "xent"),
-        ),
-        LossInfo(
-            "categorical_cross_entropy",
-            "probs",
-            "distributions",
-            ("multiclass", "binary"),
-            "Cross-entropy of probabilities (after a softmax) against a class distribution.",
-            "L = -Σ_c t_c log clip(p_c, eps, 1-eps)",
-            "dL/dp_c = -t_c / p_c",
-            "keras categorical_crossentropy",
-        ),
-        LossInfo(
-            "sparse_categorical_cross_entropy",
-            "probs",
-            "ids",
-            ("multiclass", "binary"),
-            "Negative log of the probability given to the true class, for integer class ids.",
-            "L = -log clip(p_y, eps, 1-eps)",
-            "dL/dp_c = -[c = y] / p_y",
-            "keras sparse_categorical_crossentropy",
-            ("nll",),
-        ),
-        LossInfo(
-            "binary_cross_entropy",
-            "probs",
+        *_family(
             "binary",
-            ("binary",),
-            "Binary cross-entropy of a probability (after a sigmoid) against a 0/1 target.",
-            "L = -[y log p + (1-y) log(1-p)]",
-            "dL/dp = (p - y) / (p (1 - p))",
-            "keras binary_crossentropy, torch F.binary_cross_entropy",
-            ("bce",),
+            [
+                LossInfo(
+                    "binary_cross_entropy",
+                    "probs",
+                    "binary",
+                    ("binary",),
+                    "Binary cross-entropy of a probability (after a sigmoid) against a 0/1 target.",
+                    "L = -[y log p + (1-y) log(1-p)]",
+                    "dL/dp = (p - y) / (p (1 - p))",
+                    "keras binary_crossentropy, torch F.binary_cross_entropy",
+                    ("bce",),
+                ),
+                LossInfo(
+                    "sigmoid_cross_entropy",
+                    "logits",
+                    "binary",
+                    ("binary",),
+                    "Binary cross-entropy on logits, computed stably (no sigmoid needed first).",
+                    "L = max(z,0) - z·y + log(1 + e^-|z|)",
+                    "dL/dz = σ(z) - y",
+                    "torch BCEWithLogitsLoss, tf.nn.sigmoid_cross_entropy_with_logits",
+                    ("bce_with_logits", "binary_cross_entropy_with_logits"),
+                    uses="sigmoid",
+                ),
+            ],
         ),
-        LossInfo(
-            "sigmoid_cross_entropy",
-            "logits",
-            "binary",
-            ("binary",),
-            "Binary cross-entropy on logits, computed stably (no sigmoid needed first).",
-            "L = max(z,0) - z·y + log(1 + e^-|z|)",
-            "dL/dz = σ(z) - y",
-            "torch BCEWithLogitsLoss, tf.nn.sigmoid_cross_entropy_with_logits",
-            ("bce_with_logits", "binary_cross_entropy_with_logits"),
+        *_family(
+            "focal",
+            [
+                LossInfo(
+                    "sigmoid_focal_loss",
+                    "logits",
+                    "binary",
+                    ("binary",),
+                    "Sigmoid cross-entropy scaled by (1 - p_t)^γ: easy examples count less "
+                    "(Lin et al. 2017).",
+                    "L = α_t (1 - p_t)^γ ce;  ce = log(1 + e^z) - t z, 1 - p_t = t σ(-z) + "
+                    "(1-t) σ(z), α_t = α t + (1-α)(1-t) (1 if alpha is None)",
+                    "dL/dz = α_t (1 - p_t)^γ [σ(z) - t + γ (1 - 2t) ce σ(z) σ(-z) / (1 - p_t)]",
+                    "optax sigmoid_focal_loss, keras binary_focal_crossentropy(from_logits=True)",
+                    uses="sigmoid",
+                ),
+                LossInfo(
+                    "binary_focal_cross_entropy",
+                    "probs",
+                    "binary",
+                    ("binary",),
+                    "Binary cross-entropy of probabilities scaled by (1 - p_t)^γ (Keras's "
+                    "focal loss).",
+                    "L = α_t (1 - p_t)^γ ce;  ce = -t log p̃ - (1-t) log(1 - p̃), "
+                    "p̃ = clip(p, eps, 1-eps), 1 - p_t = t (1-p) + (1-t) p, "
+                    "α_t = 1 if alpha is None",
+                    "dL/dp = α_t [(1 - p_t)^γ (p̃ - t) / (p̃ (1 - p̃)) "
+                    "+ γ (1 - p_t)^(γ-1) (1 - 2t) ce]"
+                    "  (the first term 0 where clipped)",
+                    "keras binary_focal_crossentropy",
+                    ("binary_focal_crossentropy",),
+                ),
+                LossInfo(
+                    "categorical_focal_cross_entropy",
+                    "probs",
+                    "distributions",
+                    _CLASSIFY,
+                    "Categorical cross-entropy with each class's term scaled by α (1 - p_c)^γ.",
+                    "L = -Σ_c α (1 - p̃_c)^γ t_c log p̃_c,  p̃ = clip(p, eps, 1-eps)",
+                    "dL/dp_c = α t_c [γ (1 - p̃_c)^(γ-1) log p̃_c - (1 - p̃_c)^γ / p̃_c]"
+                    "  (0 where clipped)",
+                    "keras categorical_focal_crossentropy",
+                    ("categorical_focal_crossentropy",),
+                ),
+                LossInfo(
+                    "softmax_focal_loss",
+                    "logits",
+                    "ids",
+                    _CLASSIFY,
+                    "Focal loss of integer labels under softmax(logits), the "
+                    "dense-prediction form.",
+                    "L = -(1 - p_y)^γ log p_y,  p = softmax(z)",
+                    "dL/dz_c = (1 - p_y)^γ (1 + γ p_y (-log p_y) / (1 - p_y)) (p_c - [c = y])",
+                    "torchvision/detectron2's softmax focal loss (Keras, PyTorch and optax "
+                    "have none)",
+                    uses="softmax",
+                ),
+                LossInfo(
+                    "generalized_cross_entropy",
+                    "probs",
+                    "ids",
+                    _CLASSIFY,
+                    "Noise-robust cross-entropy (1 - p_y^q)/q: CE as q → 0, MAE at q = 1.",
+                    "L = (1 - p_y^q) / q",
+                    "dL/dp_c = -[c = y] p_y^(q-1)",
+                    "keras categorical_generalized_cross_entropy",
+                ),
+                LossInfo(
+                    "poly1_cross_entropy",
+                    "logits",
+                    "distributions",
+                    _CLASSIFY,
+                    "Softmax cross-entropy plus ε (1 - p_t), the Poly-1 loss (Leng et al. 2022).",
+                    "L = -Σ_c t_c log p_c + ε Σ_c t_c (1 - p_c),  p = softmax(z)",
+                    "dL/dz = (Σ_c t_c) p - t - ε p ⊙ (t - ⟨t, p⟩)",
+                    "optax poly_loss_cross_entropy",
+                    ("poly_loss_cross_entropy",),
+                    uses="softmax",
+                ),
+            ],
         ),
-        LossInfo(
-            "mean_squared_error",
-            "real",
-            "real",
-            ("regression", "multiclass", "binary"),
-            "Squared error; the regression default (on classes: probabilities vs one-hot).",
-            "L = (ŷ - y)²",
-            "dL/dŷ = 2 (ŷ - y)",
-            "keras mean_squared_error, torch F.mse_loss",
-            ("mse", "l2"),
+        *_family(
+            "sparsemax",
+            [
+                LossInfo(
+                    "sparsemax_loss",
+                    "logits",
+                    "ids",
+                    _CLASSIFY,
+                    "Fenchel-Young loss of sparsemax: probabilities with exact zeros, a margin "
+                    "of zero loss.",
+                    "L = ⟨p, z - z_y⟩ + ½ (1 - ‖p‖²),  p = sparsemax(z)",
+                    "dL/dz = sparsemax(z) - onehot(y)",
+                    "optax sparsemax_loss, multiclass_sparsemax_loss",
+                    ("multiclass_sparsemax_loss",),
+                    uses="sparsemax",
+                ),
+            ],
         ),
-        LossInfo(
-            "mean_absolute_error",
-            "real",
-            "real",
-            ("regression", "multiclass", "binary"),
-            "Absolute error; robust to outliers, constant-size gradient.",
-            "L = |ŷ - y|",
-            "dL/dŷ = sign(ŷ - y)",
-            "keras mean_absolute_error, torch F.l1_loss",
-            ("mae", "l1"),
+        *_family(
+            "likelihood",
+            [
+                LossInfo(
+                    "poisson_nll",
+                    "rates",
+                    "counts",
+                    (),
+                    "Poisson negative log-likelihood of counts under predicted rates.",
+                    "L = λ - y log(λ + eps), λ = ŷ  (log_input: L = e^ŷ - y ŷ; full: + Stirling's "
+                    "log y! for y > 1)",
+                    "dL/dŷ = 1 - y / (ŷ + eps)  (log_input: e^ŷ - y)",
+                    "keras poisson (eps=1e-7), torch F.poisson_nll_loss (whose default is "
+                    "log_input=True)",
+                ),
+                LossInfo(
+                    "gaussian_nll",
+                    "real",
+                    "real",
+                    (),
+                    "Gaussian negative log-likelihood with a predicted variance per output.",
+                    "L = ½ (log ṽ + (ŷ - y)² / ṽ),  ṽ = max(var, eps)  (full: + ½ log 2π)",
+                    "dL/dŷ = (ŷ - y) / ṽ",
+                    "torch F.gaussian_nll_loss",
+                    ("gaussian_nll_loss",),
+                    extra=("var",),
+                ),
+                LossInfo(
+                    "kl_divergence",
+                    "log_probs",
+                    "distributions",
+                    (),
+                    "Kullback-Leibler divergence KL(targets ‖ predictions) of log-probabilities.",
+                    "L = Σ_c t_c (log t_c - log q_c)  (0 log 0 = 0; log_target: t = e^s)",
+                    "dL/d(log q_c) = -t_c",
+                    "keras kl_divergence (on probabilities), torch F.kl_div (batchmean), "
+                    "optax kl_divergence",
+                    ("kld", "kl_div"),
+                    uses="exp",
+                ),
+                LossInfo(
+                    "negative_log_likelihood",
+                    "log_probs",
+                    "ids",
+                    (),
+                    "Negative log-probability of the true class (log_softmax output in, as torch).",
+                    "L = -log q_y",
+                    "dL/d(log q_c) = -[c = y]",
+                    "torch F.nll_loss",
+                    ("nll", "nll_loss"),
+                    uses="exp",
+                ),
+            ],
+        ),
+        *_family(
+            "regression",
+            [
+                LossInfo(
+                    "mean_squared_error",
+                    "real",
+                    "real",
+                    ("regression", *_CLASSIFY),
+                    "Squared error; the regression default (on classes: probabilities vs one-hot).",
+                    "L = (ŷ - y)²",
+                    "dL/dŷ = 2 (ŷ - y)",
+                    "keras mean_squared_error, torch F.mse_loss",
+                    ("mse", "l2"),
+                ),
+                LossInfo(
+                    "mean_absolute_error",
+                    "real",
+                    "real",
+                    ("regression", *_CLASSIFY),
+                    "Absolute error; robust to outliers, constant-size gradient.",
+                    "L = |ŷ - y|",
+                    "dL/dŷ = sign(ŷ - y)",
+                    "keras mean_absolute_error, torch F.l1_loss",
+                    ("mae", "l1"),
+                ),
+                LossInfo(
+                    "huber",
+                    "real",
+                    "real",
+                    ("regression",),
+                    "Squared error within delta of the target, absolute error beyond: robust "
+                    "and smooth.",
+                    "L = ½ e² if |e| ≤ δ, else δ (|e| - ½ δ);  e = ŷ - y",
+                    "dL/dŷ = clip(e, -δ, δ)",
+                    "keras huber, torch F.huber_loss (F.smooth_l1_loss(beta) is "
+                    "huber(delta=beta) / beta), optax huber_loss",
+                    ("huber_loss",),
+                ),
+                LossInfo(
+                    "log_cosh",
+                    "real",
+                    "real",
+                    ("regression",),
+                    "Log of the hyperbolic cosine of the error: squared near 0, absolute far out.",
+                    "L = log cosh(ŷ - y)",
+                    "dL/dŷ = tanh(ŷ - y)",
+                    "keras log_cosh, optax log_cosh",
+                    ("logcosh",),
+                ),
+                LossInfo(
+                    "mean_absolute_percentage_error",
+                    "real",
+                    "real",
+                    (),
+                    "Absolute error as a percentage of the target (explodes for targets near 0).",
+                    "L = 100 |ŷ - y| / max(|y|, 1e-7)",
+                    "dL/dŷ = 100 sign(ŷ - y) / max(|y|, 1e-7)",
+                    "keras mean_absolute_percentage_error (mape)",
+                    ("mape",),
+                ),
+                LossInfo(
+                    "mean_squared_logarithmic_error",
+                    "real",
+                    "real",
+                    (),
+                    "Squared error of log(1 + x): relative errors, for targets >= 0.",
+                    "L = (log(1 + max(ŷ, ε)) - log(1 + max(y, ε)))²,  ε = 1e-7",
+                    "dL/dŷ = 2 (log(1 + ŷ) - log(1 + max(y, ε))) / (1 + ŷ)  (0 where ŷ < ε)",
+                    "keras mean_squared_logarithmic_error (msle)",
+                    ("msle",),
+                ),
+            ],
+        ),
+        *_family(
+            "margin",
+            [
+                LossInfo(
+                    "hinge",
+                    "scores",
+                    "signs",
+                    (),
+                    "The SVM loss: 0 once the score has the target's sign with a margin of 1.",
+                    "L = max(0, 1 - t ŷ)  (targets all 0/1 are read as -1/1)",
+                    "dL/dŷ = -t [1 - t ŷ > 0]  (-t/2 at the kink)",
+                    "keras hinge, optax hinge_loss",
+                    ("hinge_loss",),
+                ),
+                LossInfo(
+                    "squared_hinge",
+                    "scores",
+                    "signs",
+                    (),
+                    "The squared SVM loss (L2-SVM): smooth at the margin.",
+                    "L = max(0, 1 - t ŷ)²  (targets all 0/1 are read as -1/1)",
+                    "dL/dŷ = -2 t max(0, 1 - t ŷ)",
+                    "keras squared_hinge",
+                ),
+                LossInfo(
+                    "categorical_hinge",
+                    "scores",
+                    "distributions",
+                    (),
+                    "The best wrong score against the true one, with a margin of 1 (Keras).",
+                    "L = max(0, 1 + max_c (1 - t_c) ŷ_c - Σ_c t_c ŷ_c)",
+                    "dL/dŷ_c = [L > 0] ((1 - t_c) a_c - t_c),  a: 1 at the best wrong class "
+                    "(ties share it)",
+                    "keras categorical_hinge",
+                ),
+                LossInfo(
+                    "multiclass_hinge",
+                    "scores",
+                    "ids",
+                    (),
+                    "Crammer-Singer multiclass hinge: the true score must beat every other by 1.",
+                    "L = max_c (s_c + [c ≠ y]) - s_y",
+                    "dL/ds_c = a_c - [c = y],  a: 1 at the maximising class (ties share it)",
+                    "optax multiclass_hinge_loss",
+                    ("multiclass_hinge_loss",),
+                ),
+                LossInfo(
+                    "multi_margin",
+                    "scores",
+                    "ids",
+                    (),
+                    "Weston-Watkins multiclass margin: every wrong class within the margin counts.",
+                    "L = (1/C) Σ_{c≠y} h_c^p,  h_c = max(0, margin - s_y + s_c)",
+                    "dL/ds_c = p h_c^(p-1) [h_c > 0] / C  (c ≠ y),  dL/ds_y = -Σ_{c≠y} dL/ds_c",
+                    "torch F.multi_margin_loss",
+                    ("multi_margin_loss",),
+                ),
+                LossInfo(
+                    "multilabel_margin",
+                    "scores",
+                    "label_sets",
+                    (),
+                    "Multi-label margin: every target class above every other class by 1.",
+                    "L = (1/C) Σ_{j∈Y} Σ_{i∉Y} h_ji,  h_ji = max(0, 1 - (s_j - s_i))",
+                    "dL/ds_k = (1/C) (Σ_{j∈Y} [h_jk > 0] [k ∉ Y] - [k ∈ Y] Σ_{i∉Y} [h_ki > 0])",
+                    "torch F.multilabel_margin_loss",
+                    ("multilabel_margin_loss",),
+                ),
+                LossInfo(
+                    "soft_margin",
+                    "scores",
+                    "signs",
+                    (),
+                    "Logistic loss of a score against a -1/1 target.",
+                    "L = log(1 + e^(-t ŷ))",
+                    "dL/dŷ = -t σ(-t ŷ)",
+                    "torch F.soft_margin_loss",
+                    ("soft_margin_loss",),
+                ),
+                LossInfo(
+                    "multilabel_soft_margin",
+                    "logits",
+                    "binary",
+                    _CLASSIFY,
+                    "One-vs-all sigmoid cross-entropy, averaged over the classes of each example.",
+                    "L = (1/C) Σ_c w_c [t_c log(1 + e^-z_c) + (1 - t_c) log(1 + e^z_c)]",
+                    "dL/dz_c = w_c (σ(z_c) - t_c) / C",
+                    "torch F.multilabel_soft_margin_loss",
+                    ("multilabel_soft_margin_loss",),
+                    uses="sigmoid",
+                ),
+                LossInfo(
+                    "hinge_embedding",
+                    "real",
+                    "signs",
+                    (),
+                    "For pairs: the distance when similar (1), max(0, margin - distance) when "
+                    "not (-1).",
+                    "L = ŷ if t = 1, max(0, margin - ŷ) if t = -1",
+                    "dL/dŷ = 1 if t = 1, -[margin - ŷ > 0] if t = -1  (-1/2 at the kink)",
+                    "torch F.hinge_embedding_loss",
+                    ("hinge_embedding_loss",),
+                ),
+                LossInfo(
+                    "perceptron",
+                    "scores",
+                    "signs",
+                    (),
+                    "The hinge without a margin: 0 once the score has the target's sign.",
+                    "L = max(0, -t s)",
+                    "dL/ds = -t [t s < 0]  (-t/2 at s = 0)",
+                    "optax perceptron_loss",
+                    ("perceptron_loss",),
+                ),
+                LossInfo(
+                    "multiclass_perceptron",
+                    "scores",
+                    "ids",
+                    (),
+                    "The best score minus the true class's score (the multiclass perceptron).",
+                    "L = max_c s_c - s_y",
+                    "dL/ds_c = a_c - [c = y],  a: 1 at the maximising class (ties share it)",
+                    "optax multiclass_perceptron_loss",
+                    ("multiclass_perceptron_loss",),
+                ),
+            ],
         ),
     ]
 }
@@ -171,6 +569,25 @@ _DEFAULTS = {
     "binary": "sigmoid_cross_entropy",
     "regression": "mean_squared_error",
 }
+
+# Names a user may reach for that are NOT aliases: the loss is another's with
+# other numbers or defaults, so a silent alias would give a wrong number.
+_NOT_ALIASES = {
+    "smooth_l1": "huber: PyTorch's smooth_l1_loss(beta=b) is huber(delta=b) / b "
+    "(the same at b = 1)",
+    "poisson": "poisson_nll (Keras's poisson is poisson_nll with eps=1e-7)",
+    "poisson_nll_loss": "poisson_nll (PyTorch's poisson_nll_loss defaults to log_input=True, "
+    "losskit's to False)",
+}
+_NOT_ALIASES["smooth_l1_loss"] = _NOT_ALIASES["smooth_l1"]
+
+# The same loss on another kind of input: what to suggest when that kind is given.
+_SAME_LOSS = (
+    ("sparse_softmax_cross_entropy", "sparse_categorical_cross_entropy", "negative_log_likelihood"),
+    ("softmax_cross_entropy", "categorical_cross_entropy"),
+    ("sigmoid_cross_entropy", "binary_cross_entropy"),
+    ("sigmoid_focal_loss", "binary_focal_cross_entropy"),
+)
 
 
 class UnknownLossError(ValueError):
@@ -199,15 +616,38 @@ def lookup(name: str) -> LossInfo:
     ... except UnknownLossError as exc:
     ...     print(exc)
     unknown loss 'mean_sqared_error'; did you mean 'mean_squared_error'? (`losskit list` shows all)
+    >>> try:
+    ...     lookup("smooth_l1")
+    ... except UnknownLossError as exc:
+    ...     print(exc)  # doctest: +NORMALIZE_WHITESPACE
+    unknown loss 'smooth_l1'; use huber: PyTorch's smooth_l1_loss(beta=b) is
+    huber(delta=b) / b (the same at b = 1)
     """
     key = name.strip().lower().replace("-", "_")
     table = _aliases()
     if key in table:
         return CATALOGUE[table[key]]
+    if key in _NOT_ALIASES:
+        msg = f"unknown loss {name!r}; use {_NOT_ALIASES[key]}"
+        raise UnknownLossError(msg)
     close = difflib.get_close_matches(key, list(table), n=1)
     hint = f"; did you mean {table[close[0]]!r}?" if close else ""
     msg = f"unknown loss {name!r}{hint} (`losskit list` shows all)"
     raise UnknownLossError(msg)
+
+
+def counterpart(info: LossInfo, kind: str) -> LossInfo | None:
+    """The same loss taking input ``kind`` (a key of INPUTS), if the catalogue has one.
+
+    >>> counterpart(lookup("bce"), "logits").name
+    'sigmoid_cross_entropy'
+    >>> counterpart(lookup("nll"), "probs").name
+    'sparse_categorical_cross_entropy'
+    """
+    for group in _SAME_LOSS:
+        if info.name in group:
+            return next((CATALOGUE[n] for n in group if CATALOGUE[n].input == kind), None)
+    return None
 
 
 def default_loss(task: str) -> str:

@@ -1,4 +1,4 @@
-"""``losskit list``: every loss, what it takes and what it is for."""
+"""``losskit list``: every loss, what it takes and what it is for, by family."""
 
 from __future__ import annotations
 
@@ -23,8 +23,10 @@ def run(args: argparse.Namespace) -> int:
             [
                 {
                     "name": i.name,
+                    "family": i.family,
                     "input": i.input,
                     "truth": i.truth,
+                    "extra": list(i.extra),
                     "tasks": list(i.tasks),
                     "summary": i.summary,
                     "formula": i.formula,
@@ -37,17 +39,37 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="losskit losses")
-    for head in ("name", "takes", "truth", "what it is for"):
-        table.add_column(head)
-    for i in rows:
-        also = f" (also: {', '.join(i.aliases)})" if i.aliases else ""
-        table.add_row(i.name, i.input, i.truth, i.summary + also)
+    for head in ("name", "takes", "truth"):
+        table.add_column(head, no_wrap=True)  # a name cut short is no name
+    table.add_column("trains", max_width=18)
+    table.add_column("what it is for", overflow="fold")  # long aliases fold, never cut
+    # Families in the catalogue's order, each under its heading (a family's rows are adjacent).
+    for family in dict.fromkeys(i.family for i in rows):
+        members = [i for i in rows if i.family == family]
+        table.add_row(Text(catalogue.FAMILIES[family], style="bold"))
+        for k, i in enumerate(members):
+            also = f" (also: {', '.join(i.aliases)})" if i.aliases else ""
+            table.add_row(
+                i.name,
+                " + ".join([i.input, *i.extra]),
+                i.truth,
+                ", ".join(i.tasks) or "-",
+                i.summary + also,
+                end_section=k == len(members) - 1,
+            )
     console = make_console(sys.stdout)
     console.print(table)
-    console.print(
-        "takes: logits (any real) | probs (in [0, 1]) | real;  "
-        "truth: ids | distributions | binary (0/1 or soft) | real"
-    )
+    legend = [
+        "takes: " + "; ".join(f"{k} = {v}" for k, v in catalogue.INPUTS.items()),
+        "truth: " + "; ".join(f"{k} = {v}" for k, v in catalogue.TRUTHS.items()),
+        "trains: the tasks `losskit train` can use it for;  "
+        "`losskit explain NAME` shows a loss step by step",
+        "nll names negative_log_likelihood (log-probabilities, as torch's nll_loss); it used to "
+        "name sparse_categorical_cross_entropy (probabilities), still there under that name",
+    ]
+    for line in legend:
+        console.print(line)
     return 0

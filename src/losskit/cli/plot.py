@@ -12,14 +12,16 @@ from ..catalogue import UnknownLossError
 from ._common import CliError
 
 FIGURES = ("cross-entropy", "binary-cross-entropy", "mse-vs-mae", "sigmoid-gradient")
-_FIGURE_OF_INPUT = {
-    ("logits", "ids"): "cross-entropy",
-    ("logits", "distributions"): "cross-entropy",
-    ("probs", "ids"): "cross-entropy",
-    ("probs", "distributions"): "cross-entropy",
-    ("logits", "binary"): "binary-cross-entropy",
-    ("probs", "binary"): "binary-cross-entropy",
-    ("real", "real"): "mse-vs-mae",
+# The losses each figure shows; the other losses have no figure yet.
+_FIGURE_OF_LOSS = {
+    "softmax_cross_entropy": "cross-entropy",
+    "sparse_softmax_cross_entropy": "cross-entropy",
+    "categorical_cross_entropy": "cross-entropy",
+    "sparse_categorical_cross_entropy": "cross-entropy",
+    "binary_cross_entropy": "binary-cross-entropy",
+    "sigmoid_cross_entropy": "binary-cross-entropy",
+    "mean_squared_error": "mse-vs-mae",
+    "mean_absolute_error": "mse-vs-mae",
 }
 
 
@@ -50,7 +52,13 @@ def run(args: argparse.Namespace) -> int:
                 "or a loss name"
             )
             raise CliError(msg, 2) from None
-        names = [_FIGURE_OF_INPUT[(info.input, info.truth)]]
+        if info.name not in _FIGURE_OF_LOSS:
+            msg = (
+                f"no figure shows {info.name} yet; choose one of {', '.join(FIGURES)}, all, "
+                "or one of their losses (`losskit explain` shows any loss step by step)"
+            )
+            raise CliError(msg, 2)
+        names = [_FIGURE_OF_LOSS[info.name]]
     if key == "all":
         os.makedirs(args.out, exist_ok=True)
         paths = [os.path.join(args.out, f"{n}.png") for n in names]

@@ -219,6 +219,16 @@ def run(args: argparse.Namespace) -> int:
     pairs = [pair(o) for o in args.option]
     named = losses or ([args.loss] if args.loss else [])
     chosen = [(info, loss_options(info, pairs, training=True)) for info in map(lookup, named)]
+    for info, _ in chosen:
+        if not info.tasks:  # said before Objective's "does not fit <dataset>", which misleads here
+            extra = "".join(f" and {k}" for k in info.extra)
+            msg = (
+                f"{info.name} is not one of the losses `losskit train` can use (it takes "
+                f"{catalogue.INPUTS[info.input]} against {catalogue.TRUTHS[info.truth]}{extra}); "
+                "`losskit list` shows the ones that train, `losskit eval` computes any loss "
+                "on your arrays"
+            )
+            raise CliError(msg)
     hidden = ints(args.hidden, "--hidden")
 
     try:
