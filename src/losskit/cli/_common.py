@@ -215,17 +215,24 @@ def option_value(text: str) -> Any:
 
 
 def loss_options(
-    info: LossInfo, pairs: Sequence[tuple[str, str]], *, training: bool = False
+    info: LossInfo,
+    pairs: Sequence[tuple[str, str]],
+    *,
+    training: bool = False,
+    fixed: Sequence[str] = (),
 ) -> dict[str, Any]:
     """``[("label-smoothing", "0.1")]`` -> ``{"label_smoothing": 0.1}``, checked.
 
     With ``training``, the options the training loop sets itself (reduction,
-    axis, sample_weight) are refused with the reason.
+    axis, sample_weight) are refused with the reason. ``fixed`` names options
+    the command sets itself (refused beforehand by the command, and not
+    offered in the list of options).
     """
     from ..train.objective import LOOP_OWNED, check_loop_owned
 
     params = inspect.signature(info.fn).parameters
     allowed = [n for n, p in params.items() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    allowed = [n for n in allowed if n not in fixed]
     if training:
         allowed = [n for n in allowed if n not in LOOP_OWNED]
     options: dict[str, Any] = {}

@@ -27,7 +27,9 @@ def add_parser(sub: Any) -> None:
         help="a loss (and its gradient) on arrays from files",
         description="Compute a loss on predictions and targets read from .npy, .csv or .json. "
         "Any option of the loss can be given as --option-name VALUE "
-        "(e.g. --label-smoothing 0.1, --class-weight 1,2,1, --reduction none).",
+        "(e.g. --label-smoothing 0.1, --class-weight 1,2,1, --reduction none); "
+        "gaussian_nll's variances as --var FILE.",
+        allow_abbrev=False,  # `--p 2` (multi_margin's p) must not be read as --pred
     )
     p.add_argument("name", metavar="NAME", help="a loss (see `losskit list`)")
     p.add_argument("--pred", required=True, metavar="FILE", help="predictions (logits/probs/real)")
@@ -75,14 +77,21 @@ def run(args: argparse.Namespace) -> int:
     from ..train.data import load_array
 
     info = lookup(args.name)
-    options = loss_options(info, option_pairs(args.extra))
+    pairs = option_pairs(args.extra)
+    # The loss's extra arrays (gaussian_nll's var) are files too; the rest are options.
+    files = {k.lstrip("-"): v for k, v in pairs if k.lstrip("-") in info.extra}
+    options = loss_options(info, [(k, v) for k, v in pairs if k.lstrip("-") not in files])
+    missing = [k for k in info.extra if k not in files]
+    if missing:
+        raise CliError(f"{info.name} needs {' and '.join('--' + k for k in missing)} FILE", 2)
     if args.grad:  # .npy: np.save would append it; and a path that cannot be written fails now
         check_output_path("--grad", args.grad, ".npy")
     pred = load_array(args.pred, what="predictions")
     target = load_array(args.target, what="targets")
+    extras = [load_array(files[k], what=k) for k in info.extra]
     if pred.dtype.kind != "f":
         pred = pred.astype(np.float64)
-    if info.truth == "ids":
+    if info.truth in ("ids", "label_sets"):
         target = _as_labels(target, info)
     elif target.dtype.kind != "f":
         target = target.astype(pred.dtype)
@@ -90,14 +99,14 @@ def run(args: argparse.Namespace) -> int:
     import losskit as lk
 
     if args.grad:
-        value, grad = call_quietly("eval", lambda: lk.value_and_grad(fn)(pred, target))
+        value, grad = call_quietly("eval", lambda: lk.value_and_grad(fn)(pred, target, *extras))
         grad = np.asarray(grad)
         try:
             np.save(args.grad, grad, allow_pickle=False)
         except OSError as exc:
             raise CliError(f"cannot write {args.grad}: {exc.strerror or exc}") from None
     else:
-        value, grad = call_quietly("eval", lambda: fn(pred, target)), None
+        value, grad = call_quietly("eval", lambda: fn(pred, target, *extras)), None
     value = np.asarray(value)
     reduction = options.get("reduction", "mean")
     if args.json:

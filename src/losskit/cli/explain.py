@@ -1,9 +1,20 @@
-"""``losskit explain``: one example computed step by step, checked against the library."""
+"""``losskit explain``: one example computed step by step, checked against the library.
+
+Every catalogued loss is explained: the input and the truth, what the
+formula reads (softmax, sigmoid, ...), the loss of each element or of the
+example with its formula from the catalogue, the mean, and the gradient from
+:func:`losskit.value_and_grad` checked against finite differences of the
+loss (:mod:`losskit.cli._fd`).  The eight losses of the tutorials are also
+computed by hand, step by step (:mod:`losskit.cli._hand_steps`), and the
+library must agree with those steps too.  The loss's own options come from
+the command line as ``--name VALUE``, as in ``losskit eval``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import functools
+import inspect
 import sys
 from typing import Any
 
@@ -12,9 +23,6 @@ import numpy as np
 from .. import catalogue
 from ..catalogue import LossInfo
 from ._common import (
-    CLIP,
-    NON_NEGATIVE,
-    PROBABILITY,
     PROG,
     CliError,
     call_quietly,
@@ -22,7 +30,41 @@ from ._common import (
     floats,
     fmt,
     lookup,
+    loss_options,
+    option_pairs,
 )
+from ._fd import H_TEXT, Check, check_gradient
+from ._hand_steps import Step, hand_steps, handles
+
+# The input flags and the kind of input each names (--pred: any real prediction).
+_INPUT_FLAGS = {
+    "--logits": "logits",
+    "--probs": "probs",
+    "--log-probs": "log_probs",
+    "--scores": "scores",
+    "--pred": "real",
+}
+_KIND_FLAG = {
+    "logits": "--logits",
+    "probs": "--probs",
+    "log_probs": "--log-probs",
+    "scores": "--scores",
+    "rates": "--pred",
+    "real": "--pred",
+}
+_SYMBOL = {
+    "logits": "logits z",
+    "probs": "probabilities p",
+    "log_probs": "log-probabilities log q",
+    "scores": "scores s",
+}
+# The same loss against a distribution, for a distribution given to a loss of class ids.
+_DENSE = {
+    "sparse_softmax_cross_entropy": "softmax_cross_entropy",
+    "sparse_categorical_cross_entropy": "categorical_cross_entropy",
+}
+# Set by explain itself: one example (or one row of elements), the mean.
+_FIXED = ("reduction", "axis", "sample_weight")
 
 
 def add_parser(sub: Any) -> None:
@@ -30,59 +72,60 @@ def add_parser(sub: Any) -> None:
         "explain",
         help="a loss step by step for one example",
         description="Print the computation of a loss for one example, each step with its "
-        "formula: e.g. `losskit explain sparse_softmax_cross_entropy --logits 2,0.5,6 --label 2`.",
+        "formula, and check the gradient against finite differences: e.g. `losskit explain "
+        "sparse_softmax_cross_entropy --logits 2,0.5,6 --label 2`, `losskit explain huber "
+        "--pred 0.5,3 --targets 0,0 --delta 1.5`. Any option of the loss is given as "
+        "--option-name VALUE (--gamma 1, --margin 2, --label-smoothing 0.1, "
+        "--class-weight 1,2,1); gaussian_nll's variances as --var.",
+        allow_abbrev=False,  # `--p 2` (multi_margin's p) is not --pred or --probs
     )
     p.add_argument("name", metavar="NAME", help="a loss (see `losskit list`)")
     p.add_argument("--logits", metavar="Z", help="comma-separated logits")
     p.add_argument("--probs", metavar="P", help="comma-separated probabilities")
-    p.add_argument("--pred", metavar="Y_HAT", help="comma-separated predictions (regression)")
-    p.add_argument("--label", metavar="Y", help="the true class id (or 0/1)")
+    p.add_argument("--log-probs", metavar="LOG_Q", help="comma-separated log-probabilities")
+    p.add_argument("--scores", metavar="S", help="comma-separated scores (margin losses)")
+    p.add_argument("--pred", metavar="Y_HAT", help="comma-separated predictions")
+    p.add_argument("--label", metavar="Y", help="the true class id (or 0/1, -1/1)")
     p.add_argument("--targets", metavar="T", help="comma-separated targets or distribution")
-    p.add_argument("--label-smoothing", type=PROBABILITY, default=0.0)
-    p.add_argument(
-        "--pos-weight", type=NON_NEGATIVE, help="sigmoid_cross_entropy's positive weight"
-    )
-    p.add_argument("--eps", type=CLIP, default=1e-7, help="clipping of probability losses")
     p.add_argument("--json", action="store_true", help="print only JSON on stdout")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, accepts_extra=True)
 
 
-_OTHER = {
-    "sparse_softmax_cross_entropy": "sparse_categorical_cross_entropy",
-    "sparse_categorical_cross_entropy": "sparse_softmax_cross_entropy",
-    "softmax_cross_entropy": "categorical_cross_entropy",
-    "categorical_cross_entropy": "softmax_cross_entropy",
-    "sigmoid_cross_entropy": "binary_cross_entropy",
-    "binary_cross_entropy": "sigmoid_cross_entropy",
-}
-_FLAG = {"logits": "--logits", "probs": "--probs", "real": "--pred"}
+def _own_flag(info: LossInfo) -> str:
+    """The flag named after the loss's first argument (hinge's ``pred``: ``--pred``)."""
+    first = next(iter(inspect.signature(info.fn).parameters))
+    return "--" + first.replace("_", "-")
 
 
 def _explain_input(args: argparse.Namespace, info: LossInfo) -> np.ndarray:
-    given = {k: getattr(args, k if k != "real" else "pred") for k in ("logits", "probs", "real")}
-    given = {k: v for k, v in given.items() if v is not None}
-    if info.input in given:
-        return floats(given[info.input], _FLAG[info.input])
+    given = {f: getattr(args, f[2:].replace("-", "_")) for f in _INPUT_FLAGS}
+    given = {f: v for f, v in given.items() if v is not None}
+    own = _own_flag(info)
+    accepted = {own, _KIND_FLAG[info.input]}
+    what = catalogue.INPUTS[info.input]
+    if len(given) > 1:
+        raise CliError(f"give one input, not {' and '.join(given)}: {info.name} takes {own}", 2)
     if not given:
-        raise CliError(
-            f"{info.name} takes {catalogue.INPUTS[info.input]}: give {_FLAG[info.input]}", 2
-        )
-    wrong = next(iter(given))
-    msg = (
-        f"{info.name} takes {catalogue.INPUTS[info.input]}, not {_FLAG[wrong][2:]}: "
-        f"give {_FLAG[info.input]}"
-    )
-    if info.name in _OTHER and catalogue.lookup(_OTHER[info.name]).input == wrong:
-        msg += f" (for {_FLAG[wrong][2:]} use {_OTHER[info.name]})"
+        raise CliError(f"{info.name} takes {what}: give {own}", 2)
+    flag, text = next(iter(given.items()))
+    if flag in accepted:
+        return floats(text, flag)
+    msg = f"{info.name} takes {what}, not {flag[2:]}: give {own}"
+    other = catalogue.counterpart(info, _INPUT_FLAGS[flag])
+    if other is not None:
+        msg += f" (for {flag[2:]} use {other.name})"
     raise CliError(msg, 2)
 
 
-def _explain_truth(args: argparse.Namespace, info: LossInfo, x: np.ndarray) -> np.ndarray:
+def _explain_truth(
+    args: argparse.Namespace, info: LossInfo, x: np.ndarray, opts: dict[str, Any]
+) -> np.ndarray:
     if args.label is None and args.targets is None:
         raise CliError(f"{info.name} needs the truth: give --label or --targets", 2)
     if args.label is not None and args.targets is not None:
         raise CliError("give --label or --targets, not both", 2)
     n = x.size
+    flag_x = _own_flag(info)
     if info.truth in ("ids", "distributions"):
         if args.label is not None:
             try:
@@ -93,26 +136,35 @@ def _explain_truth(args: argparse.Namespace, info: LossInfo, x: np.ndarray) -> n
                 raise CliError(f"--label must be in [0, {n}) for {n} classes; got {y}")
             if info.truth == "ids":
                 return np.array(y)
+            if opts.get("log_target"):
+                msg = "with --log-target true give the target log-probabilities as --targets"
+                raise CliError(msg, 2)
             return np.eye(n)[y]
         t = floats(args.targets, "--targets")
         if t.size != n:
-            flag = _FLAG[info.input]
-            raise CliError(f"--targets has {_values(t.size)}; {flag} has {n} classes")
+            raise CliError(f"--targets has {_values(t.size)}; {flag_x} has {n} classes")
         if info.truth == "distributions":
-            _check_unit_interval(t, "--targets", info, "a distribution over the classes")
+            if not opts.get("log_target"):
+                _check_unit_interval(t, "--targets", info, "a distribution over the classes")
             return t
         if np.count_nonzero(t) == 1 and t.max() == 1:
             return np.array(int(np.argmax(t)))
-        dense = info.name.replace("sparse_", "")
-        msg = f"{info.name} takes one class id: give --label (for a distribution use {dense})"
+        dense = _DENSE.get(info.name)
+        hint = f" (for a distribution use {dense})" if dense else ""
+        msg = f"{info.name} takes one class id: give --label{hint}"
         raise CliError(msg, 2)
-    # One truth per element, never one stretched over all: a missing value is a mistake.
+    # One truth per element (per class for the row losses), never one stretched over all.
     flag = "--label" if args.label is not None else "--targets"
     t = floats(args.label if args.label is not None else args.targets, flag)
     if t.size != n:
-        raise CliError(f"{flag} has {_values(t.size)}; {_FLAG[info.input]} has {_values(n)}")
+        raise CliError(f"{flag} has {_values(t.size)}; {flag_x} has {_values(n)}")
     if info.truth == "binary":
         _check_unit_interval(t, flag, info, "0/1, or a soft target in between")
+    if info.truth == "label_sets":
+        if not np.all(t == np.round(t)):
+            msg = f"{flag} must be class ids ended by -1 (e.g. 3,0,-1,1); got {fmt(t)}"
+            raise CliError(msg)
+        return t.astype(np.int64)
     return t
 
 
@@ -126,210 +178,193 @@ def _check_unit_interval(t: np.ndarray, flag: str, info: LossInfo, what: str) ->
         raise CliError(f"{flag} must be in [0, 1] for {info.name} ({what}); got {fmt(t)}")
 
 
-def _xlogy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a log b`` with ``0 log 0 = 0`` (a term with no weight adds nothing)."""
-    return np.where(a == 0, 0.0, a * np.log(b))
+def _split_options(
+    info: LossInfo, extra: list[str]
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The loss's keyword options and its extra arrays (``--var``) from the command line."""
+    pairs, arrays = [], {}
+    for raw, value in option_pairs(extra):
+        key = raw.lstrip("-").replace("-", "_")
+        if key in info.extra:
+            arrays[key] = floats(value, f"--{key}")
+        elif key in _FIXED:
+            msg = (
+                f"explain shows one example and its mean: --{key.replace('_', '-')} cannot be "
+                "set (`losskit eval` takes it)"
+            )
+            raise CliError(msg, 2)
+        else:
+            pairs.append((raw, value))
+    missing = [k for k in info.extra if k not in arrays]
+    if missing:
+        flags = " and ".join(f"--{k}" for k in missing)
+        raise CliError(f"{info.name} needs {flags} (one value per prediction)", 2)
+    return loss_options(info, pairs, fixed=_FIXED), arrays
 
 
-def _xdivy(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``a / b`` with ``0 / 0 = 0``."""
-    return np.where(a == 0, 0.0, a / b)
-
-
-def _explain_steps(
-    info: LossInfo, x: np.ndarray, t: np.ndarray, args: argparse.Namespace
-) -> tuple[list[tuple[str, str, Any]], float, np.ndarray, dict[str, Any]]:
-    """Hand-computed steps ``(what, formula, value)``, the loss, the gradient, the options."""
+def _uses_step(info: LossInfo, x: np.ndarray) -> list[Step]:
+    """What the catalogue formula reads off the input, shown before the loss."""
     import losskit as lk
 
-    steps: list[tuple[str, str, Any]] = []
-    opts: dict[str, Any] = {}
-    name, eps_ls = info.name, args.label_smoothing
-    if info.input == "logits" and info.truth in ("ids", "distributions"):
-        C = x.size
-        m = x.max()
-        steps.append(("shift by the largest logit (stability)", "z - max(z)", x - m))
-        e = np.exp(x - m)
-        steps.append(("exponentiate", "e^(z - max z)", e))
-        p = e / e.sum()
-        steps.append(("normalise: softmax", "p = e^(z - max z) / Σ e^(z - max z)", p))
-        lse = m + np.log(e.sum())
-        steps.append(("log-sum-exp", "logsumexp(z) = max z + log Σ e^(z - max z)", lse))
-        onehot = np.eye(C)[int(t)] if info.truth == "ids" else t
-        if eps_ls:
-            opts["label_smoothing"] = eps_ls
-            onehot = (1 - eps_ls) * onehot + eps_ls / C
-            steps.append(
-                ("smooth the targets", f"t' = (1 - {eps_ls:g}) t + {eps_ls:g}/{C}", onehot)
-            )
-        logp = x - lse
-        steps.append(("log-probabilities", "log p = z - logsumexp(z)", logp))
-        if info.truth == "ids" and not eps_ls:
-            y = int(t)
-            steps.append((f"log-probability of the true class y = {y}", "log p_y", logp[y]))
-            loss = -logp[y]
-            steps.append(("loss: negative log-likelihood", "L = -log p_y", loss))
-            grad = p - onehot
-            steps.append(("gradient", "dL/dz = p - onehot(y)", grad))
-        else:
-            tt = "t'" if eps_ls else "t"
-            loss = float(-(onehot * logp).sum())
-            steps.append(("loss: cross-entropy", f"L = -Σ_c {tt}_c log p_c", loss))
-            grad = p * onehot.sum() - onehot
-            steps.append(("gradient", f"dL/dz = p·Σ{tt} - {tt}", grad))
-        return steps, float(loss), grad, opts
-    if info.input == "probs" and info.truth in ("ids", "distributions"):
-        eps = args.eps
-        opts["eps"] = eps
-        onehot = np.eye(x.size)[int(t)] if info.truth == "ids" else t
-        steps.append(("probabilities sum to", "Σ p", x.sum()))
-        pc = np.clip(x, eps, 1 - eps)
-        steps.append(("clip away from 0 and 1", f"p̃ = clip(p, {eps:g}, 1 - {eps:g})", pc))
-        inside = (x >= eps) & (x <= 1 - eps)
-        if info.truth == "ids":
-            y = int(t)
-            steps.append((f"probability of the true class y = {y}", "p̃_y", pc[y]))
-            steps.append(("its log", "log p̃_y", np.log(pc[y])))
-            loss = -np.log(pc[y])
-            steps.append(("loss", "L = -log p̃_y", loss))
-            grad = np.where(inside & (onehot != 0), -onehot / pc, 0.0)
-            steps.append(("gradient (0 where clipped)", "dL/dp_c = -[c = y] / p̃_y", grad))
-        else:
-            steps.append(("log-probabilities", "log p̃", np.log(pc)))
-            loss = float(-_xlogy(onehot, pc).sum())
-            steps.append(("loss: cross-entropy", "L = -Σ_c t_c log p̃_c  (0 log 0 = 0)", loss))
-            grad = np.where(inside & (onehot != 0), -onehot / pc, 0.0)
-            steps.append(("gradient (0 where clipped)", "dL/dp_c = -t_c / p̃_c", grad))
-        return steps, float(loss), grad, opts
+    if info.uses == "softmax" and info.per_example:
+        return [("softmax", "p = softmax(z)", np.asarray(lk.softmax(x)))]
+    if info.uses == "sigmoid":
+        return [("sigmoid", "σ(z) = 1 / (1 + e^-z)", np.asarray(lk.sigmoid(x)))]
+    if info.uses == "sparsemax":
+        from ..losses.sparsemax import sparsemax
+
+        return [("sparsemax (exact zeros)", "p = sparsemax(z) = max(z - τ, 0)", sparsemax(x))]
+    if info.uses == "exp":
+        return [("probabilities", "q = e^(log q)", np.exp(x))]
+    return []
+
+
+def _general_steps(
+    info: LossInfo, x: np.ndarray, per: np.ndarray, per_grad: np.ndarray, value: float, grad: Any
+) -> list[Step]:
+    """The catalogue's formula with the library's numbers, then the mean."""
+    steps = _uses_step(info, x)
+    if info.per_example:
+        steps.append(("loss of the example", info.formula, value))
+        steps.append(("gradient", info.gradient, grad))
+        return steps
     n = x.size
-    if name == "sigmoid_cross_entropy":
-        if eps_ls:
-            opts["label_smoothing"] = eps_ls
-            t = t * (1 - eps_ls) + eps_ls / 2
-            steps.append(("smooth the targets", f"t' = t (1 - {eps_ls:g}) + {eps_ls:g}/2", t))
-        sig = np.asarray(lk.sigmoid(x))
-        steps.append(("probability of class 1: sigmoid", "p = σ(z) = 1 / (1 + e^-z)", sig))
-        if args.pos_weight is not None:
-            q = args.pos_weight
-            opts["pos_weight"] = q
-            softplus_neg = -np.asarray(lk.log_sigmoid(x))
-            steps.append(("log(1 + e^-z), stably", "softplus(-z) = -log σ(z)", softplus_neg))
-            per = (1 - t) * x + (1 + (q - 1) * t) * softplus_neg
-            steps.append(
-                ("loss per element", f"L = (1-t) z + (1 + ({q:g}-1) t) log(1 + e^-z)", per)
-            )
-            g = (1 - t) - (1 + (q - 1) * t) * np.asarray(lk.sigmoid(-x))
-            steps.append(("gradient per element", "dL/dz = (1-t) - (1 + (q-1) t) σ(-z)", g))
-        else:
-            softplus = -np.asarray(lk.log_sigmoid(-x))
-            steps.append(("log(1 + e^z), stably", "softplus(z) = -log σ(-z)", softplus))
-            per = softplus - x * t
-            steps.append(
-                ("loss per element", "L = softplus(z) - z t = -[t log p + (1-t) log(1-p)]", per)
-            )
-            g = sig - t
-            steps.append(("gradient per element", "dL/dz = σ(z) - t", g))
-    elif name == "binary_cross_entropy":
-        eps = args.eps
-        opts["eps"] = eps
-        pc = np.clip(x, eps, 1 - eps)
-        steps.append(("clip away from 0 and 1", f"p̃ = clip(p, {eps:g}, 1 - {eps:g})", pc))
-        steps.append(
-            ("log-probabilities", "log p̃, log(1 - p̃)", np.concatenate([np.log(pc), np.log1p(-pc)]))
-        )
-        per = -(_xlogy(t, pc) + _xlogy(1 - t, 1 - pc))
-        steps.append(("loss per element", "L = -[t log p̃ + (1-t) log(1-p̃)]  (0 log 0 = 0)", per))
-        inside = (x >= eps) & (x <= 1 - eps)
-        g = np.where(inside, _xdivy(-t, pc) + _xdivy(1 - t, 1 - pc), 0.0)
-        steps.append(("gradient per element (0 where clipped)", "dL/dp = -t/p̃ + (1-t)/(1-p̃)", g))
-    elif name == "mean_squared_error":
-        r = x - t
-        steps.append(("residual", "r = ŷ - y", r))
-        per = r * r
-        steps.append(("loss per element", "L = r²", per))
-        g = 2 * r
-        steps.append(("gradient per element", "dL/dŷ = 2 r", g))
-    elif name == "mean_absolute_error":
-        r = x - t
-        steps.append(("residual", "r = ŷ - y", r))
-        per = np.abs(r)
-        steps.append(("loss per element", "L = |r|", per))
-        g = np.sign(r)
-        steps.append(("gradient per element", "dL/dŷ = sign(r)", g))
-    else:  # pragma: no cover - a catalogue row without an explanation
-        raise CliError(f"explain does not know {name} yet")
+    steps.append(("loss per element" if n > 1 else "loss", info.formula, per))
+    steps.append(("gradient per element" if n > 1 else "gradient", info.gradient, per_grad))
     if n > 1:
-        steps.append((f"mean over the {n} elements", "L = (1/n) Σ L_i", per.mean()))
-        steps.append(("gradient of the mean", "dL/dx_i = (1/n) dL_i/dx_i", g / n))
-    return steps, float(per.mean()), g / n, opts
+        steps.append((f"mean over the {n} elements", "L = (1/n) Σ L_i", value))
+        steps.append(("gradient of the mean", "dL/dx_i = (1/n) dL_i/dx_i", grad))
+    return steps
 
 
 def run(args: argparse.Namespace) -> int:
     import losskit as lk
 
     info = lookup(args.name)
-    if args.label_smoothing and info.name not in (
-        "softmax_cross_entropy",
-        "sparse_softmax_cross_entropy",
-        "sigmoid_cross_entropy",
-    ):
-        raise CliError(f"{info.name} has no option --label-smoothing", 2)
-    if args.pos_weight is not None and info.name != "sigmoid_cross_entropy":
-        raise CliError(f"{info.name} has no option --pos-weight", 2)
+    opts, arrays = _split_options(info, args.extra)
     x = _explain_input(args, info)
-    t = _explain_truth(args, info, x)
+    t = _explain_truth(args, info, x, opts)
     if info.input == "probs" and (x.min() < 0 or x.max() > 1):
         raise CliError(f"--probs must be in [0, 1]; got {fmt(x)}")
-    with np.errstate(all="ignore"):  # log 0 = -inf and x/0 = inf are the numbers to show
-        steps, loss, grad, opts = _explain_steps(info, x, t, args)
+    extras = [arrays[k] for k in info.extra]
 
-    # The same numbers from the library itself: the steps above are the formulas it computes.
+    # The library first: it refuses bad options and values with its own one-line message.
+    def batch(a: np.ndarray) -> np.ndarray:
+        return a[None] if info.per_example else a
+
     fn = functools.partial(info.fn, **opts)
-    batch = info.truth in ("ids", "distributions")
-    xs, ts = (x[None], t[None]) if batch else (x, t)
-    lib_value, lib_grad = call_quietly("explain", lambda: lk.value_and_grad(fn)(xs, ts))
+    ts, es = batch(t), [batch(e) for e in extras]
+    lib_value, lib_grad = call_quietly("explain", lambda: lk.value_and_grad(fn)(batch(x), ts, *es))
     lib_value = float(lib_value)
-    lib_grad = np.asarray(lib_grad).reshape(x.shape)
-    agrees = bool(
-        np.isclose(lib_value, loss, rtol=1e-5, atol=1e-9)
-        and np.allclose(lib_grad, grad, rtol=1e-5, atol=1e-9)
-    )
+    lib_grad = np.asarray(lib_grad, dtype=np.float64).reshape(x.shape)
+    with np.errstate(all="ignore"):  # log 0 = -inf and x/0 = inf are the numbers to show
+        if handles(info, opts):
+            steps, loss, grad = hand_steps(info, x, t, opts)
+            steps_agree: bool | None = bool(
+                np.isclose(lib_value, loss, rtol=1e-5, atol=1e-9)
+                and np.allclose(lib_grad, grad, rtol=1e-5, atol=1e-9)
+            )
+        else:
+            unreduced = functools.partial(fn, reduction="none")
+            per, per_grad = call_quietly(
+                "explain", lambda: lk.value_and_grad(unreduced)(batch(x), ts, *es)
+            )
+            per = np.asarray(per, dtype=np.float64)
+            per_grad = np.asarray(per_grad, dtype=np.float64).reshape(x.shape)
+            steps = _general_steps(info, x, per, per_grad, lib_value, lib_grad)
+            steps_agree = None
+    fd = check_gradient(lambda v: fn(batch(v), ts, *es), x, lib_grad)
+    agrees = steps_agree is not False and fd.agrees
     if args.json:
         dump_json(
             {
                 "loss": info.name,
                 "input": {"kind": info.input, "values": x},
                 "truth": {"kind": info.truth, "values": t},
+                **{k: v for k, v in arrays.items()},
                 "options": opts,
                 "steps": [
                     {"what": w, "formula": f, "value": np.asarray(v).tolist()} for w, f, v in steps
                 ],
                 "value": lib_value,
                 "gradient": lib_grad,
+                "finite_differences": {
+                    "gradient": [None if np.isnan(v) else float(v) for v in fd.estimate],
+                    "kinks": [i for i, _, _ in fd.kinks],
+                    "not_taken": fd.not_taken,
+                    "agrees": fd.agrees,
+                },
                 "agrees_with_library": agrees,
             }
         )
-        return _verdict(agrees)
-    what_t = "label y" if (info.truth == "ids" and t.ndim == 0) else "targets t"
-    head = f"{info.name}: {info.summary}"
-    print(head)
-    symbol = {"logits": "logits z", "probs": "probabilities p", "real": "predictions ŷ"}
-    print(
-        f"  input {symbol[info.input]} = {fmt(x)}, {what_t} = {fmt(t) if t.ndim else int(t)}"
-        + "".join(f", {k} = {v:g}" for k, v in opts.items())
+        return _verdict(agrees, steps_agree, fd)
+    _print(info, x, t, arrays, opts, steps)
+    mark = (
+        ""
+        if steps_agree is None
+        else (" (agrees)" if steps_agree else " (DIFFERS from the steps above)")
     )
+    print(f"  losskit.{info.name} gives loss {lib_value:.6g} and gradient {fmt(lib_grad)}{mark}")
+    _print_fd(fd, x, lib_grad)
+    return _verdict(agrees, steps_agree, fd)
+
+
+def _print(
+    info: LossInfo,
+    x: np.ndarray,
+    t: np.ndarray,
+    arrays: dict[str, np.ndarray],
+    opts: dict[str, Any],
+    steps: list[Step],
+) -> None:
+    print(f"{info.name}: {info.summary}")
+    if info.truth == "ids" and t.ndim == 0:
+        truth = f"label y = {int(t)}"
+    elif info.truth == "label_sets":
+        truth = f"label sets y = [{', '.join(str(int(v)) for v in t)}]"
+    else:
+        truth = f"targets t = {fmt(t)}"
+    shown = [f"{k} = {fmt(v)}" for k, v in arrays.items()]
+    shown += [f"{k} = {_shown(v)}" for k, v in opts.items()]
+    symbol = _SYMBOL.get(first := _own_flag(info)[2:].replace("-", "_"), "predictions ŷ")
+    if info.input == "scores" and first == "pred":  # hinge's formulas write the score ŷ
+        symbol = "scores ŷ"
+    print(f"  input {symbol} = {fmt(x)}, {truth}" + "".join(f", {s}" for s in shown))
     wf = max(len(f) for _, f, _ in steps)
     ww = max(len(w) for w, _, _ in steps)
     for i, (what, formula, value) in enumerate(steps, 1):
         print(f"{i:>3}. {what:<{ww}}  {formula:<{wf}}  = {fmt(value)}")
-    mark = "agrees" if agrees else "DIFFERS from the steps above"
-    print(f"  losskit.{info.name} gives loss {lib_value:.6g} and gradient {fmt(lib_grad)} ({mark})")
-    return _verdict(agrees)
 
 
-def _verdict(agrees: bool) -> int:
+def _shown(v: Any) -> str:
+    if v is None or isinstance(v, bool | np.bool_):
+        return str(v).lower() if v is not None else "none"
+    return f"{v:g}" if isinstance(v, int | float) else fmt(v)
+
+
+def _print_fd(fd: Check, x: np.ndarray, grad: np.ndarray) -> None:
+    if fd.skipped:
+        print(f"  finite differences: not taken ({fd.skipped})")
+        return
+    mark = "agrees" if fd.agrees else "DIFFERS from the library's gradient"
+    print(f"  central finite differences ({H_TEXT}) give {fmt(fd.estimate)} ({mark})")
+    for i, left, right in fd.kinks:
+        print(
+            f"    x[{i}] = {x.flat[i]:g} is at a kink: one-sided slopes {left:.4g} (left) and "
+            f"{right:.4g} (right); the library's {grad.flat[i]:.4g} lies between (a subgradient)"
+        )
+    for i in fd.not_taken:
+        print(f"    x[{i}] = {x.flat[i]:g}: no finite difference (the loss is not finite nearby)")
+
+
+def _verdict(agrees: bool, steps_agree: bool | None, fd: Check) -> int:
     """0, or 1 with the reason on stderr: a failing exit always says why there."""
     if agrees:
         return 0
-    print(f"{PROG} explain: error: the library's result differs from the steps", file=sys.stderr)
+    if steps_agree is False:
+        why = "the library's result differs from the steps"
+    else:
+        at = ", ".join(f"x[{i}]" for i in fd.differs)
+        why = f"the library's gradient differs from finite differences of the loss at {at}"
+    print(f"{PROG} explain: error: {why}", file=sys.stderr)
     return 1
