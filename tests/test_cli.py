@@ -288,3 +288,27 @@ def test_missing_cli_extra_is_one_line(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "rich.table", None)
     line = error_line(capsys, 1, "list")
     assert line == "losskit list: error: this command needs rich: pip install 'losskit[cli]'"
+
+
+def test_list_groups_the_losses_by_family_and_cuts_no_name(capsys):
+    _, out, _ = run(capsys, "list")
+    assert "…" not in out
+    for info in catalogue.CATALOGUE.values():
+        assert info.name in out
+    headings = [out.index(f"│ {title} ") for title in catalogue.FAMILIES.values()]
+    firsts = {}
+    for info in catalogue.CATALOGUE.values():
+        firsts.setdefault(info.family, out.index(f"│ {info.name} "))
+    # each family's heading comes right before its first loss, in catalogue order
+    assert headings == sorted(headings)
+    for family, title in catalogue.FAMILIES.items():
+        assert out.index(f"│ {title} ") < firsts[family]
+    assert "nll names negative_log_likelihood" in out
+
+
+def test_plot_a_loss_without_a_figure(capsys):
+    assert error_line(capsys, 2, "plot", "huber", "--out", "x.png") == (
+        "losskit plot: error: no figure shows huber yet; choose one of cross-entropy, "
+        "binary-cross-entropy, mse-vs-mae, sigmoid-gradient, all, or one of their losses "
+        "(`losskit explain` shows any loss step by step)"
+    )

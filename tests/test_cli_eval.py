@@ -188,3 +188,40 @@ def test_eval_unwritable_grad_is_found_before_computing(capsys, arrays):
         )
         == f"losskit eval: error: --grad: {arrays / 'g.npy'} is a directory"
     )
+
+
+# -- the issue-8 losses: a third array, short option names, label sets -------------------------
+
+
+def test_eval_gaussian_nll_takes_the_variances_as_a_file(capsys, tmp_path):
+    np.save(tmp_path / "mean.npy", np.array([1.0, 3.0]))
+    np.save(tmp_path / "y.npy", np.array([0.0, 1.0]))
+    np.save(tmp_path / "var.npy", np.array([1.0, 4.0]))
+    argv = ["--pred", str(tmp_path / "mean.npy"), "--target", str(tmp_path / "y.npy")]
+    code, out, err = run(capsys, "eval", "gaussian_nll", *argv, "--var", str(tmp_path / "var.npy"))
+    assert (code, err) == (0, "")
+    # ½ (log 1 + 1²/1) and ½ (log 4 + 2²/4), averaged
+    assert out == f"gaussian_nll (reduction=mean): {(0.5 + 0.5 * (np.log(4) + 1)) / 2:.7g}\n"
+    assert error_line(capsys, 2, "eval", "gaussian_nll", *argv) == (
+        "losskit eval: error: gaussian_nll needs --var FILE"
+    )
+
+
+def test_eval_short_option_is_the_loss_s_not_an_abbreviated_flag(capsys, tmp_path):
+    """argparse read `--p 2` as --pred 2 (an abbreviation): multi_margin's p must reach it."""
+    np.save(tmp_path / "s.npy", np.array([[0.3, 2.0, -1.0]]))
+    np.save(tmp_path / "y.npy", np.array([0]))
+    argv = ["--pred", str(tmp_path / "s.npy"), "--target", str(tmp_path / "y.npy"), "--json"]
+    _, out, _ = run(capsys, "eval", "multi_margin", *argv, "--p", "2")
+    # p = 2, margin 1: h = (1 - 0.3 + 2, 1 - 0.3 - 1) = (2.7, 0) -> 2.7² / 3
+    assert json.loads(out)["value"] == pytest.approx(2.7**2 / 3)
+
+
+def test_eval_label_sets_are_read_as_integers(capsys, tmp_path):
+    np.save(tmp_path / "s.npy", np.array([[0.1, 0.2, 0.4, 0.8]]))
+    (tmp_path / "y.json").write_text("[[3.0, 0.0, -1.0, 1.0]]")  # JSON numbers come as floats
+    argv = ["--pred", str(tmp_path / "s.npy"), "--target", str(tmp_path / "y.json"), "--json"]
+    code, out, err = run(capsys, "eval", "multilabel_margin", *argv)
+    assert (code, err) == (0, "")
+    # targets {3, 0} over {1, 2}: pairs (3,1) .4, (3,2) .6, (0,1) 1.1, (0,2) 1.3 -> 3.4 / 4
+    assert json.loads(out)["value"] == pytest.approx(0.85)
