@@ -134,6 +134,7 @@ def elementwise_loss(
         def impl(
             p: Array,
             t: Array,
+            /,
             *,
             reduction: str,
             sample_weight: Array | None,
@@ -172,6 +173,7 @@ def rowwise_loss(
         def impl(
             p: Array,
             t: Array,
+            /,
             *,
             axis: int,
             reduction: str,
@@ -228,6 +230,7 @@ def sparse_loss(
         def impl(
             p: Array,
             labels: Array,
+            /,
             *,
             axis: int,
             reduction: str,

@@ -15,15 +15,13 @@ derivatives beside them.
 
 from __future__ import annotations
 
-import inspect
 import math
 from typing import Any
 
 from .. import _config
 from .._arrays import gather_last, is_label
 from .._backend import Array, cast, device_of, namespace
-from .._define import _publish, elementwise_loss, rowwise_loss, sparse_loss
-from .._gradient import IMPL_ATTRIBUTE
+from .._define import elementwise_loss, rowwise_loss, sparse_loss
 from .._validation import (
     _is_int,
     _is_real,
@@ -122,24 +120,6 @@ def _as_signs(xp: Any, t: Array) -> Array:
 
 def _integer_labels(xp: Any, name: str, labels: Array) -> None:
     check_labels_dtype(xp, labels)
-
-
-def _option_named_p(public: Any) -> Any:
-    """Publish the body's option ``power`` as ``p``, PyTorch's name for it.
-
-    The shells' implementations name their first parameter ``p``, so a body
-    option ``p`` collides with it (``got multiple values for argument 'p'``).
-    Remove this once ``_define``'s implementations take their two arrays
-    positional-only.
-    """
-    impl = getattr(public, IMPL_ATTRIBUTE)
-
-    def renamed(scores: Array, labels: Array, /, *, p: Any, **options: Any) -> Any:
-        return impl(scores, labels, power=p, **options)
-
-    params = public.__signature__.parameters.values()
-    signature = inspect.Signature([q.replace(name="p") if q.name == "power" else q for q in params])
-    return _publish(public, signature, renamed)
 
 
 # --------------------------------------------------------------------------- binary hinges
@@ -419,10 +399,9 @@ def multiclass_perceptron(xp: Any, scores: Array, labels: Array) -> tuple[Array,
     return value, lambda: _top_share(xp, scores, top) - onehot  # d/ds_c = a_c - [c = y]
 
 
-@_option_named_p
 @sparse_loss(pred="scores", class_weight=True)
 def multi_margin(
-    xp: Any, scores: Array, labels: Array, *, power: int = 1, margin: float = 1.0
+    xp: Any, scores: Array, labels: Array, *, p: int = 1, margin: float = 1.0
 ) -> tuple[Array, Any]:
     r"""Weston-Watkins multi-class margin loss: every wrong class within ``margin`` of the true one.
 
@@ -452,7 +431,7 @@ def multi_margin(
     J. Weston, C. Watkins. Support vector machines for multi-class pattern
     recognition. ESANN 1999.
     """
-    p = _check_power(power)
+    p = _check_power(p)
     margin = _check_margin(margin)
     num_classes = _check_classes("scores", scores)
     wrong = ~is_label(xp, labels, num_classes)
