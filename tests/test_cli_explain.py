@@ -67,7 +67,7 @@ def test_explain_every_loss(capsys, name):
     assert (info.formula in out and info.gradient in out) or name in _hand_steps.HANDLED
     assert "  1. " in out
     assert f"losskit.{name} gives loss" in out
-    assert "central finite differences (h = 1e-6·max(1, |x|)) give" in lines[-1]
+    assert f"central finite differences ({_fd.H_TEXT}) give" in lines[-1]
     assert lines[-1].endswith("(agrees)") and "DIFFERS" not in out
 
 
@@ -490,8 +490,6 @@ def test_a_wrong_gradient_is_caught_by_finite_differences(capsys, monkeypatch, n
         # slopes are 0 and 1 (or -1 and 0 for the true class).
         (["multiclass_perceptron", "--scores", "1,1,1", "--label", "0"], [0, 1, 2]),
         (["multiclass_hinge", "--scores", "1,0,0", "--label", "0"], [0, 1, 2]),
-        # Predictions raised to eps have no gradient: 0 lies between the slopes 0 and 2 log(...).
-        (["msle", "--pred", "1.5,0", "--targets", "0,2"], [1]),
     ],
 )
 def test_explain_at_a_kink_checks_a_subgradient(capsys, args, kinks):
@@ -513,6 +511,25 @@ def test_explain_at_a_kink_where_central_differences_agree(capsys):
     _, out, _ = run(capsys, "explain", "hinge", "--pred", "1", "--targets", "1", "--json")
     d = json.loads(out)
     assert d["gradient"] == [-0.5] and d["agrees_with_library"] is True
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        # The rate's scale is eps = 1e-8: h = 1e-6 sees a curve (the slopes -4.6e6 and -6.9e5
+        # around -9.9e5 looked like a kink), a smaller step the derivative 1 - t / (p + eps).
+        ["poisson_nll", "--pred", "1e-6", "--targets", "1"],
+        ["poisson_nll", "--pred", "0", "--targets", "1"],  # -1e8, and one side refused
+        # Predictions below eps = 1e-7 are raised to it: flat, no kink at 0 itself.
+        ["msle", "--pred", "1.5,0", "--targets", "0,2"],
+    ],
+)
+def test_explain_a_fast_curve_is_no_kink(capsys, args):
+    code, out, err = run(capsys, "explain", *args, "--json")
+    assert (code, err) == (0, "")
+    d = json.loads(out)
+    assert d["finite_differences"]["kinks"] == [] and d["agrees_with_library"] is True
+    np.testing.assert_allclose(d["finite_differences"]["gradient"], d["gradient"], rtol=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -4,31 +4,35 @@
 and checks it against the loss itself: a central difference per input,
 ``(L(x + h) - L(x - h)) / 2h`` with ``h = 1e-6 max(1, |x|)`` (float64: the
 rounding error ``eps |L| / h`` and the truncation error ``h² L''' / 6`` both
-stay far below the tolerance).  Two cases need more than that:
+stay far below the tolerance), and smaller steps where the loss curves on a
+smaller scale than that (a Poisson rate of 0 with ``eps = 1e-8``).  Two cases
+need more than a central difference:
 
-- at a kink (hinge at its margin, ``|e|`` at 0, a clip's edge, tied maxima)
-  the loss has one-sided slopes and the library picks a subgradient (the
-  margin losses split a tie equally, ``|e|`` takes 0).  There the check is
-  that the library's value lies between the two one-sided slopes;
+- at a kink (tied maxima, a clip's edge) the loss has one-sided slopes and
+  the library picks a subgradient (the margin losses share a tie equally).
+  There the check is that the library's value lies between the two one-sided
+  slopes; a kink answers the same at every step, a curvature does not;
 - where a step leaves the input's domain (a probability of 1 made larger is
   refused), a second-order one-sided difference of the other side is used.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-REL_STEP = 1e-6
+# Relative steps, tried in turn until one agrees.
+STEPS = (1e-6, 1e-8, 1e-10, 1e-12)
 RTOL = 1e-5
 # An absolute floor relative to the loss: the rounding error of a difference
-# is about 2e-16 |L| / h <= 2.2e-10 |L|, so this leaves a margin of ~500.
+# at the first step is about 2e-16 |L| / h <= 2.2e-10 |L|, a margin of ~500.
 ATOL_OF_LOSS = 1e-7
 
-H_TEXT = "h = 1e-6·max(1, |x|)"
+H_TEXT = "h = 1e-6·max(1, |x|), smaller where the loss curves faster"
 
 
 @dataclass
@@ -56,9 +60,13 @@ def _quiet(f: Callable[[np.ndarray], float]) -> Callable[[np.ndarray], float | N
                 value = float(f(x))
             except (ValueError, TypeError):
                 return None
-        return value if np.isfinite(value) else None
+        return value if math.isfinite(value) else None
 
     return call
+
+
+# (what was found, the estimate, the left and right slopes where both sides were taken)
+Found = tuple[str, float, float, float]
 
 
 def check_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, grad: np.ndarray) -> Check:
@@ -77,37 +85,45 @@ def check_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, grad: np.nda
     def close(g: float, d: float) -> bool:
         return abs(g - d) <= RTOL * max(abs(g), abs(d)) + tol_abs
 
+    def between(g: float, a: float, b: float) -> bool:
+        low, high = min(a, b), max(a, b)
+        return low - tol_abs - RTOL * abs(low) <= g <= high + tol_abs + RTOL * abs(high)
+
     def at(i: int, step: float) -> float | None:
         moved = x.copy()
         moved.flat[i] += step
         return loss(moved)
 
-    for i in range(x.size):
-        h = REL_STEP * max(1.0, abs(float(x.flat[i])))
-        g = float(grad.flat[i])
+    def probe(i: int, h: float, g: float) -> Found:
         right, left = at(i, h), at(i, -h)
         if right is not None and left is not None:
             central = (right - left) / (2 * h)
-            check.estimate.flat[i] = central
             if close(g, central):
-                continue
+                return "agrees", central, math.nan, math.nan
             slope_l, slope_r = (f0 - left) / h, (right - f0) / h
-            low, high = min(slope_l, slope_r), max(slope_l, slope_r)
-            kink = not close(slope_l, slope_r)
-            if kink and low - tol_abs - RTOL * abs(low) <= g <= high + tol_abs + RTOL * abs(high):
-                check.kinks.append((i, slope_l, slope_r))
-            else:
-                check.differs.append(i)
-            continue
+            kink = not close(slope_l, slope_r) and between(g, slope_l, slope_r)
+            return ("kink" if kink else "differs"), central, slope_l, slope_r
         # One side is outside the domain: (-3 f0 + 4 f(x ± h) - f(x ± 2h)) / (±2h).
         sign = 1.0 if right is not None else -1.0
         near = right if right is not None else left
         far = at(i, 2 * sign * h)
         if near is None or far is None:
-            check.not_taken.append(i)
-            continue
+            return "none", math.nan, math.nan, math.nan
         one_sided = (-3 * f0 + 4 * near - far) / (2 * sign * h)
-        check.estimate.flat[i] = one_sided
-        if not close(g, one_sided):
+        return ("agrees" if close(g, one_sided) else "differs"), one_sided, math.nan, math.nan
+
+    for i in range(x.size):
+        scale = max(1.0, abs(float(x.flat[i])))
+        g = float(grad.flat[i])
+        found = [probe(i, rel * scale, g) for rel in STEPS[:1]]
+        while found[-1][0] != "agrees" and len(found) < len(STEPS):
+            found.append(probe(i, STEPS[len(found)] * scale, g))
+        what, estimate, left, right = found[-1] if found[-1][0] == "agrees" else found[0]
+        check.estimate.flat[i] = estimate
+        if what == "kink":
+            check.kinks.append((i, left, right))
+        elif what == "none":
+            check.not_taken.append(i)
+        elif what == "differs":
             check.differs.append(i)
     return check
