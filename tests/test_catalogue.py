@@ -38,7 +38,9 @@ def test_every_row_resolves_to_its_loss(name):
         assert getattr(lk, name) is info.fn
     params = inspect.signature(info.fn).parameters
     assert "reduction" in params and "sample_weight" in params
-    positional = [p for p, v in params.items() if v.kind is v.POSITIONAL_OR_KEYWORD]
+    positional = [
+        p for p, v in params.items() if v.kind in (v.POSITIONAL_ONLY, v.POSITIONAL_OR_KEYWORD)
+    ]
     assert positional[2:] == list(info.extra)  # predictions, truth, then the extra arrays
     assert info.input in catalogue.INPUTS and info.truth in catalogue.TRUTHS
     assert info.family in catalogue.FAMILIES
