@@ -30,6 +30,24 @@ SW_ROWS = RNG.random(4) + 0.2
 # Errors at Huber's kinks (0 and +-1), and a row of both sides.
 KINK_T = np.array([[0.25, 0.25, 0.25, 0.0], [0.0, 0.0, 0.0, 0.0]])
 KINK_P = np.array([[0.25, 1.25, -0.75, 1.0], [3.0, -2.0, 0.5, -0.5]])
+P = RNG.uniform(0.05, 0.95, size=(4, 3))
+T01 = RNG.random((4, 3))
+T01[0] = [0.0, 1.0, 1.0]
+# Probabilities at and near the clip bounds 1e-7 and 1 - 1e-7, against targets 0, 1, 0.5.
+P_EDGE = np.array([[0.0, 1.0, 1e-9, 1 - 1e-9], [0.0, 1.0, 0.5, 1e-3], [0.3, 0.0, 1.0, 0.9]])
+T_EDGE = np.array([[1.0, 0.0, 0.5, 1.0], [0.0, 1.0, 1.0, 0.0], [0.5, 0.5, 0.5, 0.0]])
+
+
+def _softmax_rows(a, axis=-1):
+    e = np.exp(a - a.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+P_ROWS = _softmax_rows(RNG.normal(size=(4, 3)))
+P_ROWS[0] = [0.0, 0.7, 0.3]  # a zero probability: clipped
+T_ROWS = _softmax_rows(RNG.normal(size=(4, 3)) * 2)
+T_ROWS[1] = [0.0, 1.0, 0.0]
+LABELS = np.array([1, 0, 2, 2])
 # Keras's log_cosh subtracts log 2 computed in float32 whatever the dtype: its
 # float64 value is this much too low.  The adapter subtracts log 2.
 KERAS_LOG2_ERROR = float(np.float32(np.log(2.0))) - np.log(2.0)
@@ -129,6 +147,90 @@ CASES = {
         ("y_true", "y_pred", "sample_weight"),
         y_true=POS_T,
         y_pred=POS_X,
+        sample_weight=SW_ROWS,
+    ),
+    # ---------------------------------------- binary_focal_crossentropy, BinaryFocalCrossentropy
+    "binary_focal": case(function("binary_focal_crossentropy"), y_true=T01, y_pred=P),
+    "binary_focal-edges": case(
+        function("binary_focal_crossentropy", gamma=1.5, label_smoothing=0.1),
+        y_true=T_EDGE,
+        y_pred=P_EDGE,
+    ),
+    "binary_focal-balanced-axis-0": case(
+        function("binary_focal_crossentropy", apply_class_balancing=True, alpha=0.3, axis=0),
+        y_true=T01,
+        y_pred=P,
+    ),
+    "binary_focal-gamma-0-is-bce": case(
+        function("binary_focal_crossentropy", gamma=0.0), y_true=T01, y_pred=P
+    ),
+    "binary_focal-logits": case(
+        function("binary_focal_crossentropy", from_logits=True, gamma=3.0), y_true=T01, y_pred=X
+    ),
+    "binary_focal-logits-balanced-smoothed": case(
+        function(
+            "binary_focal_crossentropy",
+            apply_class_balancing=True,
+            from_logits=True,
+            label_smoothing=0.2,
+        ),
+        y_true=T01,
+        y_pred=X,
+    ),
+    "BinaryFocalCrossentropy": case(
+        keras_class("BinaryFocalCrossentropy", True, 0.4, 2.5, True),
+        ("y_true", "y_pred", "sample_weight"),
+        y_true=T01,
+        y_pred=X,
+        sample_weight=SW_ROWS,
+    ),
+    # ------------------------------ categorical_focal_crossentropy, CategoricalFocalCrossentropy
+    "categorical_focal": case(
+        function("categorical_focal_crossentropy"), y_true=T_ROWS, y_pred=P_ROWS
+    ),
+    "categorical_focal-unnormalised-rows": case(
+        # Keras divides each row by its sum first (then clips).
+        function("categorical_focal_crossentropy", gamma=1.0, alpha=0.5),
+        y_true=T_ROWS,
+        y_pred=P_ROWS * np.array([[0.5], [1.0], [0.2], [0.9]]),
+    ),
+    "categorical_focal-per-class-alpha": case(
+        function("categorical_focal_crossentropy", alpha=[0.2, 0.5, 0.3], label_smoothing=0.1),
+        y_true=T_ROWS,
+        y_pred=P_ROWS,
+    ),
+    "categorical_focal-logits-axis-0": case(
+        # Label smoothing counts the last axis's classes, whatever the axis (Keras).
+        function("categorical_focal_crossentropy", from_logits=True, axis=0, label_smoothing=0.3),
+        y_true=T_ROWS.T.copy(),
+        y_pred=X.T.copy(),
+    ),
+    "CategoricalFocalCrossentropy": case(
+        keras_class("CategoricalFocalCrossentropy", gamma=2.5, from_logits=True),
+        ("y_true", "y_pred", "sample_weight"),
+        y_true=T_ROWS,
+        y_pred=X,
+        sample_weight=SW_ROWS,
+    ),
+    # --------------- categorical_generalized_cross_entropy, CategoricalGeneralizedCrossEntropy
+    "generalized": case(
+        function("categorical_generalized_cross_entropy", q=0.5),
+        ["y_pred"],
+        y_true=LABELS,
+        y_pred=P_ROWS,
+    ),
+    "generalized-float-labels": case(
+        # Keras casts float ids to integers (truncating).
+        function("categorical_generalized_cross_entropy", q=0.3),
+        ["y_pred"],
+        y_true=LABELS + 0.75,
+        y_pred=_softmax_rows(X),
+    ),
+    "CategoricalGeneralizedCrossEntropy": case(
+        keras_class("CategoricalGeneralizedCrossEntropy", 0.7, "sum"),
+        ["y_pred", "sample_weight"],
+        y_true=LABELS,
+        y_pred=P_ROWS,
         sample_weight=SW_ROWS,
     ),
 }
@@ -257,18 +359,30 @@ KERAS_NAMES = {
 }
 
 
-@pytest.mark.parametrize("name", ["huber", "log_cosh", "MAPE", "MSLE"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "huber",
+        "log_cosh",
+        "MAPE",
+        "MSLE",
+        "binary_focal_crossentropy",
+        "categorical_focal_crossentropy",
+    ],
+)
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_low_precision_keeps_kerass_dtype(name, dtype):
     _, keras = tensorflow()
     t, p = POS_T.astype(dtype), POS_X.astype(dtype)
+    if "focal" in name:
+        t, p = T_ROWS.astype(dtype), P_ROWS.astype(dtype)
     ours = getattr(ctf.keras.losses, name)(t, p)
     theirs = getattr(keras.losses, KERAS_NAMES.get(name, name))(t, p).numpy()
     # Keras's MSLE takes max(y_pred, epsilon) with a float32 epsilon: half
     # precision promotes to float32.  The others keep the input's dtype.
     expected = "float32" if name == "MSLE" else dtype
     assert ours.dtype == theirs.dtype == np.dtype(expected)
-    np.testing.assert_allclose(ours, theirs, rtol=2e-3 if dtype == "float16" else 2e-6)
+    np.testing.assert_allclose(ours, theirs, rtol=5e-3 if dtype == "float16" else 2e-6)
 
 
 def test_log_cosh_of_a_tiny_error_is_exact_where_kerass_is_zero():
@@ -295,3 +409,43 @@ def test_huber_refuses_a_delta_keras_computes_nonsense_with():
             ctf.keras.losses.huber(T, X, delta=delta)
     with pytest.raises(ValueError, match=r"^`delta` must be a positive finite number"):
         ctf.keras.losses.Huber(delta=-1.0)(T, X)
+
+
+def test_confident_focal_logits_keep_their_digits_where_kerass_cancel():
+    # z = 30, t = 1: 1 - p_t = sigmoid(-30) = 9.36e-14.  Keras forms 1 - sigmoid(30),
+    # about one float64 ulp of 1 (1.1e-16) apart from it: the factor squared
+    # loses three digits.  losskit's value is the exact one.
+    _, keras = tensorflow()
+    t, z = np.array([[1.0, 0.0]]), np.array([[30.0, -30.0]])
+    q = 1 / (1 + np.exp(30.0))
+    exact = np.mean([q**2 * np.log1p(np.exp(-30.0))] * 2)
+    ours = ctf.keras.losses.binary_focal_crossentropy(t, z, from_logits=True)
+    theirs = keras.losses.binary_focal_crossentropy(t, z, from_logits=True).numpy()
+    np.testing.assert_allclose(ours, [exact], rtol=1e-13)
+    assert abs(theirs[0] / exact - 1) > 1e-5
+
+
+def test_focal_and_generalized_options_and_labels_are_checked():
+    _, keras = tensorflow()
+    losses = ctf.keras.losses
+    # Keras's own check and words, at construction.
+    for q in (0.0, 1.0, 1.5):
+        for module in (keras.losses, losses):
+            with pytest.raises(ValueError, match=r"^q must be in the interval \(0, 1\)$"):
+                module.CategoricalGeneralizedCrossEntropy(q=q)
+    # A label out of range is p_y = 0 to Keras's one-hot (loss 1/q); ids of shape
+    # (N, 1) broadcast against (N, C) predictions into an (N, N) loss.
+    with pytest.raises(
+        ValueError, match=r"^`labels` must be in \[0, 3\); got 3 at position \(1,\)$"
+    ):
+        losses.categorical_generalized_cross_entropy(np.array([1, 3, 0, 0]), P_ROWS, q=0.5)
+    with pytest.raises(ValueError, match=r"^`y_true` must hold class ids of the shape of `y_pred`"):
+        losses.categorical_generalized_cross_entropy(LABELS[:, None], P_ROWS, q=0.5)
+    # Keras balances with any alpha and raises the factor to any power.
+    with pytest.raises(ValueError, match=r"^`alpha` must be a number in \[0, 1\]; got 1.5$"):
+        losses.binary_focal_crossentropy(T01, P, apply_class_balancing=True, alpha=1.5)
+    with pytest.raises(ValueError, match=r"^`gamma` must be a finite number >= 0; got -1$"):
+        losses.CategoricalFocalCrossentropy(gamma=-1)(T_ROWS, P_ROWS)
+    # A probability outside [0, 1], which Keras would clip (or renormalise) silently.
+    with pytest.raises(ValueError, match=r"^`y_pred` must be probabilities in \[0, 1\]; got 1.5"):
+        losses.binary_focal_crossentropy(T01, P + np.array([0.0, 0.0, 1.5 - P[0, 2]]))

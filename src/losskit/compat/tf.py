@@ -69,6 +69,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import numbers
 import warnings
 from types import SimpleNamespace
 from typing import Any
@@ -79,6 +80,12 @@ import numpy as np
 from .. import activations, losses
 from .._backend import Array, compute_dtype, namespace, readable, shape_of
 from .._validation import check_fraction, check_labels_dtype, check_unit_interval
+from ..losses.focal import (
+    binary_focal_cross_entropy,
+    categorical_focal_cross_entropy,
+    generalized_cross_entropy,
+    sigmoid_focal_loss,
+)
 from ..losses.regression import huber as huber_core
 from ..losses.regression import log_cosh as log_cosh_core
 from ..losses.regression import mean_absolute_percentage_error as mape_core
@@ -385,6 +392,32 @@ def categorical_crossentropy(
     ...     [[0, 1, 0], [0, 0, 1]], [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]).round(4)
     array([0.0513, 2.3026], dtype=float32)
     """
+    xp, p, t = _categorical_inputs(
+        "categorical_crossentropy", y_true, y_pred, label_smoothing, axis
+    )
+    if from_logits:
+        loss = losses.softmax_cross_entropy(p, t, axis=axis, reduction="none")
+    else:
+        # Keras: renormalise each row first, then clip to [1e-7, 1 - 1e-7] (the
+        # sparse loss does the opposite) in y_pred's dtype.  The core clips in
+        # float32 for half precision, so it is given 1e-7 as rounded to the dtype.
+        p = _renormalised(xp, p, axis)
+        loss = losses.categorical_cross_entropy(
+            p, t, axis=axis, eps=_epsilon_in(p.dtype), reduction="none"
+        )
+    return half_back(xp, loss, p.dtype)
+
+
+def _categorical_inputs(
+    fn_name: str, y_true: Any, y_pred: Any, label_smoothing: float, axis: int
+) -> tuple[Any, Array, Array]:
+    """``(xp, y_pred, y_true)`` for Keras's categorical losses, label smoothing applied.
+
+    ``y_true`` is cast to ``y_pred``'s dtype and must have its shape; one class
+    gives Keras's warning; label smoothing ``ε`` makes the target
+    ``(1-ε) y_true + ε/C`` with ``C`` the size of the *last* axis, whatever
+    ``axis`` is (as Keras does).
+    """
     if isinstance(axis, bool):
         msg = f"`axis` must be of type `int`. Received: axis={axis} of type {type(axis)}"
         raise ValueError(msg)
@@ -393,29 +426,28 @@ def categorical_crossentropy(
     _keras_same_shape(t, p, at_least_rank_1=True)
     if p.ndim and p.shape[-1] == 1:
         msg = (
-            "In loss categorical_crossentropy, expected y_pred.shape to be "
+            f"In loss {fn_name}, expected y_pred.shape to be "
             f"(batch_size, num_classes) with num_classes > 1. Received: y_pred.shape="
             f"{shape_of(p)}. Consider using 'binary_crossentropy' if you only have 2 classes."
         )
-        warnings.warn(msg, SyntaxWarning, stacklevel=2)
+        warnings.warn(msg, SyntaxWarning, stacklevel=4)  # the caller of the loss
     if check_fraction("label_smoothing", label_smoothing):
         # Keras: the class count is the last axis's size, even when `axis` is another.
         t = t * (1.0 - label_smoothing) + label_smoothing / t.shape[-1]
-    if from_logits:
-        loss = losses.softmax_cross_entropy(p, t, axis=axis, reduction="none")
-    else:
-        # Keras would renormalise [1.5, 0.5] silently: check what the user passed
-        # (a value that could not be read and is outside [0, 1] enters as NaN).
-        p = poisoned(xp, p, check_unit_interval(xp, "y_pred", p))
-        # Keras: renormalise each row first, then clip to [1e-7, 1 - 1e-7] (the
-        # sparse loss does the opposite) in y_pred's dtype.  The core clips in
-        # float32 for half precision, so it is given 1e-7 as rounded to the dtype.
-        eps = _epsilon_in(p.dtype)
-        total = xp.sum(p, axis=axis, keepdims=True)
-        _check_positive_row_sums(xp, total, axis)
-        p = p / total
-        loss = losses.categorical_cross_entropy(p, t, axis=axis, eps=eps, reduction="none")
-    return half_back(xp, loss, p.dtype)
+    return xp, p, t
+
+
+def _renormalised(xp: Any, p: Array, axis: int) -> Array:
+    """Keras: ``p / sum(p, axis)``, after checking what the user passed.
+
+    Keras would renormalise ``[1.5, 0.5]`` silently and turn a row of zeros
+    into NaN: each value must lie in [0, 1] and each row have a positive sum
+    (a value that could not be read and is outside [0, 1] enters as NaN).
+    """
+    p = poisoned(xp, p, check_unit_interval(xp, "y_pred", p))
+    total = xp.sum(p, axis=axis, keepdims=True)
+    _check_positive_row_sums(xp, total, axis)
+    return p / total
 
 
 def _keras_same_shape(t: Array, p: Array, *, at_least_rank_1: bool) -> None:
@@ -565,6 +597,119 @@ def _keras_binary_crossentropy(xp: Any, p: Array, t: Array) -> Array:
     # (float16).  Only there, and only where (1 - t) is 0, is the log taken of 1
     # instead: everywhere else d/dt = log(q) - log(pc), as Keras's.
     return t * neg_log(pc) + (1 - t) * neg_log(xp.where((t == 1) & (q == 0), ones, q))
+
+
+@framework_semantics
+def binary_focal_crossentropy(
+    y_true: Any,
+    y_pred: Any,
+    apply_class_balancing: bool = False,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+    axis: int = -1,
+) -> Array:
+    """``keras.losses.binary_focal_crossentropy``: ``(1 - p_t)**gamma`` times the binary CE.
+
+    Averaged over ``axis``, with ``p_t = t p + (1-t)(1-p)``; with
+    ``apply_class_balancing`` each element is also weighted by ``alpha t +
+    (1 - alpha)(1 - t)``.  With probabilities the cross-entropy is Keras's
+    clipped one and the factor takes the unclipped ``p``; with logits the
+    cross-entropy is the stable sigmoid one (Keras's too: it recovers the
+    logits), and ``1 - p_t`` is formed without cancelling, where Keras's
+    ``1 - p_t`` of a confident prediction keeps few digits.  Label smoothing
+    ``ε`` gives ``t (1-ε) + ε/2``.
+
+    >>> from losskit.compat import tf
+    >>> tf.keras.losses.binary_focal_crossentropy(
+    ...     [[0, 1], [0, 0]], [[0.6, 0.4], [0.4, 0.6]], gamma=2.0).round(3)
+    array([0.33 , 0.206], dtype=float32)
+    """
+    xp, p, t = _ns(y_pred, y_true, names=("y_true",))
+    t = xp.astype(t, p.dtype)
+    _keras_same_shape(t, p, at_least_rank_1=False)
+    if check_fraction("label_smoothing", label_smoothing):
+        t = t * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    balance = check_fraction("alpha", alpha) if apply_class_balancing else None
+    if from_logits:
+        loss = sigmoid_focal_loss(p, t, alpha=balance, gamma=gamma, reduction="none")
+    else:
+        # Keras would clip any value silently; one that could not be read enters as NaN.
+        p = poisoned(xp, p, check_unit_interval(xp, "y_pred", p))
+        loss = binary_focal_cross_entropy(
+            p, t, gamma=gamma, alpha=balance, eps=_epsilon_in(p.dtype), reduction="none"
+        )
+    return half_back(xp, xp.mean(loss, axis=axis), p.dtype)
+
+
+@framework_semantics
+def categorical_focal_crossentropy(
+    y_true: Any,
+    y_pred: Any,
+    alpha: Any = 0.25,
+    gamma: float = 2.0,
+    from_logits: bool = False,
+    label_smoothing: float = 0.0,
+    axis: int = -1,
+) -> Array:
+    """``keras.losses.categorical_focal_crossentropy``: ``-sum(alpha (1-p)**gamma t log p, axis)``.
+
+    As Keras: with logits, ``p = softmax(y_pred)``; then each row is
+    renormalised to sum to 1 and clipped to ``[1e-7, 1 - 1e-7]``.  ``alpha``
+    is a number or one weight per class (the loss is linear in ``y_true``, so
+    it weights the targets).  The rows' rules are those of
+    :func:`categorical_crossentropy`.
+
+    >>> from losskit.compat import tf
+    >>> tf.keras.losses.categorical_focal_crossentropy(
+    ...     [[0, 1, 0], [0, 0, 1]], [[0.05, 0.95, 0], [0.1, 0.8, 0.1]]).round(4)
+    array([0.    , 0.4663], dtype=float32)
+    """
+    xp, p, t = _categorical_inputs(
+        "categorical_focal_crossentropy", y_true, y_pred, label_smoothing, axis
+    )
+    if from_logits:
+        p = activations.softmax(p, axis=axis)
+        p = p / xp.sum(p, axis=axis, keepdims=True)  # Keras renormalises the softmax too
+    else:
+        p = _renormalised(xp, p, axis)
+    if not isinstance(alpha, numbers.Real):
+        alpha = xp.astype(_ns(p, alpha, names=("alpha",))[2], t.dtype)
+    loss = categorical_focal_cross_entropy(
+        p, t * alpha, gamma=gamma, alpha=None, eps=_epsilon_in(p.dtype), axis=axis, reduction="none"
+    )
+    return half_back(xp, loss, p.dtype)
+
+
+@framework_semantics
+def categorical_generalized_cross_entropy(y_true: Any, y_pred: Any, q: float) -> Array:
+    """``keras.losses.categorical_generalized_cross_entropy``: ``(1 - p_y**q) / q``.
+
+    ``y_true`` holds integer class ids of ``y_pred``'s shape without the last
+    axis (float ids are truncated, as Keras casts them); an id out of range,
+    which Keras's one-hot turns into ``p_y = 0``, raises ``ValueError``, and
+    so do ids of another shape, which Keras would broadcast against the
+    predictions.  Nothing is clipped.
+
+    >>> from losskit.compat import tf
+    >>> tf.keras.losses.categorical_generalized_cross_entropy(
+    ...     np.array([1, 0]), [[0.25, 0.75], [0.5, 0.5]], q=0.5).round(6)
+    array([0.267949, 0.585786], dtype=float32)
+    """
+    xp, p, y = _ns(y_pred, y_true, names=("y_true",))
+    if p.ndim < 1 or shape_of(y) != shape_of(p)[:-1]:
+        msg = (
+            "`y_true` must hold class ids of the shape of `y_pred` without its last axis, "
+            f"{shape_of(p)[:-1]}; got shape {shape_of(y)}"
+        )
+        raise ValueError(msg)
+    if xp.isdtype(y.dtype, "integral"):
+        y = int64_class_ids(xp, y, p.shape[-1], None)[0]  # the core makes bad ids NaN
+    else:
+        y = xp.astype(y, xp.int64)  # Keras: float ids are truncated
+    loss = generalized_cross_entropy(p, y, q=q, reduction="none")
+    return half_back(xp, loss, p.dtype)
 
 
 def _mean_over_last_axis(
@@ -919,6 +1064,61 @@ class MeanAbsoluteError(_Wrapper):
     _keras_name = "mean_absolute_error"
 
 
+class BinaryFocalCrossentropy(_Wrapper):
+    """``keras.losses.BinaryFocalCrossentropy``: see :func:`binary_focal_crossentropy`.
+
+    >>> from losskit.compat import tf
+    >>> loss = tf.keras.losses.BinaryFocalCrossentropy(apply_class_balancing=True, gamma=2.0)
+    >>> round(float(loss([[0, 1], [0, 0]], [[0.6, 0.4], [0.4, 0.6]])), 4)
+    0.1596
+    """
+
+    _function = staticmethod(binary_focal_crossentropy)
+    _keras_name = "binary_focal_crossentropy"
+    _options = (
+        ("apply_class_balancing", False),
+        ("alpha", 0.25),
+        ("gamma", 2.0),
+        *_CROSSENTROPY_OPTIONS,
+    )
+
+
+class CategoricalFocalCrossentropy(_Wrapper):
+    """``keras.losses.CategoricalFocalCrossentropy``: see :func:`categorical_focal_crossentropy`.
+
+    >>> from losskit.compat import tf
+    >>> loss = tf.keras.losses.CategoricalFocalCrossentropy()
+    >>> round(float(loss([[0, 1, 0], [0, 0, 1]], [[0.05, 0.95, 0], [0.1, 0.8, 0.1]])), 4)
+    0.2332
+    """
+
+    _function = staticmethod(categorical_focal_crossentropy)
+    _keras_name = "categorical_focal_crossentropy"
+    _options = (("alpha", 0.25), ("gamma", 2.0), *_CROSSENTROPY_OPTIONS)
+
+
+class CategoricalGeneralizedCrossEntropy(_Wrapper):
+    """``keras.losses.CategoricalGeneralizedCrossEntropy``: see
+    :func:`categorical_generalized_cross_entropy`; ``q`` must lie in (0, 1), as Keras checks.
+
+    >>> from losskit.compat import tf
+    >>> loss = tf.keras.losses.CategoricalGeneralizedCrossEntropy(q=0.5)
+    >>> round(float(loss(np.array([1, 0]), [[0.25, 0.75], [0.5, 0.5]])), 6)
+    0.426868
+    """
+
+    _function = staticmethod(categorical_generalized_cross_entropy)
+    _keras_name = "categorical_generalized_cross_entropy"
+    _options = (("q", 0.5),)
+    q: float
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not 0 < self.q < 1:
+            msg = "q must be in the interval (0, 1)"  # Keras's check and words
+            raise ValueError(msg)
+
+
 class Huber(_Wrapper):
     """``keras.losses.Huber``: see :func:`huber`.
 
@@ -986,6 +1186,9 @@ keras = SimpleNamespace(
         binary_crossentropy=binary_crossentropy,
         mean_squared_error=mean_squared_error,
         mean_absolute_error=mean_absolute_error,
+        binary_focal_crossentropy=binary_focal_crossentropy,
+        categorical_focal_crossentropy=categorical_focal_crossentropy,
+        categorical_generalized_cross_entropy=categorical_generalized_cross_entropy,
         huber=huber,
         log_cosh=log_cosh,
         mean_absolute_percentage_error=mean_absolute_percentage_error,
@@ -1004,6 +1207,9 @@ keras = SimpleNamespace(
         BinaryCrossentropy=BinaryCrossentropy,
         MeanSquaredError=MeanSquaredError,
         MeanAbsoluteError=MeanAbsoluteError,
+        BinaryFocalCrossentropy=BinaryFocalCrossentropy,
+        CategoricalFocalCrossentropy=CategoricalFocalCrossentropy,
+        CategoricalGeneralizedCrossEntropy=CategoricalGeneralizedCrossEntropy,
         Huber=Huber,
         LogCosh=LogCosh,
         MeanAbsolutePercentageError=MeanAbsolutePercentageError,
