@@ -25,11 +25,11 @@ KERAS_EPSILON = 1e-7
 
 def check_positive(name: str, value: Any) -> float:
     """A finite real number > 0 (a scale such as ``delta``), as a float."""
-    msg = f"`{name}` must be a positive finite number; got {value!r}"
-    if not _is_real(value):
-        raise TypeError(msg)
-    if not 0 < value < math.inf:
-        raise ValueError(msg)
+    if not (_is_real(value) and 0 < value < math.inf):
+        # the message is built only here: torch.compile traces a float option
+        # symbolically and cannot format it
+        msg = f"`{name}` must be a positive finite number; got {value!r}"
+        raise (ValueError if _is_real(value) else TypeError)(msg)
     return float(value)
 
 
@@ -122,7 +122,7 @@ def huber(xp: Any, pred: Array, target: Array, *, delta: float = 1.0) -> tuple[A
     # derivative is ever inf * 0 under autograd (the double-where idiom).
     hq = xp.where(quad, h, xp.zeros_like(h))
     value = xp.where(quad, 2 * hq * hq, (2 * delta) * a - delta * delta / 2)
-    return value, lambda: xp.clip(2 * h, min=-delta, max=delta)  # d/dp = clip(e, -δ, δ)
+    return value, lambda: xp.where(quad, 2 * h, delta * xp.sign(h))  # d/dp = clip(e, -δ, δ)
 
 
 # Below this |error| log cosh is formed as log1p(2 sinh(e/2)^2), exact to
