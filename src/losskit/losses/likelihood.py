@@ -418,6 +418,11 @@ def negative_log_likelihood(xp: Any, log_probs: Array, labels: Array) -> tuple[A
     >>> log_q = np.log(np.array([[0.5, 0.25, 0.25], [0.1, 0.8, 0.1]]))
     >>> nll(log_q, np.array([0, 1]), reduction="none").round(6)  # -log .5, -log .8
     array([0.693147, 0.223144])
+
+    References
+    ----------
+    PyTorch, ``torch.nn.NLLLoss``; C. M. Bishop, *Pattern Recognition and
+    Machine Learning*, 2006, sec. 4.3.4.
     """
     num_classes = log_probs.shape[-1]
     onehot = is_label(xp, labels, num_classes)

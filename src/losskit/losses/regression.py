@@ -152,6 +152,12 @@ def log_cosh(xp: Any, pred: Array, target: Array) -> tuple[Array, Any]:
     >>> pred, target = np.array([0.0, 1e-9, 1e4]), np.zeros(3)
     >>> log_cosh(pred, target, reduction="none")  # 0, e^2/2, |e| - log 2
     array([0.00000000e+00, 5.00000000e-19, 9.99930685e+03])
+
+    References
+    ----------
+    Keras, ``keras.losses.LogCosh``; optax, ``optax.losses.log_cosh``; P. Chen,
+    G. Chen and S. Zhang, "Log Hyperbolic Cosine Loss Improves Variational
+    Auto-Encoder", 2019.
     """
     e = pred - target
     a = xp.abs(e)
@@ -183,6 +189,12 @@ def mean_absolute_percentage_error(xp: Any, pred: Array, target: Array) -> tuple
     >>> from losskit.losses.regression import mean_absolute_percentage_error as mape
     >>> mape(np.array([110.0, 45.0]), np.array([100.0, 50.0]), reduction="none")
     array([10., 10.])
+
+    References
+    ----------
+    Keras, ``keras.losses.MeanAbsolutePercentageError``; R. J. Hyndman and
+    A. B. Koehler, "Another look at measures of forecast accuracy", Int. J.
+    Forecasting 22(4), 2006.
     """
     h = pred / 2 - target / 2  # (p - t) / 2, never overflowing
     den = xp.clip(xp.abs(target), min=KERAS_EPSILON)
@@ -215,6 +227,10 @@ def mean_squared_logarithmic_error(xp: Any, pred: Array, target: Array) -> tuple
     >>> e = np.e - 1  # log1p(e - 1) = 1
     >>> msle(np.array([e, 0.0]), np.array([0.0, e]), reduction="none").round(6)
     array([1., 1.])
+
+    References
+    ----------
+    Keras, ``keras.losses.MeanSquaredLogarithmicError``.
     """
     pc = xp.clip(pred, min=KERAS_EPSILON)
     diff = xp.log1p(pc) - xp.log1p(xp.clip(target, min=KERAS_EPSILON))
