@@ -48,6 +48,11 @@ P_ROWS[0] = [0.0, 0.7, 0.3]  # a zero probability: clipped
 T_ROWS = _softmax_rows(RNG.normal(size=(4, 3)) * 2)
 T_ROWS[1] = [0.0, 1.0, 0.0]
 LABELS = np.array([1, 0, 2, 2])
+SIGNS = np.where(RNG.random((4, 3)) < 0.5, -1.0, 1.0)
+ONE_HOT = np.eye(3)[LABELS]
+# Margins at the kink (t p = 1) and on both sides of it.
+KINK_SIGNS = np.array([[1.0, -1.0, 1.0, -1.0], [1.0, 1.0, -1.0, -1.0]])
+KINK_SCORES = np.array([[1.0, -1.0, 0.5, 2.0], [1.5, 1.0, -1.0, 0.0]])
 # Keras's log_cosh subtracts log 2 computed in float32 whatever the dtype: its
 # float64 value is this much too low.  The adapter subtracts log 2.
 KERAS_LOG2_ERROR = float(np.float32(np.log(2.0))) - np.log(2.0)
@@ -233,6 +238,58 @@ CASES = {
         y_pred=P_ROWS,
         sample_weight=SW_ROWS,
     ),
+    # ---------------------------------------------------------------- hinge, Hinge
+    "hinge": case(function("hinge"), y_true=SIGNS, y_pred=X),
+    "hinge-kinks": case(function("hinge"), y_true=KINK_SIGNS, y_pred=KINK_SCORES),
+    "hinge-0-1-targets": case(
+        # All targets 0 or 1: Keras takes them as 2t - 1 (also its d/dt: 2x).
+        function("hinge"),
+        y_true=(KINK_SIGNS + 1) / 2,
+        y_pred=KINK_SCORES,
+    ),
+    "hinge-other-targets": case(
+        # Not all 0/1: used as they are (0.5, 0 and 2 included).
+        function("hinge"),
+        y_true=np.array([[1.0, 0.5, 0.0, 2.0], [-1.0, 1.0, 1.0, 0.0]]),
+        y_pred=KINK_SCORES,
+    ),
+    "Hinge": case(
+        keras_class("Hinge", "sum"),
+        ("y_true", "y_pred", "sample_weight"),
+        y_true=SIGNS,
+        y_pred=X,
+        sample_weight=SW_ROWS,
+    ),
+    # ---------------------------------------------------------------- squared_hinge
+    "squared_hinge": case(function("squared_hinge"), y_true=SIGNS, y_pred=X),
+    "squared_hinge-kinks-0-1-targets": case(
+        function("squared_hinge"), y_true=(KINK_SIGNS + 1) / 2, y_pred=KINK_SCORES
+    ),
+    "SquaredHinge": case(
+        keras_class("SquaredHinge"),
+        ("y_true", "y_pred", "sample_weight"),
+        y_true=SIGNS,
+        y_pred=X,
+        sample_weight=SW_ROWS,
+    ),
+    # ---------------------------------------------------------------- categorical_hinge
+    "categorical_hinge": case(function("categorical_hinge"), y_true=ONE_HOT, y_pred=X),
+    "categorical_hinge-soft": case(function("categorical_hinge"), y_true=T_ROWS, y_pred=X),
+    "categorical_hinge-kink-and-ties": case(
+        # Row 0 at the kink with two tied wrong classes (they share the gradient);
+        # row 1 with tied wrong classes beyond it; row 2 with negative wrong
+        # scores (the maximum is the true class's 0).
+        function("categorical_hinge"),
+        y_true=np.eye(3)[[0, 1, 2]],
+        y_pred=np.array([[2.0, 1.0, 1.0], [0.5, 0.2, 0.5], [-1.0, -2.0, 0.5]]),
+    ),
+    "CategoricalHinge": case(
+        keras_class("CategoricalHinge", "mean_with_sample_weight"),
+        ("y_true", "y_pred", "sample_weight"),
+        y_true=ONE_HOT,
+        y_pred=X,
+        sample_weight=SW_ROWS,
+    ),
 }
 
 # tf.keras's aliases: the same functions.
@@ -368,6 +425,9 @@ KERAS_NAMES = {
         "MSLE",
         "binary_focal_crossentropy",
         "categorical_focal_crossentropy",
+        "hinge",
+        "squared_hinge",
+        "categorical_hinge",
     ],
 )
 @pytest.mark.parametrize("dtype", ["float32", "float16"])

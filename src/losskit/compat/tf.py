@@ -86,6 +86,9 @@ from ..losses.focal import (
     generalized_cross_entropy,
     sigmoid_focal_loss,
 )
+from ..losses.margin import categorical_hinge as categorical_hinge_core
+from ..losses.margin import hinge as hinge_core
+from ..losses.margin import squared_hinge as squared_hinge_core
 from ..losses.regression import huber as huber_core
 from ..losses.regression import log_cosh as log_cosh_core
 from ..losses.regression import mean_absolute_percentage_error as mape_core
@@ -96,6 +99,7 @@ from ._common import (
     int64_class_ids,
     poisoned,
     sigmoid_cross_entropy_pos_weight,
+    tie_slope,
 )
 
 __all__ = ["keras", "nn"]
@@ -713,20 +717,96 @@ def categorical_generalized_cross_entropy(y_true: Any, y_pred: Any, q: float) ->
 
 
 def _mean_over_last_axis(
-    core: Any, y_true: Any, y_pred: Any, *, half_promotes: bool = False, **options: Any
+    core: Any,
+    y_true: Any,
+    y_pred: Any,
+    *,
+    squeeze: bool = True,
+    half_promotes: bool = False,
+    kink: Any = None,
+    **options: Any,
 ) -> Array:
-    """Keras's regression losses: ``mean(core(y_pred, y_true), axis=-1)`` in ``y_pred``'s dtype.
+    """Keras's elementwise losses: ``mean(core(y_pred, y_true), axis=-1)`` in ``y_pred``'s dtype.
 
-    ``y_true`` is cast to ``y_pred``'s dtype, and a rank difference of one
-    trailing size-1 axis is squeezed or expanded away (Keras's
-    ``squeeze_or_expand_to_same_rank``); other shapes must be equal (Keras
-    would broadcast them).  ``half_promotes``: Keras meets a float32 constant
-    that promotes half precision, and the loss is float32.
+    ``y_true`` is cast to ``y_pred``'s dtype; with ``squeeze`` (the
+    regression losses) a rank difference of one trailing size-1 axis is
+    squeezed or expanded away (Keras's ``squeeze_or_expand_to_same_rank``).
+    Other shapes must be equal (Keras would broadcast them).
+    ``half_promotes``: Keras meets a float32 constant that promotes half
+    precision, and the loss is float32.  ``kink(xp, p, t)``, if given, is the
+    hinge's margin, where Keras's slope is taken (:func:`tie_slope`).
     """
     xp, p, t = _ns(y_pred, y_true, names=("y_true",))
-    t, p = _squeeze_or_expand_to_same_rank(xp, xp.astype(t, p.dtype), p)
-    loss = xp.mean(core(p, t, reduction="none", **options), axis=-1)
+    t = xp.astype(t, p.dtype)
+    if squeeze:
+        t, p = _squeeze_or_expand_to_same_rank(xp, t, p)
+    loss = core(p, t, reduction="none", **options)
+    if kink is not None:
+        # Keras: tf.maximum(m, 0) passes the whole gradient at m = 0 (the core half).
+        loss = loss + tie_slope(xp, kink(xp, *(xp.astype(a, loss.dtype) for a in (p, t))), 1.0)
+    loss = xp.mean(loss, axis=-1)
     return loss if half_promotes else half_back(xp, loss, p.dtype)
+
+
+def _keras_hinge_margin(xp: Any, p: Array, t: Array) -> Array:
+    """``1 - t p``, all-0/1 targets taken as ``2t - 1`` (``convert_binary_labels_to_hinge``)."""
+    binary = xp.all((t == 0) | (t == 1))
+    return 1 - xp.where(binary, 2 * t - 1, t) * p
+
+
+@framework_semantics
+def hinge(y_true: Any, y_pred: Any) -> Array:
+    """``keras.losses.hinge``: ``mean(max(1 - y_true * y_pred, 0), axis=-1)``.
+
+    ``y_true`` is -1 or 1; if every value is 0 or 1 they are taken as -1 and
+    1 (Keras's ``convert_binary_labels_to_hinge``, over the whole array);
+    other values are used as they are, as Keras does.  At the kink the slope
+    is Keras's 1.
+
+    >>> from losskit.compat import tf
+    >>> tf.keras.losses.hinge([[0.0, 1.0], [0.0, 0.0]], [[0.6, 0.4], [0.4, 0.6]]).round(4)
+    array([1.1, 1.5], dtype=float32)
+    """
+    return _mean_over_last_axis(hinge_core, y_true, y_pred, squeeze=False, kink=_keras_hinge_margin)
+
+
+@framework_semantics
+def squared_hinge(y_true: Any, y_pred: Any) -> Array:
+    """``keras.losses.squared_hinge``: ``mean(max(1 - y_true * y_pred, 0)**2, axis=-1)``.
+
+    ``y_true`` as in :func:`hinge`.
+
+    >>> from losskit.compat import tf
+    >>> tf.keras.losses.squared_hinge([[0.0, 1.0], [0.0, 0.0]], [[0.6, 0.4], [0.4, 0.6]])
+    array([1.46, 2.26], dtype=float32)
+    """
+    return _mean_over_last_axis(squared_hinge_core, y_true, y_pred, squeeze=False)
+
+
+def _keras_categorical_hinge_margin(xp: Any, p: Array, t: Array) -> Array:
+    """``1 + max((1 - t) p) - sum(t p)``, the margin of :func:`categorical_hinge` (last axis)."""
+    return 1 + xp.max((1 - t) * p, axis=-1) - xp.sum(t * p, axis=-1)
+
+
+@framework_semantics
+def categorical_hinge(y_true: Any, y_pred: Any) -> Array:
+    """``keras.losses.categorical_hinge``: ``max(1 + max((1 - t) p) - sum(t p), 0)`` per row.
+
+    Over the last axis, with ``t = y_true`` (one-hot or soft rows of
+    ``y_pred``'s shape).  As Keras, the maximum includes the true class's
+    ``0 * p``, so wrong scores below 0 count as 0; tied maxima share the
+    gradient, and at the kink the slope is Keras's 1.
+
+    >>> from losskit.compat import tf
+    >>> tf.keras.losses.categorical_hinge([[0, 1], [0, 0]], [[0.6, 0.4], [0.4, 0.6]]).round(4)
+    array([1.2, 1.6], dtype=float32)
+    """
+    xp, p, t = _ns(y_pred, y_true, names=("y_true",))
+    t = xp.astype(t, p.dtype)
+    loss = categorical_hinge_core(p, t, reduction="none")
+    m = _keras_categorical_hinge_margin(xp, *(xp.astype(a, loss.dtype) for a in (p, t)))
+    # Keras: tf.maximum(m, 0) passes the whole gradient at m = 0 (the core half).
+    return half_back(xp, loss + tie_slope(xp, m, 1.0), p.dtype)
 
 
 @framework_semantics
@@ -1119,6 +1199,44 @@ class CategoricalGeneralizedCrossEntropy(_Wrapper):
             raise ValueError(msg)
 
 
+class Hinge(_Wrapper):
+    """``keras.losses.Hinge``: see :func:`hinge`.
+
+    >>> from losskit.compat import tf
+    >>> float(tf.keras.losses.Hinge()([[0.0, 1.0], [0.0, 0.0]], [[0.6, 0.4], [0.4, 0.6]]))
+    1.2999999523162842
+    """
+
+    _function = staticmethod(hinge)
+    _keras_name = "hinge"
+
+
+class SquaredHinge(_Wrapper):
+    """``keras.losses.SquaredHinge``: see :func:`squared_hinge`.
+
+    >>> from losskit.compat import tf
+    >>> loss = tf.keras.losses.SquaredHinge(reduction="sum")
+    >>> round(float(loss([[0.0, 1.0], [0.0, 0.0]], [[0.6, 0.4], [0.4, 0.6]])), 4)
+    3.72
+    """
+
+    _function = staticmethod(squared_hinge)
+    _keras_name = "squared_hinge"
+
+
+class CategoricalHinge(_Wrapper):
+    """``keras.losses.CategoricalHinge``: see :func:`categorical_hinge`.
+
+    >>> from losskit.compat import tf
+    >>> loss = tf.keras.losses.CategoricalHinge()
+    >>> round(float(loss([[0, 1], [0, 0]], [[0.6, 0.4], [0.4, 0.6]])), 4)
+    1.4
+    """
+
+    _function = staticmethod(categorical_hinge)
+    _keras_name = "categorical_hinge"
+
+
 class Huber(_Wrapper):
     """``keras.losses.Huber``: see :func:`huber`.
 
@@ -1189,6 +1307,9 @@ keras = SimpleNamespace(
         binary_focal_crossentropy=binary_focal_crossentropy,
         categorical_focal_crossentropy=categorical_focal_crossentropy,
         categorical_generalized_cross_entropy=categorical_generalized_cross_entropy,
+        hinge=hinge,
+        squared_hinge=squared_hinge,
+        categorical_hinge=categorical_hinge,
         huber=huber,
         log_cosh=log_cosh,
         mean_absolute_percentage_error=mean_absolute_percentage_error,
@@ -1210,6 +1331,9 @@ keras = SimpleNamespace(
         BinaryFocalCrossentropy=BinaryFocalCrossentropy,
         CategoricalFocalCrossentropy=CategoricalFocalCrossentropy,
         CategoricalGeneralizedCrossEntropy=CategoricalGeneralizedCrossEntropy,
+        Hinge=Hinge,
+        SquaredHinge=SquaredHinge,
+        CategoricalHinge=CategoricalHinge,
         Huber=Huber,
         LogCosh=LogCosh,
         MeanAbsolutePercentageError=MeanAbsolutePercentageError,
