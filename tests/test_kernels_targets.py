@@ -18,13 +18,24 @@ pytest.importorskip("numba")
 
 DTYPES = [np.float32, np.float64]
 # (N, C): the tiled loop with several tiles and a partial last one; the row-wise
-# loop; rows of three BLOCK-sized blocks (a bad value in a later block).
-SHAPES = {"tiled": (64 * 9 + 5, 12), "rowwise": (301, 300), "blocks": (7, 5000)}
+# loop; rows of three BLOCK-sized blocks (a bad value in a later block). The
+# row-wise kernel checks in its first pass when logits and targets fit the
+# last-level cache, else in its second: both are forced in turn.
+SHAPES = {
+    "tiled": ((64 * 9 + 5, 12), None),
+    "rowwise-pass1": ((301, 300), 1 << 60),
+    "rowwise-pass2": ((301, 300), 0),
+    "blocks-pass1": ((7, 5000), 1 << 60),
+    "blocks-pass2": ((7, 5000), 0),
+}
 
 
 @pytest.fixture(params=list(SHAPES))
-def shape(request):
-    return SHAPES[request.param]
+def shape(request, monkeypatch):
+    shape, cache_bytes = SHAPES[request.param]
+    if cache_bytes is not None:
+        monkeypatch.setattr(dispatch, "_last_level_cache_bytes", lambda: cache_bytes)
+    return shape
 
 
 def inputs(shape, dtype, seed=0):
@@ -110,6 +121,37 @@ def test_in_range_targets_give_the_unchecked_numbers(shape, dtype, e):
     np.testing.assert_allclose(g_checked, g_plain, rtol=0, atol=8 * eps * np.abs(g_plain).max())
 
 
+@pytest.mark.parametrize(("cache_bytes", "expected"), [(1 << 60, "first"), (0, "second")])
+def test_the_row_wise_check_rides_on_the_pass_the_cache_size_picks(
+    monkeypatch, cache_bytes, expected
+):
+    from losskit.kernels import _dense
+
+    seen = []
+
+    class Spy:
+        NO_CHECK = _dense.NO_CHECK
+        CHECK_FIRST = _dense.CHECK_FIRST
+        CHECK_SECOND = _dense.CHECK_SECOND
+
+        @staticmethod
+        def dense_xent_rows(*args):
+            seen.append(args[-3])  # (..., inplace, check, bad, nchunks)
+            return _dense.dense_xent_rows(*args)
+
+    monkeypatch.setattr(dispatch, "_dense_mod", lambda: Spy)
+    monkeypatch.setattr(dispatch, "_last_level_cache_bytes", lambda: cache_bytes)
+    x, t = inputs((301, 300), np.float64)
+    run(x, t, grad=True)
+    run(x, t, grad=True, check=False)
+    names = {_dense.CHECK_FIRST: "first", _dense.CHECK_SECOND: "second", _dense.NO_CHECK: "none"}
+    assert [names[c] for c in seen] == [expected, "none"]
+
+
+def test_the_cache_size_is_read_from_the_system_or_assumed():
+    assert dispatch._last_level_cache_bytes() >= 1 << 20
+
+
 def test_without_the_check_bad_targets_pass_through(shape):
     x, t = inputs(shape, np.float64)
     t[0, 0] = -1.0
@@ -118,7 +160,7 @@ def test_without_the_check_bad_targets_pass_through(shape):
 
 
 def test_tiny_negative_and_negative_zero():
-    x, t = inputs(SHAPES["tiled"], np.float32)
+    x, t = inputs(SHAPES["tiled"][0], np.float32)
     t[3, 4] = -0.0
     run(x, t, grad=True)  # no error
     t[5, 6] = -np.float32(1e-45)  # the smallest negative subnormal

@@ -175,7 +175,8 @@ def tile_target_terms(t, tt, m, T, d, keep, add, nr, check):
 
     With ``check``, return whether a target (before smoothing) is not in [0, 1]
     or NaN, flagged in the same loop (as a float count: an integer one does not
-    vectorise; a loop of its own cost 8% at 65536 x 10). False without ``check``.
+    vectorise). False without ``check``. Measured at 65536 x 10, CPU time: 2-4%
+    (a loop of its own cost 8%, the check fused into the strided load 25%).
     """
     zero = t.dtype.type(0.0)
     one = t.dtype.type(1.0)

@@ -24,6 +24,7 @@ array([0.693147, 1.693147])
 
 from __future__ import annotations
 
+import glob
 import importlib
 import importlib.util
 from types import ModuleType
@@ -170,6 +171,28 @@ def _same_buffer(a: np.ndarray, b: np.ndarray) -> bool:
         return True
     msg = "the output buffer partly overlaps the input; pass the input itself or a separate array"
     raise ValueError(msg)
+
+
+_llc_bytes: int | None = None
+
+
+def _last_level_cache_bytes() -> int:
+    """The size of the largest CPU cache as Linux reports it (sysfs), else 32 MiB."""
+    global _llc_bytes
+    if _llc_bytes is None:
+        sizes = [0]
+        for f in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
+            try:
+                with open(f) as fh:
+                    text = fh.read().strip().upper()
+            except OSError:
+                continue
+            scale = {"K": 1 << 10, "M": 1 << 20}.get(text[-1:], 1)
+            digits = text.rstrip("KM")
+            if digits.isdigit():
+                sizes.append(int(digits) * scale)
+        _llc_bytes = max(sizes) or 32 << 20
+    return _llc_bytes
 
 
 def _apart(a: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -320,8 +343,12 @@ def dense_xent_rows(
         if x.shape[1] <= SMALL_C:
             _tiled_mod().dense_xent_tiled(*args, bool(check_targets), bad, nchunks)
         else:
-            kernel = _dense_mod().dense_xent_rows
-            kernel(*args, inplace, bool(check_targets), bad, nchunks)
+            mod = _dense_mod()
+            check = mod.NO_CHECK
+            if check_targets:  # the pass where the check costs least (see _dense.py)
+                cached = x.nbytes + t.nbytes <= _last_level_cache_bytes()
+                check = mod.CHECK_FIRST if cached else mod.CHECK_SECOND
+            mod.dense_xent_rows(*args, inplace, check, bad, nchunks)
     if check_targets and (bad >= 0).any():
         row = int(bad[bad >= 0].min())  # row ranges ascend with their index
         trow = t[row]
