@@ -7,15 +7,72 @@ from .cross_entropy import (
     sparse_categorical_cross_entropy,
     sparse_softmax_cross_entropy,
 )
-from .regression import mean_absolute_error, mean_squared_error
+from .focal import (
+    binary_focal_cross_entropy,
+    categorical_focal_cross_entropy,
+    generalized_cross_entropy,
+    poly1_cross_entropy,
+    sigmoid_focal_loss,
+    softmax_focal_loss,
+)
+from .likelihood import gaussian_nll, kl_divergence, negative_log_likelihood, poisson_nll
+from .margin import (
+    categorical_hinge,
+    hinge,
+    hinge_embedding,
+    multi_margin,
+    multiclass_hinge,
+    multiclass_perceptron,
+    multilabel_margin,
+    multilabel_soft_margin,
+    perceptron,
+    soft_margin,
+    squared_hinge,
+)
+from .regression import (
+    huber,
+    log_cosh,
+    mean_absolute_error,
+    mean_absolute_percentage_error,
+    mean_squared_error,
+    mean_squared_logarithmic_error,
+)
+from .sparsemax import sparsemax, sparsemax_loss
 
 __all__ = [
     "binary_cross_entropy",
+    "binary_focal_cross_entropy",
     "categorical_cross_entropy",
+    "categorical_focal_cross_entropy",
+    "categorical_hinge",
+    "gaussian_nll",
+    "generalized_cross_entropy",
+    "hinge",
+    "hinge_embedding",
+    "huber",
+    "kl_divergence",
+    "log_cosh",
     "mean_absolute_error",
+    "mean_absolute_percentage_error",
     "mean_squared_error",
+    "mean_squared_logarithmic_error",
+    "multi_margin",
+    "multiclass_hinge",
+    "multiclass_perceptron",
+    "multilabel_margin",
+    "multilabel_soft_margin",
+    "negative_log_likelihood",
+    "perceptron",
+    "poisson_nll",
+    "poly1_cross_entropy",
     "sigmoid_cross_entropy",
+    "sigmoid_focal_loss",
+    "soft_margin",
     "softmax_cross_entropy",
+    "softmax_focal_loss",
     "sparse_categorical_cross_entropy",
     "sparse_softmax_cross_entropy",
+    "sparsemax",
+    "sparsemax_loss",
+    "squared_hinge",
 ]
