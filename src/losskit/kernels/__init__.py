@@ -9,7 +9,9 @@ the arrays C-contiguous before it calls them (see docs/INTERNALS.md).
 Files, one idea each: ``_primitives`` (vectorisable exp, log, max as numba
 intrinsics), ``_rowpass`` (one row: blocked online max and sum), ``_softmax``
 (row-wise activations), ``_sparse`` and ``_dense`` (the cross-entropies, loss
-and fused gradient), ``_tiled`` (the small-C loop shape).
+and fused gradient), ``_tiled`` (the small-C loop shape), ``_threads``
+(numba's threading layer: TBB, so that forked processes and concurrent calls
+from several threads are safe; chosen before the first kernel runs).
 
 The kernels are compiled on first use (seconds) and cached by numba
 (``cache=True``, in ``__pycache__``). numba keys a cached function on its own
