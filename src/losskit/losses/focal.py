@@ -9,11 +9,14 @@ family (``cross_entropy.py``, ``binary.py``); they are kept apart so that
 
 Every focal loss multiplies a cross-entropy ``ce`` by the modulating factor
 ``(1 - p_t)^gamma`` of Lin et al. (2017), ``q = 1 - p_t`` being the
-probability the model gives to what did not happen.  The factor is formed as
-``q ** gamma`` except at ``q = 0`` with ``ce = 0`` (a certain, correct
-prediction), where the loss and every derivative of it are 0 in the limit: there
-the factor is set to 0 without forming ``0 ** (gamma - 1)``, which is infinite
-for ``gamma < 1`` and would meet ``ce = 0`` in autograd's product.
+probability the model gives to what did not happen.  For ``gamma >= 1`` it is
+``q ** gamma``, whose derivative ``gamma q^(gamma-1)`` is finite everywhere.
+For ``0 < gamma < 1`` that derivative is infinite at ``q = 0`` (a certain,
+correct prediction): the chain rule would meet it with the 0 derivative of
+``q`` in a target of 0 or 1, or with ``ce = 0``, and give NaN.  There the
+factor is 0 with derivative 0 instead (where ``ce = 0`` too, the loss's exact
+limit; where a clip holds ``ce`` at ``-log(1 - eps)``, the factor is held
+still as the clip holds the cross-entropy).
 """
 
 from __future__ import annotations
@@ -82,27 +85,27 @@ def _check_q(q: Any) -> float:
 # -------------------------------------------------------------------------- pieces
 
 
-def _corner(xp: Any, q: Array, ce: Array) -> Array:
-    """Where the prediction is certain and right: ``q = 1 - p_t = 0`` and ``ce = 0``."""
-    return (q == 0) & (ce == 0)
-
-
-def _modulating(xp: Any, q: Array, ce: Array, gamma: float) -> Array:
-    """The focal factor ``q ** gamma`` (1 for gamma = 0), 0 at the corner with derivative 0."""
+def _modulating(xp: Any, q: Array, gamma: float) -> Array:
+    """The focal factor ``q ** gamma``: 1 for gamma = 0; for gamma < 1, 0 with derivative 0
+    at q = 0 (see the module's docstring)."""
     if gamma == 0:
         return xp.ones_like(q)
-    corner = _corner(xp, q, ce)
-    safe = xp.where(corner, xp.ones_like(q), q)
-    return xp.where(corner, xp.zeros_like(q), safe**gamma)
+    if gamma >= 1:
+        return q**gamma
+    zero = q == 0
+    return xp.where(zero, xp.zeros_like(q), xp.where(zero, xp.ones_like(q), q) ** gamma)
 
 
-def _slope(xp: Any, q: Array, ce: Array, gamma: float) -> Array:
-    """``d q**gamma / d q = gamma q**(gamma-1)``: 0 at the corner, infinite at q = 0, gamma < 1."""
+def _slope(xp: Any, q: Array, gamma: float) -> Array:
+    """``d q**gamma / d q = gamma q**(gamma-1)`` (0 at q = 0 for gamma < 1, as the factor's)."""
     if gamma == 0:
         return xp.zeros_like(q)
-    corner = _corner(xp, q, ce)
-    safe = xp.where(corner, xp.ones_like(q), q)
-    return xp.where(corner, xp.zeros_like(q), gamma * safe ** (gamma - 1))
+    if gamma >= 1:
+        return gamma * q ** (gamma - 1)
+    zero = q == 0
+    return xp.where(
+        zero, xp.zeros_like(q), gamma * xp.where(zero, xp.ones_like(q), q) ** (gamma - 1)
+    )
 
 
 def _balance(alpha: float | None, t: Array) -> Array | float:
@@ -195,14 +198,14 @@ def sigmoid_focal_loss(
     ce = xp.where(z < 0, -t * z, (1 - t) * z) + xp.log1p(exp_neg_abs(xp, z))
     s_pos, s_neg = sigmoid_of(xp, z), sigmoid_of(xp, -z)
     q = t * s_neg + (1 - t) * s_pos
-    w = _modulating(xp, q, ce, gamma)
+    w = _modulating(xp, q, gamma)
     a_t = _balance(alpha, t)
     loss = a_t * w * ce
 
     def derivative() -> Array:
         # d/dz = α_t q^γ [σ(z) - t + γ (1 - 2t) ce σ(z)σ(-z)/q]   (σ(z)σ(-z)/q <= 1)
         r = ratio(xp, s_pos * s_neg, q)
-        return a_t * w * ((s_pos - t) + gamma * (1 - 2 * t) * ce * r)
+        return a_t * w * ((s_pos - t) + gamma * (1 - 2 * t) * (ce * r))  # ce r first: no inf * 0
 
     return loss, derivative
 
@@ -273,13 +276,13 @@ def binary_focal_cross_entropy(
     log_not_p = xp.log1p(-xp.where((t == 1) & (pc == 1), xp.zeros_like(pc), pc))
     ce = -(t * log_p + (1 - t) * log_not_p)
     q = t * (1 - p) + (1 - t) * p
-    w = _modulating(xp, q, ce, gamma)
+    w = _modulating(xp, q, gamma)
     a_t = _balance(alpha, t)
 
     def derivative() -> Array:
         # d/dp = α_t [q^γ (p̃ - t)/(p̃ (1 - p̃)) (0 if clipped) + γ q^(γ-1) (1 - 2t) ce]
         dce = pass_through(xp, ratio(xp, 1 - t, 1 - pc) - ratio(xp, t, pc), inside)
-        return a_t * (w * dce + _slope(xp, q, ce, gamma) * (1 - 2 * t) * ce)
+        return a_t * (w * dce + _slope(xp, q, gamma) * (1 - 2 * t) * ce)
 
     return a_t * w * ce, derivative
 
@@ -350,12 +353,12 @@ def categorical_focal_cross_entropy(
     pc, inside = _clip(xp, p, eps)
     ce = -(t * xp.log(xlogy_safe(xp, t, pc)))  # per class; 0 where t = 0 and p̃ = 0
     q = 1 - pc
-    w = _modulating(xp, q, ce, gamma)
+    w = _modulating(xp, q, gamma)
     loss = a * xp.sum(w * ce, axis=-1)
 
     def derivative() -> Array:
         # d/dp_c = α [q_c^γ (-t_c / p̃_c) - γ q_c^(γ-1) ce_c]   (0 where clipped)
-        d = w * -ratio(xp, t, pc) - _slope(xp, q, ce, gamma) * ce
+        d = w * -ratio(xp, t, pc) - _slope(xp, q, gamma) * ce
         return a * pass_through(xp, d, inside)
 
     return loss, derivative
@@ -471,7 +474,7 @@ def softmax_focal_loss(
     ce = nls.at(labels, xp.ones_like(nls.log_norm[..., 0]), gather_last)  # -log p_y
     saturated = xp.where(ce < _CE_SATURATED, ce, xp.full_like(ce, _CE_SATURATED))
     q = -xp.expm1(-saturated)  # 1 - p_y
-    w = _modulating(xp, q, ce, gamma)
+    w = _modulating(xp, q, gamma)
 
     def derivative() -> Array:
         # d/dz = q^γ (1 + γ p_y (-log p_y)/q) (softmax(z) - onehot(y))
