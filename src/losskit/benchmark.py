@@ -243,6 +243,9 @@ def measure(
     """Time every case at every shape with ``threads`` threads; one record per figure."""
     import numba
 
+    from .kernels import dispatch
+
+    dispatch.threading_layer()  # the kernels' layer (TBB), chosen before numba starts threads
     numba.set_num_threads(min(threads, int(numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
     records: list[dict[str, Any]] = []
     for n, c in shapes:
