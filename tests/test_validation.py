@@ -321,3 +321,82 @@ def test_integer_valued_options_are_accepted():
     assert a == b
     a = lk.binary_cross_entropy(np.array([0.5]), np.array([1.0]), eps=0)
     np.testing.assert_allclose(a, np.log(2), rtol=1e-12)
+
+
+# --------------------------------------------------------------------------
+# issue 7: the core's value rules, integer ranges, NumPy bfloat16
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["sparse_softmax_cross_entropy", "negative_log_likelihood"])
+@pytest.mark.parametrize("ignore_index", [2**63, -(2**63) - 1, 2**70])
+def test_ignore_index_outside_int64(name, ignore_index):
+    msg = f"`ignore_index` must fit in int64, [-2**63, 2**63); got {ignore_index}"
+    big = np.zeros((2048, 3))  # large enough for the fused kernel
+    for x in (X, big):
+        with raises(ValueError, msg):
+            getattr(lk, name)(x, np.zeros(x.shape[0], np.int64), ignore_index=ignore_index)
+
+
+def test_torch_unsigned_labels_are_refused_with_a_message():
+    torch = pytest.importorskip("torch")
+    msg = (
+        "`labels` must be a signed integer tensor or torch.uint8; got dtype torch.uint64, "
+        "which PyTorch cannot compare or index with (convert with labels.to(torch.int64))"
+    )
+    with raises(TypeError, msg):
+        lk.sparse_softmax_cross_entropy(torch.zeros(2, 3), torch.tensor([0, 1], dtype=torch.uint64))
+    # uint8 works as it does in PyTorch
+    got = lk.sparse_softmax_cross_entropy(
+        torch.zeros(2, 3), torch.tensor([0, 1], dtype=torch.uint8)
+    )
+    assert abs(float(got) - np.log(3)) < 1e-6
+
+
+@pytest.mark.parametrize(
+    "name,kw,text",
+    [
+        ("class_weight", {"class_weight": np.array([1.0, 1.0, -1.0])}, "-1.0 at position (2,)"),
+        ("class_weight", {"class_weight": np.array([1.0, np.inf, 1.0])}, "inf at position (1,)"),
+        ("sample_weight", {"sample_weight": np.array([1.0, -1.0])}, "-1.0 at position (1,)"),
+        ("sample_weight", {"sample_weight": np.array([np.nan, 1.0])}, "nan at position (0,)"),
+    ],
+)
+def test_weights_must_be_finite_and_non_negative(xp, name, kw, text):
+    args = {k: xp.asarray(v) for k, v in kw.items()}
+    with raises(ValueError, f"`{name}` must be finite and non-negative; got {text}"):
+        lk.sparse_softmax_cross_entropy(xp.asarray(X), xp.asarray(np.array([0, 2])), **args)
+
+
+@pytest.mark.parametrize(
+    "name", ["binary_cross_entropy", "sigmoid_cross_entropy", "softmax_cross_entropy"]
+)
+@pytest.mark.parametrize("bad", [-1.0, 1.5, np.nan])
+def test_targets_outside_unit_interval(xp, name, bad):
+    t = np.full((2, 3), 1 / 3)
+    t[1, 2] = bad
+    with raises(ValueError, f"`targets` must be in [0, 1]; got {bad!r} at position (1, 2)"):
+        getattr(lk, name)(xp.asarray(first_arg(name) if "softmax" in name else P), xp.asarray(t))
+
+
+def test_numpy_bfloat16_is_half_precision():
+    """ml_dtypes' bfloat16 (JAX's dtype seen from NumPy) computes in float32, as torch's does:
+    the loss comes back in float32, the gradient in bfloat16, the values those of the
+    bfloat16-rounded input in float64 within bfloat16's precision."""
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    bf16 = ml_dtypes.bfloat16
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(4, 5)).astype(bf16)
+    y = np.array([0, 4, 2, 1])
+    value, grad = lk.value_and_grad(lk.sparse_softmax_cross_entropy)(z, y)
+    assert value.dtype == np.float32 and grad.dtype == bf16
+    expected_value, expected_grad = lk.value_and_grad(lk.sparse_softmax_cross_entropy)(
+        z.astype(np.float64), y
+    )
+    np.testing.assert_allclose(value, expected_value, rtol=1e-6)
+    np.testing.assert_allclose(grad.astype(np.float64), expected_grad, atol=4e-3)
+    for fn in (lk.softmax, lk.log_softmax, lk.sigmoid, lk.log_sigmoid):
+        out = fn(z)
+        assert out.dtype == bf16
+        np.testing.assert_allclose(out.astype(np.float64), fn(z.astype(np.float64)), rtol=1e-2)
+    assert lk.mean_squared_error(z, z).dtype == np.float32
