@@ -36,6 +36,13 @@ W = RNG.random((4, 3)) + 0.1
 KINK_X = np.array([0.25, 1.25, -0.75, 0.5, 0.75, 1.0, 3.0, -2.0])
 KINK_T = np.array([0.25, 0.25, 0.25, 0.0, 0.25, 0.0, 0.0, 0.0])
 BIG = np.array([1e4, -1e4, 3e38, -3e38, 1e-300, 0.0])
+SIGNS = np.where(RNG.random((4, 3)) < 0.5, -1.0, 1.0)
+MULTI_HOT = (RNG.random((4, 3)) < 0.5).astype(np.float64)
+LABELS = np.array([0, 2, 1, 2])
+# Rows of class ids, ended by -1 (what follows is padding), as multilabel_margin_loss takes them.
+LABEL_ROWS = np.array([[2, -1, 0], [0, 1, -1], [1, 1, 2], [-1, 0, 1]])
+# Scores with a margin of exactly 0 (margin 1): s_y - s_c = 1 for some wrong c.
+MARGIN_TIES = np.array([[2.0, 1.0, 0.5], [0.0, 1.5, 0.5], [3.0, 3.0, 2.0]])
 
 
 def case(call, wrt=("input", "target"), **arrays):
@@ -121,6 +128,153 @@ CASES = {
         lambda m, input, target: m.nn.SmoothL1Loss(None, None, "none", 2.0)(input, target),
         input=X,
         target=T,
+    ),
+    # ---------------------------------------------------------------- soft_margin_loss
+    "soft_margin_loss": case(
+        lambda m, input, target: m.F.soft_margin_loss(input, target),
+        ["input"],  # PyTorch refuses d/d target
+        input=X,
+        target=SIGNS,
+    ),
+    "soft_margin_loss-none-other-targets": case(
+        lambda m, input, target: m.F.soft_margin_loss(input, target, reduction="none"),
+        ["input"],
+        input=X,
+        target=SIGNS * np.array([0.5, 1.0, 2.0]),
+    ),
+    "soft_margin_loss-empty-mean-is-nan": case(
+        lambda m, input, target: m.F.soft_margin_loss(input, target),
+        ["input"],
+        input=np.zeros((0, 3)),
+        target=np.zeros((0, 3)),
+    ),
+    "SoftMarginLoss-sum": case(
+        lambda m, input, target: m.nn.SoftMarginLoss(reduction="sum")(input, target),
+        ["input"],
+        input=X,
+        target=SIGNS,
+    ),
+    # ---------------------------------------------------------------- hinge_embedding_loss
+    "hinge_embedding_loss": case(
+        lambda m, input, target: m.F.hinge_embedding_loss(input, target),
+        ["input"],
+        input=np.abs(X),
+        target=SIGNS,
+    ),
+    "hinge_embedding_loss-kink-and-other-targets": case(
+        # x = margin under target -1 (PyTorch's slope -1), and targets 0 and 2,
+        # which count both terms.
+        lambda m, input, target: m.F.hinge_embedding_loss(input, target, 2.0, reduction="none"),
+        ["input"],
+        input=np.array([2.0, 2.0, 0.5, 3.0, 1.0, -1.0]),
+        target=np.array([-1.0, 1.0, -1.0, -1.0, 0.0, 2.0]),
+    ),
+    "HingeEmbeddingLoss": case(
+        lambda m, input, target: m.nn.HingeEmbeddingLoss(0.5, reduction="sum")(input, target),
+        ["input"],
+        input=X,
+        target=SIGNS,
+    ),
+    # ---------------------------------------------------------------- multi_margin_loss
+    "multi_margin_loss": case(
+        lambda m, input, target: m.F.multi_margin_loss(input, target),
+        ["input"],
+        input=X,
+        target=LABELS,
+    ),
+    "multi_margin_loss-p2-margin-weight": case(
+        lambda m, input, target, weight: m.F.multi_margin_loss(
+            input, target, 2, 0.5, weight, reduction="none"
+        ),
+        ["input"],  # PyTorch refuses d/d weight
+        input=X,
+        target=LABELS,
+        weight=np.array([0.5, 2.0, -1.0]),
+    ),
+    "multi_margin_loss-ties-at-the-margin": case(
+        # A margin of exactly 0: PyTorch's kernel gives the pair no slope.
+        lambda m, input, target, weight: m.F.multi_margin_loss(
+            input, target, weight=weight, reduction="sum"
+        ),
+        ["input"],
+        input=MARGIN_TIES,
+        target=np.array([0, 1, 1]),
+        weight=np.array([1.0, 2.0, 3.0]),
+    ),
+    "multi_margin_loss-vector": case(
+        lambda m, input, target: m.F.multi_margin_loss(input, target, p=2),
+        ["input"],
+        input=X[0],
+        target=np.array(1),
+    ),
+    "MultiMarginLoss": case(
+        lambda m, input, target, weight: m.nn.MultiMarginLoss(1, 0.7, weight)(input, target),
+        ["input"],
+        input=X,
+        target=LABELS,
+        weight=np.array([0.5, 2.0, 1.0]),
+    ),
+    # ---------------------------------------------------------------- multilabel_margin_loss
+    "multilabel_margin_loss": case(
+        lambda m, input, target: m.F.multilabel_margin_loss(input, target),
+        ["input"],
+        input=X,
+        target=LABEL_ROWS,
+    ),
+    "multilabel_margin_loss-vector-none": case(
+        lambda m, input, target: m.F.multilabel_margin_loss(input, target, reduction="none"),
+        ["input"],
+        input=X[1],
+        target=LABEL_ROWS[2],
+    ),
+    "multilabel_margin_loss-empty-mean-is-0": case(
+        lambda m, input, target: m.F.multilabel_margin_loss(input, target),
+        ["input"],
+        input=np.zeros((0, 3)),
+        target=np.zeros((0, 3), dtype=np.int64),
+    ),
+    "MultiLabelMarginLoss": case(
+        lambda m, input, target: m.nn.MultiLabelMarginLoss(reduction="sum")(input, target),
+        ["input"],
+        input=X,
+        target=LABEL_ROWS,
+    ),
+    # ---------------------------------------------------------------- multilabel_soft_margin_loss
+    "multilabel_soft_margin_loss": case(
+        lambda m, input, target: m.F.multilabel_soft_margin_loss(input, target),
+        input=X,
+        target=MULTI_HOT,
+    ),
+    "multilabel_soft_margin_loss-class-weight": case(
+        lambda m, input, target, weight: m.F.multilabel_soft_margin_loss(
+            input, target, weight, reduction="none"
+        ),
+        ("input", "target", "weight"),
+        input=X,
+        target=RNG.random((4, 3)),
+        weight=np.array([0.5, 2.0, -1.0]),
+    ),
+    "multilabel_soft_margin_loss-full-weight": case(
+        # A weight of the input's shape multiplies each term.
+        lambda m, input, target, weight: m.F.multilabel_soft_margin_loss(
+            input, target, weight, reduction="sum"
+        ),
+        ("input", "target", "weight"),
+        input=X,
+        target=MULTI_HOT,
+        weight=W,
+    ),
+    "multilabel_soft_margin_loss-vector": case(
+        lambda m, input, target: m.F.multilabel_soft_margin_loss(input, target),
+        input=X[0] * 1e3,
+        target=MULTI_HOT[0],
+    ),
+    "MultiLabelSoftMarginLoss": case(
+        lambda m, input, target, weight: m.nn.MultiLabelSoftMarginLoss(weight)(input, target),
+        ("input", "target", "weight"),
+        input=X,
+        target=MULTI_HOT,
+        weight=np.array([0.5, 2.0, 1.0]),
     ),
 }
 
@@ -275,3 +429,75 @@ def test_bad_options():
     for module in (lknn, torch.nn):
         with pytest.raises(TypeError, match=r"^delta must be a float or int, got: <class 'str'>$"):
             module.HuberLoss(delta="1")
+
+
+def test_margin_losses_where_torchs_number_is_not_the_losss():
+    F = torch.nn.functional
+    x = torch.tensor([[800.0, -800.0]], dtype=torch.float64)
+    t = torch.tensor([[-1.0, 1.0]], dtype=torch.float64)
+    # log(1 + e^800) overflows in PyTorch's kernel; it is 800 + log1p(e^-800).
+    assert torch.isinf(F.soft_margin_loss(x, t, reduction="none")).all()
+    np.testing.assert_allclose(lkF.soft_margin_loss(x, t, reduction="none"), [[800.0, 800.0]])
+    # multi_margin_loss's mean over no examples: PyTorch returns whatever its
+    # output held; the adapter NaN, as PyTorch's other losses.
+    empty, ids = torch.zeros((0, 3), dtype=torch.float64), torch.zeros(0, dtype=torch.int64)
+    assert torch.isnan(lkF.multi_margin_loss(empty, ids))
+    assert float(lkF.multi_margin_loss(empty, ids, reduction="sum")) == 0.0
+
+
+def test_soft_margin_target_derivative_is_exact():
+    # PyTorch refuses d/d target ("not differentiable with respect to argument
+    # 'target'"); it is -x sigmoid(-t x), here over the mean's 12 elements.
+    x = torch.tensor(X)
+    t = torch.tensor(SIGNS * 0.7, requires_grad=True)
+    lkF.soft_margin_loss(x, t).backward()
+    expected = -X * (1 / (1 + np.exp(SIGNS * 0.7 * X))) / X.size
+    np.testing.assert_allclose(t.grad.numpy(), expected, **TOL)
+
+
+def test_multilabel_margin_slope_at_an_exact_tie_is_the_cores_half():
+    # Target class 0 against class 1 at a margin of exactly 0 (s_0 - s_1 = 1):
+    # PyTorch's kernel gives the pair slope 0, the core (and this adapter) 1/2.
+    s = torch.tensor([[2.0, 1.0, -3.0]], dtype=torch.float64, requires_grad=True)
+    y = torch.tensor([[0, -1, 0]])
+    lkF.multilabel_margin_loss(s, y, reduction="sum").backward()
+    np.testing.assert_allclose(s.grad.numpy(), [[-0.5 / 3, 0.5 / 3, 0.0]], **TOL)
+    s.grad = None
+    torch.nn.functional.multilabel_margin_loss(s, y, reduction="sum").backward()
+    np.testing.assert_allclose(s.grad.numpy(), [[0.0, 0.0, 0.0]])
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize(
+    "name", ["soft_margin_loss", "hinge_embedding_loss", "multilabel_soft_margin_loss"]
+)
+def test_margin_losses_keep_torchs_dtype(name, dtype):
+    x = torch.tensor(X).to(getattr(torch, dtype))
+    t = torch.tensor(MULTI_HOT if "multilabel" in name else SIGNS).to(getattr(torch, dtype))
+    ours = getattr(lkF, name)(x, t)
+    theirs = getattr(torch.nn.functional, name)(x, t)
+    assert ours.dtype == theirs.dtype
+    exact = getattr(torch.nn.functional, name)(x.double(), t.double())
+    np.testing.assert_allclose(ours.double().numpy(), exact.numpy(), rtol=1e-2)
+
+
+def test_margin_losses_bad_arguments():
+    x, y = torch.tensor(X), torch.tensor(LABELS)
+    with pytest.raises(ValueError, match=r"^`target` must have the shape of `input` \(4, 3\); got"):
+        lkF.soft_margin_loss(x, x[0])
+    with pytest.raises(ValueError, match=r"^`p` must be 1 or 2 \(as torch's multi_margin_loss\)"):
+        lkF.multi_margin_loss(x, y, p=3)
+    with pytest.raises(ValueError, match=r"must be a vector \(C,\) or a matrix \(N, C\); got"):
+        lkF.multi_margin_loss(x[None], y[None])
+    with pytest.raises(ValueError, match=r"^`weight` must be one-dimensional"):
+        lkF.multi_margin_loss(x, y, weight=x)
+    with pytest.raises(ValueError, match=r"^`labels` must be in \[0, 3\); got 3 at position"):
+        lkF.multi_margin_loss(x, torch.tensor([0, 1, 3, 0]))
+    with pytest.raises(TypeError, match=r"^`target` holds class ids \(then -1 and padding\)"):
+        lkF.multilabel_margin_loss(x, x)
+    # nn.MultiMarginLoss checks p and the weight's rank at construction, in PyTorch's words.
+    for module in (lknn, torch.nn):
+        with pytest.raises(ValueError, match=r"^only p == 1 and p == 2 supported$"):
+            module.MultiMarginLoss(p=3)
+        with pytest.raises(ValueError, match=r"expected weight to be None or 1D tensor, got 2D"):
+            module.MultiMarginLoss(weight=x)

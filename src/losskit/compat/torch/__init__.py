@@ -71,6 +71,11 @@ import numpy as np
 from ... import activations, losses
 from ..._backend import Array, cast, namespace, quiet_numpy, shape_of
 from ..._validation import check_floating, check_fraction, check_unit_interval
+from ...losses.margin import hinge_embedding as hinge_embedding_core
+from ...losses.margin import multi_margin as multi_margin_core
+from ...losses.margin import multilabel_margin as multilabel_margin_core
+from ...losses.margin import multilabel_soft_margin as multilabel_soft_margin_core
+from ...losses.margin import soft_margin as soft_margin_core
 from ...losses.regression import huber as huber_core
 from .._common import (
     INT64_MAX,
@@ -80,6 +85,7 @@ from .._common import (
     int64_class_ids,
     poisoned,
     sigmoid_cross_entropy_pos_weight,
+    tie_slope,
     with_partials,
 )
 
@@ -87,14 +93,19 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
+    "hinge_embedding_loss",
     "huber_loss",
     "l1_loss",
     "log_softmax",
     "logsumexp",
     "mse_loss",
+    "multi_margin_loss",
+    "multilabel_margin_loss",
+    "multilabel_soft_margin_loss",
     "nll_loss",
     "nn",
     "smooth_l1_loss",
+    "soft_margin_loss",
     "softmax",
 ]
 
@@ -169,7 +180,7 @@ def _ignore_index(value: Any) -> int:
 
 
 def _class_ids(
-    xp: Any, t: Array, x: Array, axis: int, ignore_index: int, *, soft_too: bool
+    xp: Any, t: Array, x: Array, axis: int, ignore_index: int | None, *, soft_too: bool
 ) -> tuple[Array, Array | None]:
     """The class ids ``t`` of ``x``: integer, of ``x``'s shape without ``axis``, in range.
 
@@ -267,6 +278,33 @@ def _label_weight(
         flat = xp.take(xp.astype(weight, dtype), xp.reshape(safe, (-1,)))
         w = xp.reshape(flat, shape_of(target))
     return xp.where(counted, w, xp.zeros_like(w))
+
+
+def _onehot(xp: Any, t: Array, x: Array, axis: int) -> Array:
+    """Where the class ids ``t`` (``x``'s shape without ``axis``) are, over ``x``'s shape."""
+    num_classes = x.shape[axis]
+    classes = xp.arange(num_classes, device=array_api_compat.device(x))
+    classes = xp.reshape(classes, (num_classes,) + (1,) * (x.ndim - 1 - axis))
+    return xp.expand_dims(t, axis=axis) == classes
+
+
+def _same_shape(t: Array, x: Array) -> None:
+    """The margin losses take a target of the input's shape (PyTorch would broadcast it)."""
+    if shape_of(t) != shape_of(x):
+        msg = (
+            f"`target` must have the shape of `input` {shape_of(x)}; got {shape_of(t)} "
+            "(PyTorch would broadcast them)"
+        )
+        raise ValueError(msg)
+
+
+def _scores(xp: Any, x: Array, fn_name: str) -> int:
+    """torch's margin kernels: scores ``(C,)`` or ``(N, C)``; returns the class axis."""
+    check_floating(xp, "input", x)
+    if not 1 <= x.ndim <= 2:
+        msg = f"`input` of {fn_name} must be a vector (C,) or a matrix (N, C); got {shape_of(x)}"
+        raise ValueError(msg)
+    return x.ndim - 1
 
 
 def _is_float(xp: Any, x: Array) -> bool:
@@ -397,16 +435,12 @@ def nll_loss(
     check_floating(xp, "input", x)
     axis = _class_axis(x)
     ignore_index = _ignore_index(ignore_index)
-    num_classes = x.shape[axis]
     t, bad = _class_ids(xp, t, x, axis, ignore_index, soft_too=False)
     w = _class_weight(xp, weight, w, x, axis)
     counted = t != ignore_index
     wy = _label_weight(xp, t, w, counted, x.dtype)
     # input[n, y_n] as a masked sum over the class axis (portable, differentiable).
-    classes = xp.arange(num_classes, device=array_api_compat.device(x))
-    classes = xp.reshape(classes, (num_classes,) + (1,) * (x.ndim - 1 - axis))
-    safe = xp.where(counted, t, xp.zeros_like(t))
-    onehot = xp.expand_dims(safe, axis=axis) == classes
+    onehot = _onehot(xp, xp.where(counted, t, xp.zeros_like(t)), x, axis)
     if bad is not None:
         # Where an id could not be read and is out of range, its row is taken
         # whole: the loss is NaN (below), and so is each input's gradient.
@@ -659,6 +693,186 @@ def smooth_l1_loss(
         return huber_core(x, t, delta=beta, **kwargs) / beta
 
     return _regression(scaled_huber, input, target, red, None)
+
+
+# --------------------------------------------------------------------------- margins
+
+
+@framework_semantics
+def soft_margin_loss(
+    input: Any,
+    target: Any,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """``torch.nn.functional.soft_margin_loss``: ``log(1 + exp(-target * input))``, reduced.
+
+    Elementwise, ``mean`` over every element.  Finite for any finite input
+    (PyTorch's overflows to inf for ``-target * input`` beyond about 709 in
+    float64, 88 in float32); its derivative in ``target``, which PyTorch
+    refuses to take, is the exact one.
+
+    >>> import numpy as np
+    >>> from losskit.compat import torch as F
+    >>> F.soft_margin_loss(np.array([0.0, 2.0]), np.array([1.0, -1.0]), reduction="none").round(4)
+    array([0.6931, 2.1269])
+    """
+    red = _reduction(size_average, reduce, reduction)
+    xp, x, t = namespace(input, target, names=("target",))
+    _same_shape(t, x)
+    dtype, x, t = _promoted(xp, x, t)
+    loss = soft_margin_core(x, t, reduction="none")
+    return half_back(xp, _reduce_by_count(xp, loss, red), dtype)
+
+
+@framework_semantics
+def hinge_embedding_loss(
+    input: Any,
+    target: Any,
+    margin: float = 1.0,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """``torch.nn.functional.hinge_embedding_loss``: ``x`` (target 1) or ``max(0, margin - x)``.
+
+    The hinge is for target -1; as PyTorch, any other target value counts
+    both terms.  At ``x = margin`` the slope is PyTorch's -1 (its
+    ``clamp_min``).
+
+    >>> import numpy as np
+    >>> from losskit.compat import torch as F
+    >>> x = np.array([0.3, 0.3, 2.0])
+    >>> F.hinge_embedding_loss(x, np.array([1, -1, -1]), reduction="none")
+    array([0.3, 0.7, 0. ])
+    """
+    red = _reduction(size_average, reduce, reduction)
+    xp, x, t = namespace(input, target, names=("target",))
+    _same_shape(t, x)
+    dtype, x, t = _promoted(xp, x, t)
+    loss = hinge_embedding_core(x, t, margin=margin, reduction="none")
+    # torch: clamp_min(margin - x, 0) passes the whole gradient at margin = x (the core half).
+    loss = loss + tie_slope(xp, xp.where(t != 1, margin - x, xp.ones_like(x)), 1.0)
+    return half_back(xp, _reduce_by_count(xp, loss, red), dtype)
+
+
+@framework_semantics
+def multi_margin_loss(
+    input: Any,
+    target: Any,
+    p: int = 1,
+    margin: float = 1.0,
+    weight: Any = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """``torch.nn.functional.multi_margin_loss``: the Weston-Watkins multi-class margin loss.
+
+    ``sum_{i != y} max(0, margin - x[y] + x[i])**p / C`` per example.
+    ``input`` is ``(C,)`` or ``(N, C)``, ``target`` class ids; ``weight[y]``
+    scales each example, and ``mean`` divides by the number of examples (not
+    by the weights; NaN for none, where PyTorch returns uninitialised memory).
+    At a margin of exactly 0 the slope is PyTorch's 0.
+
+    >>> import numpy as np
+    >>> from losskit.compat import torch as F
+    >>> F.multi_margin_loss(np.array([[2.0, 1.5, -1.0]]), np.array([0]), reduction="none").round(4)
+    array([0.1667])
+    """
+    red = _reduction(size_average, reduce, reduction)
+    xp, x, y, w = namespace(input, target, weight, names=("target", "weight"))
+    axis = _scores(xp, x, "multi_margin_loss")
+    if w is not None and w.ndim != 1:
+        msg = f"`weight` must be one-dimensional, one weight per class; got shape {shape_of(w)}"
+        raise ValueError(msg)
+    y = _class_ids(xp, y, x, axis, None, soft_too=False)[0]  # the core makes bad ids NaN
+    w = _class_weight(xp, weight, w, x, axis)
+    loss = multi_margin_core(x, y, p=p, margin=margin, class_weight=w, axis=axis, reduction="none")
+    if p == 1:
+        # torch: its kernel counts margins z > 0 only, slope 0 at z = 0 (the core's 1/2).
+        onehot = _onehot(xp, y, x, axis)
+        x_y = xp.sum(xp.where(onehot, x, xp.zeros_like(x)), axis=axis, keepdims=True)
+        z = xp.where(onehot, xp.ones_like(x), margin - x_y + x)
+        kink = xp.sum(tie_slope(xp, z, 0.0), axis=axis) / x.shape[axis]
+        loss = loss + kink * _label_weight(xp, y, w, y >= 0, kink.dtype)
+    return half_back(xp, _reduce_by_count(xp, loss, red), x.dtype)
+
+
+@framework_semantics
+def multilabel_margin_loss(
+    input: Any,
+    target: Any,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """``torch.nn.functional.multilabel_margin_loss``: each target class above each other one by 1.
+
+    ``input`` is ``(C,)`` or ``(N, C)``; ``target`` has its shape and lists
+    each example's target classes first, ended by the first -1.  ``mean``
+    divides by the number of examples; an empty batch gives 0, as PyTorch.
+    At a pair's margin of exactly 0 the slope is the core's 1/2 (PyTorch's
+    kernel gives 0).
+
+    >>> import numpy as np
+    >>> from losskit.compat import torch as F
+    >>> s, y = np.array([[0.1, 0.2, 0.4, 0.8]]), np.array([[3, 0, -1, 1]])
+    >>> F.multilabel_margin_loss(s, y, reduction="none")
+    array([0.85])
+    """
+    red = _reduction(size_average, reduce, reduction)
+    xp, x, y = namespace(input, target, names=("target",))
+    _scores(xp, x, "multilabel_margin_loss")
+    _same_shape(y, x)
+    if not xp.isdtype(y.dtype, "integral"):
+        msg = (
+            f"`target` holds class ids (then -1 and padding), which must be integers; got {y.dtype}"
+        )
+        raise TypeError(msg)
+    loss = multilabel_margin_core(x, y, reduction="none")
+    if red == "mean" and math.prod(shape_of(loss)) == 0:
+        red = "sum"  # torch: the mean of no examples is 0 here
+    return half_back(xp, _reduce_by_count(xp, loss, red), x.dtype)
+
+
+@framework_semantics
+def multilabel_soft_margin_loss(
+    input: Any,
+    target: Any,
+    weight: Any = None,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """``torch.nn.functional.multilabel_soft_margin_loss``: one-vs-all logistic loss over classes.
+
+    ``-(t log sigmoid(x) + (1-t) log sigmoid(-x)) * weight`` summed over the
+    last dim and divided by its size ``C``; then reduced over the examples.
+    ``weight`` is one weight per class or any shape that broadcasts to the
+    input's.
+
+    >>> import numpy as np
+    >>> from losskit.compat import torch as F
+    >>> x, t = np.array([[0.0, 1e4, -1e4]]), np.array([[1.0, 1.0, 0.0]])
+    >>> F.multilabel_soft_margin_loss(x, t, reduction="none").round(6)  # log(2) / 3
+    array([0.231049])
+    """
+    red = _reduction(size_average, reduce, reduction)
+    xp, x, t, w = namespace(input, target, weight, names=("target", "weight"))
+    _same_shape(t, x)
+    if x.ndim == 0:
+        msg = "`input` must have a class dimension (its last); got a 0-d array"
+        raise ValueError(msg)
+    dtype, x, t = _promoted(xp, x, t, *(() if w is None else (w,)))[:3]
+    if w is None or shape_of(w) == shape_of(x)[-1:]:
+        loss = multilabel_soft_margin_core(x, t, class_weight=w, reduction="none")
+    else:
+        # torch: a weight of another shape broadcasts to the input's, term by term.
+        terms = sigmoid_cross_entropy_pos_weight(xp, x, t, None)
+        loss = xp.sum(terms * xp.astype(w, terms.dtype), axis=-1) / x.shape[-1]
+    return half_back(xp, _reduce_by_count(xp, loss, red), dtype)
 
 
 # --------------------------------------------------------------------------- activations

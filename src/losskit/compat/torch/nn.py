@@ -51,12 +51,17 @@ __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
+    "HingeEmbeddingLoss",
     "HuberLoss",
     "L1Loss",
     "MSELoss",
+    "MultiLabelMarginLoss",
+    "MultiLabelSoftMarginLoss",
+    "MultiMarginLoss",
     "NLLLoss",
     "NLLLoss2d",
     "SmoothL1Loss",
+    "SoftMarginLoss",
     "functional",
 ]
 
@@ -206,6 +211,105 @@ class SmoothL1Loss(_Loss):
     ) -> None:
         super().__init__(size_average, reduce, reduction)
         self.beta = beta
+
+
+class SoftMarginLoss(_Loss):
+    """``torch.nn.SoftMarginLoss``: :func:`losskit.compat.torch.soft_margin_loss` as a module.
+
+    >>> import numpy as np
+    >>> from losskit.compat.torch import nn
+    >>> round(float(nn.SoftMarginLoss()(np.array([0.0, 2.0]), np.array([1.0, -1.0]))), 4)
+    1.41
+    """
+
+    _function = staticmethod(functional.soft_margin_loss)
+
+
+class HingeEmbeddingLoss(_Loss):
+    """``torch.nn.HingeEmbeddingLoss``: :func:`losskit.compat.torch.hinge_embedding_loss`.
+
+    >>> import numpy as np
+    >>> from losskit.compat.torch import nn
+    >>> loss = nn.HingeEmbeddingLoss(margin=2.0, reduction="none")
+    >>> loss(np.array([0.3, 0.3, 2.0]), np.array([1, -1, -1]))
+    array([0.3, 1.7, 0. ])
+    """
+
+    _function = staticmethod(functional.hinge_embedding_loss)
+    _options = ("margin",)
+
+    def __init__(
+        self,
+        margin: float = 1.0,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(size_average, reduce, reduction)
+        self.margin = margin
+
+
+class MultiMarginLoss(_WeightedLoss):
+    """``torch.nn.MultiMarginLoss``: :func:`losskit.compat.torch.multi_margin_loss` as a module.
+
+    ``p`` and the weight's rank are checked at construction, with PyTorch's words.
+
+    >>> import numpy as np
+    >>> from losskit.compat.torch import nn
+    >>> loss = nn.MultiMarginLoss(p=2, weight=np.array([2.0, 1.0, 1.0]), reduction="none")
+    >>> loss(np.array([[2.0, 1.5, -1.0]]), np.array([0]))
+    array([0.16666667])
+    """
+
+    _function = staticmethod(functional.multi_margin_loss)
+    _options = ("p", "margin", "weight")
+
+    def __init__(
+        self,
+        p: int = 1,
+        margin: float = 1.0,
+        weight: Any = None,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(weight, size_average, reduce, reduction)
+        if p not in (1, 2):
+            msg = "only p == 1 and p == 2 supported"
+            raise ValueError(msg)
+        rank = getattr(weight, "ndim", 1)
+        if weight is not None and rank != 1:
+            msg = f"MultiMarginLoss: expected weight to be None or 1D tensor, got {rank}D instead"
+            raise ValueError(msg)
+        self.p = p
+        self.margin = margin
+
+
+class MultiLabelMarginLoss(_Loss):
+    """``torch.nn.MultiLabelMarginLoss``: :func:`losskit.compat.torch.multilabel_margin_loss`.
+
+    >>> import numpy as np
+    >>> from losskit.compat.torch import nn
+    >>> s, y = np.array([[0.1, 0.2, 0.4, 0.8]]), np.array([[3, 0, -1, 1]])
+    >>> round(float(nn.MultiLabelMarginLoss()(s, y)), 12)
+    0.85
+    """
+
+    _function = staticmethod(functional.multilabel_margin_loss)
+
+
+class MultiLabelSoftMarginLoss(_WeightedLoss):
+    """``torch.nn.MultiLabelSoftMarginLoss``: ``multilabel_soft_margin_loss`` as a module.
+
+    >>> import numpy as np
+    >>> from losskit.compat.torch import nn
+    >>> loss = nn.MultiLabelSoftMarginLoss(weight=np.array([3.0, 1.0, 1.0]))
+    >>> round(float(loss(np.array([[0.0, 1e4, -1e4]]), np.array([[1.0, 1.0, 0.0]]))), 6)  # log 2
+    0.693147
+    """
+
+    _function = staticmethod(functional.multilabel_soft_margin_loss)
+    _options = ("weight",)
 
 
 class NLLLoss(_WeightedLoss):
