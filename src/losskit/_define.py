@@ -119,6 +119,49 @@ def _evaluate(
     return result, grad if class_axis is None else class_back(xp, grad, class_axis)
 
 
+def _paired_impl(
+    body: Body, pred: str, truth: str, checks: Sequence[ValueCheck], per_example: bool
+) -> Callable[..., tuple[Array, Array | None]]:
+    """The implementation behind a loss whose truth has the prediction's shape.
+
+    ``per_example``: one value per example over a class ``axis`` (moved last
+    for the body; a bad value anywhere in an example marks the example);
+    otherwise one value per element.
+    """
+
+    def impl(
+        p: Array,
+        t: Array,
+        /,
+        *,
+        reduction: str,
+        sample_weight: Array | None,
+        axis: int = -1,
+        with_grad: bool = False,
+        grad_out: Any = None,
+        **options: Any,
+    ) -> tuple[Array, Array | None]:
+        xp, p, t, sample_weight = namespace(p, t, sample_weight, names=(truth, "sample_weight"))
+        reduction = check_paired(xp, pred, p, truth, t, reduction, grad_out)
+        shape = shape_of(p)
+        if per_example:
+            axis = check_class_axis(pred, p, axis)
+            shape = shape[:axis] + shape[axis + 1 :]
+        invalid = Invalid(xp, shape)
+        for name, check in checks:
+            bad = check(xp, name, p if name == pred else t)
+            invalid.add(bad if bad is None or not per_example else xp.any(bad, axis=axis))
+        dtype = compute_dtype(xp, p.dtype)
+        red = plan(xp, reduction, shape, dtype, sample_weight=sample_weight, invalid=invalid)
+        x, y = (class_last(xp, p, axis), class_last(xp, t, axis)) if per_example else (p, t)
+        args = (cast(xp, x, dtype), cast(xp, y, dtype))
+        class_axis = axis if per_example else None
+        value, grad = _evaluate(xp, body, args, options, red, with_grad, class_axis)
+        return value, None if grad is None else deliver(xp, grad, p, grad_out)
+
+    return impl
+
+
 def elementwise_loss(
     *, pred: str = "pred", truth: str = "target", checks: Sequence[ValueCheck] = ()
 ) -> Callable[[Body], Callable[..., Array]]:
@@ -131,29 +174,7 @@ def elementwise_loss(
     """
 
     def decorate(body: Body) -> Callable[..., Array]:
-        def impl(
-            p: Array,
-            t: Array,
-            /,
-            *,
-            reduction: str,
-            sample_weight: Array | None,
-            with_grad: bool = False,
-            grad_out: Any = None,
-            **options: Any,
-        ) -> tuple[Array, Array | None]:
-            xp, p, t, sample_weight = namespace(p, t, sample_weight, names=(truth, "sample_weight"))
-            reduction = check_paired(xp, pred, p, truth, t, reduction, grad_out)
-            shape = shape_of(p)
-            invalid = Invalid(xp, shape)
-            for name, check in checks:
-                invalid.add(check(xp, name, p if name == pred else t))
-            dtype = compute_dtype(xp, p.dtype)
-            red = plan(xp, reduction, shape, dtype, sample_weight=sample_weight, invalid=invalid)
-            args = (cast(xp, p, dtype), cast(xp, t, dtype))
-            value, grad = _evaluate(xp, body, args, options, red, with_grad, None)
-            return value, None if grad is None else deliver(xp, grad, p, grad_out)
-
+        impl = _paired_impl(body, pred, truth, checks, per_example=False)
         return _publish(body, _public_signature(body, pred, truth), impl)
 
     return decorate
@@ -170,37 +191,8 @@ def rowwise_loss(
     """
 
     def decorate(body: Body) -> Callable[..., Array]:
-        def impl(
-            p: Array,
-            t: Array,
-            /,
-            *,
-            axis: int,
-            reduction: str,
-            sample_weight: Array | None,
-            with_grad: bool = False,
-            grad_out: Any = None,
-            **options: Any,
-        ) -> tuple[Array, Array | None]:
-            xp, p, t, sample_weight = namespace(p, t, sample_weight, names=(truth, "sample_weight"))
-            reduction = check_paired(xp, pred, p, truth, t, reduction, grad_out)
-            axis = check_class_axis(pred, p, axis)
-            shape = shape_of(p)[:axis] + shape_of(p)[axis + 1 :]
-            invalid = Invalid(xp, shape)
-            for name, check in checks:
-                bad = check(xp, name, p if name == pred else t)
-                invalid.add(None if bad is None else xp.any(bad, axis=axis))
-            dtype = compute_dtype(xp, p.dtype)
-            red = plan(xp, reduction, shape, dtype, sample_weight=sample_weight, invalid=invalid)
-            args = (
-                cast(xp, class_last(xp, p, axis), dtype),
-                cast(xp, class_last(xp, t, axis), dtype),
-            )
-            value, grad = _evaluate(xp, body, args, options, red, with_grad, axis)
-            return value, None if grad is None else deliver(xp, grad, p, grad_out)
-
-        signature = _public_signature(body, pred, truth, (("axis", -1),))
-        return _publish(body, signature, impl)
+        impl = _paired_impl(body, pred, truth, checks, per_example=True)
+        return _publish(body, _public_signature(body, pred, truth, (("axis", -1),)), impl)
 
     return decorate
 
