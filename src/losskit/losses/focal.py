@@ -179,12 +179,11 @@ def sigmoid_focal_loss(
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from losskit.losses.focal import sigmoid_focal_loss
+    >>> import numpy as np, losskit as lk
     >>> z, t = np.array([2.0, -1.0, 1e4]), np.array([1.0, 1.0, 0.0])
     >>> # p_t = σ(2), σ(-1), σ(-1e4): 0.25 (1-p_t)^2 (-log p_t) with 1 - p_t = 0.119203,
     >>> # 0.731059, 1 (-log p_t = 0.126928, 1.313262, 1e4, α_t = 1 - 0.25 for t = 0)
-    >>> sigmoid_focal_loss(z, t, reduction="none").round(6)
+    >>> lk.sigmoid_focal_loss(z, t, reduction="none").round(6)
     array([4.51000e-04, 1.75467e-01, 7.50000e+03])
 
     References
@@ -251,10 +250,9 @@ def binary_focal_cross_entropy(
     Keras's documentation example (``y_true=[[0, 1], [0, 0]]``), whose
     per-row means are Keras's ``[0.330, 0.206]``:
 
-    >>> import numpy as np
-    >>> from losskit.losses.focal import binary_focal_cross_entropy
+    >>> import numpy as np, losskit as lk
     >>> p, t = np.array([[0.6, 0.4], [0.4, 0.6]]), np.array([[0.0, 1.0], [0.0, 0.0]])
-    >>> v = binary_focal_cross_entropy(p, t, gamma=2.0, reduction="none")
+    >>> v = lk.binary_focal_cross_entropy(p, t, gamma=2.0, reduction="none")
     >>> v.round(6)  # 0.6^2 (-log 0.4), 0.6^2 (-log 0.4); 0.4^2 (-log 0.6), 0.6^2 (-log 0.4)
     array([[0.329865, 0.329865],
            [0.081732, 0.329865]])
@@ -331,12 +329,11 @@ def categorical_focal_cross_entropy(
     --------
     Keras's documentation example:
 
-    >>> import numpy as np
-    >>> from losskit.losses.focal import categorical_focal_cross_entropy
+    >>> import numpy as np, losskit as lk
     >>> t = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     >>> p = np.array([[0.05, 0.95, 0.0], [0.1, 0.8, 0.1]])
     >>> # 0.25 0.05^2 (-log .95) and 0.25 0.9^2 (-log .1)
-    >>> categorical_focal_cross_entropy(p, t, reduction="none").round(6)
+    >>> lk.categorical_focal_cross_entropy(p, t, reduction="none").round(6)
     array([3.20000e-05, 4.66273e-01])
 
     References
@@ -388,11 +385,10 @@ def poly1_cross_entropy(
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from losskit.losses.focal import poly1_cross_entropy
+    >>> import numpy as np, losskit as lk
     >>> z, t = np.array([[2.0, 1.0, 0.0]]), np.array([[1.0, 0.0, 0.0]])
     >>> # p_0 = 0.665241: -log p_0 + 2 (1 - p_0) = 0.407606 + 0.669518
-    >>> poly1_cross_entropy(z, t, reduction="none").round(6)
+    >>> lk.poly1_cross_entropy(z, t, reduction="none").round(6)
     array([1.077124])
 
     References
@@ -457,11 +453,10 @@ def softmax_focal_loss(
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from losskit.losses.focal import softmax_focal_loss
+    >>> import numpy as np, losskit as lk
     >>> z, y = np.array([[2.0, 1.0, 0.0], [0.0, 0.0, 0.0]]), np.array([0, 2])
     >>> # p_y = 0.665241, 1/3: 0.334759^2 * 0.407606 and (2/3)^2 log 3
-    >>> softmax_focal_loss(z, y, reduction="none").round(6)
+    >>> lk.softmax_focal_loss(z, y, reduction="none").round(6)
     array([0.045678, 0.488272])
 
     References
@@ -510,10 +505,9 @@ def generalized_cross_entropy(
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from losskit.losses.focal import generalized_cross_entropy
+    >>> import numpy as np, losskit as lk
     >>> p, y = np.array([[0.25, 0.75], [0.5, 0.5]]), np.array([1, 0])
-    >>> generalized_cross_entropy(p, y, q=0.5, reduction="none").round(6)  # 2 (1 - sqrt p_y)
+    >>> lk.generalized_cross_entropy(p, y, q=0.5, reduction="none").round(6)  # 2 (1 - sqrt p_y)
     array([0.267949, 0.585786])
 
     References

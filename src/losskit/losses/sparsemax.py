@@ -64,11 +64,10 @@ def sparsemax(x: Array, /, *, axis: int = -1) -> Array:
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from losskit.losses.sparsemax import sparsemax
-    >>> sparsemax(np.array([1.0, 0.5, -1.0]))  # tau = (1 + 0.5 - 1) / 2
+    >>> import numpy as np, losskit as lk
+    >>> lk.sparsemax(np.array([1.0, 0.5, -1.0]))  # tau = (1 + 0.5 - 1) / 2
     array([0.75, 0.25, 0.  ])
-    >>> sparsemax(np.array([3e38, -3e38, 2.9e38], dtype=np.float32))  # a gap far above 1
+    >>> lk.sparsemax(np.array([3e38, -3e38, 2.9e38], dtype=np.float32))  # a gap far above 1
     array([1., 0., 0.], dtype=float32)
 
     References
@@ -109,11 +108,10 @@ def sparsemax_loss(xp: Any, logits: Array, labels: Array) -> tuple[Array, Any]:
 
     Examples
     --------
-    >>> import numpy as np
-    >>> from losskit.losses.sparsemax import sparsemax_loss
+    >>> import numpy as np, losskit as lk
     >>> z = np.array([[1.0, 0.5, -1.0], [3.0, 0.0, 0.0]])
     >>> # p = [.75, .25, 0]: .25 (0.5 - 1) + (1 - .625)/2;  p = [1, 0, 0]: 0
-    >>> sparsemax_loss(z, np.array([0, 0]), reduction="none")
+    >>> lk.sparsemax_loss(z, np.array([0, 0]), reduction="none")
     array([0.0625, 0.    ])
 
     References
