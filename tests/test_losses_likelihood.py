@@ -511,11 +511,6 @@ def test_nll_ignored_and_infinite(xp):
     np.testing.assert_array_equal(g, np.zeros((1, 3)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sparse_loss multiplies an ignored row's gathered value (class 0) by 0: "
-    "0 * inf = NaN when class 0 is masked; needs _define to zero ignored rows with a where",
-)
 def test_nll_ignored_row_with_masked_class_zero(xp):
     """An ignored row whose class 0 is masked (-inf, e.g. a padding token) counts 0,
     as in PyTorch."""

@@ -90,31 +90,39 @@ def _publish(body: Body, signature: inspect.Signature, impl: Callable[..., Any])
 def _evaluate(
     xp: Any,
     body: Body,
-    args: tuple[Array, Array],
+    args: tuple[Array, ...],
     options: dict[str, Any],
     red: Reduction,
     with_grad: bool,
     class_axis: int | None,
     scale: Array | None = None,
+    counted: Array | None = None,
 ) -> tuple[Array, Array | None]:
     """Run the body, reduce its value and, if asked, scale its derivative.
 
     ``class_axis`` is where the derivative's last (class) axis goes back to in
     the user's layout (None: elementwise).  ``scale`` multiplies the body's
-    value and derivative per example (class weights, ignored rows).
+    value and derivative per example (class weights); examples not
+    ``counted`` (ignored) are 0 in both, by a ``where``: their placeholder
+    label may point at a masked class, whose loss is inf, and 0 * inf is NaN.
     """
     # A bad value's gradient must be NaN even where the body clips the prediction.
     red.invalid.watch(args[0], class_axis=class_axis is not None)
     with quiet_numpy(xp):
         value, derivative = body(xp, *args, **options)
+        if counted is not None:
+            value = xp.where(counted, value, xp.zeros_like(value))
         if scale is not None:
             value = value * scale
         result = red.apply(value)
         if not with_grad:
             return result, None
         d = derivative() if callable(derivative) else derivative
+        per_row = (lambda a: a) if class_axis is None else (lambda a: a[..., None])
+        if counted is not None:
+            d = xp.where(per_row(counted), d, xp.zeros_like(d))
         if scale is not None:
-            d = d * (scale if class_axis is None else scale[..., None])
+            d = d * per_row(scale)
         grad = red.grad(d, class_axis=class_axis is not None)
     return result, grad if class_axis is None else class_back(xp, grad, class_axis)
 
@@ -278,7 +286,7 @@ def sparse_loss(
                 invalid=invalid,
             )
             args = (cast(xp, class_last(xp, p, axis), dtype), safe)
-            value, grad = _evaluate(xp, body, args, options, red, with_grad, axis, scale)
+            value, grad = _evaluate(xp, body, args, options, red, with_grad, axis, scale, counted)
             return value, None if grad is None else deliver(xp, grad, p, grad_out)
 
         return _publish(body, _public_signature(body, pred, "labels", shell), impl)
