@@ -86,6 +86,8 @@ from ..losses.focal import (
     generalized_cross_entropy,
     sigmoid_focal_loss,
 )
+from ..losses.likelihood import kl_divergence as kl_divergence_core
+from ..losses.likelihood import poisson_nll
 from ..losses.margin import categorical_hinge as categorical_hinge_core
 from ..losses.margin import hinge as hinge_core
 from ..losses.margin import squared_hinge as squared_hinge_core
@@ -603,6 +605,40 @@ def _keras_binary_crossentropy(xp: Any, p: Array, t: Array) -> Array:
     return t * neg_log(pc) + (1 - t) * neg_log(xp.where((t == 1) & (q == 0), ones, q))
 
 
+def _keras_clip(xp: Any, x: Array, low: float, high: float) -> Array:
+    """``tf.clip_by_value``: its gradient passes at the bounds (``xp.clip`` under JAX halves it)."""
+    return xp.where(x < low, xp.full_like(x, low), xp.where(x > high, xp.full_like(x, high), x))
+
+
+@framework_semantics
+def kl_divergence(y_true: Any, y_pred: Any) -> Array:
+    """``keras.losses.kl_divergence`` (tf.keras ``kld``, ``KLD``): ``sum(t log(t / p), axis=-1)``.
+
+    Both ``y_true`` and ``y_pred`` are probabilities clipped to ``[1e-7, 1]``
+    first (so a target of 0 counts as 1e-7), as Keras does.
+
+    >>> from losskit.compat import tf
+    >>> tf.keras.losses.kl_divergence([[0.5, 0.5, 0.0]], [[0.25, 0.5, 0.25]]).round(6)
+    array([0.346572], dtype=float32)
+    """
+    xp, p, t = _ns(y_pred, y_true, names=("y_true",))
+    eps = _epsilon_in(p.dtype)
+    t = _keras_clip(xp, xp.astype(t, p.dtype), eps, 1.0)
+    log_p = xp.log(_keras_clip(xp, p, eps, 1.0))
+    return half_back(xp, kl_divergence_core(log_p, t, reduction="none"), p.dtype)
+
+
+@framework_semantics
+def poisson(y_true: Any, y_pred: Any) -> Array:
+    """``keras.losses.poisson``: ``mean(y_pred - y_true * log(y_pred + 1e-7), axis=-1)``.
+
+    >>> from losskit.compat import tf
+    >>> tf.keras.losses.poisson([[2.0, 0.0]], [[2.0, 1.0]]).round(6)
+    array([0.806853], dtype=float32)
+    """
+    return _mean_over_last_axis(poisson_nll, y_true, y_pred, squeeze=False, keras_eps=True)
+
+
 @framework_semantics
 def binary_focal_crossentropy(
     y_true: Any,
@@ -724,6 +760,7 @@ def _mean_over_last_axis(
     squeeze: bool = True,
     half_promotes: bool = False,
     kink: Any = None,
+    keras_eps: bool = False,
     **options: Any,
 ) -> Array:
     """Keras's elementwise losses: ``mean(core(y_pred, y_true), axis=-1)`` in ``y_pred``'s dtype.
@@ -735,9 +772,12 @@ def _mean_over_last_axis(
     ``half_promotes``: Keras meets a float32 constant that promotes half
     precision, and the loss is float32.  ``kink(xp, p, t)``, if given, is the
     hinge's margin, where Keras's slope is taken (:func:`tie_slope`).
+    ``keras_eps``: the core's ``eps`` is Keras's epsilon in ``y_pred``'s dtype.
     """
     xp, p, t = _ns(y_pred, y_true, names=("y_true",))
     t = xp.astype(t, p.dtype)
+    if keras_eps:
+        options["eps"] = _epsilon_in(p.dtype)
     if squeeze:
         t, p = _squeeze_or_expand_to_same_rank(xp, t, p)
     loss = core(p, t, reduction="none", **options)
@@ -1237,6 +1277,31 @@ class CategoricalHinge(_Wrapper):
     _keras_name = "categorical_hinge"
 
 
+class KLDivergence(_Wrapper):
+    """``keras.losses.KLDivergence``: see :func:`kl_divergence`.
+
+    >>> from losskit.compat import tf
+    >>> loss = tf.keras.losses.KLDivergence()
+    >>> round(float(loss([[0.5, 0.5, 0.0]], [[0.25, 0.5, 0.25]])), 6)
+    0.346572
+    """
+
+    _function = staticmethod(kl_divergence)
+    _keras_name = "kl_divergence"
+
+
+class Poisson(_Wrapper):
+    """``keras.losses.Poisson``: see :func:`poisson`.
+
+    >>> from losskit.compat import tf
+    >>> round(float(tf.keras.losses.Poisson()([[2.0, 0.0]], [[2.0, 1.0]])), 6)
+    0.806853
+    """
+
+    _function = staticmethod(poisson)
+    _keras_name = "poisson"
+
+
 class Huber(_Wrapper):
     """``keras.losses.Huber``: see :func:`huber`.
 
@@ -1295,6 +1360,7 @@ MAE = mae = mean_absolute_error
 MAPE = mape = mean_absolute_percentage_error
 MSLE = msle = mean_squared_logarithmic_error
 logcosh = log_cosh
+KLD = kld = kullback_leibler_divergence = kl_divergence
 
 keras = SimpleNamespace(
     losses=SimpleNamespace(
@@ -1310,6 +1376,8 @@ keras = SimpleNamespace(
         hinge=hinge,
         squared_hinge=squared_hinge,
         categorical_hinge=categorical_hinge,
+        kl_divergence=kl_divergence,
+        poisson=poisson,
         huber=huber,
         log_cosh=log_cosh,
         mean_absolute_percentage_error=mean_absolute_percentage_error,
@@ -1323,6 +1391,9 @@ keras = SimpleNamespace(
         mape=mape,
         msle=msle,
         logcosh=logcosh,
+        KLD=KLD,
+        kld=kld,
+        kullback_leibler_divergence=kullback_leibler_divergence,
         CategoricalCrossentropy=CategoricalCrossentropy,
         SparseCategoricalCrossentropy=SparseCategoricalCrossentropy,
         BinaryCrossentropy=BinaryCrossentropy,
@@ -1334,6 +1405,8 @@ keras = SimpleNamespace(
         Hinge=Hinge,
         SquaredHinge=SquaredHinge,
         CategoricalHinge=CategoricalHinge,
+        KLDivergence=KLDivergence,
+        Poisson=Poisson,
         Huber=Huber,
         LogCosh=LogCosh,
         MeanAbsolutePercentageError=MeanAbsolutePercentageError,
