@@ -81,7 +81,13 @@ def clipped(xp: Any, p: Array, eps: float) -> tuple[Array, Array | None]:
     if eps == 0:
         return p, None
     inside = (p >= eps) & (p <= 1 - eps)
-    return xp.clip(p, eps, 1 - eps), inside
+    # Two wheres rather than xp.clip: array-api-compat's torch clip inspects the
+    # bounds in Python (math.isnan), which torch.compile cannot trace for a
+    # symbolic eps.
+    device = device_of(p)
+    low = xp.asarray(eps, dtype=p.dtype, device=device)
+    high = xp.asarray(1 - eps, dtype=p.dtype, device=device)
+    return xp.where(p < eps, low, xp.where(p > 1 - eps, high, p)), inside
 
 
 def pass_through(xp: Any, d: Array, inside: Array | None) -> Array:

@@ -334,12 +334,17 @@ def _is_int(value: Any) -> bool:
 
 def check_fraction(name: str, value: Any, *, upper: float = 1.0, closed: bool = True) -> float:
     """A real number in [0, upper] (or [0, upper) when not ``closed``), as a float."""
-    bracket = "]" if closed else ")"
-    msg = f"`{name}` must be a number in [0, {upper:g}{bracket}; got {value!r}"
+
+    # The message is built only to raise: under torch.compile a float option
+    # that changed between calls is symbolic, and formatting it breaks the graph.
+    def msg() -> str:
+        bracket = "]" if closed else ")"
+        return f"`{name}` must be a number in [0, {upper:g}{bracket}; got {value!r}"
+
     if not _is_real(value):
-        raise TypeError(msg)
+        raise TypeError(msg())
     if not (0.0 <= value <= upper if closed else 0.0 <= value < upper):
-        raise ValueError(msg)
+        raise ValueError(msg())
     return float(value)
 
 

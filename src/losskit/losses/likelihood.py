@@ -261,7 +261,7 @@ def _with_var(body: Body) -> Callable[..., Array]:
         dtype = compute_dtype(xp, p.dtype)
         red = plan(xp, reduction, shape, dtype, sample_weight=sample_weight, invalid=invalid)
         args = (cast(xp, p, dtype), cast(xp, t, dtype), cast(xp, v, dtype))
-        value, grad = _evaluate(xp, body, args, options, red, with_grad, None)  # type: ignore[arg-type]
+        value, grad = _evaluate(xp, body, args, options, red, with_grad, None)
         return value, None if grad is None else deliver(xp, grad, p, grad_out)
 
     return _publish(body, _public_signature(body, "pred", "target"), impl)
