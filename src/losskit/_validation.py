@@ -332,20 +332,42 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
+def check_real(
+    name: str,
+    value: Any,
+    rule: str = "a finite number",
+    inside: Callable[[Any], bool] = math.isfinite,
+) -> float:
+    """A real option (not a bool) for which ``inside(value)`` holds, as a float.
+
+    ``rule`` says it in words for the message: TypeError for something that is
+    not a real number, ValueError for one outside the rule (NaN included).
+    The message is built only to raise: under torch.compile a float option
+    that changed between calls is symbolic, and formatting it breaks the graph.
+    """
+    if not (_is_real(value) and inside(value)):
+        msg = f"`{name}` must be {rule}; got {value!r}"
+        raise (ValueError if _is_real(value) else TypeError)(msg)
+    return float(value)
+
+
 def check_fraction(name: str, value: Any, *, upper: float = 1.0, closed: bool = True) -> float:
     """A real number in [0, upper] (or [0, upper) when not ``closed``), as a float."""
+    rule = f"a number in [0, {upper:g}{']' if closed else ')'}"
+    if closed:
+        return check_real(name, value, rule, lambda v: 0.0 <= v <= upper)
+    return check_real(name, value, rule, lambda v: 0.0 <= v < upper)
 
-    # The message is built only to raise: under torch.compile a float option
-    # that changed between calls is symbolic, and formatting it breaks the graph.
-    def msg() -> str:
-        bracket = "]" if closed else ")"
-        return f"`{name}` must be a number in [0, {upper:g}{bracket}; got {value!r}"
 
-    if not _is_real(value):
-        raise TypeError(msg())
-    if not (0.0 <= value <= upper if closed else 0.0 <= value < upper):
-        raise ValueError(msg())
-    return float(value)
+def _negative(xp: Any, x: Array) -> Array:
+    return ~(x >= 0)  # written so that NaN is refused too
+
+
+def check_non_negative(xp: Any, name: str, x: Array) -> Array | None:
+    """Counts, rates, variances are >= 0 (a core rule; the adapters skip it)."""
+    if not _config.core_rules():
+        return None
+    return check_values(xp, name, x, _negative, "non-negative")
 
 
 def check_class_weight(xp: Any, class_weight: Array, num_classes: int) -> None:

@@ -30,6 +30,7 @@ from .._define import elementwise_loss, rowwise_loss, sparse_loss
 from .._validation import (
     _is_real,
     check_fraction,
+    check_real,
     check_target_interval,
     check_unit_interval,
     warn_if_probabilities,
@@ -38,15 +39,6 @@ from .._validation import (
 from ..activations import NegLogSoftmax, exp_neg_abs, sigmoid_of
 
 # -------------------------------------------------------------------------- options
-
-
-def _check_gamma(gamma: Any) -> float:
-    msg = f"`gamma` must be a finite number >= 0; got {gamma!r}"
-    if not _is_real(gamma):
-        raise TypeError(msg)
-    if not 0 <= float(gamma) < math.inf:
-        raise ValueError(msg)
-    return float(gamma)
 
 
 def _check_alpha(alpha: Any, *, negative_disables: bool = False) -> float | None:
@@ -62,24 +54,6 @@ def _check_alpha(alpha: Any, *, negative_disables: bool = False) -> float | None
     if not 0 <= float(alpha) <= 1:
         raise ValueError(msg)
     return float(alpha)
-
-
-def _check_finite(name: str, value: Any) -> float:
-    msg = f"`{name}` must be a finite number; got {value!r}"
-    if not _is_real(value):
-        raise TypeError(msg)
-    if not math.isfinite(float(value)):
-        raise ValueError(msg)
-    return float(value)
-
-
-def _check_q(q: Any) -> float:
-    msg = f"`q` must be a number in (0, 1]; got {q!r}"
-    if not _is_real(q):
-        raise TypeError(msg)
-    if not 0 < float(q) <= 1:
-        raise ValueError(msg)
-    return float(q)
 
 
 # -------------------------------------------------------------------------- pieces
@@ -191,7 +165,7 @@ def sigmoid_focal_loss(
     Lin, Goyal, Girshick, He, Dollár, "Focal Loss for Dense Object Detection", ICCV 2017.
     """
     alpha = _check_alpha(alpha, negative_disables=True)
-    gamma = _check_gamma(gamma)
+    gamma = check_real("gamma", gamma, "a finite number >= 0", lambda v: 0 <= v < math.inf)
     z, t = logits, targets
     # log(1 + e^z) - t z, written per sign of z so nothing exceeds the result
     ce = xp.where(z < 0, -t * z, (1 - t) * z) + xp.log1p(exp_neg_abs(xp, z))
@@ -264,7 +238,7 @@ def binary_focal_cross_entropy(
     Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017; Keras 3
     ``keras.losses.binary_focal_crossentropy``.
     """
-    gamma = _check_gamma(gamma)
+    gamma = check_real("gamma", gamma, "a finite number >= 0", lambda v: 0 <= v < math.inf)
     alpha = _check_alpha(alpha)
     eps = check_fraction("eps", eps, upper=0.5, closed=False)
     p, t = probs, targets
@@ -341,7 +315,7 @@ def categorical_focal_cross_entropy(
     Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017; Keras 3
     ``keras.losses.categorical_focal_crossentropy``.
     """
-    gamma = _check_gamma(gamma)
+    gamma = check_real("gamma", gamma, "a finite number >= 0", lambda v: 0 <= v < math.inf)
     scale = _check_alpha(alpha)
     a = 1.0 if scale is None else scale
     eps = check_fraction("eps", eps, upper=0.5, closed=False)
@@ -396,7 +370,7 @@ def poly1_cross_entropy(
     Leng et al., "PolyLoss: A Polynomial Expansion Perspective of Classification
     Loss Functions", ICLR 2022.
     """
-    epsilon = _check_finite("epsilon", epsilon)
+    epsilon = check_real("epsilon", epsilon)
     z, t = logits, targets
     warn_if_probabilities(xp, z, "poly1_cross_entropy", "a probability loss")
     nls = NegLogSoftmax(xp, z)
@@ -463,7 +437,7 @@ def softmax_focal_loss(
     ----------
     Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017 (section 3.2).
     """
-    gamma = _check_gamma(gamma)
+    gamma = check_real("gamma", gamma, "a finite number >= 0", lambda v: 0 <= v < math.inf)
     warn_if_probabilities(xp, logits, "softmax_focal_loss", "a probability loss")
     nls = NegLogSoftmax(xp, logits)
     ce = nls.at(labels, xp.ones_like(nls.log_norm[..., 0]), gather_last)  # -log p_y
@@ -515,7 +489,7 @@ def generalized_cross_entropy(
     Zhang, Sabuncu, "Generalized Cross Entropy Loss for Training Deep Neural
     Networks with Noisy Labels", NeurIPS 2018.
     """
-    q = _check_q(q)
+    q = check_real("q", q, "a number in (0, 1]", lambda v: 0 < v <= 1)
     _warn_unnormalized(xp, probs, "generalized_cross_entropy")
     p_y = gather_last(xp, probs, labels)
     positive = p_y > 0

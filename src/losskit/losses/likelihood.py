@@ -37,12 +37,13 @@ from .._reduce import plan
 from .._validation import (
     Invalid,
     _is_real,
+    check_non_negative,
     check_numeric,
     check_paired,
+    check_real,
     check_target_interval,
     check_values,
 )
-from .regression import check_non_negative, check_positive
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -56,14 +57,6 @@ def check_flag(name: str, value: Any) -> bool:
         msg = f"`{name}` must be a bool; got {value!r}"
         raise TypeError(msg)
     return bool(value)
-
-
-def _check_eps(value: Any) -> float:
-    """Poisson's ``eps``: a finite real number >= 0 (0 is exact: ``0 log 0 = 0``)."""
-    if not (_is_real(value) and 0 <= value < math.inf):
-        msg = f"`eps` must be a non-negative finite number; got {value!r}"
-        raise (ValueError if _is_real(value) else TypeError)(msg)
-    return float(value)
 
 
 def _positive(xp: Any, x: Array) -> Array:
@@ -156,7 +149,8 @@ def poisson_nll(
     *Generalized Linear Models*, 2nd ed., 1989, ch. 6.
     """
     full = check_flag("full", full)
-    eps = _check_eps(eps)
+    # 0 is exact for Poisson: 0 log 0 = 0
+    eps = check_real("eps", eps, "a non-negative finite number", lambda v: 0 <= v < math.inf)
     t = target
     if log_input:
         rate = xp.exp(pred)
@@ -306,7 +300,7 @@ def gaussian_nll(
     target probability distribution", ICNN 1994; PyTorch, ``torch.nn.GaussianNLLLoss``.
     """
     full = check_flag("full", full)
-    eps = check_positive("eps", eps)
+    eps = check_real("eps", eps, "a positive finite number", lambda v: 0 < v < math.inf)
     # max(var, eps), derivative 1 in var where var >= eps, 0 below (a where, not
     # xp.clip: array-api-compat's clip reads the bound, which torch.compile may trace)
     v = xp.where(var < eps, xp.full_like(var, eps), var)

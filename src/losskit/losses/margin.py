@@ -24,9 +24,9 @@ from .._backend import Array, cast, device_of, namespace
 from .._define import elementwise_loss, rowwise_loss, sparse_loss
 from .._validation import (
     _is_int,
-    _is_real,
     check_class_weight,
     check_labels_dtype,
+    check_real,
     check_target_interval,
     check_values,
     check_weight_values,
@@ -67,15 +67,6 @@ def _check_classes(name: str, x: Array) -> int:
         msg = f"`{name}` must have at least one class along its class axis; got 0 classes"
         raise ValueError(msg)
     return num_classes
-
-
-def _check_margin(margin: Any) -> float:
-    msg = f"`margin` must be a finite real number; got {margin!r}"
-    if not _is_real(margin):
-        raise TypeError(msg)
-    if not math.isfinite(margin):
-        raise ValueError(msg)
-    return float(margin)
 
 
 def _check_power(p: Any) -> int:
@@ -278,7 +269,7 @@ def hinge_embedding(
     R. Hadsell, S. Chopra, Y. LeCun. Dimensionality reduction by learning an
     invariant mapping. CVPR 2006.
     """
-    margin = _check_margin(margin)
+    margin = check_real("margin", margin, "a finite real number")
     # PyTorch's form, so that the adapter (which allows any target) gets its numbers
     other, same = targets != 1, targets != -1
     zero = xp.zeros_like(pred)
@@ -432,7 +423,7 @@ def multi_margin(
     recognition. ESANN 1999.
     """
     p = _check_power(p)
-    margin = _check_margin(margin)
+    margin = check_real("margin", margin, "a finite real number")
     num_classes = _check_classes("scores", scores)
     wrong = ~is_label(xp, labels, num_classes)
     m = margin - gather_last(xp, scores, labels)[..., None] + scores

@@ -13,35 +13,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .. import _config
 from .._arrays import pass_through
 from .._backend import Array
 from .._define import elementwise_loss
-from .._validation import _is_real, check_values
+from .._validation import check_non_negative, check_real
 
 # Keras's backend.epsilon(), the floor of the percentage and logarithmic errors.
 KERAS_EPSILON = 1e-7
-
-
-def check_positive(name: str, value: Any) -> float:
-    """A finite real number > 0 (a scale such as ``delta``), as a float."""
-    if not (_is_real(value) and 0 < value < math.inf):
-        # the message is built only here: torch.compile traces a float option
-        # symbolically and cannot format it
-        msg = f"`{name}` must be a positive finite number; got {value!r}"
-        raise (ValueError if _is_real(value) else TypeError)(msg)
-    return float(value)
-
-
-def _negative(xp: Any, x: Array) -> Array:
-    return ~(x >= 0)  # written so that NaN is refused too
-
-
-def check_non_negative(xp: Any, name: str, x: Array) -> Array | None:
-    """Counts, rates and log-error targets are >= 0 (a core rule; the adapters skip it)."""
-    if not _config.core_rules():
-        return None
-    return check_values(xp, name, x, _negative, "non-negative")
 
 
 @elementwise_loss()
@@ -114,7 +92,7 @@ def huber(xp: Any, pred: Array, target: Array, *, delta: float = 1.0) -> tuple[A
     P. J. Huber, "Robust Estimation of a Location Parameter", Ann. Math.
     Statist. 35(1), 1964.
     """
-    delta = check_positive("delta", delta)
+    delta = check_real("delta", delta, "a positive finite number", lambda v: 0 < v < math.inf)
     h = pred / 2 - target / 2  # e / 2, never overflowing
     a = xp.abs(h)
     quad = a <= delta / 2
