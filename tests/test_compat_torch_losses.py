@@ -43,6 +43,11 @@ LABELS = np.array([0, 2, 1, 2])
 LABEL_ROWS = np.array([[2, -1, 0], [0, 1, -1], [1, 1, 2], [-1, 0, 1]])
 # Scores with a margin of exactly 0 (margin 1): s_y - s_c = 1 for some wrong c.
 MARGIN_TIES = np.array([[2.0, 1.0, 0.5], [0.0, 1.5, 0.5], [3.0, 3.0, 2.0]])
+COUNTS = np.array([[0.0, 1.0, 3.0], [2.0, 0.0, 7.0], [1.0, 1.0, 0.0], [4.0, 0.5, 1.5]])
+RATES = RNG.uniform(0.1, 4.0, size=(4, 3))
+VAR = RNG.uniform(0.2, 2.0, size=(4, 3))
+PROBS = np.exp(X) / np.exp(X).sum(axis=1, keepdims=True)
+TARGET_PROBS = np.exp(T) / np.exp(T).sum(axis=1, keepdims=True)
 
 
 def case(call, wrt=("input", "target"), **arrays):
@@ -276,6 +281,114 @@ CASES = {
         target=MULTI_HOT,
         weight=np.array([0.5, 2.0, 1.0]),
     ),
+    # ---------------------------------------------------------------- poisson_nll_loss
+    "poisson_nll_loss": case(
+        lambda m, input, target: m.F.poisson_nll_loss(input, target), input=X, target=COUNTS
+    ),
+    "poisson_nll_loss-rates-full-none": case(
+        # PyTorch's d/d target is NaN at a count of 0 with full=True: input only.
+        lambda m, input, target: m.F.poisson_nll_loss(
+            input, target, log_input=False, full=True, reduction="none"
+        ),
+        ["input"],
+        input=RATES,
+        target=COUNTS,
+    ),
+    "poisson_nll_loss-positional": case(
+        # (input, target, log_input, full, size_average, eps, reduce, reduction)
+        lambda m, input, target: m.F.poisson_nll_loss(
+            input, target, False, False, None, 0.5, None, "sum"
+        ),
+        input=RATES,
+        target=COUNTS,
+    ),
+    "poisson_nll_loss-empty-mean-is-nan": case(
+        lambda m, input, target: m.F.poisson_nll_loss(input, target),
+        input=np.zeros((0, 2)),
+        target=np.zeros((0, 2)),
+    ),
+    "PoissonNLLLoss": case(
+        lambda m, log_input, target: m.nn.PoissonNLLLoss(full=True)(log_input, target),
+        ["log_input"],
+        log_input=X,
+        target=COUNTS,
+    ),
+    # ---------------------------------------------------------------- gaussian_nll_loss
+    "gaussian_nll_loss": case(
+        lambda m, input, target, var: m.F.gaussian_nll_loss(input, target, var),
+        ("input", "target", "var"),
+        input=X,
+        target=T,
+        var=VAR,
+    ),
+    "gaussian_nll_loss-var-below-eps": case(
+        # PyTorch clamps var to eps outside autograd: d/d var is the formula's at eps.
+        lambda m, input, target, var: m.F.gaussian_nll_loss(
+            input, target, var, eps=1e-3, reduction="none"
+        ),
+        ("input", "target", "var"),
+        input=X[0],
+        target=T[0],
+        var=np.array([0.0, 1e-5, 0.5]),
+    ),
+    "gaussian_nll_loss-var-one-axis-fewer": case(
+        lambda m, input, target, var: m.F.gaussian_nll_loss(
+            input, target, var, full=True, reduction="sum"
+        ),
+        ("input", "target", "var"),
+        input=X,
+        target=T,
+        var=VAR[:, 0].copy(),
+    ),
+    "gaussian_nll_loss-var-size-1-axis": case(
+        lambda m, input, target, var: m.F.gaussian_nll_loss(input, target, var),
+        ("input", "target", "var"),
+        input=X,
+        target=T,
+        var=VAR[:1].copy(),
+    ),
+    "gaussian_nll_loss-var-number": case(
+        lambda m, input, target: m.F.gaussian_nll_loss(input, target, 0.7, reduction="none"),
+        input=X,
+        target=T,
+    ),
+    "GaussianNLLLoss": case(
+        lambda m, input, target, var: m.nn.GaussianNLLLoss(full=True)(input, target, var),
+        ("input", "target", "var"),
+        input=X,
+        target=T,
+        var=VAR,
+    ),
+    # ---------------------------------------------------------------- kl_div, KLDivLoss
+    "kl_div-batchmean": case(
+        lambda m, input, target: m.F.kl_div(input, target, reduction="batchmean"),
+        input=np.log(PROBS),
+        target=TARGET_PROBS,
+    ),
+    "kl_div-none-zero-targets": case(
+        # A target of 0 adds 0; PyTorch's d/d target there is NaN: input only.
+        lambda m, input, target: m.F.kl_div(input, target, reduction="none"),
+        ["input"],
+        input=np.log(PROBS),
+        target=np.eye(3)[LABELS],
+    ),
+    "kl_div-log-target-sum": case(
+        lambda m, input, target: m.F.kl_div(input, target, reduction="sum", log_target=True),
+        input=np.log(PROBS),
+        target=np.log(TARGET_PROBS),
+    ),
+    "kl_div-0d-batchmean-is-the-sum": case(
+        lambda m, input, target: m.F.kl_div(input, target, reduction="batchmean"),
+        input=np.array(-0.5),
+        target=np.array(0.3),
+    ),
+    "KLDivLoss": case(
+        lambda m, input, target: m.nn.KLDivLoss(reduction="batchmean", log_target=True)(
+            input, target
+        ),
+        input=np.log(PROBS),
+        target=np.log(TARGET_PROBS),
+    ),
 }
 
 
@@ -429,6 +542,62 @@ def test_bad_options():
     for module in (lknn, torch.nn):
         with pytest.raises(TypeError, match=r"^delta must be a float or int, got: <class 'str'>$"):
             module.HuberLoss(delta="1")
+
+
+def test_kl_div_mean_warns_as_torch():
+    x, t = torch.tensor(np.log(PROBS)), torch.tensor(TARGET_PROBS)
+    with pytest.warns(UserWarning, match="'batchmean' divides only by the batch size") as record:
+        ours = lkF.kl_div(x, t)
+    assert record[0].filename == __file__
+    with pytest.warns(UserWarning) as record_ref:
+        theirs = torch.nn.functional.kl_div(x, t)
+    assert str(record[0].message) == str(record_ref[0].message)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), **TOL)
+    # The legacy flags warn instead of the mean (size_average=False is "sum").
+    with pytest.warns(UserWarning, match="please use reduction='sum' instead"):
+        ours = lkF.kl_div(x, t, False, None, "none")
+    np.testing.assert_allclose(
+        ours.numpy(), float(torch.nn.functional.kl_div(x, t, None, None, "sum")), **TOL
+    )
+
+
+def test_likelihoods_where_torchs_number_is_not_the_losss():
+    F = torch.nn.functional
+    # 0 log 0: a count of 0 under a rate of 0 (eps = 0) or a log-rate of -inf
+    # costs 0; PyTorch forms 0 * -inf = NaN.
+    zero = torch.zeros(1, dtype=torch.float64)
+    assert torch.isnan(F.poisson_nll_loss(zero, zero, log_input=False, eps=0.0))
+    assert float(lkF.poisson_nll_loss(zero, zero, log_input=False, eps=0.0)) == 0.0
+    assert float(lkF.poisson_nll_loss(zero - math.inf, zero)) == 0.0
+    # With full=True PyTorch's d/d target at a count of 0 is NaN (it masks the
+    # Stirling term after forming 0 log 0); the adapter's is the exact -x there,
+    # and -x + log t + 1 / (2t) for t > 1 (d/dt of -t x + t log t - t + log(2 pi t) / 2).
+    x = torch.tensor([0.5, 0.5], dtype=torch.float64)
+    t = torch.tensor([0.0, 3.0], dtype=torch.float64, requires_grad=True)
+    F.poisson_nll_loss(x, t, full=True, reduction="sum").backward()
+    assert math.isnan(t.grad[0])
+    t.grad = None
+    lkF.poisson_nll_loss(x, t, full=True, reduction="sum").backward()
+    np.testing.assert_allclose(t.grad.numpy(), [-0.5, -0.5 + math.log(3.0) + 1 / 6], **TOL)
+    # kl_div's d/d target at a target of 0: PyTorch's NaN, the core's -input.
+    x = torch.tensor(np.log(PROBS[:1]))
+    t = torch.tensor([[0.0, 0.4, 0.6]], dtype=torch.float64, requires_grad=True)
+    lkF.kl_div(x, t, reduction="sum").backward()
+    assert float(t.grad[0, 0]) == pytest.approx(-float(x[0, 0]))
+
+
+def test_likelihood_bad_arguments():
+    x = torch.tensor(X)
+    with pytest.raises(ValueError, match=r"^bogus is not valid$"):  # torch's words here
+        lkF.gaussian_nll_loss(x, x, x, reduction="bogus")
+    with pytest.raises(ValueError, match=r"^`var` must be non-negative; got -1.0 at position"):
+        lkF.gaussian_nll_loss(x, x, torch.tensor([-1.0, 1.0, 1.0]).expand(4, 3))
+    with pytest.raises(ValueError, match=r"^`var` must have the shape of `pred` \(4, 3\)"):
+        lkF.gaussian_nll_loss(x, x, torch.tensor(VAR[:2]))
+    with pytest.raises(ValueError, match=r"^`target` must have the shape of `input`"):
+        lkF.kl_div(x, x[0], reduction="sum")
+    with pytest.raises(TypeError, match=r"^`log_input` must be a bool; got 1$"):
+        lkF.poisson_nll_loss(x, x, log_input=1)
 
 
 def test_margin_losses_where_torchs_number_is_not_the_losss():

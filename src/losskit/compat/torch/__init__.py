@@ -71,6 +71,8 @@ import numpy as np
 from ... import activations, losses
 from ..._backend import Array, cast, namespace, quiet_numpy, shape_of
 from ..._validation import check_floating, check_fraction, check_unit_interval
+from ...losses.likelihood import check_var, gaussian_nll, negative_log_likelihood, poisson_nll
+from ...losses.likelihood import kl_divergence as kl_divergence_core
 from ...losses.margin import hinge_embedding as hinge_embedding_core
 from ...losses.margin import multi_margin as multi_margin_core
 from ...losses.margin import multilabel_margin as multilabel_margin_core
@@ -93,8 +95,10 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
+    "gaussian_nll_loss",
     "hinge_embedding_loss",
     "huber_loss",
+    "kl_div",
     "l1_loss",
     "log_softmax",
     "logsumexp",
@@ -104,6 +108,7 @@ __all__ = [
     "multilabel_soft_margin_loss",
     "nll_loss",
     "nn",
+    "poisson_nll_loss",
     "smooth_l1_loss",
     "soft_margin_loss",
     "softmax",
@@ -435,22 +440,22 @@ def nll_loss(
     check_floating(xp, "input", x)
     axis = _class_axis(x)
     ignore_index = _ignore_index(ignore_index)
-    t, bad = _class_ids(xp, t, x, axis, ignore_index, soft_too=False)
+    t = _class_ids(xp, t, x, axis, ignore_index, soft_too=False)[0]  # the core makes bad ids NaN
     w = _class_weight(xp, weight, w, x, axis)
-    counted = t != ignore_index
-    wy = _label_weight(xp, t, w, counted, x.dtype)
-    # input[n, y_n] as a masked sum over the class axis (portable, differentiable).
-    onehot = _onehot(xp, xp.where(counted, t, xp.zeros_like(t)), x, axis)
-    if bad is not None:
-        # Where an id could not be read and is out of range, its row is taken
-        # whole: the loss is NaN (below), and so is each input's gradient.
-        onehot = onehot | xp.expand_dims(bad, axis=axis)
-    picked = xp.sum(xp.where(onehot, x, xp.zeros_like(x)), axis=axis)
-    loss = poisoned(xp, -wy * picked, bad)
-    if red != "mean":
-        return loss if red == "none" else xp.sum(loss)
-    # torch: sum / total weight, NaN (0/0) when nothing is counted.
-    return _mean_or_nan(xp, xp.sum(loss), xp.sum(wy))
+    loss = negative_log_likelihood(
+        x,
+        t,
+        axis=axis,
+        class_weight=w,
+        ignore_index=ignore_index,
+        reduction="sum" if red == "mean" else red,
+    )
+    if red == "mean":
+        # torch: sum / total weight of the counted targets, NaN (0/0) when that is 0.
+        loss = _mean_or_nan(
+            xp, loss, xp.sum(_label_weight(xp, t, w, t != ignore_index, loss.dtype))
+        )
+    return half_back(xp, loss, x.dtype)
 
 
 # --------------------------------------------------------------------------- binary
@@ -693,6 +698,139 @@ def smooth_l1_loss(
         return huber_core(x, t, delta=beta, **kwargs) / beta
 
     return _regression(scaled_huber, input, target, red, None)
+
+
+# --------------------------------------------------------------------------- likelihoods
+
+
+@framework_semantics
+def poisson_nll_loss(
+    input: Any,
+    target: Any,
+    log_input: bool = True,
+    full: bool = False,
+    size_average: bool | None = None,
+    eps: float = 1e-8,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Array:
+    """``torch.nn.functional.poisson_nll_loss``: ``exp(input) - target * input`` (``log_input``).
+
+    Without ``log_input``, ``input - target * log(input + eps)``; ``full`` adds
+    the Stirling term ``t log t - t + log(2 pi t) / 2`` for ``t > 1``.  Note
+    PyTorch's default ``log_input=True`` (the core's is False).  A term
+    ``t log(.)`` with ``t = 0`` is 0 also where the log is ``-inf``, where
+    PyTorch forms ``0 * inf = NaN``.
+
+    >>> import numpy as np
+    >>> from losskit.compat import torch as F
+    >>> F.poisson_nll_loss(np.log([2.0, 1.0]), np.array([2.0, 0.0]), reduction="none").round(6)
+    array([0.613706, 1.      ])
+    """
+    red = _reduction(size_average, reduce, reduction)
+    xp, x, t = namespace(input, target, names=("target",))
+    _same_shape(t, x)
+    dtype, x, t = _promoted(xp, x, t)
+    loss = poisson_nll(x, t, log_input=log_input, full=full, eps=eps, reduction="none")
+    return half_back(xp, _reduce_by_count(xp, loss, red), dtype)
+
+
+def _floor_value(xp: Any, v: Array, floor: Array) -> Array:
+    return xp.where(v < floor, floor, v)
+
+
+def _floor_partials(xp: Any, v: Array, floor: Array) -> tuple[Array, Array]:
+    return xp.ones_like(v), xp.zeros_like(floor)  # the clamp is not seen by autograd
+
+
+@framework_semantics
+def gaussian_nll_loss(
+    input: Any,
+    target: Any,
+    var: Any,
+    full: bool = False,
+    eps: float = 1e-6,
+    reduction: str = "mean",
+) -> Array:
+    """``torch.nn.functional.gaussian_nll_loss``: ``(log(var) + (input - target)**2 / var) / 2``.
+
+    ``var`` has the input's shape, that shape with one axis of size 1, the
+    shape without its last axis, or is a Python number (PyTorch 2.13's rules);
+    it must be non-negative and is raised to ``eps`` where below it, as
+    PyTorch does outside autograd: the derivative in ``var`` there is the
+    formula's at ``eps``, not 0.  ``full`` adds ``log(2 pi) / 2``.
+
+    >>> import numpy as np
+    >>> from losskit.compat import torch as F
+    >>> mean, target, var = np.array([1.0, 3.0]), np.array([0.0, 1.0]), np.array([1.0, 4.0])
+    >>> F.gaussian_nll_loss(mean, target, var, reduction="none").round(6)
+    array([0.5     , 1.193147])
+    """
+    if reduction not in ("none", "mean", "sum"):
+        msg = f"{reduction} is not valid"  # torch's words for this loss
+        raise ValueError(msg)
+    xp, x, t = namespace(input, target, names=("target",))
+    dtype, x, t = _promoted(xp, x, t)
+    if not isinstance(var, numbers.Real):
+        v = namespace(x, var, names=("var",))[2]
+        if _is_float(xp, v):
+            # torch: negative variances are refused first (traced ones enter as NaN), then
+            # var.clamp_(min=eps) under no_grad: the derivative passes as if unclamped.
+            v = poisoned(xp, v, check_var(xp, "var", v))
+            var = with_partials(xp, _floor_value, _floor_partials, v, xp.full_like(v, eps))
+    loss = gaussian_nll(x, t, var, full=full, eps=eps, reduction="none")
+    return half_back(xp, _reduce_by_count(xp, loss, reduction), dtype)
+
+
+_KL_MEAN_WARNING = (
+    "reduction: 'mean' divides the total loss by both the batch size and the support size."
+    "'batchmean' divides only by the batch size, and aligns with the KL div math definition."
+    "'mean' will be changed to behave the same as 'batchmean' in the next major release."
+)
+
+
+@framework_semantics
+def kl_div(
+    input: Any,
+    target: Any,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+    log_target: bool = False,
+) -> Array:
+    """``torch.nn.functional.kl_div``: ``target * (log(target) - input)`` elementwise, reduced.
+
+    ``input`` holds log-probabilities; ``target`` probabilities (or
+    log-probabilities with ``log_target``: ``exp(target) * (target -
+    input)``).  ``"none"`` keeps every element, ``"sum"`` adds them,
+    ``"batchmean"`` divides the sum by the size of dim 0 (the KL divergence
+    per example), ``"mean"`` by the number of elements, with PyTorch's
+    warning.  A target of 0 contributes 0 (``xlogy``); its derivative there is
+    ``-input``, where PyTorch's is NaN.
+
+    >>> import numpy as np
+    >>> from losskit.compat import torch as F
+    >>> t, q = np.array([[0.5, 0.5, 0.0]]), np.array([[0.25, 0.5, 0.25]])
+    >>> round(float(F.kl_div(np.log(q), t, reduction="batchmean")), 6)  # log(2) / 2
+    0.346574
+    """
+    if size_average is not None or reduce is not None:
+        red = legacy_reduction(size_average, reduce, stacklevel=3)
+    elif reduction == "batchmean":
+        red = reduction
+    else:
+        if reduction == "mean":
+            warnings.warn(_KL_MEAN_WARNING, UserWarning, stacklevel=3)
+        red = _reduction(None, None, reduction)
+    xp, x, t = namespace(input, target, names=("target",))
+    _same_shape(t, x)
+    dtype, x, t = _promoted(xp, x, t)
+    # Each element as a distribution over one class: the core's terms, unsummed.
+    terms = kl_divergence_core(x[..., None], t[..., None], log_target=log_target, reduction="none")
+    if red != "batchmean":
+        return half_back(xp, _reduce_by_count(xp, terms, red), dtype)
+    total = xp.sum(terms)
+    return half_back(xp, total / x.shape[0] if x.ndim else total, dtype)
 
 
 # --------------------------------------------------------------------------- margins

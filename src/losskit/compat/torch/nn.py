@@ -51,8 +51,10 @@ __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
+    "GaussianNLLLoss",
     "HingeEmbeddingLoss",
     "HuberLoss",
+    "KLDivLoss",
     "L1Loss",
     "MSELoss",
     "MultiLabelMarginLoss",
@@ -60,6 +62,7 @@ __all__ = [
     "MultiMarginLoss",
     "NLLLoss",
     "NLLLoss2d",
+    "PoissonNLLLoss",
     "SmoothL1Loss",
     "SoftMarginLoss",
     "functional",
@@ -211,6 +214,83 @@ class SmoothL1Loss(_Loss):
     ) -> None:
         super().__init__(size_average, reduce, reduction)
         self.beta = beta
+
+
+class PoissonNLLLoss(_Loss):
+    """``torch.nn.PoissonNLLLoss``: :func:`losskit.compat.torch.poisson_nll_loss` as a module.
+
+    >>> import numpy as np
+    >>> from losskit.compat.torch import nn
+    >>> loss = nn.PoissonNLLLoss(log_input=False, eps=0.0, reduction="none")
+    >>> loss(np.array([2.0, 1.0]), np.array([2.0, 0.0])).round(6)
+    array([0.613706, 1.      ])
+    """
+
+    _function = staticmethod(functional.poisson_nll_loss)
+    _options = ("log_input", "full", "eps")
+
+    def __init__(
+        self,
+        log_input: bool = True,
+        full: bool = False,
+        size_average: bool | None = None,
+        eps: float = 1e-8,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__(size_average, reduce, reduction)
+        self.log_input = log_input
+        self.full = full
+        self.eps = eps
+
+    def forward(self, log_input: Any, target: Any) -> Array:
+        return self._loss(log_input, target)
+
+
+class GaussianNLLLoss(_Loss):
+    """``torch.nn.GaussianNLLLoss``: :func:`losskit.compat.torch.gaussian_nll_loss` as a module.
+
+    >>> import numpy as np
+    >>> from losskit.compat.torch import nn
+    >>> loss = nn.GaussianNLLLoss(reduction="none")
+    >>> loss(np.array([1.0, 3.0]), np.array([0.0, 1.0]), np.array([1.0, 4.0])).round(6)
+    array([0.5     , 1.193147])
+    """
+
+    _function = staticmethod(functional.gaussian_nll_loss)
+    _options = ("full", "eps")
+
+    def __init__(self, *, full: bool = False, eps: float = 1e-6, reduction: str = "mean") -> None:
+        super().__init__(None, None, reduction)
+        self.full = full
+        self.eps = eps
+
+    def forward(self, input: Any, target: Any, var: Any) -> Array:  # type: ignore[override]
+        return self._loss(input, target, var)
+
+
+class KLDivLoss(_Loss):
+    """``torch.nn.KLDivLoss``: :func:`losskit.compat.torch.kl_div` as a module.
+
+    >>> import numpy as np
+    >>> from losskit.compat.torch import nn
+    >>> t, q = np.array([[0.5, 0.5, 0.0]]), np.array([[0.25, 0.5, 0.25]])
+    >>> round(float(nn.KLDivLoss(reduction="batchmean")(np.log(q), t)), 6)
+    0.346574
+    """
+
+    _function = staticmethod(functional.kl_div)
+    _options = ("log_target",)
+
+    def __init__(
+        self,
+        size_average: bool | None = None,
+        reduce: bool | None = None,
+        reduction: str = "mean",
+        log_target: bool = False,
+    ) -> None:
+        super().__init__(size_average, reduce, reduction)
+        self.log_target = log_target
 
 
 class SoftMarginLoss(_Loss):
