@@ -49,6 +49,9 @@ T = _softmax_rows(RNG.normal(size=(4, 3)))
 T01 = RNG.random((4, 3))
 Y = np.array([0, 2, 1, 2])
 W3 = np.array([0.5, -1.0, 2.0])  # PyTorch takes a negative class weight
+SIGNS = np.where(T01 < 0.5, -1.0, 1.0)
+COUNTS = np.round(T01 * 4)
+LABEL_ROWS = np.array([[2, -1, 0], [0, 1, -1], [1, 1, 2], [-1, 0, 1]])
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,49 @@ CASES = [
         (X, T01 * 1.2 - 0.1, RNG.random((4, 3)), RNG.random((4, 1)) * 3),
     ),
     Case("F.mse_loss", lambda x, t: lkF.mse_loss(x, t, reduction="none"), (X, T)),
+    Case(
+        "F.huber_loss",
+        lambda x, t, w: lkF.huber_loss(x, t, reduction="none", delta=0.7, weight=w),
+        (X, T, T01),
+    ),
+    Case("F.smooth_l1_loss", lambda x, t: lkF.smooth_l1_loss(x, t, reduction="none"), (X, T)),
+    Case(
+        "F.soft_margin_loss", lambda x, t: lkF.soft_margin_loss(x, t, reduction="none"), (X, SIGNS)
+    ),
+    Case(
+        "F.hinge_embedding_loss",
+        lambda x, t: lkF.hinge_embedding_loss(x, t, 0.5, reduction="none"),
+        (X, SIGNS.astype(np.int64)),  # not differentiable in the target
+    ),
+    Case(
+        "F.multi_margin_loss",
+        lambda x, y, w: lkF.multi_margin_loss(x, y, weight=w, reduction="none"),
+        (X, Y, W3),
+        ((1, (2,), 3, (2,)),),
+    ),
+    Case(
+        "F.multilabel_margin_loss",
+        lambda x, y: lkF.multilabel_margin_loss(x, y, reduction="none"),
+        (X, LABEL_ROWS),
+        ((1, (1, 0), 5, (1,)),),
+    ),
+    Case(
+        "F.multilabel_soft_margin_loss",
+        lambda x, t, w: lkF.multilabel_soft_margin_loss(x, t, w, reduction="none"),
+        (X, T01, W3),
+    ),
+    Case(
+        "F.poisson_nll_loss",
+        lambda x, t: lkF.poisson_nll_loss(x, t, full=True, reduction="none"),
+        (X, COUNTS),
+    ),
+    Case(
+        "F.gaussian_nll_loss",
+        lambda x, t, v: lkF.gaussian_nll_loss(x, t, v, reduction="none"),
+        (X, T, T01 + 0.1),
+        ((2, (1, 1), -1.0, (1, 1)),),
+    ),
+    Case("F.kl_div", lambda x, t: lkF.kl_div(x, t, reduction="none"), (np.log(P), T)),
     Case("F.softmax", lambda x: lkF.softmax(x, 1), (X,)),
     Case("F.log_softmax", lambda x: lkF.log_softmax(x, 0, dtype="float32"), (X,)),
     Case("F.logsumexp", lambda x: lkF.logsumexp(x, (0, 1), keepdim=True), (X,)),
@@ -114,6 +160,43 @@ CASES = [
         lambda p, y: ctf.keras.losses.sparse_categorical_crossentropy(y, p),
         (P, Y),
         ((0, (0, 2), 1.5, (0,)), (1, (3,), 3, (3,))),
+    ),
+    Case("keras.huber", lambda p, t: ctf.keras.losses.huber(t, p, 0.5), (X, T)),
+    Case("keras.log_cosh", lambda p, t: ctf.keras.losses.log_cosh(t, p), (X, T)),
+    Case("keras.MAPE", lambda p, t: ctf.keras.losses.MAPE(t, p), (X, T)),
+    Case("keras.MSLE", lambda p, t: ctf.keras.losses.MSLE(t, p), (P, T)),
+    Case("keras.poisson", lambda p, t: ctf.keras.losses.poisson(t, p), (P, COUNTS)),
+    Case("keras.kl_divergence", lambda p, t: ctf.keras.losses.kld(t, p), (P, T)),
+    Case(
+        "keras.binary_focal_crossentropy",
+        lambda p, t: ctf.keras.losses.binary_focal_crossentropy(t, p, True, label_smoothing=0.1),
+        (P, T01),
+        ((0, (3, 2), 1.5, (3,)),),
+    ),
+    Case(
+        "keras.binary_focal_crossentropy-logits",
+        lambda x, t: ctf.keras.losses.binary_focal_crossentropy(t, x, from_logits=True),
+        (X, T01),
+    ),
+    Case(
+        "keras.categorical_focal_crossentropy",
+        lambda p, t: ctf.keras.losses.categorical_focal_crossentropy(t, p, gamma=1.5),
+        (P, T),
+        ((0, (1, 1), -0.5, (1,)),),
+    ),
+    Case(
+        "keras.categorical_generalized_cross_entropy",
+        lambda p, y: ctf.keras.losses.categorical_generalized_cross_entropy(y, p, 0.7),
+        (P, Y),
+        ((1, (2,), 3, (2,)),),
+    ),
+    Case("keras.hinge", lambda p, t: ctf.keras.losses.hinge(t, p), (X, SIGNS)),
+    Case("keras.squared_hinge", lambda p, t: ctf.keras.losses.squared_hinge(t, p), (X, SIGNS)),
+    Case("keras.categorical_hinge", lambda p, t: ctf.keras.losses.categorical_hinge(t, p), (X, T)),
+    Case(
+        "keras.Huber",
+        lambda p, t, sw: ctf.keras.losses.Huber(reduction=None, dtype="float64")(t, p, sw),
+        (X, T, RNG.random(4)),
     ),
     Case(
         "keras.CategoricalCrossentropy",
