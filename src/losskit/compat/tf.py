@@ -7,10 +7,20 @@
   ``weighted_cross_entropy_with_logits``;
 - ``tf.keras.losses``: the functions ``categorical_crossentropy``,
   ``sparse_categorical_crossentropy``, ``binary_crossentropy``,
-  ``mean_squared_error``, ``mean_absolute_error`` (aliases ``MSE``, ``MAE``,
-  ``mse``, ``mae``) and the classes ``CategoricalCrossentropy``,
-  ``SparseCategoricalCrossentropy``, ``BinaryCrossentropy``, ``MeanSquaredError``,
-  ``MeanAbsoluteError``.
+  ``binary_focal_crossentropy``, ``categorical_focal_crossentropy``,
+  ``categorical_generalized_cross_entropy``, ``mean_squared_error``,
+  ``mean_absolute_error``, ``mean_absolute_percentage_error``,
+  ``mean_squared_logarithmic_error``, ``huber``, ``log_cosh``, ``poisson``,
+  ``kl_divergence``, ``hinge``, ``squared_hinge``, ``categorical_hinge``
+  (tf.keras's aliases ``MSE``, ``MAE``, ``MAPE``, ``MSLE``, ``KLD``, ``mse``,
+  ``mae``, ``mape``, ``msle``, ``kld``, ``kullback_leibler_divergence``,
+  ``logcosh``) and the classes ``CategoricalCrossentropy``,
+  ``SparseCategoricalCrossentropy``, ``BinaryCrossentropy``,
+  ``BinaryFocalCrossentropy``, ``CategoricalFocalCrossentropy``,
+  ``CategoricalGeneralizedCrossEntropy``, ``MeanSquaredError``,
+  ``MeanAbsoluteError``, ``MeanAbsolutePercentageError``,
+  ``MeanSquaredLogarithmicError``, ``Huber``, ``LogCosh``, ``Poisson``,
+  ``KLDivergence``, ``Hinge``, ``SquaredHinge``, ``CategoricalHinge``.
 
 The numbers are those TensorFlow 2.21 with Keras 3 (TensorFlow backend) gives,
 edge cases included; each step where Keras departs from the core's semantics is
@@ -49,7 +59,13 @@ is exact in float32 where TensorFlow's formula cancels (about one ulp of
 ``|logits|``); half-precision tf.nn losses are accumulated in float32; in
 float16, ``binary_crossentropy`` of ``p = 1`` with ``y_true = 1`` is 0, where
 Keras's clip bound ``1 - 1e-7`` rounds to 1 and it forms ``0 * log(0) = NaN``
-for a valid, right prediction.
+for a valid, right prediction; ``log_cosh`` is exact for small errors and in
+float64 (Keras subtracts ``log 2`` rounded to float32), the focal losses'
+``1 - p_t`` of a confident logit keeps its digits, and ``delta``, ``alpha``,
+``gamma`` and ``q`` outside their ranges, labels out of range and label
+arrays of another shape (which Keras turns into a meaningless number) raise.
+The hinges' slope at the kink is Keras's (``tf.maximum`` passes a tie's
+whole gradient), as are the gradients at the clip bounds.
 TensorFlow tensors themselves are not taken.
 
 Examples

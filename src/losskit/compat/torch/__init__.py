@@ -2,15 +2,22 @@
 
 ``from losskit.compat import torch as F`` gives ``cross_entropy``, ``nll_loss``,
 ``binary_cross_entropy``, ``binary_cross_entropy_with_logits``, ``mse_loss``,
-``l1_loss``, ``softmax``, ``log_softmax`` and ``logsumexp`` with PyTorch 2's
-signatures (the deprecated ``size_average`` and ``reduce`` included, in their
-places) and numbers, edge cases included: the class axis is 1 (0 for an
+``l1_loss``, ``huber_loss``, ``smooth_l1_loss``, ``poisson_nll_loss``,
+``gaussian_nll_loss``, ``kl_div``, ``soft_margin_loss``,
+``multilabel_soft_margin_loss``, ``hinge_embedding_loss``,
+``multi_margin_loss``, ``multilabel_margin_loss``, ``softmax``,
+``log_softmax`` and ``logsumexp`` with PyTorch 2.13's signatures (the
+deprecated ``size_average`` and ``reduce`` included, in their places) and numbers, edge cases included: the class axis is 1 (0 for an
 unbatched ``(C,)`` input), ``mean`` over an all-ignored batch (or an empty
 one) is NaN, binary cross-entropy clamps each log at -100, the loss has
 PyTorch's dtype (half precision in, half precision out; input and target
 promote), negative weights and targets outside [0, 1] where PyTorch takes them
-(soft cross-entropy, ``binary_cross_entropy_with_logits``).  Each step where
-PyTorch departs from the core's semantics is done here and marked ``# torch:``.
+(soft cross-entropy, ``binary_cross_entropy_with_logits``), ``mean`` by the
+number of elements or examples where PyTorch divides so (``huber_loss`` with
+``weight``, ``multi_margin_loss``), the slope of each hinge at its kink
+(PyTorch's ``clamp_min`` passes the whole gradient, its margin kernels none;
+the core splits it).  Each step where PyTorch departs from the core's
+semantics is done here and marked ``# torch:``.
 
 Autograd through torch tensors and JAX arrays gives PyTorch's derivatives with
 respect to every floating argument, to second order: the input, the target
@@ -42,7 +49,15 @@ losses ("not differentiable with respect to argument 'weight'"), is the exact
 one; when the counted targets' class weights sum to 0 the NaN mean comes with
 a zero gradient (PyTorch's gradient is NaN too); a half-precision loss that
 goes through the core is accumulated in float32 and rounded once (PyTorch
-rounds some steps in between, a few ulps apart).
+rounds some steps in between, a few ulps apart); the margin and likelihood
+losses take a target of the input's shape only (PyTorch broadcasts it
+silently); ``0 * log 0`` is 0 where PyTorch forms NaN (``poisson_nll_loss`` of
+a count of 0 under a rate of 0; the derivatives of ``kl_div`` and of
+``poisson_nll_loss(full=True)`` in a target of 0); ``soft_margin_loss`` stays
+finite where PyTorch's overflows, and its derivative in the target, which
+PyTorch refuses, is the exact one; an empty ``multi_margin_loss`` mean is NaN
+(PyTorch returns uninitialised memory); at an exact tie
+``multilabel_margin_loss``'s slope is the core's 1/2 (PyTorch's 0).
 
 Examples
 --------
