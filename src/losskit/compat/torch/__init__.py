@@ -7,11 +7,12 @@
 ``multilabel_soft_margin_loss``, ``hinge_embedding_loss``,
 ``multi_margin_loss``, ``multilabel_margin_loss``, ``softmax``,
 ``log_softmax`` and ``logsumexp`` with PyTorch 2.13's signatures (the
-deprecated ``size_average`` and ``reduce`` included, in their places) and numbers, edge cases included: the class axis is 1 (0 for an
-unbatched ``(C,)`` input), ``mean`` over an all-ignored batch (or an empty
-one) is NaN, binary cross-entropy clamps each log at -100, the loss has
-PyTorch's dtype (half precision in, half precision out; input and target
-promote), negative weights and targets outside [0, 1] where PyTorch takes them
+deprecated ``size_average`` and ``reduce`` included, in their places) and
+numbers, edge cases included: the class axis is 1 (0 for an unbatched
+``(C,)`` input), ``mean`` over an all-ignored batch (or an empty one) is
+NaN, binary cross-entropy clamps each log at -100, the loss has PyTorch's
+dtype (half precision in, half precision out; input and target promote),
+negative weights and targets outside [0, 1] where PyTorch takes them
 (soft cross-entropy, ``binary_cross_entropy_with_logits``), ``mean`` by the
 number of elements or examples where PyTorch divides so (``huber_loss`` with
 ``weight``, ``multi_margin_loss``), the slope of each hinge at its kink
