@@ -309,6 +309,14 @@ def _onehot(xp: Any, t: Array, x: Array, axis: int) -> Array:
     return xp.expand_dims(t, axis=axis) == classes
 
 
+def _paired(input: Any, target: Any) -> tuple[Any, Any, Array, Array]:
+    """``(xp, dtype, input, target)``: a target of the input's shape, both in the promoted dtype."""
+    xp, x, t = namespace(input, target, names=("target",))
+    _same_shape(t, x)
+    dtype, x, t = _promoted(xp, x, t)
+    return xp, dtype, x, t
+
+
 def _same_shape(t: Array, x: Array) -> None:
     """The margin losses take a target of the input's shape (PyTorch would broadcast it)."""
     if shape_of(t) != shape_of(x):
@@ -744,9 +752,7 @@ def poisson_nll_loss(
     array([0.613706, 1.      ])
     """
     red = _reduction(size_average, reduce, reduction)
-    xp, x, t = namespace(input, target, names=("target",))
-    _same_shape(t, x)
-    dtype, x, t = _promoted(xp, x, t)
+    xp, dtype, x, t = _paired(input, target)
     loss = poisson_nll(x, t, log_input=log_input, full=full, eps=eps, reduction="none")
     return half_back(xp, _reduce_by_count(xp, loss, red), dtype)
 
@@ -838,9 +844,7 @@ def kl_div(
         if reduction == "mean":
             warnings.warn(_KL_MEAN_WARNING, UserWarning, stacklevel=3)
         red = _reduction(None, None, reduction)
-    xp, x, t = namespace(input, target, names=("target",))
-    _same_shape(t, x)
-    dtype, x, t = _promoted(xp, x, t)
+    xp, dtype, x, t = _paired(input, target)
     # Each element as a distribution over one class: the core's terms, unsummed.
     terms = kl_divergence_core(x[..., None], t[..., None], log_target=log_target, reduction="none")
     if red != "batchmean":
@@ -873,9 +877,7 @@ def soft_margin_loss(
     array([0.6931, 2.1269])
     """
     red = _reduction(size_average, reduce, reduction)
-    xp, x, t = namespace(input, target, names=("target",))
-    _same_shape(t, x)
-    dtype, x, t = _promoted(xp, x, t)
+    xp, dtype, x, t = _paired(input, target)
     loss = soft_margin_core(x, t, reduction="none")
     return half_back(xp, _reduce_by_count(xp, loss, red), dtype)
 
@@ -902,9 +904,7 @@ def hinge_embedding_loss(
     array([0.3, 0.7, 0. ])
     """
     red = _reduction(size_average, reduce, reduction)
-    xp, x, t = namespace(input, target, names=("target",))
-    _same_shape(t, x)
-    dtype, x, t = _promoted(xp, x, t)
+    xp, dtype, x, t = _paired(input, target)
     loss = hinge_embedding_core(x, t, margin=margin, reduction="none")
     # torch: clamp_min(margin - x, 0) passes the whole gradient at margin = x (the core half).
     loss = loss + tie_slope(xp, xp.where(t != 1, margin - x, xp.ones_like(x)), 1.0)
