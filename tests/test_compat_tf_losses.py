@@ -380,14 +380,11 @@ def test_torch_tensors(references, name):
 # jnp.abs's derivative at 0 is 1 (JAX's convention), TensorFlow's 0; the core's
 # mean_absolute_percentage_error differentiates jnp.abs under jax.grad.  A core
 # matter (losses/regression.py).
-JAX_ABS_AT_ZERO = pytest.mark.xfail(
-    strict=True, reason="core MAPE under jax.grad: d|e|/de at 0 is 1, not 0"
-)
 
 
 @pytest.mark.parametrize(
     "name",
-    [pytest.param(n, marks=JAX_ABS_AT_ZERO) if n == "mape-at-the-target" else n for n in CASES],
+    list(CASES),
 )
 def test_jax_arrays(references, name):
     jax = pytest.importorskip("jax")

@@ -443,17 +443,11 @@ def test_numpy_arrays(references, name):
 # jnp.abs's derivative at 0 is 1 (JAX's convention); PyTorch's and TensorFlow's
 # is 0, and so is the core's analytic one, but under jax.grad the core's
 # mean_absolute_error differentiates jnp.abs.  A core matter (losses/regression.py).
-JAX_ABS_AT_ZERO = pytest.mark.xfail(
-    strict=True, reason="core mean_absolute_error under jax.grad: d|e|/de at 0 is 1, not 0"
-)
 
 
 @pytest.mark.parametrize(
     "name",
-    [
-        pytest.param(n, marks=JAX_ABS_AT_ZERO) if n == "smooth_l1_loss-beta-0-is-l1" else n
-        for n in CASES
-    ],
+    list(CASES),
 )
 def test_jax_arrays(references, name):
     jax = pytest.importorskip("jax")

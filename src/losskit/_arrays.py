@@ -93,3 +93,12 @@ def clipped(xp: Any, p: Array, eps: float) -> tuple[Array, Array | None]:
 def pass_through(xp: Any, d: Array, inside: Array | None) -> Array:
     """The clip's derivative: 1 inside [eps, 1-eps], 0 where a value was clipped."""
     return d if inside is None else xp.where(inside, d, xp.zeros_like(d))
+
+
+def abs_flat_at_zero(xp: Any, x: Array) -> Array:
+    """``|x|`` whose derivative at 0 is 0 under every autograd.
+
+    PyTorch and TensorFlow take ``d|x|/dx = sign(x)``, 0 at 0, as the analytic
+    gradients here do; JAX takes 1 there.  The ``where`` makes it 0 in JAX too.
+    """
+    return xp.where(x == 0, xp.zeros_like(x), xp.abs(x))

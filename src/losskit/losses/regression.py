@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .._arrays import pass_through
+from .._arrays import abs_flat_at_zero, pass_through
 from .._backend import Array
 from .._define import elementwise_loss
 from .._validation import check_non_negative, check_real
@@ -59,7 +59,8 @@ def mean_absolute_error(xp: Any, pred: Array, target: Array) -> tuple[Array, Any
     1.666666666667
     """
     diff = pred - target
-    return xp.abs(diff), lambda: xp.sign(diff)  # d/dp |p - t| = sign(p - t), 0 at p = t
+    # d/dp |p - t| = sign(p - t), 0 at p = t
+    return abs_flat_at_zero(xp, diff), lambda: xp.sign(diff)
 
 
 @elementwise_loss()
@@ -176,7 +177,7 @@ def mean_absolute_percentage_error(xp: Any, pred: Array, target: Array) -> tuple
     """
     h = pred / 2 - target / 2  # (p - t) / 2, never overflowing
     den = xp.clip(xp.abs(target), min=KERAS_EPSILON)
-    value = 200 * (xp.abs(h) / den)  # 100 |2h| / den
+    value = 200 * (abs_flat_at_zero(xp, h) / den)  # 100 |2h| / den
     return value, lambda: (100 * xp.sign(h)) / den  # d/dp = 100 sign(p - t) / max(|t|, eps)
 
 
