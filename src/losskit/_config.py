@@ -64,3 +64,25 @@ def framework_rules() -> Iterator[None]:
         yield
     finally:
         _framework_rules.on = before
+
+
+# The slope of max(m, 0) at m = 0 in the margin losses.  The core splits a tie
+# (1/2, optax's rule); PyTorch's margin kernels count m > 0 only (0).  An
+# adapter asks for its framework's slope inside ``kink_slope(...)``.
+_kink = threading.local()
+
+
+def hinge_kink_slope() -> float:
+    """The slope the margin losses give ``max(m, 0)`` at ``m = 0`` (1/2 unless set)."""
+    return float(getattr(_kink, "slope", 0.5))
+
+
+@contextlib.contextmanager
+def kink_slope(slope: float) -> Iterator[None]:
+    """Inside the block the margin losses' hinges take ``slope`` at their kink."""
+    before = hinge_kink_slope()
+    _kink.slope = slope
+    try:
+        yield
+    finally:
+        _kink.slope = before

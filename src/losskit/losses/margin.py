@@ -37,13 +37,24 @@ from ..activations import sigmoid_of
 
 
 def _positive(xp: Any, m: Array) -> Array:
-    """``max(m, 0)``, NaN kept (autograd: slope 1/2 at ``m = 0``, as :func:`_slope`)."""
-    return xp.maximum(m, xp.zeros_like(m))
+    """``max(m, 0)``, NaN kept (autograd: slope 1/2 at ``m = 0``, as :func:`_slope`).
+
+    An adapter may ask for its framework's slope there (``_config.kink_slope``):
+    the added term is 0 in value (``m`` is 0 where it is taken) and moves the
+    slope at the kink from 1/2 to the one asked for.
+    """
+    value = xp.maximum(m, xp.zeros_like(m))
+    slope = _config.hinge_kink_slope()
+    if slope == 0.5:
+        return value
+    return value + (slope - 0.5) * xp.where(m == 0, m, xp.zeros_like(m))
 
 
 def _slope(xp: Any, m: Array) -> Array:
     """d max(m, 0) / dm: 1, 1/2, 0 for m >, =, < 0 (a tie shares the gradient)."""
-    return (xp.sign(m) + 1) / 2
+    slope = _config.hinge_kink_slope()
+    half = (xp.sign(m) + 1) / 2
+    return half if slope == 0.5 else xp.where(m == 0, xp.full_like(m, slope), half)
 
 
 def _top_share(xp: Any, a: Array, top: Array) -> Array:

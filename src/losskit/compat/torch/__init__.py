@@ -86,6 +86,7 @@ import numpy as np
 
 from ... import activations, losses
 from ..._backend import Array, cast, namespace, quiet_numpy, shape_of
+from ..._config import kink_slope
 from ..._validation import check_floating, check_fraction, check_unit_interval
 from ...losses.likelihood import check_var, gaussian_nll, negative_log_likelihood, poisson_nll
 from ...losses.likelihood import kl_divergence as kl_divergence_core
@@ -968,8 +969,7 @@ def multilabel_margin_loss(
     ``input`` is ``(C,)`` or ``(N, C)``; ``target`` has its shape and lists
     each example's target classes first, ended by the first -1.  ``mean``
     divides by the number of examples; an empty batch gives 0, as PyTorch.
-    At a pair's margin of exactly 0 the slope is the core's 1/2 (PyTorch's
-    kernel gives 0).
+    At a pair's margin of exactly 0 the slope is PyTorch's 0 (the core's is 1/2).
 
     >>> import numpy as np
     >>> from losskit.compat import torch as F
@@ -986,7 +986,8 @@ def multilabel_margin_loss(
             f"`target` holds class ids (then -1 and padding), which must be integers; got {y.dtype}"
         )
         raise TypeError(msg)
-    loss = multilabel_margin_core(x, y, reduction="none")
+    with kink_slope(0.0):  # torch: a pair counts only while its margin is > 0
+        loss = multilabel_margin_core(x, y, reduction="none")
     if red == "mean" and math.prod(shape_of(loss)) == 0:
         red = "sum"  # torch: the mean of no examples is 0 here
     return half_back(xp, _reduce_by_count(xp, loss, red), x.dtype)
