@@ -72,19 +72,6 @@ def sigmoid_cross_entropy_pos_weight(xp: Any, x: Array, t: Array, q: Array | Non
     return base + (xp.astype(q, base.dtype) - 1) * xp.astype(t, base.dtype) * positive
 
 
-def tie_slope(xp: Any, m: Array, slope: float) -> Array:
-    """0, whose derivative in ``m`` is ``slope - 1/2`` where ``m == 0`` (and 0 elsewhere).
-
-    The core's hinges ``max(m, 0)`` split a tie's gradient, a slope of 1/2 at
-    the kink (optax's rule, that of ``jnp.maximum`` and ``torch.maximum``).
-    Added to such a loss, this term gives the framework's slope there instead:
-    1 for Keras (``tf.maximum`` passes a tie to its first argument) and
-    PyTorch's ``clamp_min``, 0 for PyTorch's margin kernels (they count
-    ``m > 0`` only).  Its value is 0 everywhere (``m`` is 0 where it is taken).
-    """
-    return (slope - 0.5) * xp.where(m == 0, m, xp.zeros_like(m))
-
-
 # --------------------------------------------------------------------------- own derivatives
 
 

@@ -95,6 +95,7 @@ import numpy as np
 
 from .. import activations, losses
 from .._backend import Array, compute_dtype, namespace, readable, shape_of
+from .._config import kink_slope
 from .._validation import check_fraction, check_labels_dtype, check_unit_interval
 from ..losses.focal import (
     binary_focal_cross_entropy,
@@ -117,7 +118,6 @@ from ._common import (
     int64_class_ids,
     poisoned,
     sigmoid_cross_entropy_pos_weight,
-    tie_slope,
 )
 
 __all__ = ["keras", "nn"]
@@ -787,7 +787,6 @@ def _mean_over_last_axis(
     Other shapes must be equal (Keras would broadcast them).
     ``half_promotes``: Keras meets a float32 constant that promotes half
     precision, and the loss is float32.  ``kink(xp, p, t)``, if given, is the
-    hinge's margin, where Keras's slope is taken (:func:`tie_slope`).
     ``keras_eps``: the core's ``eps`` is Keras's epsilon in ``y_pred``'s dtype.
     """
     xp, p, t = _ns(y_pred, y_true, names=("y_true",))
@@ -796,18 +795,8 @@ def _mean_over_last_axis(
         options["eps"] = _epsilon_in(p.dtype)
     if squeeze:
         t, p = _squeeze_or_expand_to_same_rank(xp, t, p)
-    loss = core(p, t, reduction="none", **options)
-    if kink is not None:
-        # Keras: tf.maximum(m, 0) passes the whole gradient at m = 0 (the core half).
-        loss = loss + tie_slope(xp, kink(xp, *(xp.astype(a, loss.dtype) for a in (p, t))), 1.0)
-    loss = xp.mean(loss, axis=-1)
+    loss = xp.mean(core(p, t, reduction="none", **options), axis=-1)
     return loss if half_promotes else half_back(xp, loss, p.dtype)
-
-
-def _keras_hinge_margin(xp: Any, p: Array, t: Array) -> Array:
-    """``1 - t p``, all-0/1 targets taken as ``2t - 1`` (``convert_binary_labels_to_hinge``)."""
-    binary = xp.all((t == 0) | (t == 1))
-    return 1 - xp.where(binary, 2 * t - 1, t) * p
 
 
 @framework_semantics
@@ -823,7 +812,8 @@ def hinge(y_true: Any, y_pred: Any) -> Array:
     >>> tf.keras.losses.hinge([[0.0, 1.0], [0.0, 0.0]], [[0.6, 0.4], [0.4, 0.6]]).round(4)
     array([1.1, 1.5], dtype=float32)
     """
-    return _mean_over_last_axis(hinge_core, y_true, y_pred, squeeze=False, kink=_keras_hinge_margin)
+    with kink_slope(1.0):  # tf.maximum(m, 0) passes the whole gradient at m = 0
+        return _mean_over_last_axis(hinge_core, y_true, y_pred, squeeze=False)
 
 
 @framework_semantics
@@ -837,11 +827,6 @@ def squared_hinge(y_true: Any, y_pred: Any) -> Array:
     array([1.46, 2.26], dtype=float32)
     """
     return _mean_over_last_axis(squared_hinge_core, y_true, y_pred, squeeze=False)
-
-
-def _keras_categorical_hinge_margin(xp: Any, p: Array, t: Array) -> Array:
-    """``1 + max((1 - t) p) - sum(t p)``, the margin of :func:`categorical_hinge` (last axis)."""
-    return 1 + xp.max((1 - t) * p, axis=-1) - xp.sum(t * p, axis=-1)
 
 
 @framework_semantics
@@ -859,10 +844,9 @@ def categorical_hinge(y_true: Any, y_pred: Any) -> Array:
     """
     xp, p, t = _ns(y_pred, y_true, names=("y_true",))
     t = xp.astype(t, p.dtype)
-    loss = categorical_hinge_core(p, t, reduction="none")
-    m = _keras_categorical_hinge_margin(xp, *(xp.astype(a, loss.dtype) for a in (p, t)))
-    # Keras: tf.maximum(m, 0) passes the whole gradient at m = 0 (the core half).
-    return half_back(xp, loss + tie_slope(xp, m, 1.0), p.dtype)
+    with kink_slope(1.0):  # tf.maximum(m, 0) passes the whole gradient at m = 0
+        loss = categorical_hinge_core(p, t, reduction="none")
+    return half_back(xp, loss, p.dtype)
 
 
 @framework_semantics

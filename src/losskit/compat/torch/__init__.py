@@ -104,7 +104,6 @@ from .._common import (
     int64_class_ids,
     poisoned,
     sigmoid_cross_entropy_pos_weight,
-    tie_slope,
     with_partials,
 )
 
@@ -300,14 +299,6 @@ def _label_weight(
         flat = xp.take(xp.astype(weight, dtype), xp.reshape(safe, (-1,)))
         w = xp.reshape(flat, shape_of(target))
     return xp.where(counted, w, xp.zeros_like(w))
-
-
-def _onehot(xp: Any, t: Array, x: Array, axis: int) -> Array:
-    """Where the class ids ``t`` (``x``'s shape without ``axis``) are, over ``x``'s shape."""
-    num_classes = x.shape[axis]
-    classes = xp.arange(num_classes, device=array_api_compat.device(x))
-    classes = xp.reshape(classes, (num_classes,) + (1,) * (x.ndim - 1 - axis))
-    return xp.expand_dims(t, axis=axis) == classes
 
 
 def _paired(input: Any, target: Any) -> tuple[Any, Any, Array, Array]:
@@ -906,9 +897,8 @@ def hinge_embedding_loss(
     """
     red = _reduction(size_average, reduce, reduction)
     xp, dtype, x, t = _paired(input, target)
-    loss = hinge_embedding_core(x, t, margin=margin, reduction="none")
-    # torch: clamp_min(margin - x, 0) passes the whole gradient at margin = x (the core half).
-    loss = loss + tie_slope(xp, xp.where(t != 1, margin - x, xp.ones_like(x)), 1.0)
+    with kink_slope(1.0):  # torch's clamp_min(margin - x, 0) passes the whole gradient there
+        loss = hinge_embedding_core(x, t, margin=margin, reduction="none")
     return half_back(xp, _reduce_by_count(xp, loss, red), dtype)
 
 
@@ -944,15 +934,10 @@ def multi_margin_loss(
         raise ValueError(msg)
     y = _class_ids(xp, y, x, axis, None, soft_too=False)[0]  # the core makes bad ids NaN
     w = _class_weight(xp, weight, w, x, axis)
-    loss = multi_margin_core(x, y, p=p, margin=margin, class_weight=w, axis=axis, reduction="none")
-    if p == 1:
-        # torch: its kernel counts margins z > 0 only, slope 0 at z = 0 (the core's 1/2).
-        onehot = _onehot(xp, y, x, axis)
-        x_y = xp.sum(xp.where(onehot, x, xp.zeros_like(x)), axis=axis, keepdims=True)
-        z = xp.where(onehot, xp.ones_like(x), margin - x_y + x)
-        kink = xp.sum(tie_slope(xp, z, 0.0), axis=axis) / x.shape[axis]
-        in_range = (y >= 0) & (y < x.shape[axis])  # a traced bad id: the core's NaN row
-        loss = loss + kink * _label_weight(xp, y, w, in_range, kink.dtype)
+    with kink_slope(0.0):  # torch's kernel counts margins > 0 only
+        loss = multi_margin_core(
+            x, y, p=p, margin=margin, class_weight=w, axis=axis, reduction="none"
+        )
     return half_back(xp, _reduce_by_count(xp, loss, red), x.dtype)
 
 
