@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .._arrays import gather_last, is_label, pass_through, ratio, xlogy_safe
+from .._arrays import clipped, gather_last, is_label, pass_through, ratio, xlogy_safe
 from .._backend import Array
 from .._define import elementwise_loss, rowwise_loss, sparse_loss
 from .._validation import (
@@ -85,20 +85,6 @@ def _slope(xp: Any, q: Array, gamma: float) -> Array:
 def _balance(alpha: float | None, t: Array) -> Array | float:
     """``alpha_t = alpha t + (1 - alpha)(1 - t)`` (Lin et al.; linear in t), 1 if None."""
     return 1.0 if alpha is None else alpha * t + (1 - alpha) * (1 - t)
-
-
-def _clip(xp: Any, p: Array, eps: float) -> tuple[Array, Array | None]:
-    """``clip(p, eps, 1 - eps)`` and where the clip lets the derivative through.
-
-    A probability outside [0, 1] (refused eagerly, so only ever met inside a
-    trace, where its example is made NaN) is left unclipped: a clip would pass
-    autograd no derivative for it, and its example's gradient must be NaN too.
-    """
-    if eps == 0:
-        return p, None
-    outside = ~((p >= 0) & (p <= 1))
-    inside = ((p >= eps) & (p <= 1 - eps)) | outside
-    return xp.where(outside, p, xp.clip(p, eps, 1 - eps)), inside
 
 
 def _warn_unnormalized(xp: Any, p: Array, fn_name: str) -> None:
@@ -242,7 +228,7 @@ def binary_focal_cross_entropy(
     alpha = _check_alpha(alpha)
     eps = check_fraction("eps", eps, upper=0.5, closed=False)
     p, t = probs, targets
-    pc, inside = _clip(xp, p, eps)
+    pc, inside = clipped(xp, p, eps)
     # each product 0 where its weight and its probability are both 0 (xlogy_safe)
     log_p = xp.log(xlogy_safe(xp, t, pc))
     log_not_p = xp.log1p(-xp.where((t == 1) & (pc == 1), xp.zeros_like(pc), pc))
@@ -321,7 +307,7 @@ def categorical_focal_cross_entropy(
     eps = check_fraction("eps", eps, upper=0.5, closed=False)
     p, t = probs, targets
     _warn_unnormalized(xp, p, "categorical_focal_cross_entropy")
-    pc, inside = _clip(xp, p, eps)
+    pc, inside = clipped(xp, p, eps)
     ce = -(t * xp.log(xlogy_safe(xp, t, pc)))  # per class; 0 where t = 0 and p̃ = 0
     q = 1 - pc
     w = _modulating(xp, q, gamma)
