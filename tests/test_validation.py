@@ -390,13 +390,22 @@ def test_numpy_bfloat16_is_half_precision():
     y = np.array([0, 4, 2, 1])
     value, grad = lk.value_and_grad(lk.sparse_softmax_cross_entropy)(z, y)
     assert value.dtype == np.float32 and grad.dtype == bf16
-    expected_value, expected_grad = lk.value_and_grad(lk.sparse_softmax_cross_entropy)(
-        z.astype(np.float64), y
-    )
-    np.testing.assert_allclose(value, expected_value, rtol=1e-6)
-    np.testing.assert_allclose(grad.astype(np.float64), expected_grad, atol=4e-3)
-    for fn in (lk.softmax, lk.log_softmax, lk.sigmoid, lk.log_sigmoid):
+    # The reference: PyTorch in float64 on the bfloat16-rounded inputs.
+    torch = pytest.importorskip("torch")
+    zt = torch.tensor(z.astype(np.float64), requires_grad=True)
+    expected = torch.nn.functional.cross_entropy(zt, torch.tensor(y))
+    expected.backward()
+    np.testing.assert_allclose(value, expected.item(), rtol=1e-6)
+    np.testing.assert_allclose(grad.astype(np.float64), zt.grad.numpy(), atol=4e-3)
+    z64 = torch.tensor(z.astype(np.float64))
+    references = {
+        lk.softmax: torch.softmax(z64, -1),
+        lk.log_softmax: torch.log_softmax(z64, -1),
+        lk.sigmoid: torch.sigmoid(z64),
+        lk.log_sigmoid: torch.nn.functional.logsigmoid(z64),
+    }
+    for fn, reference in references.items():
         out = fn(z)
         assert out.dtype == bf16
-        np.testing.assert_allclose(out.astype(np.float64), fn(z.astype(np.float64)), rtol=1e-2)
+        np.testing.assert_allclose(out.astype(np.float64), reference.numpy(), rtol=1e-2)
     assert lk.mean_squared_error(z, z).dtype == np.float32
