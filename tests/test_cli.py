@@ -97,7 +97,7 @@ def test_bench_is_forwarded_lazily(capsys, monkeypatch):
 def test_bench_missing(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "losskit.benchmark", None)
     line = error_line(capsys, 1, "bench")
-    assert line.startswith("losskit bench: error: the benchmark is not available: ")
+    assert line.startswith("losskit bench: error: the softmax benchmark is not available: ")
 
 
 @pytest.mark.parametrize(

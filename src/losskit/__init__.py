@@ -101,3 +101,25 @@ __all__ = [
     "squared_hinge",
     "value_and_grad",
 ]
+
+# The families of issues 9-11 (see losses/__init__.py).
+from . import losses as _losses
+from .losses.contrastive import *  # noqa: F403
+from .losses.large_vocab import *  # noqa: F403
+from .losses.ranking import *  # noqa: F403
+from .losses.segmentation import *  # noqa: F403
+from .losses.sequence import *  # noqa: F403
+from .losses.similarity import *  # noqa: F403
+
+__all__ += [
+    name
+    for family in (
+        _losses.contrastive,
+        _losses.large_vocab,
+        _losses.ranking,
+        _losses.segmentation,
+        _losses.sequence,
+        _losses.similarity,
+    )
+    for name in family.__all__
+]

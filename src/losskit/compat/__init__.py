@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["tf", "torch"]
+__all__ = ["optax", "tf", "torch"]
 
 
 def __getattr__(name: str) -> Any:

@@ -1413,3 +1413,13 @@ keras = SimpleNamespace(
         MeanSquaredLogarithmicError=MeanSquaredLogarithmicError,
     )
 )
+
+
+# The Keras losses of issues 9-10, one file each (imported last: they use the helpers above).
+from ._keras_contrastive import KERAS_LOSSES as _KERAS_CONTRASTIVE  # noqa: E402
+from ._keras_ctc import KERAS_LOSSES as _KERAS_CTC  # noqa: E402
+from ._keras_segmentation import KERAS_LOSSES as _KERAS_SEGMENTATION  # noqa: E402
+from ._keras_similarity import KERAS_LOSSES as _KERAS_SIMILARITY  # noqa: E402
+
+for _more in (_KERAS_CONTRASTIVE, _KERAS_CTC, _KERAS_SEGMENTATION, _KERAS_SIMILARITY):
+    vars(keras.losses).update(_more)

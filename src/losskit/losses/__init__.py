@@ -76,3 +76,21 @@ __all__ = [
     "sparsemax_loss",
     "squared_hinge",
 ]
+
+# The families of issues 9-11, re-exported by their own __all__ while they fill in.
+from . import contrastive, large_vocab, ranking, segmentation, sequence, similarity
+from .contrastive import *  # noqa: F403
+from .large_vocab import *  # noqa: F403
+from .ranking import *  # noqa: F403
+from .segmentation import *  # noqa: F403
+from .sequence import *  # noqa: F403
+from .similarity import *  # noqa: F403
+
+__all__ += [
+    *contrastive.__all__,
+    *large_vocab.__all__,
+    *ranking.__all__,
+    *segmentation.__all__,
+    *sequence.__all__,
+    *similarity.__all__,
+]

@@ -123,7 +123,7 @@ __all__ = [
     "multilabel_margin_loss",
     "multilabel_soft_margin_loss",
     "nll_loss",
-    "nn",
+    "nn",  # noqa: F405 (a lazy attribute, see __getattr__)
     "poisson_nll_loss",
     "smooth_l1_loss",
     "soft_margin_loss",
@@ -1163,3 +1163,12 @@ def _dims(dim: Any, ndim: int) -> tuple[int, ...]:
 
 def _is_torch(x: Array) -> bool:
     return bool(array_api_compat.is_torch_array(x))
+
+
+# The functions of issues 9-11, one file each (imported last: they use the helpers above).
+from . import _ctc, _linear, _similarity  # noqa: E402
+from ._ctc import *  # noqa: E402, F403
+from ._linear import *  # noqa: E402, F403
+from ._similarity import *  # noqa: E402, F403
+
+__all__ += [*_ctc.__all__, *_linear.__all__, *_similarity.__all__]

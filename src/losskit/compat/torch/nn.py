@@ -502,3 +502,12 @@ class BCEWithLogitsLoss(_Loss):
         super().__init__(size_average, reduce, reduction)
         self._buffer("weight", weight)
         self._buffer("pos_weight", pos_weight)
+
+
+# The classes of issues 9-11, one file each (imported last: they subclass _Loss above).
+from . import _nn_ctc, _nn_linear, _nn_similarity  # noqa: E402
+from ._nn_ctc import *  # noqa: E402, F403
+from ._nn_linear import *  # noqa: E402, F403
+from ._nn_similarity import *  # noqa: E402, F403
+
+__all__ += [*_nn_ctc.__all__, *_nn_linear.__all__, *_nn_similarity.__all__]
