@@ -59,22 +59,32 @@ def test_list_json(capsys):
 def test_plot(capsys, tmp_path):
     code, _, err = run(capsys, "plot", "sigmoid-gradient", "--out", str(tmp_path / "s.png"))
     assert code == 0 and (tmp_path / "s.png").exists()
+    # A loss (by any of its names) draws its loss and gradient; a figure is named with hyphens.
     code, _, err = run(capsys, "plot", "bce", "--out", str(tmp_path / "b.png"))
-    assert code == 0 and "binary-cross-entropy: written to" in err
+    assert code == 0 and err == f"binary_cross_entropy: written to {tmp_path / 'b.png'}\n"
+    code, _, err = run(capsys, "plot", "binary-cross-entropy", "--out", str(tmp_path / "f.png"))
+    assert code == 0 and err.startswith("binary-cross-entropy: written to")
     code, _, err = run(capsys, "plot", "all", "--out", str(tmp_path / "figs"))
     assert code == 0
-    assert sorted(os.listdir(tmp_path / "figs")) == [
+    expected = [f"{n}.png" for n in catalogue.names()] + [
         "binary-cross-entropy.png",
         "cross-entropy.png",
         "mse-vs-mae.png",
         "sigmoid-gradient.png",
     ]
+    assert sorted(os.listdir(tmp_path / "figs")) == sorted(expected)
+    assert err.count("written to") == len(expected)
 
 
 def test_plot_errors(capsys, tmp_path):
+    figures = "cross-entropy, binary-cross-entropy, mse-vs-mae, sigmoid-gradient, all"
     assert error_line(capsys, 2, "plot", "roc", "--out", "x.png") == (
-        "losskit plot: error: unknown figure 'roc'; choose one of cross-entropy, "
-        "binary-cross-entropy, mse-vs-mae, sigmoid-gradient, all, or a loss name"
+        f"losskit plot: error: unknown loss 'roc' (`losskit list` shows all; the figures: "
+        f"{figures})"
+    )
+    assert error_line(capsys, 2, "plot", "hubr", "--out", "x.png") == (
+        "losskit plot: error: unknown loss 'hubr'; did you mean 'huber'? (`losskit list` shows "
+        f"all; the figures: {figures})"
     )
     assert error_line(capsys, 2, "plot", "mse", "--out", "x.pdf") == (
         "losskit plot: error: --out must be a .png file; got 'x.pdf'"
@@ -306,9 +316,16 @@ def test_list_groups_the_losses_by_family_and_cuts_no_name(capsys):
     assert "nll names negative_log_likelihood" in out
 
 
-def test_plot_a_loss_without_a_figure(capsys):
-    assert error_line(capsys, 2, "plot", "huber", "--out", "x.png") == (
-        "losskit plot: error: no figure shows huber yet; choose one of cross-entropy, "
-        "binary-cross-entropy, mse-vs-mae, sigmoid-gradient, all, or one of their losses "
-        "(`losskit explain` shows any loss step by step)"
+def test_plot_subprocess_unknown_loss(tmp_path):
+    """As a process: one line on stderr, exit status 2, nothing written."""
+    out = tmp_path / "x.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "losskit", "plot", "no_such_loss", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("losskit plot: error: unknown loss 'no_such_loss'")
+    assert not out.exists()

@@ -6,17 +6,29 @@ no display and no global backend state are involved; :func:`save` writes
 a PNG with the Agg renderer. The explanatory curves are computed with
 losskit's own losses and :func:`losskit.value_and_grad`.
 
+Every catalogued loss has a picture, :func:`loss_figure`: the loss and its
+gradient along one input, moved over its range while everything else is
+held fixed (:func:`loss_slice` says which input and what is held).  The
+gradient drawn is the slope of the drawn loss: the analytic gradient from
+:func:`losskit.value_and_grad` projected on the direction in which the
+slice moves the input (for a slice that moves one coordinate, that
+coordinate's partial derivative).
+
 Examples
 --------
 >>> fig = binary_cross_entropy_figure()
 >>> [ax.get_xlabel() for ax in fig.axes]
 ['predicted probability of class 1, p']
+>>> fig = loss_figure("huber")
+>>> [ax.get_title() for ax in fig.axes]
+['loss', 'gradient']
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,9 +38,14 @@ import losskit as lk
 
 __all__ = [
     "FIGURES",
+    "Curve",
+    "LossSlice",
     "binary_cross_entropy_figure",
     "compare",
     "cross_entropy_figure",
+    "loss_curves",
+    "loss_figure",
+    "loss_slice",
     "mse_vs_mae_figure",
     "save",
     "sigmoid_gradient_figure",
@@ -192,6 +209,296 @@ def sigmoid_gradient_figure() -> Figure:
     ax_grad.set_ylabel("|dL/dz|")
     ax_grad.set_title("gradient at the logit")
     fig.suptitle("Through a sigmoid, MSE's gradient vanishes when the prediction is badly wrong")
+    return fig
+
+
+# -- one picture per loss: the loss and its gradient along one input ----------------------
+
+Build = Callable[[np.ndarray], tuple[tuple[Any, ...], np.ndarray]]
+"""Points of the axis -> (the loss's positional arrays, d first array / d axis)."""
+
+
+@dataclass(frozen=True)
+class LossSlice:
+    """One input of a loss moved along an axis, everything else held: what a picture shows.
+
+    ``curves`` pairs a legend label with a :data:`Build`; ``coupled`` marks a
+    loss whose examples interact (a batch of embeddings), built and evaluated
+    one point of the axis at a time with ``reduction="mean"``; otherwise one
+    call evaluates every point as one example of a batch (``reduction="none"``).
+    """
+
+    xlabel: str  # what the horizontal axis is and what is held fixed
+    glabel: str  # the gradient drawn: the slope of the loss along the axis
+    s: np.ndarray
+    curves: tuple[tuple[str, Build], ...]
+    coupled: bool = False
+    options: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A loss and its slope over the points ``s`` of a :class:`LossSlice`."""
+
+    label: str
+    s: np.ndarray
+    value: np.ndarray
+    slope: np.ndarray
+
+
+def _column(s: np.ndarray, value: float) -> np.ndarray:
+    return np.full(s.shape, value)
+
+
+def _elementwise(truth: float, *, extra: int = 0) -> Build:
+    """One element per point: the input is the axis, the truth ``truth`` (extra arrays 1)."""
+
+    def build(s: np.ndarray) -> tuple[tuple[Any, ...], np.ndarray]:
+        ones = [np.ones_like(s) for _ in range(extra)]
+        return (s, _column(s, truth), *ones), np.ones_like(s)
+
+    return build
+
+
+def _class_row(truth: np.ndarray, others: tuple[float, float] = (1.0, -1.0)) -> Build:
+    """Three classes: class 0's input is the axis, the other two held at ``others``."""
+
+    def build(s: np.ndarray) -> tuple[tuple[Any, ...], np.ndarray]:
+        x = np.empty((s.size, 3))
+        x[:, 0] = s
+        x[:, 1:] = others
+        direction = np.zeros_like(x)
+        direction[:, 0] = 1.0
+        return (x, np.broadcast_to(truth, (s.size, *truth.shape)).copy()), direction
+
+    return build
+
+
+def _prob_row(truth: np.ndarray, *, log: bool = False) -> Build:
+    """Three classes: class 0's probability (or log) is the axis, the rest shared equally."""
+
+    def build(s: np.ndarray) -> tuple[tuple[Any, ...], np.ndarray]:
+        p0 = np.exp(s) if log else s
+        rest = (1.0 - p0) / 2
+        x = np.stack([p0, rest, rest], axis=1)
+        if log:  # d log p0 / ds = 1; d log((1 - e^s)/2) / ds = -e^s / (1 - e^s)
+            x = np.log(x)
+            side = -p0 / (1.0 - p0)
+        else:
+            side = np.full_like(s, -0.5)
+        direction = np.stack([np.ones_like(s), side, side], axis=1)
+        return (x, np.broadcast_to(truth, (s.size, *truth.shape)).copy()), direction
+
+    return build
+
+
+_ONE_HOT = np.array([1.0, 0.0, 0.0])
+_SPECIAL: dict[str, Callable[[], LossSlice]] = {}
+
+
+def _special(name: str) -> Callable[[Callable[[], LossSlice]], Callable[[], LossSlice]]:
+    def register(make: Callable[[], LossSlice]) -> Callable[[], LossSlice]:
+        _SPECIAL[name] = make
+        return make
+
+    return register
+
+
+@_special("mean_absolute_percentage_error")
+def _mape() -> LossSlice:
+    return LossSlice(
+        "prediction ŷ (target y = 1)",
+        "dL/dŷ",
+        np.linspace(-1, 3, 401),
+        (("y = 1", _elementwise(1.0)),),
+    )
+
+
+@_special("mean_squared_logarithmic_error")
+def _msle() -> LossSlice:
+    return LossSlice(
+        "prediction ŷ (target y = 1)",
+        "dL/dŷ",
+        np.linspace(0, 4, 401),
+        (("y = 1", _elementwise(1.0)),),
+    )
+
+
+@_special("poisson_nll")
+def _poisson() -> LossSlice:
+    return LossSlice(
+        "predicted rate λ = ŷ (observed count y)",
+        "dL/dŷ",
+        np.linspace(0.05, 6, 400),
+        (("y = 2", _elementwise(2.0)), ("y = 0", _elementwise(0.0))),
+    )
+
+
+@_special("gaussian_nll")
+def _gaussian() -> LossSlice:
+    def with_var(var: float) -> Build:
+        def build(s: np.ndarray) -> tuple[tuple[Any, ...], np.ndarray]:
+            return (s, np.zeros_like(s), _column(s, var)), np.ones_like(s)
+
+        return build
+
+    return LossSlice(
+        "prediction ŷ (target y = 0, predicted variance var)",
+        "dL/dŷ",
+        np.linspace(-3, 3, 401),
+        (("var = 1", with_var(1.0)), ("var = 4", with_var(4.0))),
+    )
+
+
+@_special("hinge_embedding")
+def _hinge_embedding() -> LossSlice:
+    return LossSlice(
+        "distance ŷ of a pair (margin 1)",
+        "dL/dŷ",
+        np.linspace(0, 3, 301),
+        (("similar, t = 1", _elementwise(1.0)), ("dissimilar, t = -1", _elementwise(-1.0))),
+    )
+
+
+@_special("kl_divergence")
+def _kl() -> LossSlice:
+    t = np.array([0.6, 0.2, 0.2])
+    return LossSlice(
+        "log-probability of class 0, log q_0 (q_1 = q_2)",
+        "slope dL/d(log q_0) along the axis",
+        np.linspace(np.log(0.02), np.log(0.98), 400),
+        (("t = (0.6, 0.2, 0.2)", _prob_row(t, log=True)),),
+    )
+
+
+def _by_kind(info: Any) -> LossSlice:
+    """The slice for a loss of (pred, truth): from the kinds of its input and truth."""
+    symbol = {"logits": "z", "scores": "s", "probs": "p", "log_probs": "log q"}.get(info.input, "ŷ")
+    if info.per_example:
+        truth = {
+            "ids": np.array(0),
+            "label_sets": np.array([0, -1, -1]),
+            "binary": _ONE_HOT,
+            "distributions": _ONE_HOT,
+        }[info.truth]
+        label = {
+            "ids": "label y = 0",
+            "label_sets": "label set {0}",
+            "binary": "targets t = (1, 0, 0)",
+            "distributions": "targets t = (1, 0, 0)",
+        }[info.truth]
+        if info.input in ("logits", "scores"):
+            name = "logit" if info.input == "logits" else "score"
+            return LossSlice(
+                f"{name} of the true class 0, {symbol}_0 ({symbol}_1 = 1, {symbol}_2 = -1)",
+                f"dL/d{symbol}_0",
+                np.linspace(-6, 6, 481) if info.input == "logits" else np.linspace(-4, 4, 401),
+                ((label, _class_row(truth)),),
+            )
+        if info.input == "probs":
+            return LossSlice(
+                "probability of the true class 0, p_0 (p_1 = p_2)",
+                "slope dL/dp_0 along the axis",
+                np.linspace(0.02, 1.0, 393),
+                ((label, _prob_row(truth)),),
+            )
+        if info.input == "log_probs":
+            return LossSlice(
+                "log-probability of the true class 0, log q_0 (q_1 = q_2)",
+                "slope dL/d(log q_0) along the axis",
+                np.linspace(np.log(0.02), np.log(0.98), 400),
+                ((label, _prob_row(truth, log=True)),),
+            )
+    if info.truth == "binary":
+        grid = np.linspace(0.02, 0.98, 385) if info.input == "probs" else np.linspace(-6, 6, 481)
+        what = "probability" if info.input == "probs" else "logit"
+        return LossSlice(
+            f"predicted {what} {symbol}",
+            f"dL/d{symbol}",
+            grid,
+            (("t = 1", _elementwise(1.0)), ("t = 0", _elementwise(0.0))),
+        )
+    if info.truth == "signs":
+        return LossSlice(
+            f"score {symbol}",
+            f"dL/d{symbol}",
+            np.linspace(-3, 3, 401),
+            (("t = 1", _elementwise(1.0)), ("t = -1", _elementwise(-1.0))),
+        )
+    if info.input == "real" and info.truth == "real" and not info.per_example:
+        return LossSlice(
+            "prediction ŷ = residual ŷ - y (target y = 0)",
+            "dL/dŷ",
+            np.linspace(-3, 3, 401),
+            (("y = 0", _elementwise(0.0, extra=len(info.extra))),),
+        )
+    msg = f"no picture is defined for {info.name} (input {info.input}, truth {info.truth})"
+    raise ValueError(msg)
+
+
+def loss_slice(name: str) -> LossSlice:
+    """What :func:`loss_figure` draws for the loss ``name`` (a catalogue name or alias)."""
+    from .catalogue import lookup
+
+    info = lookup(name)
+    if info.name in _SPECIAL:
+        return _SPECIAL[info.name]()
+    return _by_kind(info)
+
+
+def loss_curves(name: str) -> list[Curve]:
+    """The loss and its slope along :func:`loss_slice`, one :class:`Curve` per legend entry.
+
+    The slope is ``value_and_grad``'s gradient with respect to the first
+    argument, summed against the direction in which the axis moves it.
+    """
+    from .catalogue import lookup
+
+    info = lookup(name)
+    sl = loss_slice(info.name)
+    options = dict(sl.options)
+    vg = lk.value_and_grad(info.fn)
+    curves = []
+    for label, build in sl.curves:
+        if sl.coupled:
+            values, slopes = [], []
+            for point in sl.s:
+                args, direction = build(np.array([point]))
+                v, g = vg(*args, reduction="mean", **options)
+                values.append(float(v))
+                slopes.append(float(np.sum(np.asarray(g) * direction)))
+            value, slope = np.array(values), np.array(slopes)
+        else:
+            args, direction = build(sl.s)
+            v, g = vg(*args, reduction="none", **options)
+            value = np.asarray(v, dtype=np.float64).reshape(sl.s.size, -1).sum(axis=1)
+            prod = np.asarray(g, dtype=np.float64) * direction
+            slope = prod.reshape(sl.s.size, -1).sum(axis=1)
+        curves.append(Curve(label, sl.s, value, slope))
+    return curves
+
+
+def loss_figure(name: str) -> Figure:
+    """The loss ``name`` and its gradient along one input (:func:`loss_slice`)."""
+    from .catalogue import lookup
+
+    info = lookup(name)
+    sl = loss_slice(info.name)
+    fig = Figure(figsize=(9, 3.6), layout="constrained")
+    ax_loss, ax_grad = fig.subplots(1, 2)
+    for k, c in enumerate(loss_curves(info.name)):
+        style = "-" if k == 0 else "--"
+        ax_loss.plot(c.s, c.value, lw=2, ls=style, label=c.label)
+        ax_grad.plot(c.s, c.slope, lw=2, ls=style, label=c.label)
+    ax_loss.set_ylabel("loss" + (" (mean over the batch)" if sl.coupled else ""))
+    ax_grad.set_ylabel(sl.glabel)
+    ax_grad.axhline(0.0, color="gray", lw=0.8)
+    for ax, title in ((ax_loss, "loss"), (ax_grad, "gradient")):
+        ax.set_xlabel(sl.xlabel, wrap=True)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    fig.suptitle(f"{info.name}: the loss and its gradient along one input")
     return fig
 
 

@@ -1,4 +1,10 @@
-"""``losskit plot``: the explanatory figures (matplotlib, imported only here)."""
+"""``losskit plot``: a loss and its gradient, or one of the explanatory figures (matplotlib).
+
+``losskit plot LOSS --out FILE.png`` draws any catalogued loss and its
+gradient along one input (:func:`losskit.plots.loss_figure`);
+``losskit plot FIGURE`` draws one of the tutorials' figures, and
+``losskit plot all --out DIR`` writes every figure and every loss's picture.
+"""
 
 from __future__ import annotations
 
@@ -12,63 +18,60 @@ from ..catalogue import UnknownLossError
 from ._common import CliError
 
 FIGURES = ("cross-entropy", "binary-cross-entropy", "mse-vs-mae", "sigmoid-gradient")
-# The losses each figure shows; the other losses have no figure yet.
-_FIGURE_OF_LOSS = {
-    "softmax_cross_entropy": "cross-entropy",
-    "sparse_softmax_cross_entropy": "cross-entropy",
-    "categorical_cross_entropy": "cross-entropy",
-    "sparse_categorical_cross_entropy": "cross-entropy",
-    "binary_cross_entropy": "binary-cross-entropy",
-    "sigmoid_cross_entropy": "binary-cross-entropy",
-    "mean_squared_error": "mse-vs-mae",
-    "mean_absolute_error": "mse-vs-mae",
-}
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "plot",
-        help="explanatory figures of the losses",
-        description="Figures: " + ", ".join(FIGURES) + "; a loss name picks its figure; "
-        "`all` writes every figure into the directory given by --out.",
+        help="a loss and its gradient, or an explanatory figure",
+        description="A loss name (see `losskit list`) draws that loss and its gradient along "
+        "one input; " + ", ".join(FIGURES) + " (spelt with hyphens) are the tutorials' "
+        "figures; `all` writes every "
+        "figure and every loss's picture into the directory given by --out.",
     )
-    p.add_argument("name", metavar="NAME", help=f"{', '.join(FIGURES)}, a loss name, or all")
-    p.add_argument("--out", required=True, metavar="FILE.png", help="where to write the PNG")
+    p.add_argument("name", metavar="NAME", help=f"a loss name, {', '.join(FIGURES)}, or all")
+    p.add_argument(
+        "--out", required=True, metavar="FILE.png", help="where to write the PNG (all: a directory)"
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    key = args.name.strip().lower().replace("_", "-")
+    from .. import plots
+
+    # A figure by its hyphenated name only: binary_cross_entropy is the loss's picture,
+    # binary-cross-entropy the tutorials' figure.
+    key = args.name.strip().lower()
+    jobs: list[tuple[str, Any]] = []  # (name, figure maker)
     if key == "all":
-        names = list(FIGURES)
+        jobs = [(n, plots.FIGURES[n]) for n in FIGURES]
+        jobs += [(n, _loss_maker(plots, n)) for n in catalogue.names()]
     elif key in FIGURES:
-        names = [key]
+        jobs = [(key, plots.FIGURES[key])]
     else:
         try:
             info = catalogue.lookup(args.name)
-        except UnknownLossError:
-            msg = (
-                f"unknown figure {args.name!r}; choose one of {', '.join(FIGURES)}, all, "
-                "or a loss name"
-            )
+        except UnknownLossError as exc:
+            figures = f"the figures: {', '.join(FIGURES)}, all"
+            text = str(exc)
+            shows = "(`losskit list` shows all)"
+            msg = text.replace(shows, f"(`losskit list` shows all; {figures})")
+            if msg == text:
+                msg = f"{text} ({figures})"
             raise CliError(msg, 2) from None
-        if info.name not in _FIGURE_OF_LOSS:
-            msg = (
-                f"no figure shows {info.name} yet; choose one of {', '.join(FIGURES)}, all, "
-                "or one of their losses (`losskit explain` shows any loss step by step)"
-            )
-            raise CliError(msg, 2)
-        names = [_FIGURE_OF_LOSS[info.name]]
+        jobs = [(info.name, _loss_maker(plots, info.name))]
     if key == "all":
         os.makedirs(args.out, exist_ok=True)
-        paths = [os.path.join(args.out, f"{n}.png") for n in names]
+        paths = [os.path.join(args.out, f"{n}.png") for n, _ in jobs]
     else:
         if not args.out.lower().endswith(".png"):
             raise CliError(f"--out must be a .png file; got {args.out!r}", 2)
         paths = [args.out]
-    from .. import plots
-
-    for n, path in zip(names, paths, strict=True):
-        plots.save(plots.FIGURES[n](), path)
+    for (n, make), path in zip(jobs, paths, strict=True):
+        plots.save(make(), path)
         print(f"{n}: written to {path}", file=sys.stderr)
     return 0
+
+
+def _loss_maker(plots: Any, name: str) -> Any:
+    return lambda: plots.loss_figure(name)
