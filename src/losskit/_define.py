@@ -34,6 +34,7 @@ from ._gradient import IMPL_ATTRIBUTE, deliver
 from ._reduce import Reduction, plan
 from ._validation import (
     Invalid,
+    _is_int,
     check_class_axis,
     check_class_weight,
     check_floating,
@@ -42,8 +43,10 @@ from ._validation import (
     check_label_range,
     check_labels_dtype,
     check_labels_shape,
+    check_numeric,
     check_paired,
     check_reduction,
+    check_same_shape,
     check_weight_values,
 )
 
@@ -290,5 +293,127 @@ def sparse_loss(
             return value, None if grad is None else deliver(xp, grad, p, grad_out)
 
         return _publish(body, _public_signature(body, pred, "labels", shell), impl)
+
+    return decorate
+
+
+# --------------------------------------------------------------------------- several arrays
+
+
+def _check_feature_axis(name: str, x: Array, axis: int) -> int:
+    """Normalise ``axis`` against ``x``'s dimensions; the feature axis must exist."""
+    ndim = len(x.shape)
+    if ndim == 0:
+        msg = f"`{name}` must have a feature axis (at least 1 dimension); got a 0-d array"
+        raise ValueError(msg)
+    msg = f"`axis` must be an int in [{-ndim}, {ndim}) for {ndim}-d `{name}`; got {axis!r}"
+    if not _is_int(axis):
+        raise TypeError(msg)
+    if not -ndim <= axis < ndim:
+        raise ValueError(msg)
+    return int(axis) % ndim
+
+
+def _check_per_example_shape(name: str, t: Array, first: str, x: Array, axis: int | None) -> None:
+    """A truth array has the unreduced shape: ``x``'s, without its feature ``axis`` if any."""
+    shape = shape_of(x)
+    if axis is None:
+        check_same_shape(name, t, first, x)
+        return
+    expected = shape[:axis] + shape[axis + 1 :]
+    if shape_of(t) != expected:
+        msg = (
+            f"`{name}` must have the shape of `{first}` {shape} without its feature axis "
+            f"{axis}, that is {expected}; got {shape_of(t)}"
+        )
+        raise ValueError(msg)
+
+
+def multi_array_loss(
+    *,
+    inputs: Sequence[str],
+    truth: Sequence[str] = (),
+    checks: Sequence[ValueCheck] = (),
+    feature_axis: bool = False,
+) -> Callable[[Body], Callable[..., Array]]:
+    """A loss of several arrays: ``body(xp, *inputs, *truth, **options) -> (value, d / d first)``.
+
+    For the pairwise losses, ``cosine_embedding(x1, x2, targets)`` or
+    ``triplet_margin(anchor, positive, negative)``.  ``inputs`` name the
+    floating arrays, all of the first one's shape; ``truth`` the numeric ones
+    (targets: float, int or bool), of the unreduced shape.  With
+    ``feature_axis`` the public function takes ``axis=-1``: the inputs'
+    feature axis, moved last for the body, which returns one value per
+    example (the inputs' shape without that axis, the truth's shape);
+    otherwise every array has the inputs' shape and the body returns one
+    value per element.  The body sees every array cast to the compute dtype
+    (float32 for half precision) and returns its unreduced value and its
+    derivative with respect to the first input (an array or a thunk), of the
+    first input's layout (feature axis last).
+
+    ``checks`` are ``(name, check)`` pairs for any of the arrays (a bad
+    feature of an input marks its example), with the NaN rule.  The public
+    signature is ``(*inputs, *truth, *, [axis=-1,] <body's options>,
+    reduction="mean", sample_weight=None)`` and ``value_and_grad`` gives the
+    gradient with respect to the first input; torch autograd and ``jax.grad``
+    differentiate the body's value formula for every floating array.
+    """
+    names = (*inputs, *truth)
+    first = inputs[0]
+
+    def decorate(body: Body) -> Callable[..., Array]:
+        def impl(
+            *arrays: Array,
+            reduction: str,
+            sample_weight: Array | None,
+            axis: int = -1,
+            with_grad: bool = False,
+            grad_out: Any = None,
+            **options: Any,
+        ) -> tuple[Array, Array | None]:
+            xp, *converted = namespace(*arrays, sample_weight, names=(*names[1:], "sample_weight"))
+            sample_weight = converted.pop()
+            by_name = dict(zip(names, converted, strict=True))
+            x = by_name[first]
+            reduction = check_reduction(reduction)
+            for name in inputs:
+                check_floating(xp, name, by_name[name])
+            for name in truth:
+                check_numeric(xp, name, by_name[name])
+            for name in inputs[1:]:
+                check_same_shape(name, by_name[name], first, x)
+            ax = _check_feature_axis(first, x, axis) if feature_axis else None
+            for name in truth:
+                _check_per_example_shape(name, by_name[name], first, x, ax)
+            check_grad_out(xp, grad_out, x)
+            shape = shape_of(x) if ax is None else shape_of(x)[:ax] + shape_of(x)[ax + 1 :]
+            invalid = Invalid(xp, shape)
+            for name, check in checks:
+                bad = check(xp, name, by_name[name])
+                if bad is not None and ax is not None and name in inputs:
+                    bad = xp.any(bad, axis=ax)
+                invalid.add(bad)
+            dtype = compute_dtype(xp, x.dtype)
+            red = plan(xp, reduction, shape, dtype, sample_weight=sample_weight, invalid=invalid)
+            args = tuple(
+                cast(xp, class_last(xp, by_name[n], ax) if ax is not None else by_name[n], dtype)
+                if n in inputs
+                else cast(xp, by_name[n], dtype)
+                for n in names
+            )
+            value, grad = _evaluate(xp, body, args, options, red, with_grad, ax)
+            return value, None if grad is None else deliver(xp, grad, x, grad_out)
+
+        options = list(inspect.signature(body).parameters.values())[1 + len(names) :]
+        signature = inspect.Signature(
+            [
+                *(inspect.Parameter(n, _POSITIONAL) for n in names),
+                *([inspect.Parameter("axis", _KEYWORD, default=-1)] if feature_axis else []),
+                *options,
+                inspect.Parameter("reduction", _KEYWORD, default="mean"),
+                inspect.Parameter("sample_weight", _KEYWORD, default=None),
+            ]
+        )
+        return _publish(body, signature, impl)
 
     return decorate

@@ -1,5 +1,389 @@
-"""Similarity and pairwise losses: cosine distance and embedding, margin ranking, triplet."""
+"""Similarity and pairwise losses: cosine distance and embedding, margin ranking, triplet.
+
+Each loss is one definition through :func:`losskit._define.multi_array_loss`.
+Two things are shared:
+
+- The cosine of two vectors, ``<x, y> / (N(x) N(y))``.  Each vector is first
+  divided by its largest magnitude (held without gradient), so no square is
+  ever formed of a large element: vectors of 1e30 in float32 (whose squares
+  overflow) or of 1e-30 (whose squares underflow) give their exact cosine.
+  ``N`` is the norm clamped from below, ``max(|x|, eps)`` (optax's and
+  Keras's rule; the core's), or PyTorch's ``sqrt(|x|^2 + 1e-12)`` in the
+  torch adapter (:func:`torch_norms`).  A zero vector has cosine 0 with
+  anything (for ``eps = 0`` too, where the formula is 0/0), and there the
+  derivative is that of the clamped norm (0 for ``eps = 0``).
+- The p-norm distance ``|x - y + eps|_p`` (PyTorch's ``pairwise_distance``)
+  or ``(sum |x - y|^p + eps)^(1/p)`` (optax's), scaled the same way.
+
+The hinges are :mod:`losskit.losses.margin`'s: slope 1/2 at the kink in the
+core, the framework's in an adapter (``_config.kink_slope``).
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import contextlib
+import math
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from .._backend import Array, device_of, stop_gradient
+from .._define import multi_array_loss
+from .._validation import check_real
+from .margin import _positive, _slope, check_signs
+
+__all__ = ["cosine_distance", "cosine_embedding", "margin_ranking", "triplet_margin"]
+
+# --------------------------------------------------------------------------- norms and cosines
+
+# PyTorch's cosine_embedding_loss adds EPSILON = 1e-12 to each squared norm.
+_TORCH_SQUARED_EPS = 1e-12
+_norms = threading.local()  # read inside a trace: a thread-local, as _config's switches
+
+
+@contextlib.contextmanager
+def torch_norms() -> Iterator[None]:
+    """Inside the block a cosine's norms are PyTorch's ``sqrt(|x|^2 + 1e-12)`` (for compat)."""
+    before = getattr(_norms, "torch", False)
+    _norms.torch = True
+    try:
+        yield
+    finally:
+        _norms.torch = before
+
+
+def _max_abs(xp: Any, x: Array) -> Array:
+    """``max |x|`` over the last axis (kept), without gradient; 1 where that is 0 (or no axis)."""
+    if x.shape[-1] == 0:  # no features: a zero vector
+        return xp.ones((*x.shape[:-1], 1), dtype=x.dtype, device=device_of(x))
+    a = stop_gradient(xp, xp.max(xp.abs(x), axis=-1, keepdims=True))
+    return xp.where(a == 0, xp.ones_like(a), a)
+
+
+def _safe_sqrt(xp: Any, s: Array) -> Array:
+    """``sqrt(s)`` whose derivative at ``s = 0`` is 0, not 0 * inf."""
+    zero = s == 0
+    return xp.where(zero, xp.zeros_like(s), xp.sqrt(xp.where(zero, xp.ones_like(s), s)))
+
+
+def _unit(xp: Any, x: Array, eps: float) -> tuple[Array, Array, Array]:
+    """``(x / N, 1 / N, s)`` over the last axis, N the clamped (or PyTorch's) norm.
+
+    ``s`` is d N / d |x| (1, 1/2 at ``|x| = eps``, 0 below; 1 for PyTorch's
+    form, whose d N / d x is then x / N).  With ``a = max |x|`` and ``u = x / a``
+    (all of magnitude <= 1), ``N = a m`` where ``m = max(|u|, eps / a)`` is
+    homogeneous: ``eps / a`` may overflow to inf, which only makes ``x / N``
+    the 0 it rounds to.  ``1 / N`` is 0 where ``N = 0`` (a zero vector, eps 0).
+    """
+    a = _max_abs(xp, x)
+    u = x / a
+    norm_u = _safe_sqrt(xp, xp.sum(u * u, axis=-1, keepdims=True))
+    if getattr(_norms, "torch", False):
+        m = xp.hypot(norm_u, math.sqrt(_TORCH_SQUARED_EPS) / a)
+        share = xp.ones_like(m)
+    else:
+        floor = eps / a
+        m = xp.maximum(norm_u, floor)
+        share = (xp.sign(norm_u - floor) + 1) / 2  # a tie shares, as xp.maximum's gradient
+    zero = m == 0
+    safe = xp.where(zero, xp.ones_like(m), m)
+    # where(zero, 0, ...) rather than u / 1: a zero vector's derivative is 0 under autograd too
+    unit = xp.where(zero, xp.zeros_like(u), u / safe)
+    inv = xp.where(zero, xp.zeros_like(m), 1 / (safe * a))
+    return unit, inv, share
+
+
+def _cosine(xp: Any, x: Array, y: Array, eps: float) -> tuple[Array, Any]:
+    """cos(x, y) over the last axis and a thunk for its derivative in ``x``.
+
+    d cos / d x = (y/N(y) - cos s x/N(x)) / N(x)
+    """
+    ux, inv_x, share = _unit(xp, x, eps)
+    uy = _unit(xp, y, eps)[0]
+    cos = xp.sum(ux * uy, axis=-1)
+    return cos, lambda: (uy - (cos[..., None] * share) * ux) * inv_x
+
+
+def _check_eps(eps: Any) -> float:
+    return check_real("eps", eps, "a finite number >= 0", lambda v: 0 <= v < math.inf)
+
+
+# --------------------------------------------------------------------------- cosine
+
+
+@multi_array_loss(inputs=("pred", "target"), feature_axis=True)
+def cosine_distance(xp: Any, pred: Array, target: Array, *, eps: float = 1e-8) -> tuple[Array, Any]:
+    r"""Cosine distance ``1 - cos(pred, target)`` along a feature axis.
+
+    .. math::
+        \ell = 1 - \frac{\langle p, t\rangle}{N(p)\,N(t)},\quad N(v) = \max(\|v\|_2, \epsilon),
+        \qquad \frac{\partial \ell}{\partial p} =
+        -\frac{1}{N(p)}\Big(\frac{t}{N(t)} - \cos\,[\|p\|_2 > \epsilon]\frac{p}{N(p)}\Big)
+
+    ``eps`` is the smallest norm a vector is divided by (a norm below it is
+    taken as ``eps``; the indicator is 1/2 at ``|p| = eps``).  A zero vector
+    has distance 1 from anything, also for ``eps = 0``, where its derivative
+    is then 0.  Computed without squaring large elements: finite and exact
+    for vectors of any finite magnitude.  One value per example (the feature
+    ``axis`` removed); the value lies in [0, 2].
+
+    The frameworks: Keras's ``cosine_similarity`` is ``-cos`` with norms
+    clamped at 1e-7, that is ``value - 1`` with ``eps=1e-7`` (Keras's float32
+    squares overflow beyond about 1e19, its cosine is then 0); optax's ``cosine_distance(p, t,
+    epsilon=e)`` clamps the *squared* norm at ``e``, which is ``eps =
+    sqrt(e)`` here, and its default ``epsilon=0`` makes a zero vector NaN
+    where the core gives distance 1.
+
+    Replaces keras ``cosine_similarity``/``CosineSimilarity`` (negated),
+    optax ``cosine_distance``, ``cosine_similarity`` (``1 - value``).
+
+    Examples
+    --------
+    >>> import numpy as np, losskit as lk
+    >>> p = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
+    >>> t = np.array([[0.0, 2.0], [3.0, 3.0], [1.0, 0.0]])
+    >>> lk.cosine_distance(p, t, reduction="none").round(12)  # orthogonal, parallel, zero
+    array([1., 0., 1.])
+
+    References
+    ----------
+    A. Singhal. Modern information retrieval: a brief overview. IEEE Data
+    Engineering Bulletin 24(4), 2001.
+    """
+    eps = _check_eps(eps)
+    cos, dcos = _cosine(xp, pred, target, eps)
+    return 1 - cos, lambda: -dcos()  # d/dp = -d cos / dp
+
+
+@multi_array_loss(
+    inputs=("x1", "x2"), truth=("targets",), checks=(("targets", check_signs),), feature_axis=True
+)
+def cosine_embedding(
+    xp: Any, x1: Array, x2: Array, targets: Array, *, margin: float = 0.0, eps: float = 1e-8
+) -> tuple[Array, Any]:
+    r"""Cosine embedding loss: ``1 - cos`` for similar pairs (1), ``max(0, cos - margin)`` for -1.
+
+    .. math::
+        \ell = \begin{cases} 1 - \cos(x_1, x_2) & t = 1 \\
+        \max(0, \cos(x_1, x_2) - \Delta) & t = -1 \end{cases}, \qquad
+        \frac{\partial \ell}{\partial x_1} = \begin{cases} -1 & t = 1 \\
+        [\cos - \Delta > 0] & t = -1 \end{cases} \cdot \frac{\partial \cos}{\partial x_1}
+
+    with ``cos`` as in :func:`cosine_distance` (norms clamped at ``eps``;
+    ``d cos / d x1`` there).  ``x1`` and ``x2`` are ``(..., D)`` embeddings
+    (features on ``axis``), ``targets`` -1 or 1 of the shape without the
+    feature axis, ``margin`` Δ any finite number (PyTorch suggests [-1, 1]).
+    The slope at ``cos = Δ`` is 1/2 (PyTorch's ``clamp_min`` gives 1); the
+    targets enter only through comparisons, so their derivative is 0.
+    PyTorch's own cosine adds 1e-12 to each squared norm instead of clamping
+    (the torch adapter does so); for vectors of norm well above 1e-6 the two
+    agree to rounding.  One value per example.
+
+    Replaces torch ``cosine_embedding_loss``/``CosineEmbeddingLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, losskit as lk
+    >>> x1 = np.array([[1.0, 0.0], [1.0, 1.0]])
+    >>> x2 = np.array([[1.0, 1.0], [1.0, 0.0]])
+    >>> lk.cosine_embedding(x1, x2, np.array([1, -1]), margin=0.5, reduction="none").round(4)
+    array([0.2929, 0.2071])
+
+    References
+    ----------
+    PyTorch ``torch.nn.CosineEmbeddingLoss``; R. Hadsell, S. Chopra, Y. LeCun.
+    Dimensionality reduction by learning an invariant mapping. CVPR 2006.
+    """
+    margin = check_real("margin", margin, "a finite real number")
+    eps = _check_eps(eps)
+    cos, dcos = _cosine(xp, x1, x2, eps)
+    # PyTorch's form, so that the adapter (which takes any target) gets its numbers
+    same, other = targets == 1, targets == -1
+    zero = xp.zeros_like(cos)
+    m = cos - margin
+    value = xp.where(same, 1 - cos, zero) + xp.where(other, _positive(xp, m), zero)
+
+    def derivative() -> Array:
+        # d/dx1 = (-[t = 1] + [t = -1] [cos - margin > 0]) d cos / d x1
+        coef = xp.where(same, -1 + zero, zero) + xp.where(other, _slope(xp, m), zero)
+        return coef[..., None] * dcos()
+
+    return value, derivative
+
+
+# --------------------------------------------------------------------------- ranking
+
+
+@multi_array_loss(inputs=("x1", "x2"), truth=("targets",), checks=(("targets", check_signs),))
+def margin_ranking(
+    xp: Any, x1: Array, x2: Array, targets: Array, *, margin: float = 0.0
+) -> tuple[Array, Any]:
+    r"""Margin ranking loss ``max(0, margin - t (x1 - x2))``: ``x1`` above ``x2`` when ``t = 1``.
+
+    .. math::
+        \ell = \max(0, \Delta - t (x_1 - x_2)), \qquad
+        \frac{\partial \ell}{\partial x_1} = -t\,[\Delta - t (x_1 - x_2) > 0]
+        \quad (-t/2 \text{ at } 0)
+
+    ``x1``, ``x2`` are scores and ``targets`` -1 or 1 (a core rule; PyTorch
+    takes any value and the torch adapter does too), all of one shape;
+    ``margin`` Δ any finite number.  d/dx2 is minus d/dx1, d/dt is
+    ``-(x1 - x2)`` times the same indicator.  The slope at the kink is 1/2
+    (PyTorch's ``clamp_min`` gives 1).  One value per element.
+
+    Replaces torch ``margin_ranking_loss``/``MarginRankingLoss``.
+
+    Examples
+    --------
+    >>> import numpy as np, losskit as lk
+    >>> x1, x2 = np.array([2.0, 0.5, 1.0]), np.array([1.0, 1.0, 3.0])
+    >>> lk.margin_ranking(x1, x2, np.array([1, 1, -1]), margin=0.5, reduction="none")
+    array([0., 1., 0.])
+
+    References
+    ----------
+    R. Herbrich, T. Graepel, K. Obermayer. Large margin rank boundaries for
+    ordinal regression. Advances in Large Margin Classifiers, 2000.
+    """
+    margin = check_real("margin", margin, "a finite real number")
+    m = margin - targets * (x1 - x2)
+    return _positive(xp, m), lambda: -targets * _slope(xp, m)  # d/dx1 = -t [m > 0]
+
+
+# --------------------------------------------------------------------------- triplet
+
+
+_EPS_AT = ("difference", "sum")
+
+
+def _distance(xp: Any, x: Array, y: Array, p: float, eps: float, eps_at: str) -> tuple[Array, Any]:
+    """The p-norm distance over the last axis and a thunk for its derivative in ``x``.
+
+    ``eps_at="difference"``: ``|x - y + eps|_p`` (PyTorch's ``pairwise_distance``);
+    ``"sum"``: ``(sum |x - y|^p + eps)^(1/p)`` (optax's).  Scaled by
+    ``a = max |d|`` (at least ``eps^(1/p)`` in the sum form) held without
+    gradient, so no power overflows or underflows.
+    d dist / d x_i = sign(d_i) (|d_i| / dist)^(p-1), 0 where dist = 0.
+    """
+    d = x - y
+    extra = 0.0
+    if eps_at == "difference":
+        d = d + eps
+    a = _max_abs(xp, d)
+    if eps_at == "sum" and eps > 0:
+        a = xp.maximum(a, xp.full_like(a, eps ** (1 / p)))
+    u = d / a
+    au = xp.where(u == 0, xp.zeros_like(u), xp.abs(u))  # d|u|/du = 0 at 0 under JAX too
+    if eps_at == "sum":
+        extra = eps / a[..., 0] ** p
+    if p == 2:
+        s = xp.sum(u * u, axis=-1) + extra
+        r = _safe_sqrt(xp, s)
+    elif p == 1:
+        s = xp.sum(au, axis=-1) + extra
+        r = s
+    else:
+        s = xp.sum(au**p, axis=-1) + extra
+        zero = s == 0
+        r = xp.where(zero, xp.zeros_like(s), xp.where(zero, xp.ones_like(s), s) ** (1 / p))
+    dist = r * a[..., 0]
+
+    def derivative() -> Array:
+        # d dist / d d_i = sign(d_i) (|u_i| / r)^(p-1), r = dist / a
+        if p == 1:
+            return xp.sign(u)
+        zero = r == 0
+        safe = xp.where(zero, xp.ones_like(r), r)[..., None]
+        g = u / safe if p == 2 else xp.sign(u) * (au / safe) ** (p - 1)
+        return xp.where(zero[..., None], xp.zeros_like(g), g)
+
+    return dist, derivative
+
+
+def _check_p(p: Any) -> float:
+    return check_real("p", p, "a finite number >= 1 (a norm)", lambda v: 1 <= v < math.inf)
+
+
+@multi_array_loss(inputs=("anchor", "positive", "negative"), feature_axis=True)
+def triplet_margin(
+    xp: Any,
+    anchor: Array,
+    positive: Array,
+    negative: Array,
+    *,
+    margin: float = 1.0,
+    p: float = 2.0,
+    eps: float = 1e-6,
+    swap: bool = False,
+    eps_at: str = "difference",
+) -> tuple[Array, Any]:
+    r"""Triplet margin loss: the anchor nearer the positive than the negative by ``margin``.
+
+    .. math::
+        \ell = \max(0,\ \Delta + d(a, p) - d(a, n)),\quad
+        d(x, y) = \|x - y + \epsilon\|_p, \qquad
+        \frac{\partial \ell}{\partial a} = [\ell > 0]
+        \Big(\frac{\partial d(a, p)}{\partial a} - \frac{\partial d(a, n)}{\partial a}\Big),
+        \quad \frac{\partial d}{\partial x_i} = \operatorname{sign}(v_i)
+        \Big(\frac{|v_i|}{d}\Big)^{p-1}
+
+    where ``v = x - y + eps``.  ``eps_at="sum"`` takes ``d(x, y) = (sum_i
+    |x_i - y_i|^p + eps)^(1/p)`` instead (optax's placement, differentiable
+    where ``x = y``).  With ``swap`` the negative distance is ``min(d(a, n),
+    d(p, n))`` (Balntas et al.'s distance swap; a tie shares the
+    gradient).  ``p`` is any real number >= 1, ``margin`` Δ any finite
+    number (PyTorch requires Δ > 0), ``eps`` >= 0.  The slope at the kink is
+    1/2 (optax's ``jnp.maximum``; PyTorch's ``clamp_min`` gives 1).  The
+    distances are computed without raising large differences to the power
+    ``p``: finite for any finite input (PyTorch's float32 distance
+    overflows beyond about 1e19).  One value per example (the feature
+    ``axis`` removed).
+
+    optax's ``triplet_margin_loss(a, p, n, axis, norm_degree, margin, eps)``
+    is ``triplet_margin(a, p, n, axis=axis, p=norm_degree, margin=margin,
+    eps=eps, eps_at="sum", reduction="none")`` for an even ``norm_degree``
+    (optax raises ``a - p`` to the power without ``abs``).
+
+    Replaces torch ``triplet_margin_loss``/``TripletMarginLoss``, optax
+    ``triplet_margin_loss``.
+
+    Examples
+    --------
+    >>> import numpy as np, losskit as lk
+    >>> a = np.array([[0.0, 0.0], [1.0, 1.0]])
+    >>> pos = np.array([[0.1, 0.1], [1.1, 1.1]])
+    >>> neg = np.array([[1.0, 0.0], [0.0, 1.0]])
+    >>> lk.triplet_margin(a, pos, neg, eps=0.0, reduction="none").round(4)  # 1 + 0.1414 - 1
+    array([0.1414, 0.1414])
+
+    References
+    ----------
+    F. Schroff, D. Kalenichenko, J. Philbin. FaceNet: a unified embedding for
+    face recognition and clustering. CVPR 2015.  V. Balntas, E. Riba, D. Ponsa,
+    K. Mikolajczyk. Learning local feature descriptors with triplets and
+    shallow convolutional neural networks. BMVC 2016.
+    """
+    margin = check_real("margin", margin, "a finite real number")
+    p = _check_p(p)
+    eps = _check_eps(eps)
+    if eps_at not in _EPS_AT:
+        msg = f"`eps_at` must be 'difference' or 'sum'; got {eps_at!r}"
+        raise ValueError(msg)
+    if not isinstance(swap, bool):
+        msg = f"`swap` must be a bool; got {swap!r}"
+        raise TypeError(msg)
+    d_pos, dd_pos = _distance(xp, anchor, positive, p, eps, eps_at)
+    d_neg, dd_neg = _distance(xp, anchor, negative, p, eps, eps_at)
+    near = None
+    if swap:
+        d_swap = _distance(xp, positive, negative, p, eps, eps_at)[0]
+        near = (xp.sign(d_swap - d_neg) + 1) / 2  # d min / d d_neg: 1, 1/2 at a tie, 0
+        d_neg = xp.minimum(d_neg, d_swap)
+    m = margin + d_pos - d_neg
+
+    def derivative() -> Array:
+        # d/da = [m > 0] (d d(a,p)/da - d d(a,n)/da [d(a,n) is the smaller])
+        neg = dd_neg() if near is None else near[..., None] * dd_neg()
+        return _slope(xp, m)[..., None] * (dd_pos() - neg)
+
+    return _positive(xp, m), derivative
