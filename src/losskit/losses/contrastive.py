@@ -48,6 +48,7 @@ from .._backend import (
 from .._gradient import deliver, differentiable
 from .._reduce import Reduction, plan
 from .._validation import Invalid, check_floating, check_grad_out, check_real, check_reduction
+from .margin import _positive, _slope
 
 __all__ = ["circle", "ntxent"]
 
@@ -132,9 +133,10 @@ def sigmoid(xp: Any, x: Array) -> Array:
 
 
 def relu(xp: Any, x: Array) -> tuple[Array, Array]:
-    """``(max(x, 0), its slope)``, the slope 1/2 at 0 (a tie shares the gradient, as
-    ``torch.maximum`` and ``jnp.maximum``)."""
-    return xp.maximum(x, xp.zeros_like(x)), (xp.sign(x) + 1) / 2
+    """``(max(x, 0), its slope)``: the margin losses' hinge, slope 1/2 at 0 (a tie shares
+    the gradient, as ``torch.maximum`` and ``jnp.maximum``) unless an adapter asks for its
+    framework's inside ``_config.kink_slope`` (TensorFlow's ``maximum`` passes all of it)."""
+    return _positive(xp, x), _slope(xp, x)
 
 
 def pair_masks(
