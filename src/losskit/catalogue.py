@@ -45,6 +45,7 @@ __all__ = [
     "UnknownLossError",
     "counterpart",
     "default_loss",
+    "explain_example",
     "fits",
     "lookup",
     "names",
@@ -95,6 +96,8 @@ class LossInfo:
     extra: tuple[str, ...] = field(default=())  # arrays after the truth (gaussian_nll's var)
     uses: str = ""  # the mapping the formula reads (softmax, sigmoid, sparsemax, exp)
     family: str = ""  # the module of losskit.losses that defines it (a key of FAMILIES)
+    inputs: tuple[str, ...] = field(default=())  # arrays between the first and the truth
+    example: tuple[str, ...] = field(default=())  # `losskit explain NAME` arguments (else derived)
 
     @property
     def fn(self) -> Callable[..., Any]:
@@ -653,6 +656,46 @@ def counterpart(info: LossInfo, kind: str) -> LossInfo | None:
 def default_loss(task: str) -> str:
     """The loss that fits a task: sparse softmax CE, sigmoid CE, or MSE."""
     return _DEFAULTS[task]
+
+
+# `losskit explain` arguments by the kinds of input and truth: (input flag value, truth).
+_EXAMPLE_INPUT = {
+    "logits": "2,0.5,-1",
+    "scores": "2,0.5,-1",
+    "probs": "0.7,0.2,0.1",
+    "log_probs": "-0.3567,-1.609,-2.303",
+    "rates": "1.5,0.5,3",
+    "real": "2.5,0,2.1",
+}
+_EXAMPLE_TRUTH = {
+    "ids": ("--label", "0"),
+    "distributions": ("--targets", "0.8,0.1,0.1"),
+    "binary": ("--targets", "1,0,1"),
+    "signs": ("--targets", "1,-1,1"),
+    "label_sets": ("--targets", "0,2,-1"),
+    "counts": ("--targets", "2,0,3"),
+    "real": ("--targets", "3,0.5,2"),
+}
+
+
+def explain_example(info: LossInfo) -> list[str]:
+    """Arguments of ``losskit explain NAME`` for a small example of the loss.
+
+    The row's ``example`` if it has one, else three values of its input kind
+    and a truth of its truth kind (the reference site runs it for every loss).
+
+    >>> explain_example(lookup("huber"))
+    ['--pred', '2.5,0,2.1', '--targets', '3,0.5,2']
+    >>> explain_example(lookup("kld"))
+    ['--log-probs', '-0.3567,-1.609,-2.303', '--targets', '0.8,0.1,0.1']
+    """
+    if info.example:
+        return list(info.example)
+    first = next(iter(inspect.signature(info.fn).parameters))
+    args = [f"--{first.replace('_', '-')}", _EXAMPLE_INPUT[info.input], *_EXAMPLE_TRUTH[info.truth]]
+    for name in info.extra:  # gaussian_nll's var: one positive value per prediction
+        args += [f"--{name}", "1,0.5,2"]
+    return args
 
 
 def fits(task: str) -> list[LossInfo]:

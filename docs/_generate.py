@@ -1,0 +1,190 @@
+"""Write the reference pages of the losses from :mod:`losskit.catalogue` (run by conf.py).
+
+One page per family (``generated/<family>.rst``), every loss on it with its
+docstring (numpydoc), what it takes, the anchors' names it replaces, its
+picture (``generated/images/<loss>.png``, drawn by :func:`losskit.plots.loss_figure`
+as ``losskit plot LOSS`` draws it) and ``losskit explain`` run on a small
+example, its output captured here.  ``generated/index.rst`` lists every loss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import os
+import shlex
+import textwrap
+
+import losskit as lk
+from losskit import catalogue, plots
+from losskit.catalogue import LossInfo
+
+GENERATED = "generated"
+
+
+def _heading(text: str, char: str, *, over: bool = False) -> str:
+    line = char * len(text)
+    return f"{line}\n{text}\n{line}\n" if over else f"{text}\n{line}\n"
+
+
+def target(info: LossInfo) -> str:
+    """The dotted name autodoc documents the loss under: losskit's export, else its module."""
+    if info.name in lk.__all__ and getattr(lk, info.name) is info.fn:
+        return f"losskit.{info.name}"
+    return f"losskit.losses.{info.family}.{info.name}"
+
+
+def explain_output(info: LossInfo) -> tuple[str, str]:
+    """``losskit explain`` on the catalogue's example: the command line and what it prints."""
+    from losskit.cli import main
+
+    args = catalogue.explain_example(info)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = main(["explain", info.name, *args])
+    if code != 0:
+        msg = f"losskit explain {info.name} failed on its example:\n{out.getvalue()}"
+        raise RuntimeError(msg)
+    return shlex.join(["losskit", "explain", info.name, *args]), out.getvalue().rstrip()
+
+
+def _indent(text: str, n: int = 3) -> str:
+    return textwrap.indent(text, " " * n, lambda line: True)
+
+
+def _literal(text: str) -> str:
+    return f"``{text}``" if text else "—"
+
+
+def loss_entry(info: LossInfo) -> str:
+    sl = plots.loss_slice(info.name)
+    command, output = explain_output(info)
+    takes = catalogue.INPUTS[info.input]
+    if info.inputs:
+        takes += "; with " + ", ".join(f"``{a}``" for a in info.inputs)
+    if info.extra:
+        takes += "; and " + ", ".join(f"``{a}``" for a in info.extra)
+    fields = [
+        (":Replaces:", info.replaces or "—"),
+        (":Takes:", takes),
+        (":Truth:", catalogue.TRUTHS[info.truth]),
+        (":Loss:", _literal(info.formula)),
+        (":Gradient:", _literal(info.gradient)),
+        (":Also called:", ", ".join(f"``{a}``" for a in info.aliases) or "—"),
+        (":Trains:", ", ".join(info.tasks) + " (``losskit train --loss``)" if info.tasks else "—"),
+    ]
+    axis = sl.xlabel
+    coupled = " The loss is the batch's mean." if sl.coupled else ""
+    parts = [
+        f".. _loss-{info.name}:\n",
+        _heading(info.name, "-"),
+        f".. autofunction:: {target(info)}\n",
+        ".. rubric:: At a glance\n",
+        "\n".join(f"{k} {v}" for k, v in fields) + "\n",
+        f".. figure:: images/{info.name}.png\n"
+        f"   :alt: {info.name}: the loss and its gradient along one input\n"
+        "   :width: 100%\n\n"
+        f"   The loss and its gradient along one input. Horizontal axis: {axis}. "
+        "The gradient drawn is the slope of the loss along that axis (the analytic gradient "
+        f"projected on the direction the axis moves the input).{coupled} Drawn by "
+        f"``losskit plot {info.name} --out {info.name}.png``.\n",
+        ".. rubric:: Step by step\n",
+        "The loss computed for one small example, each step with its formula, and the "
+        "gradient checked against finite differences:\n",
+        ".. code-block:: console\n\n" + _indent(f"$ {command}\n{output}") + "\n",
+    ]
+    return "\n".join(parts)
+
+
+def family_page(family: str, rows: list[LossInfo]) -> str:
+    module = importlib.import_module(f"losskit.losses.{family}")
+    intro = (module.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
+    title = catalogue.FAMILIES[family].capitalize()
+    table = [
+        ".. list-table::",
+        "   :header-rows: 1",
+        "   :widths: 28 44 28\n",
+        "   * - loss",
+        "     - what it computes",
+        "     - replaces",
+    ]
+    for info in rows:
+        table += [
+            f"   * - :ref:`{info.name} <loss-{info.name}>`",
+            f"     - {info.summary}",
+            f"     - {info.replaces or '—'}",
+        ]
+    parts = [
+        f".. _family-{family}:\n",
+        _heading(title, "="),
+        f"{intro}\n",
+        f"The losses of :mod:`losskit.losses.{family}`; each is also exported by "
+        "``losskit`` and adapted in ``losskit.compat`` where a framework has it.\n",
+        "\n".join(table) + "\n",
+        *(loss_entry(info) for info in rows),
+    ]
+    return "\n".join(parts)
+
+
+def index_page(families: dict[str, list[LossInfo]]) -> str:
+    table = [
+        ".. list-table::",
+        "   :header-rows: 1",
+        "   :widths: 16 24 32 28\n",
+        "   * - family",
+        "     - loss",
+        "     - what it computes",
+        "     - replaces",
+    ]
+    for family, rows in families.items():
+        for info in rows:
+            table += [
+                f"   * - :ref:`{catalogue.FAMILIES[family]} <family-{family}>`",
+                f"     - :ref:`{info.name} <loss-{info.name}>`",
+                f"     - {info.summary}",
+                f"     - {info.replaces or '—'}",
+            ]
+    n = sum(len(rows) for rows in families.values())
+    parts = [
+        _heading("The losses", "="),
+        f"Every loss of losskit ({n}), by family, with the anchors' names it replaces "
+        "(Keras, PyTorch, ``tf.nn``, optax). Each family's page shows every loss's "
+        "docstring, formula, picture and a worked example; ``losskit list`` prints the "
+        "same catalogue.\n",
+        ".. toctree::\n   :maxdepth: 1\n\n" + "\n".join(f"   {f}" for f in families) + "\n",
+        "\n".join(table) + "\n",
+    ]
+    return "\n".join(parts)
+
+
+def _write(path: str, text: str) -> None:
+    """Write only a changed page, so that an incremental build rereads only what changed."""
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            if f.read() == text:
+                return
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def write_pages(docs: str) -> None:
+    out = os.path.join(docs, GENERATED)
+    images = os.path.join(out, "images")
+    os.makedirs(images, exist_ok=True)
+    families: dict[str, list[LossInfo]] = {}
+    for info in catalogue.CATALOGUE.values():
+        families.setdefault(info.family, []).append(info)
+    keep = {"index.rst", "images"}
+    for family, rows in families.items():
+        _write(os.path.join(out, f"{family}.rst"), family_page(family, rows))
+        keep.add(f"{family}.rst")
+    _write(os.path.join(out, "index.rst"), index_page(families))
+    pictures = set()
+    for info in catalogue.CATALOGUE.values():
+        plots.save(plots.loss_figure(info.name), os.path.join(images, f"{info.name}.png"))
+        pictures.add(f"{info.name}.png")
+    for stale in set(os.listdir(out)) - keep:  # a family that is no longer in the catalogue
+        os.remove(os.path.join(out, stale))
+    for stale in set(os.listdir(images)) - pictures:
+        os.remove(os.path.join(images, stale))
