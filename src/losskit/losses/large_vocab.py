@@ -1,5 +1,1000 @@
-"""The language-model head without the logits: chunked fused linear cross-entropy."""
+"""The language-model head without the logits: chunked fused linear cross-entropy.
+
+``linear_cross_entropy(hidden, weight, labels)`` is the softmax cross-entropy
+of ``hidden @ weight.T (+ bias)`` against integer labels, computed a chunk of
+tokens at a time so that at most one chunk of logits (and of their gradient)
+exists at once. Each chunk's logits are computed by one matrix product, turned
+into the chunk's loss and logit gradient in place (one fused row pass), and
+the gradient then goes into the two products that give the gradients of
+``hidden`` (this chunk's rows) and ``weight``/``bias`` (accumulated across
+chunks into preallocated arrays). Backends:
+
+* NumPy: the products by NumPy's BLAS (the weight gradient accumulated by the
+  BLAS's own ``gemm`` with beta = 1, no temporary of the weight's size), the
+  row pass by the numba kernel ``kernels._linear`` (serial: BLAS threads
+  surround it), else by array-API code.
+* PyTorch: a ``torch.autograd.Function`` (``_LinearCrossEntropyFn``). On CPU for
+  float32/float64 the products run in torch and the row pass in the numba
+  kernel through zero-copy NumPy views; elsewhere (bfloat16/float16, GPU) the
+  row pass is torch code in float32. For "mean"/"sum" the gradients are
+  computed in forward and scaled by the upstream gradient in backward, in
+  place; "none" recomputes in backward.
+* JAX: a ``jax.custom_vjp`` over a ``lax.scan`` of the chunks, jit-compatible.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import ctypes
+import functools
+import glob
+import math
+import os
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .._backend import (
+    Array,
+    cast,
+    compute_dtype,
+    is_numpy,
+    is_torch_tensor,
+    namespace,
+    shape_of,
+)
+from .._config import core_rules, kernels_allowed
+from .._gradient import differentiable
+from .._validation import (
+    check_floating,
+    check_fraction,
+    check_ignore_index,
+    check_label_range,
+    check_labels_dtype,
+    check_numeric,
+    check_real,
+    check_reduction,
+    check_weight_values,
+)
+
+__all__ = ["LinearCrossEntropyOutput", "linear_cross_entropy"]
+
+#: Default rows per chunk: large enough for the BLAS to run at full speed
+#: (measured at D = 256..2048), small enough that the chunk's logits stay
+#: within the memory targets (256 x 128256 float32 = 131 MB).
+DEFAULT_CHUNK_ROWS = 256
+#: The smallest chunk a memory budget may make (below it the products slow down).
+MIN_CHUNK_ROWS = 16
+
+
+class LinearCrossEntropyOutput(NamedTuple):
+    """What ``linear_cross_entropy(..., return_aux=True)`` returns.
+
+    ``loss``: the loss (z-loss included), reduced as asked. ``z_loss``: the
+    z-loss term alone, reduced the same way (0 when ``z_loss=0``). ``lse``:
+    the log-sum-exp of every token's (soft-capped) logits, shape of
+    ``labels``, float32 for half-precision input, not differentiable (also
+    given for ignored tokens).
+    """
+
+    loss: Any
+    z_loss: Any
+    lse: Any
+
+
+# --------------------------------------------------------------------------- validation, plan
+
+
+class _Plan(NamedTuple):
+    xp: Any
+    h2: Any  # (N, D)
+    weight: Any  # (V, D)
+    bias: Any  # (V,) or None
+    y: Any  # (N,) int64 labels, 0 where not counted
+    counted: Any  # (N,) bool
+    w: Any  # (V,) class weights in the compute dtype (ones when None)
+    has_cw: bool
+    s: Any  # (N,) sample weights or None
+    a_ce: Any  # (N,) d value / d ce row (reduced) or the sample weight ("none")
+    a_z: Any  # (N,) d value / d z-loss row
+    bad: Any  # (N,) traced invalid mask or None
+    batch: tuple[int, ...]
+    eps: float
+    zl: float
+    cap: float
+    reduction: str
+    rows: int
+    dtype: Any  # compute dtype
+
+
+def _check_options(
+    label_smoothing: Any, z_loss: Any, softcap: Any, chunk_size: Any, memory_budget: Any
+) -> tuple[float, float, float]:
+    eps = check_fraction("label_smoothing", label_smoothing)
+    zl = check_real("z_loss", z_loss, "a finite number >= 0", lambda v: 0 <= v < math.inf)
+    cap = 0.0
+    if softcap is not None:
+        cap = check_real("softcap", softcap, "None or a finite number > 0", _positive_finite)
+    for name, value in (("chunk_size", chunk_size), ("memory_budget", memory_budget)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            msg = f"`{name}` must be None or a positive int; got {value!r}"
+            raise TypeError(msg)
+        if value <= 0:
+            msg = f"`{name}` must be None or a positive int; got {value!r}"
+            raise ValueError(msg)
+    return eps, zl, cap
+
+
+def _positive_finite(v: float) -> bool:
+    return 0 < v < math.inf
+
+
+def chunk_rows(
+    n: int, v: int, itemsize: int, chunk_size: int | None, memory_budget: int | None
+) -> int:
+    """Rows per chunk: ``chunk_size``, else what ``memory_budget`` bytes of logits allow
+    (at least ``MIN_CHUNK_ROWS``), else ``DEFAULT_CHUNK_ROWS``; balanced so that the
+    last chunk is not a sliver.
+
+    >>> chunk_rows(1000, 32000, 4, None, None), chunk_rows(4096, 128256, 4, None, 2**26)
+    (250, 128)
+    """
+    if chunk_size is not None:
+        return max(1, min(int(chunk_size), max(n, 1)))
+    if memory_budget is not None:
+        rows = max(MIN_CHUNK_ROWS, int(memory_budget) // max(1, v * itemsize))
+    else:
+        rows = DEFAULT_CHUNK_ROWS
+    rows = max(1, min(rows, n))
+    nchunks = -(-n // rows) if n else 1
+    return -(-n // nchunks) if n else 1
+
+
+def _plan(
+    hidden: Any,
+    weight: Any,
+    labels: Any,
+    bias: Any,
+    class_weight: Any,
+    ignore_index: Any,
+    label_smoothing: Any,
+    z_loss: Any,
+    softcap: Any,
+    reduction: Any,
+    sample_weight: Any,
+    chunk_size: Any,
+    memory_budget: Any,
+) -> _Plan:
+    xp, hidden, weight, labels, bias, class_weight, sample_weight = namespace(
+        hidden,
+        weight,
+        labels,
+        bias,
+        class_weight,
+        sample_weight,
+        names=("weight", "labels", "bias", "class_weight", "sample_weight"),
+    )
+    reduction = check_reduction(reduction)
+    check_floating(xp, "hidden", hidden)
+    check_floating(xp, "weight", weight)
+    check_labels_dtype(xp, labels)
+    eps, zl, cap = _check_options(label_smoothing, z_loss, softcap, chunk_size, memory_budget)
+    ignore_index = check_ignore_index(ignore_index)
+    if len(hidden.shape) < 1:
+        msg = "`hidden` must have a feature axis (shape (..., D)); got a 0-d array"
+        raise ValueError(msg)
+    d = int(hidden.shape[-1])
+    if len(weight.shape) != 2 or int(weight.shape[1]) != d:
+        msg = (
+            f"`weight` must have shape (V, {d}) for `hidden` of shape {shape_of(hidden)}; "
+            f"got {shape_of(weight)}"
+        )
+        raise ValueError(msg)
+    if weight.dtype != hidden.dtype:
+        msg = f"`weight` must have the dtype of `hidden` ({hidden.dtype}); got {weight.dtype}"
+        raise TypeError(msg)
+    v = int(weight.shape[0])
+    if v == 0:
+        msg = "`weight` must have at least one row (class); got shape (0, D)"
+        raise ValueError(msg)
+    batch = shape_of(hidden)[:-1]
+    if shape_of(labels) != batch:
+        msg = (
+            f"`labels` must have the shape of `hidden` without its last axis {batch}; "
+            f"got {shape_of(labels)}"
+        )
+        raise ValueError(msg)
+    if bias is not None:
+        if shape_of(bias) != (v,):
+            msg = f"`bias` must have shape ({v},); got {shape_of(bias)}"
+            raise ValueError(msg)
+        if bias.dtype != hidden.dtype:
+            msg = f"`bias` must have the dtype of `hidden` ({hidden.dtype}); got {bias.dtype}"
+            raise TypeError(msg)
+    dtype = compute_dtype(xp, hidden.dtype)
+    n = math.prod(batch)
+    h2 = xp.reshape(hidden, (n, d))
+    y = xp.reshape(labels, (n,))
+    bad = check_label_range(xp, y, v, ignore_index)
+    if class_weight is not None:
+        if shape_of(class_weight) != (v,):
+            msg = (
+                f"`class_weight` must have one weight per class, shape ({v},); "
+                f"got {shape_of(class_weight)}"
+            )
+            raise ValueError(msg)
+        check_numeric(xp, "class_weight", class_weight)
+        if core_rules():
+            cw_bad = check_weight_values(xp, "class_weight", class_weight)
+            if cw_bad is not None:
+                any_bad = xp.any(cw_bad)
+                bad = any_bad if bad is None else bad | any_bad
+        w = cast(xp, class_weight, dtype)
+    else:
+        w = xp.ones((v,), dtype=dtype, device=_device(hidden))
+    counted = (y != ignore_index) if ignore_index is not None else xp.ones_like(y, dtype=xp.bool)
+    if bad is not None:
+        bad = xp.broadcast_to(bad, (n,))
+        counted = counted & ~bad
+    y_safe = xp.where(counted, y, xp.zeros_like(y))
+    y_safe = cast(xp, y_safe, xp.int64)
+    # Reduction coefficients (float64 on NumPy and torch CPU: they are O(N)).
+    cdt = xp.float64 if _float64_ok(xp, hidden) else dtype
+    cnt = cast(xp, counted, cdt)
+    s = None
+    if sample_weight is not None:
+        check_numeric(xp, "sample_weight", sample_weight)
+        sw_shape = shape_of(sample_weight)
+        if sw_shape != batch[: len(sw_shape)]:
+            msg = (
+                f"`sample_weight` must have the shape of `labels` {batch} or a leading "
+                f"part of it; got {sw_shape}"
+            )
+            raise ValueError(msg)
+        sw = xp.reshape(
+            cast(xp, sample_weight, cdt), sw_shape + (1,) * (len(batch) - len(sw_shape))
+        )
+        s = xp.reshape(xp.broadcast_to(sw, batch), (n,))
+    wy = xp.take(cast(xp, w, cdt), y_safe) if class_weight is not None else None
+    base = cnt if s is None else s * cnt
+    if reduction == "mean":
+        den_ce = xp.sum(base if wy is None else base * wy)
+        den_z = xp.sum(base)
+        a_ce = _safe_div(xp, base, den_ce)
+        a_z = _safe_div(xp, base, den_z) if wy is not None else a_ce
+    else:
+        a_ce = a_z = base
+    rows = chunk_rows(n, v, np.dtype(_np_dtype(dtype)).itemsize, chunk_size, memory_budget)
+    return _Plan(
+        xp, h2, weight, bias, y_safe, counted, w, class_weight is not None, s, a_ce, a_z,
+        bad, batch, eps, zl, cap, reduction, rows, dtype,
+    )  # fmt: skip
+
+
+def _np_dtype(dtype: Any) -> Any:
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        return np.dtype(str(dtype).replace("torch.", "")) if "float" in str(dtype) else np.float32
+
+
+def _device(x: Any) -> Any:
+    if is_torch_tensor(x):
+        return x.device
+    import array_api_compat
+
+    return array_api_compat.device(x)
+
+
+def _float64_ok(xp: Any, x: Any) -> bool:
+    if is_numpy(xp):
+        return True
+    if is_torch_tensor(x):
+        return x.device.type == "cpu"
+    return False  # JAX: float64 only with x64 on; stay in the compute dtype
+
+
+def _safe_div(xp: Any, num: Any, den: Any) -> Any:
+    """num / den, 0 where den == 0 (nothing counted: the mean is 0, never NaN)."""
+    ok = den != 0
+    return xp.where(ok, num / xp.where(ok, den, xp.ones_like(den)), xp.zeros_like(num))
+
+
+# --------------------------------------------------------------------------- portable chunk math
+
+
+def _chunk_math(
+    xp: Any, z: Any, p: _Plan, y: Any, counted: Any, a_ce: Any, a_z: Any, do_grad: bool
+) -> tuple[Any, Any, Any]:
+    """(ce, lse, dz) of one chunk of logits ``z`` (compute dtype, bias added) in array-API code."""
+    v = z.shape[-1]
+    if p.cap:
+        t = xp.tanh(z / p.cap)
+        z = p.cap * t
+    m = xp.max(z, axis=-1, keepdims=True)
+    ex = xp.exp(z - m)
+    ssum = xp.sum(ex, axis=-1, keepdims=True)
+    lse = (m + xp.log(ssum))[..., 0]
+    zy = xp.take_along_axis(z, y[:, None], axis=-1)[..., 0]
+    w = p.w
+    wy = xp.take(w, y)
+    hard = (1 - p.eps) * wy
+    ce = hard * (lse - zy)
+    wsum = xp.sum(w)
+    if p.eps:
+        ce = ce + (p.eps / v) * (wsum * lse - xp.sum(w * z, axis=-1))
+    zero = xp.zeros_like(ce)
+    ce = xp.where(counted, ce, zero)
+    if not do_grad:
+        return ce, lse, None
+    a_ce = cast(xp, a_ce, z.dtype)
+    a_z = cast(xp, a_z, z.dtype)
+    a_ce = xp.where(counted, a_ce, xp.zeros_like(a_ce))
+    a_z = xp.where(counted, a_z, xp.zeros_like(a_z))
+    coef = a_ce * (hard + p.eps * wsum / v) + a_z * (2 * p.zl) * lse
+    g = (ex / ssum) * coef[:, None]
+    onehot = y[:, None] == xp.arange(v, device=_device(z))[None, :]
+    g = g - xp.where(onehot, (a_ce * hard)[:, None], xp.zeros_like(g))
+    if p.eps:
+        g = g - (a_ce * (p.eps / v))[:, None] * w[None, :]
+    if p.cap:
+        g = g * (1 - t * t)
+    return ce, lse, g
+
+
+# --------------------------------------------------------------------------- NumPy / CPU chunks
+
+
+_GEMM_LIBS: dict[str, Any] = {}
+
+
+def _cblas_gemm(dtype: Any) -> Any:
+    """NumPy's own BLAS ``cblas_?gemm`` through ctypes (for beta = 1), or None."""
+    key = np.dtype(dtype).char
+    if key in _GEMM_LIBS:
+        return _GEMM_LIBS[key]
+    fn = None
+    letter = "s" if key == "f" else "d"
+    libdir = os.path.join(os.path.dirname(os.path.dirname(np.__file__)), "numpy.libs")
+    for path in sorted(glob.glob(os.path.join(libdir, "*openblas*"))):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name, itype in (
+            (f"scipy_cblas_{letter}gemm64_", ctypes.c_int64),
+            (f"cblas_{letter}gemm64_", ctypes.c_int64),
+            (f"scipy_cblas_{letter}gemm", ctypes.c_int),
+            (f"cblas_{letter}gemm", ctypes.c_int),
+        ):
+            f = getattr(lib, name, None)
+            if f is not None:
+                real = ctypes.c_float if letter == "s" else ctypes.c_double
+                f.restype = None
+                f.argtypes = [ctypes.c_int] * 3 + [itype] * 3 + [real, ctypes.c_void_p, itype]
+                f.argtypes += [ctypes.c_void_p, itype, real, ctypes.c_void_p, itype]
+                fn = f
+                break
+        if fn is not None:
+            break
+    _GEMM_LIBS[key] = fn
+    return fn
+
+
+def _acc_gt_h(dw: np.ndarray, g: np.ndarray, h: np.ndarray) -> None:
+    """dw (V, D) += g.T (V, n) @ h (n, D), without a temporary of dw's size where possible."""
+    gemm = _cblas_gemm(dw.dtype) if g.dtype == dw.dtype == h.dtype else None
+    if gemm is None:
+        dw += (g.T @ h).astype(dw.dtype, copy=False)
+        return
+    n, v = g.shape
+    d = h.shape[1]
+    # Row-major: C (V, D) = 1 * A^T (A: n x V) @ B (n x D) + 1 * C
+    gemm(101, 112, 111, v, d, n, 1.0, g.ctypes.data, v, h.ctypes.data, d, 1.0, dw.ctypes.data, d)
+
+
+class _NumpyProducts:
+    """The three products on NumPy arrays (NumPy's BLAS)."""
+
+    def __init__(self, h2: np.ndarray, weight: np.ndarray) -> None:
+        self.h2, self.weight = h2, weight
+
+    def logits(self, i0: int, i1: int, out: np.ndarray) -> None:
+        np.matmul(self.h2[i0:i1], self.weight.T, out=out)
+
+    def d_hidden(self, g: np.ndarray, out: np.ndarray) -> None:
+        np.matmul(g, self.weight, out=out)
+
+    def d_weight(self, g: np.ndarray, i0: int, i1: int, dw: np.ndarray) -> None:
+        _acc_gt_h(dw, g, self.h2[i0:i1])
+
+
+class _TorchProducts:
+    """The three products on CPU torch tensors (torch's BLAS), NumPy views in and out."""
+
+    def __init__(self, h2: Any, weight: Any) -> None:
+        import torch
+
+        self.torch = torch
+        self.h2, self.weight = h2, weight
+
+    def logits(self, i0: int, i1: int, out: np.ndarray) -> None:
+        t = self.torch
+        t.matmul(self.h2[i0:i1], self.weight.T, out=t.from_numpy(out))
+
+    def d_hidden(self, g: np.ndarray, out: np.ndarray) -> None:
+        t = self.torch
+        t.matmul(t.from_numpy(g), self.weight, out=t.from_numpy(out))
+
+    def d_weight(self, g: np.ndarray, i0: int, i1: int, dw: np.ndarray) -> None:
+        t = self.torch
+        t.from_numpy(dw).addmm_(t.from_numpy(g).T, self.h2[i0:i1])
+
+
+def _use_kernel(dtype: Any) -> bool:
+    if np.dtype(dtype) not in (np.float32, np.float64) or not kernels_allowed():
+        return False
+    from ..kernels import dispatch
+
+    return dispatch._have_numba()
+
+
+def _cpu_chunks(
+    p: _Plan,
+    products: Any,
+    bias: np.ndarray | None,
+    y: np.ndarray,
+    counted: np.ndarray,
+    w: np.ndarray,
+    a_ce: np.ndarray,
+    a_z: np.ndarray,
+    do_grad: bool,
+    dh: np.ndarray | None,
+    dw: np.ndarray | None,
+    db: np.ndarray | None,
+    dtype: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The chunk loop on CPU arrays: (ce rows, lse rows) in float64; gradients into dh/dw/db."""
+    n = y.shape[0]
+    v = w.shape[0]
+    ce = np.zeros(n, dtype=np.float64)
+    lse = np.zeros(n, dtype=np.float64)
+    if n == 0:
+        return ce, lse
+    rows = p.rows
+    buf = np.empty((min(rows, n), v), dtype=dtype)
+    kernel = None
+    if _use_kernel(dtype):
+        from ..kernels import _linear, dispatch
+
+        dispatch.threading_layer()
+        kernel = _linear.lce_rows_serial
+    has_bias = bias is not None
+    b = bias if bias is not None else np.zeros(1, dtype=dtype)
+    wk = np.ascontiguousarray(w, dtype=dtype)
+    ones = np.ones(min(rows, n), dtype=dtype) if (do_grad and db is not None) else None
+    for i0 in range(0, n, rows):
+        i1 = min(i0 + rows, n)
+        z = buf[: i1 - i0]
+        products.logits(i0, i1, z)
+        if kernel is not None:
+            kernel(
+                z, b, has_bias, y[i0:i1], counted[i0:i1], wk, p.eps, p.cap, p.zl,
+                a_ce[i0:i1], a_z[i0:i1], do_grad, ce[i0:i1], lse[i0:i1],
+            )  # fmt: skip
+        else:
+            zz = z + b if has_bias else z
+            c_, l_, g = _chunk_math(
+                np, zz, p, y[i0:i1], counted[i0:i1], a_ce[i0:i1], a_z[i0:i1], do_grad
+            )
+            ce[i0:i1], lse[i0:i1] = c_, l_
+            if do_grad:
+                z[...] = g
+        if do_grad:
+            assert dh is not None and dw is not None
+            products.d_hidden(z, dh[i0:i1])
+            products.d_weight(z, i0, i1, dw)
+            if db is not None and ones is not None:
+                db += ones[: i1 - i0] @ z
+    return ce, lse
+
+
+def _numpy_core(p: _Plan, do_grad: bool) -> tuple[Any, Any, Any, Any, Any]:
+    """(ce, lse, dh, dw, db) for NumPy input; gradients in the input's dtype."""
+    dtype = np.dtype(p.dtype)
+    h2 = np.ascontiguousarray(p.h2, dtype=dtype)
+    wt = np.ascontiguousarray(p.weight, dtype=dtype)
+    bias = None if p.bias is None else np.ascontiguousarray(p.bias, dtype=dtype)
+    n, d = h2.shape
+    v = wt.shape[0]
+    dh = np.empty((n, d), dtype=dtype) if do_grad else None
+    dw = np.zeros((v, d), dtype=dtype) if do_grad else None
+    db = np.zeros(v, dtype=dtype) if (do_grad and bias is not None) else None
+    ce, lse = _cpu_chunks(
+        p, _NumpyProducts(h2, wt), bias, np.asarray(p.y, dtype=np.int64),
+        np.asarray(p.counted, dtype=np.bool_), np.asarray(p.w), _f64(p.a_ce), _f64(p.a_z),
+        do_grad, dh, dw, db, dtype,
+    )  # fmt: skip
+    if do_grad:
+        out_dt = p.h2.dtype
+        dh = dh.astype(out_dt, copy=False)  # type: ignore[union-attr]
+        dw = dw.astype(out_dt, copy=False)  # type: ignore[union-attr]
+        db = None if db is None else db.astype(out_dt, copy=False)
+    return ce, lse, dh, dw, db
+
+
+def _f64(a: Any) -> np.ndarray:
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=np.float64), np.shape(a)))
+
+
+# --------------------------------------------------------------------------- torch
+
+
+def _torch_fast(p: _Plan) -> bool:
+    import torch
+
+    h = p.h2
+    return (
+        h.device.type == "cpu"
+        and h.dtype in (torch.float32, torch.float64)
+        and _use_kernel(_np_dtype(h.dtype))
+    )
+
+
+def _torch_core(
+    p: _Plan, a_ce: Any, a_z: Any, do_grad: bool, need: tuple[bool, bool, bool]
+) -> tuple[Any, Any, Any, Any, Any]:
+    """(ce, lse, dh, dw, db) for torch tensors (no autograd inside); grads in input dtype."""
+    import torch
+
+    with torch.no_grad():
+        h2 = p.h2.detach().contiguous()
+        wt = p.weight.detach().contiguous()
+        bias = None if p.bias is None else p.bias.detach().contiguous()
+        n, d = h2.shape
+        v = wt.shape[0]
+        if _torch_fast(p):
+            dt = h2.dtype
+            dh = torch.empty((n, d), dtype=dt) if do_grad else None
+            dw = torch.zeros((v, d), dtype=dt) if do_grad else None
+            db = torch.zeros(v, dtype=dt) if (do_grad and bias is not None) else None
+            ce, lse = _cpu_chunks(
+                p, _TorchProducts(h2, wt), None if bias is None else bias.numpy(),
+                p.y.numpy(), p.counted.numpy(), p.w.numpy(),
+                _f64(a_ce.detach().numpy()), _f64(a_z.detach().numpy()), do_grad,
+                None if dh is None else dh.numpy(), None if dw is None else dw.numpy(),
+                None if db is None else db.numpy(), np.dtype(_np_dtype(dt)),
+            )  # fmt: skip
+            return torch.from_numpy(ce), torch.from_numpy(lse), dh, dw, db
+        return _torch_generic(p, h2, wt, bias, a_ce, a_z, do_grad)
+
+
+def _torch_generic(
+    p: _Plan, h2: Any, wt: Any, bias: Any, a_ce: Any, a_z: Any, do_grad: bool
+) -> tuple[Any, Any, Any, Any, Any]:
+    """Chunks in torch ops: products in the input dtype, the row pass in the compute dtype;
+    the weight and bias gradients accumulate in the compute dtype (float32 for half)."""
+    import torch
+
+    from .._backend import _torch_xp
+
+    xp = _torch_xp()
+    n, d = h2.shape
+    v = wt.shape[0]
+    cdt = p.dtype
+    ce = torch.zeros(n, dtype=cdt, device=h2.device)
+    lse = torch.zeros(n, dtype=cdt, device=h2.device)
+    dh = torch.empty((n, d), dtype=h2.dtype, device=h2.device) if do_grad else None
+    dw = torch.zeros((v, d), dtype=cdt, device=h2.device) if do_grad else None
+    db = torch.zeros(v, dtype=cdt, device=h2.device) if (do_grad and bias is not None) else None
+    b_c = None if bias is None else bias.to(cdt)
+    for i0 in range(0, n, p.rows):
+        i1 = min(i0 + p.rows, n)
+        hc = h2[i0:i1]
+        z = (hc @ wt.T).to(cdt)
+        if b_c is not None:
+            z = z + b_c
+        c_, l_, g = _chunk_math(
+            xp, z, p, p.y[i0:i1], p.counted[i0:i1], a_ce[i0:i1], a_z[i0:i1], do_grad
+        )
+        ce[i0:i1], lse[i0:i1] = c_, l_
+        if do_grad:
+            assert dh is not None and dw is not None
+            dh[i0:i1] = (g.to(h2.dtype) @ wt) if h2.dtype != cdt else g @ wt
+            dw.addmm_(g.T, hc.to(cdt))
+            if db is not None:
+                db += g.sum(0)
+    if dw is not None:
+        dw = dw.to(h2.dtype)
+    if db is not None:
+        db = db.to(h2.dtype)
+    return ce, lse, dh, dw, db
+
+
+def _torch_fn() -> Any:
+    import torch
+
+    class _LinearCrossEntropyFn(torch.autograd.Function):
+        """Forward: loss (+ its gradients for mean/sum); backward: scaled in place, once."""
+
+        @staticmethod
+        def forward(ctx: Any, hidden: Any, weight: Any, bias: Any, p: _Plan) -> Any:
+            need = (
+                hidden.requires_grad,
+                weight.requires_grad,
+                bias is not None and bias.requires_grad,
+            )
+            ctx.plan = p
+            ctx.need = need
+            ctx.used = False
+            if p.reduction == "none":
+                ce, lse, *_ = _torch_core(p, p.a_ce, p.a_z, False, need)
+                ctx.grads = None
+            else:
+                ce, lse, dh, dw, db = _torch_core(p, p.a_ce, p.a_z, True, need)
+                ctx.grads = [dh, dw, db]
+            value, zterm = _reduce_value(p.xp, p, ce, lse)
+            value = value.to(p.dtype)
+            ctx.mark_non_differentiable(zterm, lse)
+            return value, zterm.to(p.dtype), lse.to(p.dtype)
+
+        @staticmethod
+        @torch.autograd.function.once_differentiable
+        def backward(ctx: Any, gv: Any, _gz: Any, _gl: Any) -> Any:
+            if ctx.used:
+                msg = (
+                    "linear_cross_entropy: backward was called a second time through the same "
+                    "loss; its gradients are computed once (in forward) and released after the "
+                    "first backward. Compute the loss again for another backward."
+                )
+                raise RuntimeError(msg)
+            ctx.used = True
+            p = ctx.plan
+            if p.reduction == "none":
+                gv = gv.reshape(-1).to(p.a_ce.dtype)
+                _, _, dh, dw, db = _torch_core(p, gv * p.a_ce, gv * p.a_z, True, ctx.need)
+                grads = [dh, dw, db]
+            else:
+                grads, ctx.grads = ctx.grads, None
+                scale = gv.reshape(())
+                if not (scale.device.type == "cpu" and float(scale) == 1.0):
+                    for gr in grads:
+                        if gr is not None:
+                            gr.mul_(scale.to(gr.dtype))
+            dh, dw, db = grads
+            return dh, dw, db, None
+
+    return _LinearCrossEntropyFn
+
+
+@functools.cache
+def _torch_fn_cached() -> Any:
+    return _torch_fn()
+
+
+def _reduce_value(xp: Any, p: _Plan, ce: Any, lse: Any) -> tuple[Any, Any]:
+    """(value, z-loss term) from the rows' ce and lse (NaN rows where traced values were bad)."""
+    zr = p.zl * lse * lse if p.zl else xp.zeros_like(lse)
+    if p.zl:
+        zr = xp.where(_on(xp, p.counted, lse), zr, xp.zeros_like(zr))
+    a_ce = cast(xp, p.a_ce, ce.dtype)
+    a_z = cast(xp, p.a_z, ce.dtype)
+    if p.bad is not None:
+        nan = xp.where(_on(xp, p.bad, ce), xp.asarray(math.nan, dtype=ce.dtype), xp.zeros_like(ce))
+        ce = ce + nan
+    if p.reduction == "none":
+        value = xp.reshape(a_ce * ce + a_z * zr, p.batch)
+        return value, xp.reshape(a_z * zr, p.batch)
+    zterm = xp.sum(a_z * zr)
+    return xp.sum(a_ce * ce) + zterm, zterm
+
+
+def _on(xp: Any, mask: Any, like: Any) -> Any:
+    return mask
+
+
+# --------------------------------------------------------------------------- JAX
+
+
+def _jax_core(p: _Plan) -> Any:
+    """The custom_vjp function of (h2, weight, bias_or_zeros, a_ce, a_z) for this plan."""
+    import jax
+    import jax.numpy as jnp
+
+    has_bias = p.bias is not None
+    rows = p.rows
+    n = int(p.h2.shape[0])
+    nchunks = max(1, -(-n // rows))
+    pad = nchunks * rows - n
+
+    def chunks(x: Any) -> Any:
+        if pad:
+            x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
+        return x.reshape((nchunks, rows, *x.shape[1:]))
+
+    y_c = chunks(p.y)
+    cnt_c = chunks(p.counted)
+
+    def run(h2: Any, wt: Any, b: Any, a_ce: Any, a_z: Any, do_grad: bool) -> Any:
+        cdt = p.dtype
+        v, d = wt.shape
+
+        def body(carry: Any, xs: Any) -> Any:
+            hc, yc, cc, ac, az = xs
+            z = jnp.matmul(hc, wt.T, preferred_element_type=cdt).astype(cdt)
+            if has_bias:
+                z = z + b.astype(cdt)
+            ce, lse, g = _chunk_math(jnp, z, p, yc, cc, ac, az, do_grad)
+            if not do_grad:
+                return carry, (ce, lse)
+            dw, db = carry
+            dhc = jnp.matmul(g.astype(h2.dtype), wt, preferred_element_type=cdt).astype(h2.dtype)
+            dw = dw + jnp.matmul(g.T, hc.astype(cdt))
+            db = db + jnp.sum(g, axis=0)
+            return (dw, db), (ce, lse, dhc)
+
+        carry0: Any = (jnp.zeros((v, d), cdt), jnp.zeros((v,), cdt)) if do_grad else ()
+        xs = (chunks(h2), y_c, cnt_c, chunks(a_ce), chunks(a_z))
+        carry, outs = jax.lax.scan(body, carry0, xs)
+        ce = outs[0].reshape(-1)[:n]
+        lse = outs[1].reshape(-1)[:n]
+        if not do_grad:
+            return ce, lse, None
+        dh = outs[2].reshape(nchunks * rows, d)[:n]
+        dw, db = carry
+        return ce, lse, (dh, dw.astype(wt.dtype), db.astype(wt.dtype))
+
+    def primal(h2: Any, wt: Any, b: Any, a_ce: Any, a_z: Any) -> Any:
+        ce, lse, _ = run(h2, wt, b, a_ce, a_z, False)
+        value, zterm = _reduce_value(jnp, p._replace(a_ce=a_ce, a_z=a_z), ce, lse)
+        return value, zterm, lse
+
+    f = jax.custom_vjp(primal)
+
+    def fwd(h2: Any, wt: Any, b: Any, a_ce: Any, a_z: Any) -> Any:
+        if p.reduction == "none":
+            ce, lse, _ = run(h2, wt, b, a_ce, a_z, False)
+            res: Any = (h2, wt, b, a_ce, a_z)
+        else:
+            ce, lse, grads = run(h2, wt, b, a_ce, a_z, True)
+            res = grads
+        value, zterm = _reduce_value(jnp, p._replace(a_ce=a_ce, a_z=a_z), ce, lse)
+        return (value, zterm, lse), res
+
+    def bwd(res: Any, cts: Any) -> Any:
+        gv = cts[0]
+        if p.reduction == "none":
+            h2, wt, b, a_ce, a_z = res
+            g = jnp.reshape(gv, (-1,)).astype(a_ce.dtype)
+            _, _, (dh, dw, db) = run(h2, wt, b, g * a_ce, g * a_z, True)
+            zeros = jnp.zeros_like(a_ce)
+        else:
+            dh, dw, db = res
+            dh, dw, db = (x * gv.astype(x.dtype) for x in (dh, dw, db))
+            zeros = jnp.zeros(n, dtype=dh.dtype if False else p.a_ce.dtype)
+        if p.bad is not None:
+            nanrow = jnp.where(p.bad, jnp.nan, 0.0).astype(dh.dtype)
+            dh = dh + nanrow[:, None]
+            dw = dw + jnp.where(jnp.any(p.bad), jnp.nan, 0.0).astype(dw.dtype)
+        return dh, dw, (db if has_bias else jnp.zeros_like(db)), zeros, jnp.zeros_like(zeros)
+
+    f.defvjp(fwd, bwd)
+    return f
+
+
+# --------------------------------------------------------------------------- the public loss
+
+
+def _run(
+    hidden: Any, weight: Any, labels: Any, options: dict[str, Any], with_grad: bool
+) -> tuple[LinearCrossEntropyOutput, tuple[Any, Any, Any] | None]:
+    """Dispatch to the backend: the outputs and, with ``with_grad``, (dh, dw, db)."""
+    p = _plan(
+        hidden, weight, labels, options["bias"], options["class_weight"],
+        options["ignore_index"], options["label_smoothing"], options["z_loss"],
+        options["softcap"], options["reduction"], options["sample_weight"],
+        options["chunk_size"], options["memory_budget"],
+    )  # fmt: skip
+    xp = p.xp
+    hshape = shape_of(p.h2)[:0] + p.batch + (shape_of(p.h2)[1],)
+    if is_numpy(xp):
+        ce, lse, dh, dw, db = _numpy_core(p, with_grad and p.reduction != "none")
+        if with_grad and p.reduction == "none":
+            ce, lse, dh, dw, db = _numpy_core(p, True)
+        value, zterm = _reduce_value(np, p, ce, lse)
+        out = _outputs(np, p, value, zterm, lse)
+        grads = None if not with_grad else (np.reshape(dh, hshape), dw, db)
+        return out, grads
+    if is_torch_tensor(p.h2):
+        import torch
+
+        needs = torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in (p.h2, p.weight, p.bias)
+        )
+        if with_grad or not needs:
+            ce, lse, dh, dw, db = _torch_core(p, p.a_ce, p.a_z, with_grad, (True, True, True))
+            value, zterm = _reduce_value(p.xp, p, ce, lse)
+            out = _outputs(p.xp, p, value, zterm, lse)
+            grads = None if not with_grad else (dh.reshape(hshape), dw, db)
+            return out, grads
+        fn = _torch_fn_cached()
+        value, zterm, lse = _torch_apply(fn, p)
+        return LinearCrossEntropyOutput(value, zterm, lse.reshape(p.batch)), None
+    import jax
+
+    f = _jax_core(p)
+    b = p.bias if p.bias is not None else xp.zeros((int(p.weight.shape[0]),), dtype=p.weight.dtype)
+    args = (p.h2, p.weight, b, p.a_ce, p.a_z)
+    if with_grad:
+        (value, zterm, lse), vjp = jax.vjp(f, *args)
+        ones = xp.ones_like(value)
+        dh, dw, db, _, _ = vjp((ones, xp.zeros_like(zterm), xp.zeros_like(lse)))
+        grads = (xp.reshape(dh, hshape), dw, db if p.bias is not None else None)
+    else:
+        value, zterm, lse = f(*args)
+        grads = None
+    return _outputs(xp, p, value, zterm, lse), grads
+
+
+def _torch_apply(fn: Any, p: _Plan) -> Any:
+    """``fn.apply`` outside any torch.compile graph (a graph break at the op): the row
+    pass is numba code on NumPy views, which the compiler must not trace."""
+    import torch
+
+    @torch.compiler.disable
+    def call() -> Any:
+        return fn.apply(p.h2, p.weight, p.bias, p)
+
+    return call()
+
+
+def _outputs(xp: Any, p: _Plan, value: Any, zterm: Any, lse: Any) -> LinearCrossEntropyOutput:
+    dt = p.dtype
+    lse = xp.reshape(cast(xp, lse, dt), p.batch)
+    return LinearCrossEntropyOutput(cast(xp, value, dt), cast(xp, zterm, dt), lse)
+
+
+def _linear_cross_entropy(
+    hidden: Array,
+    weight: Array,
+    labels: Array,
+    *,
+    bias: Array | None = None,
+    class_weight: Array | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    reduction: str = "mean",
+    sample_weight: Array | None = None,
+    chunk_size: int | None = None,
+    memory_budget: int | None = None,
+    return_aux: bool = False,
+    with_grad: bool = False,
+    grad_out: Any = None,
+) -> tuple[Any, Any]:
+    if grad_out is not None:
+        msg = (
+            "`grad_out` is not supported by linear_cross_entropy (it returns three "
+            f"gradients, for hidden, weight and bias); got {type(grad_out).__name__}"
+        )
+        raise ValueError(msg)
+    options = dict(
+        bias=bias, class_weight=class_weight, ignore_index=ignore_index,
+        label_smoothing=label_smoothing, z_loss=z_loss, softcap=softcap, reduction=reduction,
+        sample_weight=sample_weight, chunk_size=chunk_size, memory_budget=memory_budget,
+    )  # fmt: skip
+    out, grads = _run(hidden, weight, labels, options, with_grad)
+    return (out if return_aux else out.loss), grads
+
+
+@differentiable(_linear_cross_entropy)
+def linear_cross_entropy(
+    hidden: Array,
+    weight: Array,
+    labels: Array,
+    *,
+    bias: Array | None = None,
+    class_weight: Array | None = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
+    reduction: str = "mean",
+    sample_weight: Array | None = None,
+    chunk_size: int | None = None,
+    memory_budget: int | None = None,
+    return_aux: bool = False,
+) -> Any:
+    r"""Softmax cross-entropy of ``hidden @ weight.T + bias`` without the full logits.
+
+    With ``z = hidden @ weight.T + bias`` (one row of ``V`` logits per token),
+    the soft cap ``z' = c tanh(z / c)`` (``softcap=c``; ``z' = z`` when None),
+    ``lse = logsumexp(z')`` and ``p = softmax(z')``, each counted token
+    contributes
+
+    .. math::
+        \ell = (1-\varepsilon)\, w_y (\mathrm{lse} - z'_y)
+             + \frac{\varepsilon}{V} \sum_c w_c (\mathrm{lse} - z'_c)
+             + \lambda\, \mathrm{lse}^2
+
+    (``label_smoothing`` ε, ``class_weight`` w, ``z_loss`` λ), and
+
+    .. math::
+        \frac{\partial \ell}{\partial z_c} = \Big((1-\varepsilon) w_y (p_c - [c = y])
+            + \frac{\varepsilon}{V}(W p_c - w_c) + 2 \lambda\, \mathrm{lse}\, p_c\Big)
+            \big(1 - (z'_c / c)^2\big),
+
+    ``W = Σ w``; the products give ``∂/∂hidden = G W``, ``∂/∂weight = Gᵀ hidden``,
+    ``∂/∂bias = Σ_tokens G``. The cross-entropy part is exactly
+    :func:`sparse_softmax_cross_entropy` on the logits (PyTorch's
+    ``F.cross_entropy(weight=w, label_smoothing=ε)``): ``"mean"`` divides it by
+    the summed class weight of the counted tokens (times ``sample_weight``);
+    the z-loss part (PaLM) is a plain mean over the counted tokens (as
+    Liger-Kernel), so the two denominators differ only with class weights.
+    Tokens labelled ``ignore_index`` count nowhere; nothing counted gives 0.
+
+    The tokens are processed ``chunk_size`` rows at a time (default: 256, or
+    what ``memory_budget`` bytes of one chunk's logits allow), so at most one
+    chunk of logits exists at once. ``losskit.value_and_grad(linear_cross_entropy)``
+    returns ``(value, (d_hidden, d_weight, d_bias))`` (``d_bias`` None without
+    ``bias``); gradients are taken in ``hidden``, ``weight`` and ``bias``
+    only. Under PyTorch autograd and ``jax.grad`` the same gradients flow
+    through a custom function (PyTorch: computed during forward for "mean"
+    and "sum", so one backward only; JAX: ``jax.custom_vjp``).
+
+    Parameters
+    ----------
+    hidden : array ``(..., D)``, real floating
+    weight : array ``(V, D)``, the dtype of ``hidden``
+    labels : integer array, ``hidden``'s shape without the last axis
+    bias : array ``(V,)``, optional
+    class_weight : array ``(V,)``, optional
+    ignore_index : int, optional
+    label_smoothing : float in [0, 1]
+    z_loss : float >= 0
+        Weight of ``lse²`` per counted token (1e-4 is PaLM's).
+    softcap : float > 0, optional
+        Gemma-2's final-logit soft cap ``c``.
+    reduction : {"mean", "sum", "none"}
+    sample_weight : array, optional
+        ``labels``' shape or a leading part of it.
+    chunk_size : int, optional
+        Tokens per chunk (overrides the default and ``memory_budget``).
+    memory_budget : int, optional
+        Bytes one chunk's logits may take (at least 16 rows).
+    return_aux : bool
+        Return a :class:`LinearCrossEntropyOutput` ``(loss, z_loss, lse)``
+        instead of the loss alone (``z_loss``: the z-loss term reduced as
+        the loss; ``lse``: every token's log-sum-exp, not differentiable).
+
+    Returns
+    -------
+    The loss, of ``hidden``'s kind; float32 for half-precision input.
+
+    Examples
+    --------
+    >>> import numpy as np, losskit as lk
+    >>> h = np.array([[1.0, 0.0], [0.0, 2.0]])
+    >>> W = np.array([[1.0, 1.0], [0.0, 1.0], [-1.0, 0.0]])
+    >>> # logits [[1, 0, -1], [2, 2, 0]]; labels 0 and 2
+    >>> float(lk.linear_cross_entropy(h, W, np.array([0, 2]), reduction="sum")).__round__(6)
+    2.665241
+    >>> value, (dh, dw, db) = lk.value_and_grad(lk.linear_cross_entropy)(h, W, np.array([0, 2]))
+    >>> dh.shape, dw.shape, db is None
+    ((2, 2), (3, 2), True)
+
+    References
+    ----------
+    Wijmans et al., "Cut Your Losses in Large-Vocabulary Language Models" (2024).
+    Hsu et al., "Liger Kernel: Efficient Triton Kernels for LLM Training" (2024).
+    Chowdhery et al., "PaLM" (2022), section 5: the z-loss.
+    Gemma Team, "Gemma 2" (2024): logit soft-capping.
+    """
+    return _linear_cross_entropy(
+        hidden, weight, labels, bias=bias, class_weight=class_weight,
+        ignore_index=ignore_index, label_smoothing=label_smoothing, z_loss=z_loss,
+        softcap=softcap, reduction=reduction, sample_weight=sample_weight,
+        chunk_size=chunk_size, memory_budget=memory_budget, return_aux=return_aux,
+    )[0]  # fmt: skip

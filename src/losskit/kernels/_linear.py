@@ -1,0 +1,156 @@
+"""One chunk of a fused linear cross-entropy: logits (already ``h @ W.T``) to loss and gradient.
+
+Per row, with z the chunk's logits (bias added here), the soft cap
+``z' = c tanh(z / c)`` (when ``cap > 0``), lse = logsumexp(z'), p = softmax(z'),
+class weights w (W = sum w), label smoothing e, label y and z-loss weight zl::
+
+    ce      = (1-e) w[y] (lse - z'[y]) + e/C (W lse - sum_c w[c] z'[c])
+    grad[c] = (a_ce ((1-e) w[y] (p[c] - [c==y]) + e/C (W p[c] - w[c]))
+               + a_z 2 zl lse p[c]) (1 - (z'[c]/c)^2)
+
+``a_ce`` and ``a_z`` are the rows' reduction coefficients (the derivative of
+the returned value with respect to the row's cross-entropy and z-loss terms).
+The gradient overwrites the logits in place: the chunk's buffer is read once
+for (max, sum) and once more, from cache when the chunk's rows fit, to write
+the gradient. Ignored rows get loss 0 and gradient 0, but their lse is still
+computed (for logging).
+
+The row body is shared by a serial and a parallel driver: the caller picks the
+serial one when BLAS threads surround the call (switching thread pools inside
+one chunk loop was measured to cost more than the row pass itself).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ._primitives import fexp, maxnum
+from ._rowpass import BLOCK, FASTMATH
+
+# 2 |u| above this: tanh(u) is +-1 in float32 and float64 alike (exp(80) is finite).
+_TANH_CLAMP = 80.0
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _prepare_block(blk, bb, has_bias, cap):
+    """blk += bias block; then blk = cap tanh(blk / cap) when cap > 0 (in place).
+
+    tanh(u) = 1 - 2 / (1 + exp(2u)) with 2u clamped to +-80, vectorisable
+    through ``fexp``: absolute error about 1e-7 cap in float32.
+    """
+    one = blk.dtype.type(1.0)
+    two = blk.dtype.type(2.0)
+    hi = blk.dtype.type(_TANH_CLAMP)
+    if has_bias:
+        for c in range(blk.shape[0]):
+            blk[c] += bb[c]
+    if cap > 0.0:
+        k = blk.dtype.type(2.0 / cap)
+        cc = blk.dtype.type(cap)
+        for c in range(blk.shape[0]):
+            u = blk[c] * k
+            u = hi if u > hi else u
+            u = -hi if u < -hi else u
+            blk[c] = cc * (one - two / (one + fexp(u)))
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _row(row, bias, has_bias, yi, counted, w, W, e, cap, zl, ace, az, do_grad):
+    """Process one row in place; returns (ce, lse)."""
+    C = row.shape[0]
+    zero = row.dtype.type(0.0)
+    m = -np.inf
+    s = 0.0
+    sw = 0.0  # sum_c w[c] z'[c], for smoothing
+    smooth = e != 0.0
+    for lo in range(0, C, BLOCK):
+        hi = min(lo + BLOCK, C)
+        blk = row[lo:hi]
+        if has_bias or cap > 0.0:
+            _prepare_block(blk, bias[lo:hi], has_bias, cap)
+        mb = blk[0]
+        for c in range(1, blk.shape[0]):
+            mb = maxnum(mb, blk[c])
+        if mb > m:
+            s *= math.exp(m - mb)
+            m = float(mb)
+        shift = row.dtype.type(m) if m > -np.inf else zero
+        sb = zero
+        for c in range(blk.shape[0]):
+            sb += fexp(blk[c] - shift)
+        s += float(sb)
+        if smooth:
+            wblk = w[lo:hi]
+            swb = zero
+            for c in range(blk.shape[0]):
+                swb += wblk[c] * blk[c]
+            sw += float(swb)
+    lse = m + math.log(s)
+    if not counted:
+        if do_grad:
+            row[:] = zero
+        return 0.0, lse
+    zy = float(row[yi])
+    wy = float(w[yi])
+    hard = (1.0 - e) * wy
+    ce = hard * ((m - zy) + math.log(s))
+    if smooth:
+        ce += e / C * (W * lse - sw)
+    if do_grad:
+        P = ace * (hard + e * W / C) + az * 2.0 * zl * lse
+        scale = row.dtype.type(P / s)
+        q = row.dtype.type(ace * e / C)
+        shift = row.dtype.type(m)
+        if cap > 0.0:
+            inv = row.dtype.type(1.0 / cap)
+            one = row.dtype.type(1.0)
+            fy = 1.0 - (zy / cap) ** 2
+            for lo in range(0, C, BLOCK):
+                hi = min(lo + BLOCK, C)
+                blk = row[lo:hi]
+                wblk = w[lo:hi]
+                for c in range(blk.shape[0]):
+                    v = blk[c]
+                    t = v * inv
+                    blk[c] = (fexp(v - shift) * scale - q * wblk[c]) * (one - t * t)
+            row[yi] -= ace * hard * fy
+        else:
+            for lo in range(0, C, BLOCK):
+                hi = min(lo + BLOCK, C)
+                blk = row[lo:hi]
+                if smooth:
+                    wblk = w[lo:hi]
+                    for c in range(blk.shape[0]):
+                        blk[c] = fexp(blk[c] - shift) * scale - q * wblk[c]
+                else:
+                    for c in range(blk.shape[0]):
+                        blk[c] = fexp(blk[c] - shift) * scale
+            row[yi] -= ace * hard
+    return ce, lse
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def lce_rows_serial(z, bias, has_bias, y, counted, w, e, cap, zl, a_ce, a_z, do_grad, ce, lse):
+    """Every row of the chunk ``z`` (n, C) in turn: ce and lse into (n,) arrays, gradient into z."""
+    W = 0.0
+    for c in range(w.shape[0]):
+        W += float(w[c])
+    for i in range(z.shape[0]):
+        ce[i], lse[i] = _row(
+            z[i], bias, has_bias, y[i], counted[i], w, W, e, cap, zl, a_ce[i], a_z[i], do_grad
+        )
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def lce_rows_parallel(z, bias, has_bias, y, counted, w, e, cap, zl, a_ce, a_z, do_grad, ce, lse):
+    """``lce_rows_serial`` with the rows spread over numba's threads."""
+    W = 0.0
+    for c in range(w.shape[0]):
+        W += float(w[c])
+    for i in prange(z.shape[0]):
+        ce[i], lse[i] = _row(
+            z[i], bias, has_bias, y[i], counted[i], w, W, e, cap, zl, a_ce[i], a_z[i], do_grad
+        )
