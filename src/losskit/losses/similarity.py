@@ -211,6 +211,25 @@ def cosine_embedding(
     return value, derivative
 
 
+@multi_array_loss(inputs=("pred", "target"), feature_axis=True)
+def negative_cosine_similarity(
+    xp: Any, pred: Array, target: Array, *, eps: float = 1e-8
+) -> tuple[Array, Any]:
+    r"""``-cos(pred, target)``, Keras's ``cosine_similarity`` loss (not exported: for the adapters).
+
+    :func:`cosine_distance` minus 1, without the rounding of ``1 - cos``
+    near ``cos = 0``.  d/dp = -d cos / dp.
+
+    >>> import numpy as np
+    >>> from losskit.losses.similarity import negative_cosine_similarity
+    >>> negative_cosine_similarity(np.array([[1.0, 0.0]]), np.array([[2.0, 0.0]]))
+    np.float64(-1.0)
+    """
+    eps = _check_eps(eps)
+    cos, dcos = _cosine(xp, pred, target, eps)
+    return -cos, lambda: -dcos()
+
+
 # --------------------------------------------------------------------------- ranking
 
 
