@@ -1,5 +1,610 @@
-"""Sequence losses: connectionist temporal classification (CTC)."""
+"""Sequence losses: connectionist temporal classification (CTC).
+
+The CTC loss of a label sequence ``y`` (length ``L``) given per-frame class
+scores ``x`` (``T`` frames) is ``-log p(y | x)``, ``p`` summed over every
+alignment: a path of ``T`` classes that reads ``y`` once repeated classes
+are merged and blanks removed.  The sum is the forward-backward recursion of
+Graves et al. over the extended label ``z = (b, y_1, b, y_2, ..., y_L, b)``,
+here in log space, vectorised over the batch and the ``2L + 1`` positions,
+looping over time only.  The derivative comes from the same pass (the
+posterior occupation of each class at each frame), so no autograd ever runs
+through the recursion: torch gets a ``torch.autograd.Function``, JAX a
+``jax.custom_vjp`` over ``lax.scan``, NumPy the analytic gradient (and the
+fused numba kernel of :mod:`losskit.kernels._ctc` where it is installed).
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import functools
+import math
+import sys
+from typing import Any
+
+import numpy as np
+
+from .._backend import (
+    Array,
+    cast,
+    compute_dtype,
+    device_of,
+    is_numpy,
+    is_torch_tensor,
+    namespace,
+    quiet_numpy,
+    readable,
+    shape_of,
+)
+from .._gradient import IMPL_ATTRIBUTE, deliver
+from .._reduce import plan
+from .._validation import (
+    Invalid,
+    _first_position,
+    _is_int,
+    check_floating,
+    check_grad_out,
+    check_labels_dtype,
+    check_reduction,
+)
+
+__all__ = ["ctc"]
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_shapes(logits: Array, labels: Array) -> tuple[int, int, int, int]:
+    """``(N, T, C, S)`` of ``logits`` (N, T, C) and ``labels`` (N, S)."""
+    if logits.ndim != 3:
+        msg = (
+            "`logits` must have shape (batch, frames, classes), batch first; "
+            f"got {shape_of(logits)}"
+        )
+        raise ValueError(msg)
+    n, t, c = shape_of(logits)
+    if labels.ndim != 2 or int(labels.shape[0]) != n:
+        msg = (
+            f"`labels` must have shape (batch, max label length) with batch {n} as "
+            f"`logits` {shape_of(logits)}; got {shape_of(labels)}"
+        )
+        raise ValueError(msg)
+    if c == 0:
+        msg = "`logits` must have at least one class (the blank); got 0 classes"
+        raise ValueError(msg)
+    return n, t, c, int(labels.shape[1])
+
+
+def _check_blank(blank: Any, num_classes: int) -> int:
+    msg = f"`blank` must be an int in [0, {num_classes}); got {blank!r}"
+    if not _is_int(blank):
+        raise TypeError(msg)
+    if not 0 <= int(blank) < num_classes:
+        raise ValueError(msg)
+    return int(blank)
+
+
+def _check_flag(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        msg = f"`{name}` must be True or False; got {value!r}"
+        raise TypeError(msg)
+    return bool(value)
+
+
+def _lengths(
+    xp: Any, name: str, lengths: Array | None, n: int, size: int, of: str, device: Any
+) -> tuple[Array, Array | None]:
+    """``lengths`` (N,) integers in [0, size], as int64; ``size`` for all when None.
+
+    Returns them (clamped into range where they could not be read) and the
+    traced mask of the bad ones (None when read and good).
+    """
+    if lengths is None:
+        return xp.full((n,), size, dtype=xp.int64, device=device), None
+    if not xp.isdtype(lengths.dtype, "integral"):
+        msg = f"`{name}` must be an integer array; got dtype {lengths.dtype}"
+        raise TypeError(msg)
+    if shape_of(lengths) != (n,):
+        msg = f"`{name}` must have one length per example, shape ({n},); got {shape_of(lengths)}"
+        raise ValueError(msg)
+    lengths = cast(xp, lengths, xp.int64)
+    rule = f"in [0, {size}] (the {of})"
+    bad = _first_bad(xp, name, (lengths,), lambda hxp, v: (v < 0) | (v > size), rule)
+    if bad is None:
+        return lengths, None
+    clamped = xp.where(lengths < 0, xp.zeros_like(lengths), lengths)
+    return xp.where(clamped > size, xp.full_like(clamped, size), clamped), bad
+
+
+def _first_bad(xp: Any, name: str, arrays: tuple[Array, ...], bad_of: Any, rule: str) -> Any:
+    """Raise for the first element of ``arrays[0]`` where ``bad_of(xp, *arrays)``.
+
+    As :func:`losskit._validation.check_values`, with other arrays the rule
+    reads (the lengths): where any cannot be read, the traced mask is returned.
+    """
+    if math.prod(shape_of(arrays[0])) == 0:
+        return None
+    found = [readable(xp, a) for a in arrays]
+    if any(f is None for f in found):
+        return bad_of(xp, *arrays)
+    hxp = found[0][0]  # type: ignore[index]
+    host = [f[1] for f in found]  # type: ignore[index]
+    bad = bad_of(hxp, *host)
+    if not bool(hxp.any(bad)):
+        return None
+    pos = _first_position(hxp, bad)
+    msg = f"`{name}` must be {rule}; got {int(host[0][pos])} at position {pos}"
+    raise ValueError(msg)
+
+
+def _check_labels(
+    xp: Any, labels: Array, label_lengths: Array, num_classes: int, blank: int
+) -> Array | None:
+    """Labels within their lengths are classes in [0, C) other than the blank."""
+
+    def bad_of(hxp: Any, y: Array, lengths: Array) -> Array:
+        within = hxp.arange(y.shape[1], device=device_of(y))[None, :] < lengths[:, None]
+        return within & ((y < 0) | (y >= num_classes) | (y == blank))
+
+    rule = f"class ids in [0, {num_classes}) other than blank={blank} within `label_lengths`"
+    return _first_bad(xp, "labels", (labels, label_lengths), bad_of, rule)
+
+
+# --------------------------------------------------------------------------- recursion
+
+
+def _log_add(xp: Any, a: Array, b: Array, c: Array) -> Array:
+    """``log(e^a + e^b + e^c)``; -inf when all three are -inf."""
+    m = xp.maximum(xp.maximum(a, b), c)
+    m = xp.where(m == -math.inf, xp.zeros_like(m), m)
+    return m + xp.log(xp.exp(a - m) + xp.exp(b - m) + xp.exp(c - m))
+
+
+def _shift(xp: Any, a: Array, k: int) -> Array:
+    """``a`` moved ``k`` places along the last axis (right for k > 0), filled with -inf."""
+    n, size = a.shape[0], a.shape[-1]
+    fill = xp.full((n, min(abs(k), size)), -math.inf, dtype=a.dtype, device=device_of(a))
+    if k > 0:
+        return xp.concat([fill, a[:, : size - k]], axis=-1)
+    return xp.concat([a[:, -k:], fill], axis=-1)
+
+
+def _python_scan(xp: Any, step: Any, carry: Any, xs: tuple[Array, ...], reverse: bool) -> Any:
+    """``lax.scan`` for NumPy and torch: a Python loop over the leading (time) axis."""
+    steps = int(xs[0].shape[0])
+    order = range(steps - 1, -1, -1) if reverse else range(steps)
+    ys: list[Array] = [None] * steps
+    for t in order:
+        carry, ys[t] = step(carry, tuple(x[t, ...] for x in xs))
+    if not steps:
+        return carry, None
+    return carry, xp.stack(ys, axis=0)
+
+
+def _jax_scan(xp: Any, step: Any, carry: Any, xs: tuple[Array, ...], reverse: bool) -> Any:
+    import jax
+
+    return jax.lax.scan(step, carry, xs, reverse=reverse)
+
+
+def _extended(
+    xp: Any, labels: Array, label_lengths: Array, blank: int
+) -> tuple[Array, Array, Array]:
+    """The extended labels ``z`` (N, 2S+1), where a skip ``z[s-2] -> z[s]`` is
+    allowed (N, 2S+1), and the positions where a path may end (N, 2S+1)."""
+    n, s = labels.shape[0], labels.shape[1]
+    device = device_of(labels)
+    positions = xp.arange(s, device=device)
+    within = positions[None, :] < label_lengths[:, None]
+    blanks = xp.full((n, s), blank, dtype=xp.int64, device=device)
+    y = xp.where(within, cast(xp, labels, xp.int64), blanks)
+    z = xp.concat([xp.reshape(xp.stack([blanks, y], axis=-1), (n, 2 * s)), blanks[:, :1]], axis=-1)
+    ext = xp.arange(2 * s + 1, device=device)[None, :]
+    z_before = xp.concat([blanks[:, :2], z[:, :-2]], axis=-1) if s else z
+    skip = (ext % 2 == 1) & (ext >= 2) & (z != z_before)
+    last = 2 * label_lengths[:, None]
+    end = (ext == last) | (ext == last - 1)
+    return z, skip, end
+
+
+def _forward_backward(
+    xp: Any,
+    x: Array,
+    labels: Array,
+    logit_lengths: Array,
+    label_lengths: Array,
+    blank: int,
+    want_grad: bool,
+    scan: Any = _python_scan,
+) -> tuple[Array, Array | None]:
+    """Per-example ``nll`` (N,) and ``d nll / d x`` (N, T, C) (None unless ``want_grad``).
+
+    ``x`` (N, T, C) raw scores in the compute dtype; everything validated.
+    The gradient is that of the exact loss, finite or not (the caller decides
+    what an infeasible example's gradient is).
+    """
+    n, steps, num_classes = shape_of(x)
+    device = device_of(x)
+    logp = x - _logsumexp_last(xp, x)
+    z, skip, end = _extended(xp, labels, label_lengths, blank)
+    width = int(z.shape[1])
+    index = xp.broadcast_to(z[:, None, :], (n, steps, width))
+    # log-probability of each extended label at each frame, time first: (T, N, 2S+1)
+    emit = xp.permute_dims(xp.take_along_axis(logp, index, axis=-1), (1, 0, 2))
+    frames = xp.arange(steps, device=device)[:, None]
+    active = frames < logit_lengths[None, :]  # (T, N)
+    last_frame = frames == logit_lengths[None, :] - 1
+    neg = xp.full((n, width), -math.inf, dtype=x.dtype, device=device)
+    zero = xp.zeros((n, width), dtype=x.dtype, device=device)
+
+    def forward(alpha: Array, inputs: tuple[Array, ...]) -> tuple[Array, Array]:
+        # alpha_t(s) = emit_t(s) + log(alpha_{t-1}(s) + alpha_{t-1}(s-1) + [skip] alpha_{t-1}(s-2))
+        e, on = inputs
+        moved = _log_add(xp, alpha, _shift(xp, alpha, 1), xp.where(skip, _shift(xp, alpha, 2), neg))
+        alpha = xp.where(on[:, None], moved + e, alpha)
+        return alpha, alpha
+
+    # The virtual frame -1 is in state 0 with probability 1: the recursion then
+    # starts every path in the first blank or the first label.
+    start = xp.where(xp.arange(width, device=device)[None, :] == 0, zero, neg)
+    final, alphas = scan(xp, forward, start, (emit, active), False)
+    nll = -_logsumexp_last(xp, xp.where(end, final, neg))[:, 0]
+    if not want_grad:
+        return nll, None
+
+    ends = xp.where(end, zero, neg)
+    skip_next = _shift(xp, xp.where(skip, zero, neg), -2) == 0  # may go s -> s+2
+
+    def backward(beta: Array, inputs: tuple[Array, ...]) -> tuple[Array, Array]:
+        # beta'_t(s): log-probability of the frames after t given state s at t;
+        # beta_t(s) = emit_t(s) + beta'_t(s), and the occupation is alpha_t + beta'_t.
+        e, on, is_last = inputs
+        after = _log_add(
+            xp, beta, _shift(xp, beta, -1), xp.where(skip_next, _shift(xp, beta, -2), neg)
+        )
+        after = xp.where(is_last[:, None], ends, after)
+        return xp.where(on[:, None], after + e, beta), after
+
+    _, afters = scan(xp, backward, ends, (emit, active, last_frame), True)
+    feasible = xp.isfinite(nll)
+    safe_nll = xp.where(feasible, nll, xp.zeros_like(nll))
+    log_occupation = alphas + afters + safe_nll[None, :, None]
+    occupation = xp.where(active[:, :, None], xp.exp(log_occupation), xp.zeros_like(alphas))
+    one_hot = cast(xp, z[..., None] == xp.arange(num_classes, device=device), x.dtype)
+    # posterior occupation of each class: gamma (N, T, C) = occupation (N, T, 2S+1) @ one_hot
+    gamma = xp.matmul(xp.permute_dims(occupation, (1, 0, 2)), one_hot)
+    on = cast(xp, xp.permute_dims(active, (1, 0))[:, :, None], x.dtype)
+    # d nll / d x = softmax(x) - gamma on the example's frames, 0 after them
+    return nll, xp.exp(logp) * on - gamma
+
+
+def _logsumexp_last(xp: Any, x: Array) -> Array:
+    m = xp.max(x, axis=-1, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    return m + xp.log(xp.sum(xp.exp(x - m), axis=-1, keepdims=True))
+
+
+# --------------------------------------------------------------------------- backends
+
+
+def _kernel(x: np.ndarray) -> Any:
+    """The fused numba kernel for ``x``, or None (numba or the kernel missing, ``x``
+    too small or not float32/float64, or the portable path asked for)."""
+    from ..kernels import dispatch
+
+    if not dispatch.use_kernel(x):
+        return None
+    try:
+        from ..kernels._ctc import ctc_loss_and_grad
+    except ImportError:
+        return None
+    return ctc_loss_and_grad
+
+
+def _numpy_nll_and_grad(
+    x: np.ndarray,
+    labels: np.ndarray,
+    logit_lengths: np.ndarray,
+    label_lengths: np.ndarray,
+    blank: int,
+    grad_scale: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """NumPy: ``(nll (N,) float64, grad_scale[n] * d nll_n / d x)``, the kernel where it exists.
+
+    An infeasible example's gradient row is 0 here (the kernel's contract).
+    """
+    kernel = _kernel(x)
+    if kernel is not None:
+        return kernel(
+            np.ascontiguousarray(x),
+            np.ascontiguousarray(labels, dtype=np.int64),
+            np.ascontiguousarray(logit_lengths, dtype=np.int64),
+            np.ascontiguousarray(label_lengths, dtype=np.int64),
+            blank,
+            grad_scale=None if grad_scale is None else np.asarray(grad_scale, np.float64),
+        )
+    with quiet_numpy():
+        nll, d = _forward_backward(
+            np, x, labels, logit_lengths, label_lengths, blank, grad_scale is not None
+        )
+    if d is None or grad_scale is None:
+        return nll.astype(np.float64), None
+    coef = np.where(np.isfinite(nll), grad_scale, 0.0).astype(x.dtype)
+    return nll.astype(np.float64), d * coef[:, None, None]
+
+
+def _torch_nll_and_grad(
+    xp: Any,
+    x: Array,
+    labels: Array,
+    logit_lengths: Array,
+    label_lengths: Array,
+    blank: int,
+    want_grad: bool,
+) -> tuple[Array, Array | None]:
+    """torch: the NumPy path on zero-copy views of CPU tensors, else the torch recursion."""
+    import torch
+
+    with torch.no_grad():
+        cpu = x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+        if cpu and not torch.compiler.is_compiling():
+            host_x, host_y, host_t, host_s = (
+                a.detach().contiguous().numpy() for a in (x, labels, logit_lengths, label_lengths)
+            )
+            scale = np.ones(x.shape[0]) if want_grad else None
+            host_nll, host_d = _numpy_nll_and_grad(host_x, host_y, host_t, host_s, blank, scale)
+            nll_t = torch.from_numpy(host_nll).to(x.dtype)
+            return nll_t, None if host_d is None else torch.from_numpy(host_d)
+        nll, d = _forward_backward(xp, x, labels, logit_lengths, label_lengths, blank, want_grad)
+        if d is not None:
+            d = torch.where(torch.isfinite(nll)[:, None, None], d, torch.zeros_like(d))
+        return nll, d
+
+
+def _infeasible_rows(xp: Any, nll: Array, d: Array, zero_infinity: bool) -> Array:
+    """``d`` with the rows of infeasible examples 0 (``zero_infinity``) or NaN.
+
+    For the custom backwards: with ``zero_infinity`` the incoming gradient of
+    such an example is 0 (its loss went through a ``where``), and 0 * 0 = 0.
+    """
+    infinite = (nll == math.inf)[:, None, None]
+    fill = xp.zeros_like(d) if zero_infinity else xp.full_like(d, math.nan)
+    return xp.where(infinite, fill, d)
+
+
+def _torch_xp() -> Any:
+    import array_api_compat.torch
+
+    return array_api_compat.torch
+
+
+@functools.cache
+def _jax_function(blank: int, zero_infinity: bool) -> Any:
+    """``(nll, nll_and_grad)`` for JAX, both jitted (eager calls compile once per shape).
+
+    ``nll`` is a ``jax.custom_vjp`` whose forward runs the forward and
+    backward recursions (``lax.scan``) and whose backward scales the saved
+    gradient: autograd never runs through the recursion.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    xp = sys.modules["array_api_compat"].array_namespace(jnp.zeros(()))
+
+    @jax.jit
+    def both(x: Any, labels: Any, logit_lengths: Any, label_lengths: Any) -> Any:
+        return _forward_backward(
+            xp, x, labels, logit_lengths, label_lengths, blank, True, scan=_jax_scan
+        )
+
+    @jax.jit
+    def forward_only(x: Any, labels: Any, logit_lengths: Any, label_lengths: Any) -> Any:
+        return _forward_backward(
+            xp, x, labels, logit_lengths, label_lengths, blank, False, scan=_jax_scan
+        )[0]
+
+    @jax.custom_vjp
+    def nll(x: Any, labels: Any, logit_lengths: Any, label_lengths: Any) -> Any:
+        return forward_only(x, labels, logit_lengths, label_lengths)
+
+    def fwd(x: Any, labels: Any, logit_lengths: Any, label_lengths: Any) -> Any:
+        value, d = both(x, labels, logit_lengths, label_lengths)
+        return value, (
+            _infeasible_rows(xp, value, d, zero_infinity),
+            labels,
+            logit_lengths,
+            label_lengths,
+        )
+
+    def bwd(saved: Any, g: Any) -> Any:
+        zeros = [np.zeros(shape_of(a), dtype=jax.dtypes.float0) for a in saved[1:]]
+        return (g[:, None, None] * saved[0], *zeros)
+
+    nll.defvjp(fwd, bwd)
+    return nll, both
+
+
+def _is_jax(x: Any) -> bool:
+    mod = sys.modules.get("jax")
+    return mod is not None and isinstance(x, mod.Array)
+
+
+# --------------------------------------------------------------------------- the loss
+
+
+def ctc(
+    logits: Array,
+    labels: Array,
+    *,
+    logit_lengths: Array | None = None,
+    label_lengths: Array | None = None,
+    blank: int = 0,
+    zero_infinity: bool = False,
+    reduction: str = "mean",
+    sample_weight: Array | None = None,
+) -> Array:
+    r"""Connectionist temporal classification loss: ``-log p(labels | logits)`` over all alignments.
+
+    .. math::
+        \ell_n = -\log \sum_{\pi \in \mathcal{B}^{-1}(y_n)} \prod_{t < T_n}
+            \operatorname{softmax}(x_{n,t})_{\pi_t}, \qquad
+        \frac{\partial \ell_n}{\partial x_{n,t,c}} =
+            \operatorname{softmax}(x_{n,t})_c - \gamma_{n,t}(c)
+
+    where :math:`\mathcal{B}` merges repeated classes and removes blanks, and
+    :math:`\gamma_{n,t}(c)` is the posterior probability that an alignment
+    emits class ``c`` at frame ``t`` (from the forward-backward recursion,
+    in log space; the derivative is 0 on frames ``t >= T_n``).  The logits
+    are normalised with a log-softmax over the classes, so any real scores
+    are taken.
+
+    An example whose label cannot be aligned in its frames (fewer frames
+    than labels plus one blank between each pair of equal neighbours) has an
+    infinite loss and a NaN gradient, as in PyTorch; with
+    ``zero_infinity=True`` its loss and gradient are 0.  ``"mean"`` is the
+    (``sample_weight``-weighted) mean of the per-example losses, as for
+    every losskit loss; PyTorch's ``ctc_loss`` divides each loss by its
+    label length first (:func:`losskit.compat.torch.ctc_loss` does).
+
+    Parameters
+    ----------
+    logits : array (N, T, C)
+        Per-frame class scores, batch first, any real values (log-probabilities too).
+    labels : integer array (N, S)
+        Label sequences, padded; entries past ``label_lengths[n]`` are ignored.
+    logit_lengths, label_lengths : integer arrays (N,), optional
+        Frames and labels of each example (all ``T`` and all ``S`` when None).
+    blank : int
+        The blank class, in ``[0, C)``; labels never equal it.
+    zero_infinity : bool
+        Give infeasible examples a loss and gradient of 0.
+    reduction : {"mean", "sum", "none"}
+    sample_weight : array (N,), optional
+
+    Examples
+    --------
+    >>> import numpy as np, losskit as lk
+    >>> logits = np.zeros((1, 2, 2))  # two frames, classes {blank, 1} equally likely
+    >>> float(lk.ctc(logits, np.array([[1]])))  # alignments 11, b1, 1b: -log(3/4)
+    0.2876820724517809
+    >>> value, grad = lk.value_and_grad(lk.ctc)(logits, np.array([[1]]))
+    >>> grad[0].round(4)  # softmax - occupation: frame 0 emits 1 in 2 of 3 alignments
+    array([[ 0.1667, -0.1667],
+           [ 0.1667, -0.1667]])
+
+    References
+    ----------
+    A. Graves, S. Fernández, F. Gomez, J. Schmidhuber. Connectionist temporal
+    classification: labelling unsegmented sequence data with recurrent neural
+    networks. ICML 2006.
+    """
+    return _ctc_impl(
+        logits,
+        labels,
+        logit_lengths=logit_lengths,
+        label_lengths=label_lengths,
+        blank=blank,
+        zero_infinity=zero_infinity,
+        reduction=reduction,
+        sample_weight=sample_weight,
+    )[0]
+
+
+def _ctc_impl(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    logit_lengths: Array | None,
+    label_lengths: Array | None,
+    blank: int,
+    zero_infinity: bool,
+    reduction: str,
+    sample_weight: Array | None,
+    with_grad: bool = False,
+    grad_out: Any = None,
+) -> tuple[Array, Array | None]:
+    xp, x, labels, logit_lengths, label_lengths, sample_weight = namespace(
+        logits,
+        labels,
+        logit_lengths,
+        label_lengths,
+        sample_weight,
+        names=("labels", "logit_lengths", "label_lengths", "sample_weight"),
+    )
+    reduction = check_reduction(reduction)
+    check_floating(xp, "logits", x)
+    check_labels_dtype(xp, labels)
+    n, steps, num_classes, width = _check_shapes(x, labels)
+    blank = _check_blank(blank, num_classes)
+    zero_infinity = _check_flag("zero_infinity", zero_infinity)
+    check_grad_out(xp, grad_out, x)
+    device = device_of(x)
+    invalid = Invalid(xp, (n,))
+    t_len, bad = _lengths(xp, "logit_lengths", logit_lengths, n, steps, "frames", device)
+    invalid.add(bad)
+    s_len, bad = _lengths(xp, "label_lengths", label_lengths, n, width, "padded labels", device)
+    invalid.add(bad)
+    bad_labels = _check_labels(xp, labels, s_len, num_classes, blank)
+    if bad_labels is not None:
+        invalid.add(xp.any(bad_labels, axis=1))
+        labels = xp.where(bad_labels, xp.full_like(labels, (blank + 1) % num_classes), labels)
+    dtype = compute_dtype(xp, x.dtype)
+    red = plan(xp, reduction, (n,), dtype, sample_weight=sample_weight, invalid=invalid)
+    z = cast(xp, x, dtype)
+    labels = cast(xp, labels, xp.int64)
+
+    if is_numpy(xp):
+        coef = None
+        if with_grad:
+            coef = np.broadcast_to(np.asarray(red.coef, dtype=np.float64), (n,))
+        nll64, d = _numpy_nll_and_grad(z, labels, t_len, s_len, blank, coef)
+        nll = nll64.astype(dtype)
+    elif is_torch_tensor(z) and not with_grad and z.requires_grad:
+        from ._sequence_torch import CTCFunction  # imports torch, which is loaded
+
+        nll, d = CTCFunction.apply(z, labels, t_len, s_len, blank, zero_infinity), None
+    elif _is_jax(z):
+        nll_fn, both = _jax_function(blank, zero_infinity)
+        nll, d = (
+            both(z, labels, t_len, s_len) if with_grad else (nll_fn(z, labels, t_len, s_len), None)
+        )
+    elif is_torch_tensor(z):
+        nll, d = _torch_nll_and_grad(xp, z, labels, t_len, s_len, blank, with_grad)
+    else:
+        with quiet_numpy(xp):
+            nll, d = _forward_backward(xp, z, labels, t_len, s_len, blank, with_grad)
+    if d is not None and not is_numpy(xp):
+        # scaled by the reduction; infeasible rows 0 here, NaN or 0 in _finish
+        coef = xp.reshape(xp.asarray(red.coef, dtype=dtype, device=device), (-1, 1, 1))
+        d = xp.where(xp.isfinite(nll)[:, None, None], d * coef, xp.zeros_like(d))
+    value, grad = _finish(xp, nll, d, red, zero_infinity)
+    if grad is None:
+        return value, None
+    return value, deliver(xp, grad, x, grad_out)
+
+
+def _finish(
+    xp: Any, nll: Array, d: Array | None, red: Any, zero_infinity: bool
+) -> tuple[Array, Array | None]:
+    """Infeasible examples (``nll = inf``), the NaN rule and the reduction.
+
+    ``d`` is already scaled by the reduction's coefficient and 0 on
+    infeasible rows.  Those rows become NaN without ``zero_infinity`` (the
+    derivative of an infinite loss; PyTorch's is NaN too) and stay 0 with it;
+    the rows of examples with a bad value found in a trace are NaN.  (Under
+    autograd the custom backward does the same: see :func:`_infeasible_rows`.)
+    """
+    infinite = nll == math.inf
+    if zero_infinity:
+        nll = xp.where(infinite, xp.zeros_like(nll), nll)
+    value = red.apply(nll)
+    if d is None:
+        return value, None
+    bad = red.invalid.mask
+    if not zero_infinity:
+        bad = infinite if bad is None else bad | infinite
+    if bad is not None:
+        d = xp.where(bad[:, None, None], xp.full_like(d, math.nan), d)
+    return value, d
+
+
+setattr(ctc, IMPL_ATTRIBUTE, _ctc_impl)

@@ -1,0 +1,437 @@
+"""The core ``ctc`` loss against a brute-force enumeration of alignments and PyTorch.
+
+References: ``_refs_ctc.brute_force*`` (every path of T classes, float64) for the
+values and gradients on tiny cases; ``torch.nn.functional.ctc_loss`` (float64, its
+gradient taken through ``log_softmax``, where PyTorch's extra ``exp(log_probs)``
+term cancels) on a medium shape.  Every backend runs through the ``xp`` fixture.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+
+import numpy as np
+import pytest
+
+import losskit as lk
+from _refs_ctc import brute_force_batch, brute_force_torch
+from conftest import assert_close, round_to
+
+# (logits shape (N, T, C), labels (N, S), logit_lengths, label_lengths, blank); every
+# example feasible.  Repeats (1, 1) need a blank between them; lengths shorter than
+# the padded sizes; an empty label; a blank that is not 0.
+_LABELS = np.array([[1, 1, 2], [2, 1, 0], [1, 2, 2], [2, 0, 0], [0, 0, 0]])
+CASES = {
+    "repeats_and_lengths": ((5, 4, 3), _LABELS, [4, 3, 4, 2, 3], [2, 2, 2, 1, 0], 0),
+    "blank_last": ((3, 4, 3), np.array([[1, 0, 1], [0, 0, 1], [1, 1, 2]]), [4, 4, 3], [2, 3, 0], 2),
+    "full_lengths": ((2, 5, 3), np.array([[1, 2, 1], [2, 2, 1]]), None, None, 0),
+}
+
+
+def _case(name, seed=0, scale=2.0):
+    shape, labels, t_len, s_len, blank = CASES[name]
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=shape) * scale
+    labels = np.asarray(labels, dtype=np.int64)
+    n, t, _ = shape
+    tl = np.full(n, t) if t_len is None else np.asarray(t_len)
+    sl = np.full(n, labels.shape[1]) if s_len is None else np.asarray(s_len)
+    return x, labels, t_len, s_len, tl, sl, blank
+
+
+def _kw(xp, t_len, s_len, blank, **more):
+    kw = dict(blank=blank, **more)
+    if t_len is not None:
+        kw["logit_lengths"] = xp.asarray(np.asarray(t_len, dtype=np.int64))
+    if s_len is not None:
+        kw["label_lengths"] = xp.asarray(np.asarray(s_len, dtype=np.int64))
+    return kw
+
+
+# --------------------------------------------------------------------------- brute force
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_values_and_gradients_match_brute_force(xp, name, dtype):
+    xp.require(dtype)
+    x, labels, t_len, s_len, tl, sl, blank = _case(name)
+    x = round_to(x, dtype)
+    nll, grad = brute_force_batch(x, labels, tl, sl, blank)
+    xb = xp.asarray(x, dtype)
+    yb = xp.asarray(labels)
+    value = lk.ctc(xb, yb, reduction="none", **_kw(xp, t_len, s_len, blank))
+    v2, g = lk.value_and_grad(lk.ctc)(xb, yb, reduction="sum", **_kw(xp, t_len, s_len, blank))
+    out_dtype = "float32" if dtype == "float16" else dtype
+    assert xp.dtype_name(value) == out_dtype and xp.dtype_name(g) == dtype
+    # float64 within 1e-12 of the enumeration, float32 within 1e-5 relative
+    tol = {"float64": 1e-12, "float32": 1e-5, "float16": 1e-5}[dtype]
+    np.testing.assert_allclose(xp.to_numpy(value), nll, rtol=tol, atol=tol)
+    np.testing.assert_allclose(float(xp.to_numpy(v2)), nll.sum(), rtol=tol)
+    gtol = {"float64": 1e-12, "float32": 1e-5, "float16": 2e-3}[dtype]
+    np.testing.assert_allclose(xp.to_numpy(g), grad, rtol=gtol, atol=gtol)
+
+
+def test_brute_force_gradient_is_autograd_of_the_enumeration():
+    """The reference's occupation gradient equals torch autograd of its enumerated sum."""
+    x, labels, _, _, tl, sl, blank = _case("repeats_and_lengths")
+    _, grad = brute_force_batch(x, labels, tl, sl, blank)
+    for n in range(x.shape[0]):
+        _, g = brute_force_torch(x[n, : tl[n]], labels[n, : sl[n]], blank)
+        np.testing.assert_allclose(grad[n, : tl[n]], g, atol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_reductions_and_sample_weight(xp, reduction, weighted):
+    x, labels, t_len, s_len, tl, sl, blank = _case("repeats_and_lengths", seed=3)
+    nll, grad = brute_force_batch(x, labels, tl, sl, blank)
+    w = np.array([1.0, 0.5, 2.0, 0.0, 3.0]) if weighted else np.ones(5)
+    # core "mean": the sample_weight-weighted mean of the per-example losses
+    expected = {"none": w * nll, "sum": (w * nll).sum(), "mean": (w * nll).sum() / w.sum()}
+    coef = {"none": w, "sum": w, "mean": w / w.sum()}[reduction]
+    kw = _kw(xp, t_len, s_len, blank, reduction=reduction)
+    if weighted:
+        kw["sample_weight"] = xp.asarray(w)
+    xb, yb = xp.asarray(x), xp.asarray(labels)
+    value, g = lk.value_and_grad(lk.ctc)(xb, yb, **kw)
+    assert_close(xp.to_numpy(value), expected[reduction])
+    assert_close(xp.to_numpy(g), grad * coef[:, None, None], kind="grad")
+
+
+def test_sum_of_zero_length_label_and_no_frames(xp):
+    """No frames and no labels: p = 1 (loss 0); no frames but a label: infeasible."""
+    x = xp.asarray(np.zeros((2, 3, 4)))
+    labels = xp.asarray(np.array([[1, 2], [3, 3]]))
+    kw = _kw(xp, [0, 0], [0, 1], 0, reduction="none")
+    assert np.array_equal(xp.to_numpy(lk.ctc(x, labels, **kw)), [0.0, math.inf])
+
+
+# --------------------------------------------------------------------------- infeasible
+
+
+def _infeasible(xp):
+    # label (1, 1) needs 3 frames (1, blank, 1); (1, 2) fits in 2; (2,) in 1
+    x = np.random.default_rng(1).normal(size=(3, 2, 3))
+    labels = np.array([[1, 1], [1, 2], [2, 0]])
+    return x, labels, _kw(xp, None, [2, 2, 1], 0)
+
+
+def test_infeasible_is_inf_with_nan_gradient(xp):
+    x, labels, kw = _infeasible(xp)
+    nll, grad = brute_force_batch(x, labels, [2, 2, 2], [2, 2, 1])
+    assert nll[0] == math.inf
+    value, g = lk.value_and_grad(lk.ctc)(xp.asarray(x), xp.asarray(labels), reduction="none", **kw)
+    value, g = xp.to_numpy(value), xp.to_numpy(g)
+    assert value[0] == math.inf and np.isnan(g[0]).all()
+    assert_close(value[1:], nll[1:])
+    assert_close(g[1:], grad[1:], kind="grad")
+    assert float(xp.to_numpy(lk.ctc(xp.asarray(x), xp.asarray(labels), **kw))) == math.inf
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_zero_infinity_gives_zero_loss_and_gradient(xp, reduction):
+    x, labels, kw = _infeasible(xp)
+    nll, grad = brute_force_batch(x, labels, [2, 2, 2], [2, 2, 1])
+    nll[0], grad[0] = 0.0, 0.0
+    coef = {"none": 1.0, "sum": 1.0, "mean": 1 / 3}[reduction]
+    expected = {"none": nll, "sum": nll.sum(), "mean": nll.mean()}[reduction]
+    value, g = lk.value_and_grad(lk.ctc)(
+        xp.asarray(x), xp.asarray(labels), reduction=reduction, zero_infinity=True, **kw
+    )
+    assert_close(xp.to_numpy(value), expected)
+    assert_close(xp.to_numpy(g), grad * coef, kind="grad")
+
+
+# --------------------------------------------------------------------------- autograd
+
+
+@pytest.mark.parametrize("zero_infinity", [False, True])
+def test_autograd_matches_brute_force(autograd_xp, zero_infinity):
+    xp = autograd_xp
+    x, labels, _, s_len, tl, sl, blank = _case("repeats_and_lengths", seed=5)
+    # make the first example infeasible: 2 frames cannot hold (1, 1)
+    tl = np.array([2, 3, 4, 2, 3])
+    nll, grad = brute_force_batch(x, labels, tl, sl, blank)
+    w = np.array([1.0, 2.0, 0.5, 1.0, 1.0])
+    kw = _kw(xp, tl, s_len, blank, zero_infinity=zero_infinity, sample_weight=xp.asarray(w))
+    yb = xp.asarray(labels)
+    value, g = xp.autograd(lambda z: lk.ctc(z, yb, reduction="sum", **kw), xp.asarray(x))
+    g = xp.to_numpy(g)
+    if zero_infinity:
+        nll[0], grad[0] = 0.0, 0.0
+        assert_close(xp.to_numpy(value), (w * nll).sum())
+        assert_close(g, grad * w[:, None, None], kind="grad")
+    else:
+        assert float(xp.to_numpy(value)) == math.inf
+        assert np.isnan(g[0]).all()
+        assert_close(g[1:], (grad * w[:, None, None])[1:], kind="grad")
+
+
+def test_torch_gradcheck():
+    torch = pytest.importorskip("torch")
+    x, labels, _, _, tl, sl, blank = _case("blank_last", seed=2)
+    xt = torch.tensor(x, requires_grad=True)
+    kw = dict(
+        logit_lengths=torch.tensor(tl),
+        label_lengths=torch.tensor(sl),
+        blank=blank,
+        reduction="none",
+    )
+    assert torch.autograd.gradcheck(lambda z: lk.ctc(z, torch.tensor(labels), **kw), (xt,))
+
+
+def test_sample_weight_gradient_under_autograd(autograd_xp):
+    xp = autograd_xp
+    x, labels, t_len, s_len, tl, sl, blank = _case("repeats_and_lengths", seed=6)
+    nll, _ = brute_force_batch(x, labels, tl, sl, blank)
+    w = np.array([1.0, 2.0, 0.5, 1.0, 1.0])
+    xb, yb = xp.asarray(x), xp.asarray(labels)
+    kw = _kw(xp, t_len, s_len, blank, reduction="mean")
+    _, g = xp.autograd(lambda s: lk.ctc(xb, yb, sample_weight=s, **kw), xp.asarray(w))
+    # d/dw_n of sum(w l) / sum(w) = (l_n - mean) / sum(w)
+    assert_close(xp.to_numpy(g), (nll - (w * nll).sum() / w.sum()) / w.sum(), kind="grad")
+
+
+# --------------------------------------------------------------------------- PyTorch
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_medium_shape_against_torch(dtype):
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(7)
+    n, t, c, s = 4, 60, 12, 15
+    x = rng.normal(size=(n, t, c)) * 3
+    labels = rng.integers(1, c, size=(n, s))
+    labels[0, 3] = labels[0, 2]  # a repeat
+    tl, sl = np.array([60, 41, 55, 30]), np.array([15, 9, 0, 12])
+    xt = torch.tensor(x, requires_grad=True)
+    ref = F.ctc_loss(
+        torch.log_softmax(xt, -1).transpose(0, 1),
+        torch.tensor(labels),
+        torch.tensor(tl),
+        torch.tensor(sl),
+        reduction="sum",
+    )
+    (ref_g,) = torch.autograd.grad(ref, xt)
+    xb = x.astype(dtype)
+    v, g = lk.value_and_grad(lk.ctc)(
+        xb, labels, logit_lengths=tl, label_lengths=sl, reduction="sum"
+    )
+    assert_close(v, float(ref.detach()), dtype)
+    assert_close(g, ref_g.numpy(), dtype, kind="grad")
+    xt2 = torch.tensor(xb, requires_grad=True)
+    v2 = lk.ctc(
+        xt2,
+        torch.tensor(labels),
+        logit_lengths=torch.tensor(tl),
+        label_lengths=torch.tensor(sl),
+        reduction="sum",
+    )
+    v2.backward()
+    assert_close(float(v2.detach()), float(ref.detach()), dtype)
+    assert_close(xt2.grad.numpy(), ref_g.numpy(), dtype, kind="grad")
+
+
+# --------------------------------------------------------------------------- extremes
+
+
+def test_extreme_logits_stay_finite(xp):
+    """Logits of +-1e4: a path through the -1e4 classes has log-probability ~ -2e4 per
+    frame, still finite in log space; the loss is exact, the gradient finite."""
+    x = np.array([[[1e4, -1e4, 0.0], [-1e4, 1e4, 0.0], [0.0, -1e4, 1e4]]])
+    labels = np.array([[1, 2]])
+    value, g = lk.value_and_grad(lk.ctc)(xp.asarray(x), xp.asarray(labels))
+    # best alignment: 0 1 2 (log-prob 0); the others cost at least 1e4 each
+    assert_close(xp.to_numpy(value), 0.0)
+    g = xp.to_numpy(g)
+    assert np.isfinite(g).all()
+    assert_close(g, np.zeros_like(g), kind="grad")
+
+
+def test_empty_batch(xp):
+    x = xp.asarray(np.zeros((0, 3, 4)))
+    labels = xp.asarray(np.zeros((0, 2), dtype=np.int64))
+    for reduction, expected in (("mean", 0.0), ("sum", 0.0)):
+        v, g = lk.value_and_grad(lk.ctc)(x, labels, reduction=reduction)
+        assert float(xp.to_numpy(v)) == expected
+        assert xp.to_numpy(g).shape == (0, 3, 4)
+    assert xp.to_numpy(lk.ctc(x, labels, reduction="none")).shape == (0,)
+
+
+# --------------------------------------------------------------------------- traced
+
+
+def _traced_case():
+    x = np.random.default_rng(4).normal(size=(4, 4, 3))
+    labels = np.array([[1, 2], [0, 1], [1, 5], [2, 1]])  # row 1 holds the blank, row 2 a 5
+    t_len = np.array([4, 4, 4, 9])  # row 3: more frames than T
+    return x, labels, t_len
+
+
+def test_nan_rule_under_jax_jit():
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    x, labels, t_len = _traced_case()
+    ok, _ = brute_force_batch(x, labels, t_len, [2, 2, 2, 2])
+
+    def f(z, y, tl):
+        return lk.ctc(z, y, logit_lengths=tl, reduction="none")
+
+    value = np.asarray(jax.jit(f)(jnp.asarray(x), jnp.asarray(labels), jnp.asarray(t_len)))
+    assert_close(value[0], ok[0])
+    assert np.isnan(value[1:]).all()
+    g = jax.jit(jax.grad(lambda z, y, tl: f(z, y, tl).sum()))(
+        jnp.asarray(x), jnp.asarray(labels), jnp.asarray(t_len)
+    )
+    g = np.asarray(g)
+    assert np.isnan(g[1:]).all(axis=(1, 2)).all() and np.isfinite(g[0]).all()
+    s = jax.jit(
+        lambda z, y, tl: lk.ctc(z, y, logit_lengths=tl, label_lengths=jnp.array([2, 2, 3, 2]))
+    )
+    assert np.isnan(
+        float(s(jnp.asarray(x), jnp.asarray(labels[[0, 0, 0, 0]]), jnp.asarray([4] * 4)))
+    )
+
+
+def test_jit_equals_eager_brute_force():
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    x, labels, _, _, tl, sl, blank = _case("repeats_and_lengths", seed=8)
+    nll, grad = brute_force_batch(x, labels, tl, sl, blank)
+
+    @jax.jit
+    def f(z, y, a, b):
+        return lk.ctc(z, y, logit_lengths=a, label_lengths=b, reduction="sum")
+
+    args = (jnp.asarray(labels), jnp.asarray(tl), jnp.asarray(sl))
+    v, g = jax.value_and_grad(f)(jnp.asarray(x), *args)
+    assert_close(float(v), nll.sum())
+    assert_close(np.asarray(g), grad, kind="grad")
+
+
+def test_torch_compile_values_gradients_and_nan_rule():
+    """torch.compile: compiled equals eager (the brute force) and bad values are NaN rows.
+
+    Inside the compiled graph the recursion runs as torch operations (the
+    autograd.Function's forward is traced; no graph break is needed).
+    """
+    torch = pytest.importorskip("torch")
+    x, labels, t_len = _traced_case()
+    ok, ok_g = brute_force_batch(x, labels, [4, 4, 4, 4], [2, 2, 2, 2])
+
+    def f(z, y, tl):
+        return lk.ctc(z, y, logit_lengths=tl, reduction="none")
+
+    compiled = torch.compile(f, backend="aot_eager", fullgraph=True)
+    xt = torch.tensor(x, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = compiled(xt, torch.tensor(labels), torch.tensor(t_len))
+    value.sum().backward()
+    v, g = value.detach().numpy(), xt.grad.numpy()
+    assert_close(v[0], ok[0])
+    assert_close(g[0], ok_g[0], kind="grad")
+    assert np.isnan(v[1:]).all() and np.isnan(g[1:]).all()
+
+
+# --------------------------------------------------------------------------- errors
+
+
+_X = np.zeros((2, 3, 4))
+_Y = np.array([[1, 2], [3, 3]])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (
+            dict(labels=np.array([[1, 0], [3, 3]])),
+            ValueError,
+            "`labels` must be class ids in [0, 4) other than blank=0 within `label_lengths`; "
+            "got 0 at position (0, 1)",
+        ),
+        (
+            dict(labels=np.array([[1, 2], [3, 4]])),
+            ValueError,
+            "`labels` must be class ids in [0, 4) other than blank=0 within `label_lengths`; "
+            "got 4 at position (1, 1)",
+        ),
+        (
+            dict(labels=np.array([[1, 2], [-1, 3]]), blank=3),
+            ValueError,
+            "`labels` must be class ids in [0, 4) other than blank=3 within `label_lengths`; "
+            "got -1 at position (1, 0)",
+        ),
+        (
+            dict(label_lengths=np.array([1, 3])),
+            ValueError,
+            "`label_lengths` must be in [0, 2] (the padded labels); got 3 at position (1,)",
+        ),
+        (
+            dict(logit_lengths=np.array([-1, 3])),
+            ValueError,
+            "`logit_lengths` must be in [0, 3] (the frames); got -1 at position (0,)",
+        ),
+        (
+            dict(logit_lengths=np.array([3.0, 3.0])),
+            TypeError,
+            "`logit_lengths` must be an integer array; got dtype float64",
+        ),
+        (
+            dict(label_lengths=np.array([1, 1, 1])),
+            ValueError,
+            "`label_lengths` must have one length per example, shape (2,); got (3,)",
+        ),
+        (dict(blank=4), ValueError, "`blank` must be an int in [0, 4); got 4"),
+        (dict(blank=1.0), TypeError, "`blank` must be an int in [0, 4); got 1.0"),
+        (
+            dict(zero_infinity=1),
+            TypeError,
+            "`zero_infinity` must be True or False; got 1",
+        ),
+        (
+            dict(labels=np.array([1, 2])),
+            ValueError,
+            "`labels` must have shape (batch, max label length) with batch 2 as `logits` "
+            "(2, 3, 4); got (2,)",
+        ),
+        (
+            dict(logits=np.zeros((3, 4))),
+            ValueError,
+            "`logits` must have shape (batch, frames, classes), batch first; got (3, 4)",
+        ),
+        (
+            dict(labels=_Y.astype(float)),
+            TypeError,
+            "`labels` must be an integer array of class ids; got dtype float64",
+        ),
+        (
+            dict(reduction="avg"),
+            ValueError,
+            "`reduction` must be one of 'mean', 'sum', 'none'; got 'avg'",
+        ),
+    ],
+)
+def test_errors(kwargs, error, message):
+    kwargs = dict(kwargs)
+    x = kwargs.pop("logits", _X)
+    y = kwargs.pop("labels", _Y)
+    with pytest.raises(error, match=re.escape(message)):
+        lk.ctc(x, y, **kwargs)
+
+
+def test_padding_past_label_length_is_ignored():
+    """Entries past label_lengths may be anything (padding -1, the blank, large ids)."""
+    x = np.random.default_rng(9).normal(size=(2, 4, 3))
+    a = lk.ctc(x, np.array([[1, -1, 99], [2, 0, 0]]), label_lengths=np.array([1, 1]))
+    b = lk.ctc(x, np.array([[1, 1], [2, 2]]), label_lengths=np.array([1, 1]))
+    nll, _ = brute_force_batch(x, [[1], [2]], [4, 4], [1, 1])
+    assert_close(a, nll.mean())
+    assert_close(b, nll.mean())
