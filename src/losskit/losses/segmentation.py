@@ -151,11 +151,12 @@ def _overlap_impl(
     eps: Any,
     reduction: str,
     sample_weight: Array | None,
-    class_axis: int | None = None,
+    generalized: bool = False,
+    class_axis: Any = -1,
     with_grad: bool = False,
     grad_out: Any = None,
 ) -> Result:
-    """Tversky (``class_axis`` None) or generalized Dice (over ``class_axis``), with gradient."""
+    """Tversky, or with ``generalized`` Dice over ``class_axis``, with the gradient."""
     xp, probs, targets, sample_weight = namespace(
         probs, targets, sample_weight, names=("targets", "sample_weight")
     )
@@ -163,7 +164,7 @@ def _overlap_impl(
     _check_batch("probs", probs)
     smooth, eps = _check_smoothing(smooth, eps)
     shape = shape_of(probs)
-    if class_axis is not None:
+    if generalized:
         class_axis = _check_class_axis(shape, class_axis)
         skip = (0, class_axis)
         axes = _check_axes("probs", shape, axis, skip)
@@ -184,7 +185,7 @@ def _overlap_impl(
     red = plan(xp, reduction, kept, dtype, sample_weight=sample_weight, invalid=invalid)
     p, t = cast(xp, probs, dtype), cast(xp, targets, dtype)
     with quiet_numpy(xp):
-        if class_axis is None:
+        if not generalized:
             loss, a, b = _tversky_terms(xp, p, t, axes, alpha, beta, smooth, eps)
         else:
             loss, a, b, w = _generalized_terms(xp, p, t, axes, class_axis, smooth, eps)
@@ -193,7 +194,7 @@ def _overlap_impl(
             return value, None
         # Per example, dL/dp = a dD/dp - b dN/dp (see _ratio_terms), scaled by the reduction.
         a, b = red.grad(a, class_axis=False), red.grad(b, class_axis=False)
-        if class_axis is None:
+        if not generalized:
             # dN/dp = t, dD/dp = alpha + (1 - alpha - beta) t
             a, b = _expand(xp, a, shape, axes), _expand(xp, b, shape, axes)
             grad = a * (alpha + (1 - alpha - beta) * t) - b * t
@@ -346,6 +347,7 @@ def _generalized_dice(
         eps=eps,
         reduction=reduction,
         sample_weight=sample_weight,
+        generalized=True,
         class_axis=class_axis,
         with_grad=with_grad,
         grad_out=grad_out,
