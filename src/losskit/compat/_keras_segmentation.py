@@ -29,6 +29,8 @@ import inspect
 from typing import Any
 
 from .._backend import Array
+from .._validation import check_floating, check_same_shape, check_unit_interval
+from ..losses.segmentation import _check_axes, _non_negative
 from ..losses.segmentation import dice as dice_core
 from ..losses.segmentation import tversky as tversky_core
 from ._common import framework_semantics, half_back
@@ -46,13 +48,17 @@ from .tf import _POSITIONAL, _epsilon_in, _ns, _Wrapper  # noqa: E402
 def _inputs(y_true: Any, y_pred: Any, axis: Any) -> tuple[Any, Array, Array, Any]:
     """``(xp, y_pred, y_true, axes)``: ``y_true`` in ``y_pred``'s dtype, Keras's axes."""
     xp, p, t = _ns(y_pred, y_true, names=("y_true",))
+    # Keras's names in the messages: the core would say `probs` and `targets`.
+    check_floating(xp, "y_pred", p)
+    check_same_shape("y_true", t, "y_pred", p)
+    check_unit_interval(xp, "y_pred", p)  # eager: raises; traced: the core makes it NaN
     t = xp.astype(t, p.dtype)  # Keras: y_true = ops.cast(y_true, y_pred.dtype)
-    if p.ndim == 0 and t.ndim == 0:
+    if p.ndim == 0:
         # A scalar is summed whole; the core wants a batch axis to sum over.
         p, t = xp.reshape(p, (1,)), xp.reshape(t, (1,))
-    if axis is None:
-        axis = tuple(range(p.ndim))  # Keras: ops.sum(..., axis=None) sums everything
-    return xp, p, t, axis
+    # Keras: ops.sum(..., axis=None) sums everything.
+    axes = tuple(range(p.ndim)) if axis is None else _check_axes("y_pred", p.shape, axis, ())
+    return xp, p, t, axes
 
 
 @framework_semantics
@@ -93,6 +99,7 @@ def tversky(
     >>> round(float(tf.keras.losses.tversky(y_true, y_pred, alpha=0.8, beta=0.2)), 6)
     0.5
     """
+    alpha, beta = _non_negative("alpha", alpha), _non_negative("beta", beta)
     xp, p, t, axis = _inputs(y_true, y_pred, axis)
     # Keras: fp = sum((1 - y_pred) y_true) is weighed by alpha (the core's beta).
     loss = tversky_core(
