@@ -89,6 +89,9 @@ def unit_rows(xp: Any, x: Array, eps: float) -> tuple[Array, Array, Array]:
     of ``x``), so it neither overflows nor underflows; a zero row has norm 0
     and no NaN in its derivative.
     """
+    if x.shape[-1] == 0:  # no features: every row has norm 0
+        r = xp.zeros((*x.shape[:-1], 1), dtype=x.dtype, device=device_of(x))
+        return x, r, r > eps
     a = stop_gradient(xp, xp.max(xp.abs(x), axis=-1, keepdims=True))
     a = xp.where(a > 0, a, xp.ones_like(a))
     sq = xp.sum((x / a) ** 2, axis=-1, keepdims=True)
@@ -110,6 +113,8 @@ def masked_logsumexp(xp: Any, z: Array, mask: Array) -> tuple[Array, Array]:
     The entries off the mask never enter the arithmetic (double ``where``), so
     neither their values nor autograd see an ``inf - inf``.
     """
+    if z.shape[-1] == 0:  # no columns (an empty batch)
+        return xp.full(z.shape[:-1], -float("inf"), dtype=z.dtype, device=device_of(z)), z
     neg_inf = xp.full_like(z, -float("inf"))
     top = xp.max(xp.where(mask, z, neg_inf), axis=-1, keepdims=True)
     top = stop_gradient(xp, xp.where(top > -float("inf"), top, xp.zeros_like(top)))
@@ -239,8 +244,12 @@ def _pairwise_impl(
         n = shape_of(e)[0]
         dtype = compute_dtype(xp, e.dtype)
         eps = float(xp.finfo(e.dtype).eps)
+        x = cast(xp, e, dtype)
+        invalid = Invalid(xp, (n,))
+        # A bad weight's anchor makes the gradient NaN even if its loss is a constant 0.
+        invalid.watch(x, class_axis=True)
         with quiet_numpy(xp):
-            u, r, long = unit_rows(xp, cast(xp, e, dtype), eps)
+            u, r, long = unit_rows(xp, x, eps)
             s = u @ u.T
             pos, neg = pair_masks(xp, labels, labels, remove_diagonal=True)
             counted = cast(xp, xp.any(pos, axis=-1), dtype)
@@ -251,7 +260,7 @@ def _pairwise_impl(
                 dtype,
                 sample_weight=sample_weight,
                 counts=counted,
-                invalid=Invalid(xp, (n,)),
+                invalid=invalid,
             )
             loss, derivative = rows(xp, s, pos, neg, **options)
             value = red.apply(loss)
