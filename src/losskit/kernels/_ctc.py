@@ -427,7 +427,7 @@ def ctc_loss_and_grad(
     ...                            grad_scale=np.ones(1))
     >>> round(float(nll[0]), 6), round(float(-np.log(3 / 9)), 6)  # paths 11, 01, 10
     (1.098612, 1.098612)
-    >>> 3 * g[0].round(6) + 0.0   # softmax 1/3 minus the posterior: class 1 in 2 of 3 paths
+    >>> (3 * g[0]).round(6) + 0.0  # softmax 1/3 minus the posterior: class 1 in 2 of 3 paths
     array([[ 0., -1.,  1.],
            [ 0., -1.,  1.]])
     """
