@@ -71,6 +71,8 @@ def ranking_softmax(xp: Any, logits: Array, labels: Array) -> tuple[Array, Any]:
     cross entropy loss for learning-to-rank with binary relevance. ICTIR 2019.
     """
     inf = float("inf")
+    if logits.shape[-1] == 0:  # empty lists: nothing to rank, loss 0
+        return xp.sum(labels, axis=-1), lambda: labels
     top = xp.max(logits, axis=-1, keepdims=True)
     top = stop_gradient(xp, xp.where(xp.abs(top) < inf, top, xp.zeros_like(top)))
     e = xp.exp(logits - top)
