@@ -51,7 +51,7 @@ def brute_force(logits, label, blank=0):
 
 def brute_force_batch(logits, labels, logit_lengths, label_lengths, blank=0):
     """Per-example ``nll`` (N,) and ``d nll_n / d logits`` (N, T, C) (0 after each length,
-    NaN rows for infeasible examples)."""
+    NaN on the frames of infeasible examples, as PyTorch's gradient)."""
     x = np.asarray(logits, dtype=np.float64)
     nll = np.zeros(x.shape[0])
     grad = np.zeros_like(x)
@@ -60,7 +60,7 @@ def brute_force_batch(logits, labels, logit_lengths, label_lengths, blank=0):
         value, g = brute_force(x[n, :t], tuple(labels[n][:s]), blank)
         nll[n] = value
         if g is None:
-            grad[n] = np.nan
+            grad[n, :t] = np.nan
         else:
             grad[n, :t] = g
     return nll, grad

@@ -37,7 +37,7 @@ class CTCFunction(torch.autograd.Function):
     ) -> torch.Tensor:
         xp = _torch_xp()
         nll, d = _torch_nll_and_grad(xp, x, labels, logit_lengths, label_lengths, blank, True)
-        ctx.save_for_backward(_infeasible_rows(xp, nll, d, zero_infinity))
+        ctx.save_for_backward(_infeasible_rows(xp, nll, d, zero_infinity, logit_lengths))
         return nll
 
     @staticmethod

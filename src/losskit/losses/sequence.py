@@ -136,7 +136,12 @@ def _first_bad(xp: Any, name: str, arrays: tuple[Array, ...], bad_of: Any, rule:
 
 
 def _check_labels(
-    xp: Any, labels: Array, label_lengths: Array, num_classes: int, blank: int
+    xp: Any,
+    labels: Array,
+    label_lengths: Array,
+    num_classes: int,
+    blank: int,
+    names: tuple[str, str] = ("labels", "label_lengths"),
 ) -> Array | None:
     """Labels within their lengths are classes in [0, C) other than the blank."""
 
@@ -144,8 +149,8 @@ def _check_labels(
         within = hxp.arange(y.shape[1], device=device_of(y))[None, :] < lengths[:, None]
         return within & ((y < 0) | (y >= num_classes) | (y == blank))
 
-    rule = f"class ids in [0, {num_classes}) other than blank={blank} within `label_lengths`"
-    return _first_bad(xp, "labels", (labels, label_lengths), bad_of, rule)
+    rule = f"class ids in [0, {num_classes}) other than blank={blank} within `{names[1]}`"
+    return _first_bad(xp, names[0], (labels, label_lengths), bad_of, rule)
 
 
 # --------------------------------------------------------------------------- recursion
@@ -198,7 +203,8 @@ def _extended(
     y = xp.where(within, cast(xp, labels, xp.int64), blanks)
     z = xp.concat([xp.reshape(xp.stack([blanks, y], axis=-1), (n, 2 * s)), blanks[:, :1]], axis=-1)
     ext = xp.arange(2 * s + 1, device=device)[None, :]
-    z_before = xp.concat([blanks[:, :2], z[:, :-2]], axis=-1) if s else z
+    two = xp.full((n, 2), blank, dtype=xp.int64, device=device)
+    z_before = xp.concat([two, z[:, :-2]], axis=-1) if s else z
     skip = (ext % 2 == 1) & (ext >= 2) & (z != z_before)
     last = 2 * label_lengths[:, None]
     end = (ext == last) | (ext == last - 1)
@@ -359,15 +365,22 @@ def _torch_nll_and_grad(
         return nll, d
 
 
-def _infeasible_rows(xp: Any, nll: Array, d: Array, zero_infinity: bool) -> Array:
-    """``d`` with the rows of infeasible examples 0 (``zero_infinity``) or NaN.
+def _infeasible_rows(xp: Any, nll: Array, d: Array, zero_infinity: bool, t_len: Array) -> Array:
+    """``d`` with the rows of infeasible examples 0 (``zero_infinity``) or NaN on
+    their frames (0 after them, as PyTorch's).
 
     For the custom backwards: with ``zero_infinity`` the incoming gradient of
     such an example is 0 (its loss went through a ``where``), and 0 * 0 = 0.
     """
-    infinite = (nll == math.inf)[:, None, None]
-    fill = xp.zeros_like(d) if zero_infinity else xp.full_like(d, math.nan)
-    return xp.where(infinite, fill, d)
+    if zero_infinity:
+        return xp.where((nll == math.inf)[:, None, None], xp.zeros_like(d), d)
+    return _nan_frames(xp, d, nll == math.inf, t_len)
+
+
+def _nan_frames(xp: Any, d: Array, rows: Array, t_len: Array) -> Array:
+    """``d`` (N, T, C) with NaN on the frames ``t < t_len[n]`` of the ``rows``."""
+    frames = xp.arange(d.shape[1], device=device_of(d))[None, :] < t_len[:, None]
+    return xp.where((rows[:, None] & frames)[:, :, None], xp.full_like(d, math.nan), d)
 
 
 def _torch_xp() -> Any:
@@ -408,7 +421,7 @@ def _jax_function(blank: int, zero_infinity: bool) -> Any:
     def fwd(x: Any, labels: Any, logit_lengths: Any, label_lengths: Any) -> Any:
         value, d = both(x, labels, logit_lengths, label_lengths)
         return value, (
-            _infeasible_rows(xp, value, d, zero_infinity),
+            _infeasible_rows(xp, value, d, zero_infinity, logit_lengths),
             labels,
             logit_lengths,
             label_lengths,
@@ -508,6 +521,81 @@ def ctc(
     )[0]
 
 
+def checked_sequences(
+    xp: Any,
+    labels: Array,
+    logit_lengths: Array | None,
+    label_lengths: Array | None,
+    shape: tuple[int, int, int, int],
+    blank: int,
+    device: Any,
+    names: tuple[str, str, str] = ("labels", "logit_lengths", "label_lengths"),
+) -> tuple[Array, Array, Array, Array | None]:
+    """The checked ``(labels, logit_lengths, label_lengths)`` as int64, and the
+    examples with a bad value found where values could not be read (or None).
+
+    Bad labels and lengths are replaced there by harmless ones (the example is
+    made NaN by the caller); ``names`` are the arguments' names in messages.
+    """
+    n, steps, num_classes, width = shape
+    y_name, t_name, s_name = names
+    t_len, bad_t = _lengths(xp, t_name, logit_lengths, n, steps, "frames", device)
+    s_len, bad_s = _lengths(xp, s_name, label_lengths, n, width, "padded labels", device)
+    bad = bad_t if bad_s is None else (bad_s if bad_t is None else bad_t | bad_s)
+    bad_labels = _check_labels(xp, labels, s_len, num_classes, blank, (y_name, s_name))
+    labels = cast(xp, labels, xp.int64)
+    if bad_labels is not None:
+        labels = xp.where(bad_labels, xp.full_like(labels, (blank + 1) % num_classes), labels)
+        rows = xp.any(bad_labels, axis=1)
+        bad = rows if bad is None else bad | rows
+    return labels, t_len, s_len, bad
+
+
+def per_example_nll(
+    xp: Any,
+    z: Array,
+    labels: Array,
+    t_len: Array,
+    s_len: Array,
+    blank: int,
+    zero_infinity: bool,
+    coef: Any = None,
+) -> tuple[Array, Array | None]:
+    """Per-example ``nll`` (N,) of checked input ``z`` (compute dtype), inf where infeasible.
+
+    Under torch autograd and ``jax.grad`` its derivative is the custom one:
+    ``d nll_n / d z``, with an infeasible example's row 0 when
+    ``zero_infinity`` (the caller then replaces its loss by a ``where``) and
+    NaN otherwise.  With ``coef`` (the reduction's per-example coefficient,
+    for :func:`losskit.value_and_grad`) also ``coef[n] d nll_n / d z``, 0 on
+    infeasible rows.
+    """
+    n = int(z.shape[0])
+    with_grad = coef is not None
+    if is_numpy(xp):
+        scale = None if coef is None else np.broadcast_to(np.asarray(coef, np.float64), (n,))
+        nll64, d = _numpy_nll_and_grad(z, labels, t_len, s_len, blank, scale)
+        return nll64.astype(z.dtype), d
+    if is_torch_tensor(z) and not with_grad and z.requires_grad:
+        from ._sequence_torch import CTCFunction  # imports torch, which is loaded
+
+        return CTCFunction.apply(z, labels, t_len, s_len, blank, zero_infinity), None
+    if _is_jax(z):
+        nll_fn, both = _jax_function(blank, zero_infinity)
+        if not with_grad:
+            return nll_fn(z, labels, t_len, s_len), None
+        nll, d = both(z, labels, t_len, s_len)
+    elif is_torch_tensor(z):
+        nll, d = _torch_nll_and_grad(xp, z, labels, t_len, s_len, blank, with_grad)
+    else:
+        with quiet_numpy(xp):
+            nll, d = _forward_backward(xp, z, labels, t_len, s_len, blank, with_grad)
+    if d is not None:
+        c = xp.reshape(xp.asarray(coef, dtype=z.dtype, device=device_of(z)), (-1, 1, 1))
+        d = xp.where(xp.isfinite(nll)[:, None, None], d * c, xp.zeros_like(d))
+    return nll, d
+
+
 def _ctc_impl(
     logits: Array,
     labels: Array,
@@ -533,65 +621,38 @@ def _ctc_impl(
     reduction = check_reduction(reduction)
     check_floating(xp, "logits", x)
     check_labels_dtype(xp, labels)
-    n, steps, num_classes, width = _check_shapes(x, labels)
-    blank = _check_blank(blank, num_classes)
+    shape = _check_shapes(x, labels)
+    blank = _check_blank(blank, shape[2])
     zero_infinity = _check_flag("zero_infinity", zero_infinity)
     check_grad_out(xp, grad_out, x)
-    device = device_of(x)
-    invalid = Invalid(xp, (n,))
-    t_len, bad = _lengths(xp, "logit_lengths", logit_lengths, n, steps, "frames", device)
+    labels, t_len, s_len, bad = checked_sequences(
+        xp, labels, logit_lengths, label_lengths, shape, blank, device_of(x)
+    )
+    invalid = Invalid(xp, shape[:1])
     invalid.add(bad)
-    s_len, bad = _lengths(xp, "label_lengths", label_lengths, n, width, "padded labels", device)
-    invalid.add(bad)
-    bad_labels = _check_labels(xp, labels, s_len, num_classes, blank)
-    if bad_labels is not None:
-        invalid.add(xp.any(bad_labels, axis=1))
-        labels = xp.where(bad_labels, xp.full_like(labels, (blank + 1) % num_classes), labels)
     dtype = compute_dtype(xp, x.dtype)
-    red = plan(xp, reduction, (n,), dtype, sample_weight=sample_weight, invalid=invalid)
+    red = plan(xp, reduction, shape[:1], dtype, sample_weight=sample_weight, invalid=invalid)
     z = cast(xp, x, dtype)
-    labels = cast(xp, labels, xp.int64)
-
-    if is_numpy(xp):
-        coef = None
-        if with_grad:
-            coef = np.broadcast_to(np.asarray(red.coef, dtype=np.float64), (n,))
-        nll64, d = _numpy_nll_and_grad(z, labels, t_len, s_len, blank, coef)
-        nll = nll64.astype(dtype)
-    elif is_torch_tensor(z) and not with_grad and z.requires_grad:
-        from ._sequence_torch import CTCFunction  # imports torch, which is loaded
-
-        nll, d = CTCFunction.apply(z, labels, t_len, s_len, blank, zero_infinity), None
-    elif _is_jax(z):
-        nll_fn, both = _jax_function(blank, zero_infinity)
-        nll, d = (
-            both(z, labels, t_len, s_len) if with_grad else (nll_fn(z, labels, t_len, s_len), None)
-        )
-    elif is_torch_tensor(z):
-        nll, d = _torch_nll_and_grad(xp, z, labels, t_len, s_len, blank, with_grad)
-    else:
-        with quiet_numpy(xp):
-            nll, d = _forward_backward(xp, z, labels, t_len, s_len, blank, with_grad)
-    if d is not None and not is_numpy(xp):
-        # scaled by the reduction; infeasible rows 0 here, NaN or 0 in _finish
-        coef = xp.reshape(xp.asarray(red.coef, dtype=dtype, device=device), (-1, 1, 1))
-        d = xp.where(xp.isfinite(nll)[:, None, None], d * coef, xp.zeros_like(d))
-    value, grad = _finish(xp, nll, d, red, zero_infinity)
+    nll, d = per_example_nll(
+        xp, z, labels, t_len, s_len, blank, zero_infinity, red.coef if with_grad else None
+    )
+    value, grad = _finish(xp, nll, d, red, zero_infinity, t_len)
     if grad is None:
         return value, None
     return value, deliver(xp, grad, x, grad_out)
 
 
 def _finish(
-    xp: Any, nll: Array, d: Array | None, red: Any, zero_infinity: bool
+    xp: Any, nll: Array, d: Array | None, red: Any, zero_infinity: bool, t_len: Array
 ) -> tuple[Array, Array | None]:
     """Infeasible examples (``nll = inf``), the NaN rule and the reduction.
 
     ``d`` is already scaled by the reduction's coefficient and 0 on
-    infeasible rows.  Those rows become NaN without ``zero_infinity`` (the
-    derivative of an infinite loss; PyTorch's is NaN too) and stay 0 with it;
-    the rows of examples with a bad value found in a trace are NaN.  (Under
-    autograd the custom backward does the same: see :func:`_infeasible_rows`.)
+    infeasible rows.  Those rows become NaN on the example's frames without
+    ``zero_infinity`` (the derivative of an infinite loss; PyTorch's is NaN
+    too) and stay 0 with it; the rows of examples with a bad value found in
+    a trace are NaN.  (Under autograd the custom backward does the same: see
+    :func:`_infeasible_rows`.)
     """
     infinite = nll == math.inf
     if zero_infinity:
@@ -599,11 +660,10 @@ def _finish(
     value = red.apply(nll)
     if d is None:
         return value, None
-    bad = red.invalid.mask
     if not zero_infinity:
-        bad = infinite if bad is None else bad | infinite
-    if bad is not None:
-        d = xp.where(bad[:, None, None], xp.full_like(d, math.nan), d)
+        d = _nan_frames(xp, d, infinite, t_len)
+    if red.invalid.mask is not None:
+        d = xp.where(red.invalid.mask[:, None, None], xp.full_like(d, math.nan), d)
     return value, d
 
 
