@@ -104,6 +104,13 @@ def _cosine(xp: Any, x: Array, y: Array, eps: float) -> tuple[Array, Any]:
     return cos, lambda: (uy - (cos[..., None] * share) * ux) * inv_x
 
 
+def _check_margin(margin: Any) -> float:
+    # comparisons, not math.isfinite: torch.compile traces them for a symbolic float
+    # (a margin that changed between calls)
+    rule = "a finite real number"
+    return check_real("margin", margin, rule, lambda v: -math.inf < v < math.inf)
+
+
 def _check_eps(eps: Any) -> float:
     return check_real("eps", eps, "a finite number >= 0", lambda v: 0 <= v < math.inf)
 
@@ -194,7 +201,7 @@ def cosine_embedding(
     PyTorch ``torch.nn.CosineEmbeddingLoss``; R. Hadsell, S. Chopra, Y. LeCun.
     Dimensionality reduction by learning an invariant mapping. CVPR 2006.
     """
-    margin = check_real("margin", margin, "a finite real number")
+    margin = _check_margin(margin)
     eps = _check_eps(eps)
     cos, dcos = _cosine(xp, x1, x2, eps)
     # PyTorch's form, so that the adapter (which takes any target) gets its numbers
@@ -264,7 +271,7 @@ def margin_ranking(
     R. Herbrich, T. Graepel, K. Obermayer. Large margin rank boundaries for
     ordinal regression. Advances in Large Margin Classifiers, 2000.
     """
-    margin = check_real("margin", margin, "a finite real number")
+    margin = _check_margin(margin)
     m = margin - targets * (x1 - x2)
     return _positive(xp, m), lambda: -targets * _slope(xp, m)  # d/dx1 = -t [m > 0]
 
@@ -382,7 +389,7 @@ def triplet_margin(
     K. Mikolajczyk. Learning local feature descriptors with triplets and
     shallow convolutional neural networks. BMVC 2016.
     """
-    margin = check_real("margin", margin, "a finite real number")
+    margin = _check_margin(margin)
     p = _check_p(p)
     eps = _check_eps(eps)
     if eps_at not in _EPS_AT:

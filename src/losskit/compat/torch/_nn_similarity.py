@@ -42,7 +42,7 @@ class _MarginLoss(_Loss):
         super().__init__(size_average, reduce, reduction)
         self.margin = margin
 
-    def forward(self, input1: Any, input2: Any, target: Any) -> Array:
+    def forward(self, input1: Any, input2: Any, target: Any) -> Array:  # type: ignore[override]
         return self._loss(input1, input2, target)
 
 
@@ -108,7 +108,7 @@ class TripletMarginLoss(_Loss):
         _margin_above_zero("TripletMarginLoss", margin)
         self.margin, self.p, self.eps, self.swap = margin, p, eps, swap
 
-    def forward(self, anchor: Any, positive: Any, negative: Any) -> Array:
+    def forward(self, anchor: Any, positive: Any, negative: Any) -> Array:  # type: ignore[override]
         return self._loss(anchor, positive, negative)
 
 
@@ -144,5 +144,5 @@ class TripletMarginWithDistanceLoss(_Loss):
         self.distance_function = distance_function
         self.margin, self.swap = margin, swap
 
-    def forward(self, anchor: Any, positive: Any, negative: Any) -> Array:
+    def forward(self, anchor: Any, positive: Any, negative: Any) -> Array:  # type: ignore[override]
         return self._loss(anchor, positive, negative)
