@@ -265,11 +265,16 @@ def _plan(
         a_z = _safe_div(xp, base, den_z) if wy is not None else a_ce
     else:
         a_ce = a_z = base
-    rows = chunk_rows(n, v, np.dtype(_np_dtype(dtype)).itemsize, chunk_size, memory_budget)
+    rows = chunk_rows(n, v, _itemsize(dtype), chunk_size, memory_budget)
     return _Plan(
         xp, h2, weight, bias, y_safe, counted, w, class_weight is not None, s, a_ce, a_z,
         bad, batch, eps, zl, cap, reduction, rows, dtype,
     )  # fmt: skip
+
+
+def _itemsize(dtype: Any) -> int:
+    size = getattr(dtype, "itemsize", None)
+    return int(size) if isinstance(size, int) else int(np.dtype(dtype).itemsize)
 
 
 def _np_dtype(dtype: Any) -> Any:
@@ -838,15 +843,21 @@ def _run(
 
 
 def _torch_apply(fn: Any, p: _Plan) -> Any:
-    """``fn.apply`` outside any torch.compile graph (a graph break at the op): the row
-    pass is numba code on NumPy views, which the compiler must not trace."""
-    import torch
+    return fn.apply(p.h2, p.weight, p.bias, p)
 
-    @torch.compiler.disable
-    def call() -> Any:
-        return fn.apply(p.h2, p.weight, p.bias, p)
 
-    return call()
+_RUN_EAGER: list[Any] = []
+
+
+def _run_outside_compile() -> Any:
+    """``_run`` outside any torch.compile graph (a graph break at the op): the row pass
+    is numba code on NumPy views and the chunk loop is Python, neither for the compiler.
+    (A plain list as the cache: dynamo warns about functools caches.)"""
+    if not _RUN_EAGER:
+        import torch
+
+        _RUN_EAGER.append(torch.compiler.disable(_run))
+    return _RUN_EAGER[0]
 
 
 def _outputs(xp: Any, p: _Plan, value: Any, zterm: Any, lse: Any) -> LinearCrossEntropyOutput:
@@ -885,7 +896,8 @@ def _linear_cross_entropy(
         label_smoothing=label_smoothing, z_loss=z_loss, softcap=softcap, reduction=reduction,
         sample_weight=sample_weight, chunk_size=chunk_size, memory_budget=memory_budget,
     )  # fmt: skip
-    out, grads = _run(hidden, weight, labels, options, with_grad)
+    run = _run_outside_compile() if is_torch_tensor(hidden) else _run
+    out, grads = run(hidden, weight, labels, options, with_grad)
     return (out if return_aux else out.loss), grads
 
 
@@ -978,9 +990,10 @@ def linear_cross_entropy(
     >>> import numpy as np, losskit as lk
     >>> h = np.array([[1.0, 0.0], [0.0, 2.0]])
     >>> W = np.array([[1.0, 1.0], [0.0, 1.0], [-1.0, 0.0]])
-    >>> # logits [[1, 0, -1], [2, 2, 0]]; labels 0 and 2
-    >>> float(lk.linear_cross_entropy(h, W, np.array([0, 2]), reduction="sum")).__round__(6)
-    2.665241
+    >>> # logits [[1, 0, -1], [2, 2, 0]], labels 0 and 2:
+    >>> # log(e + 1 + 1/e) - 1 + log(2 e^2 + 1) - 0 = 0.407606 + 2.758624
+    >>> round(float(lk.linear_cross_entropy(h, W, np.array([0, 2]), reduction="sum")), 6)
+    3.16623
     >>> value, (dh, dw, db) = lk.value_and_grad(lk.linear_cross_entropy)(h, W, np.array([0, 2]))
     >>> dh.shape, dw.shape, db is None
     ((2, 2), (3, 2), True)
