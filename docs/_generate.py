@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import io
 import os
 import shlex
+import sys
 import textwrap
 
 import losskit as lk
@@ -188,3 +190,30 @@ def write_pages(docs: str) -> None:
         os.remove(os.path.join(out, stale))
     for stale in set(os.listdir(images)) - pictures:
         os.remove(os.path.join(images, stale))
+
+
+def readme_table() -> str:
+    """The README's catalogue table: every loss, its signature, what it computes, what it replaces.
+
+    ``python docs/_generate.py readme`` prints it (tests/test_readme_catalogue.py
+    checks the README's copy against it).
+    """
+    lines = ["| family | loss | what it computes | replaces |", "|---|---|---|---|"]
+    for info in catalogue.CATALOGUE.values():
+        params = inspect.signature(info.fn).parameters.values()
+        arrays = [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+        options = [
+            p.name
+            for p in params
+            if p.kind is p.KEYWORD_ONLY and p.name not in ("reduction", "sample_weight")
+        ]
+        shown = ", ".join(arrays + (["*", *options] if options else []))
+        family = catalogue.FAMILIES[info.family]
+        lines.append(f"| {family} | `{info.name}({shown})` | {info.summary} | {info.replaces} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["readme"]:
+        sys.exit("usage: python docs/_generate.py readme  (the site builds the pages itself)")
+    sys.stdout.write(readme_table())

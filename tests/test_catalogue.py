@@ -18,13 +18,19 @@ NAMES = catalogue.names()
 
 
 def _library_losses() -> dict[str, str]:
-    """Every public loss defined in a module of losskit.losses: name -> family module."""
+    """Every public loss (in ``__all__`` where it has one) of losskit.losses: name -> module.
+
+    A loss a module keeps for its adapters (similarity's negative_cosine_similarity) is not
+    in its ``__all__``, not exported and not catalogued.
+    """
     found = {}
     for mod in pkgutil.iter_modules(losskit.losses.__path__):
         module = importlib.import_module(f"losskit.losses.{mod.name}")
-        for name, obj in vars(module).items():
+        public = [n for n in vars(module) if not n.startswith("_")]
+        for name in getattr(module, "__all__", public):
+            obj = getattr(module, name)
             defined_here = getattr(obj, "__module__", None) == module.__name__
-            if not name.startswith("_") and defined_here and hasattr(obj, IMPL_ATTRIBUTE):
+            if defined_here and hasattr(obj, IMPL_ATTRIBUTE):
                 found[name] = mod.name
     return found
 
@@ -41,11 +47,18 @@ def test_every_row_resolves_to_its_loss(name):
     positional = [
         p for p, v in params.items() if v.kind in (v.POSITIONAL_ONLY, v.POSITIONAL_OR_KEYWORD)
     ]
-    assert positional[2:] == list(info.extra)  # predictions, truth, then the extra arrays
+    # predictions, the other inputs (x2; positive, negative), the truth, the extra arrays
+    truths = 0 if info.truth == "none" else 1
+    assert positional[1 : 1 + len(info.inputs)] == list(info.inputs)
+    assert positional[1 + len(info.inputs) + truths :] == list(info.extra)
+    assert len(positional) == 1 + len(info.inputs) + truths + len(info.extra)
+    assert info.explain_as in ("", "batch", "example")
+    if info.inputs or info.truth in ("groups", "none"):  # flat --input/--targets cannot say it
+        assert info.explain_as
     assert info.input in catalogue.INPUTS and info.truth in catalogue.TRUTHS
     assert info.family in catalogue.FAMILIES
     assert info.summary.endswith(".")
-    assert info.formula.startswith("L = ") and info.gradient.startswith("dL/d")
+    assert info.formula.startswith(("L = ", "L_i = ")) and info.gradient.startswith("dL/d")
     assert set(info.tasks) <= set(catalogue.TASKS)
 
 
@@ -71,9 +84,11 @@ def test_first_argument_name_matches_input_kind():
         "logits": {"logits"},
         "probs": {"probs"},
         "log_probs": {"log_probs"},
-        "scores": {"pred", "scores"},
+        "scores": {"pred", "scores", "x1"},
         "rates": {"pred"},
         "real": {"pred"},
+        "embeddings": {"x1", "anchor", "embeddings"},
+        "hidden": {"hidden"},
     }
     assert set(expected) == set(catalogue.INPUTS)
     for info in catalogue.CATALOGUE.values():
@@ -81,7 +96,7 @@ def test_first_argument_name_matches_input_kind():
         assert first in expected[info.input], info.name
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [n for n in NAMES if not catalogue.CATALOGUE[n].explain_as])
 def test_per_example_matches_the_unreduced_shape(name):
     """Row losses drop the class axis under reduction="none"; the others keep every element."""
     info = catalogue.CATALOGUE[name]
@@ -99,10 +114,39 @@ def test_per_example_matches_the_unreduced_shape(name):
         "label_sets": np.array([[0, -1, 0], [2, 1, -1]]),
         "counts": np.array([[1.0, 0.0, 3.0], [2.0, 1.0, 0.0]]),
         "real": np.array([[0.0, 1.0, 0.5], [0.2, 0.3, 0.1]]),
+        "relevance": np.array([[2.0, 0.0, 1.0], [0.0, 1.0, 0.0]]),
     }[info.truth]
     extra = [np.ones_like(x) for _ in info.extra]
     value = np.asarray(info.fn(x, t, *extra, reduction="none"))
     assert value.shape == ((2,) if info.per_example else (2, 3))
+
+
+_RNG = np.random.default_rng(3)
+_EMB = _RNG.normal(size=(4, 3))
+_MULTI = {  # the rows explained array by array: arrays of two (four) examples
+    "cosine_embedding": (_EMB[:2], _EMB[2:], np.array([1, -1])),
+    "margin_ranking": (np.array([1.0, 2.0]), np.array([0.5, 3.0]), np.array([1, -1])),
+    "triplet_margin": (_EMB[:2], _EMB[2:], _EMB[1:3]),
+    "ntxent": (_EMB, np.array([0, 0, 1, 1])),
+    "circle": (_EMB, np.array([0, 0, 1, 1])),
+    "generalized_dice": (np.full((2, 3, 2), 0.5), np.eye(2)[[[0, 1, 0], [1, 1, 0]]]),
+    "ctc": (_RNG.normal(size=(2, 5, 3)), np.array([[1, 2], [2, 2]])),
+    "linear_cross_entropy": (_EMB[:2], _EMB, np.array([3, 0])),
+}
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if catalogue.CATALOGUE[n].explain_as])
+def test_rows_of_several_arrays_give_one_value_per_example(name):
+    """What `explain` and the reference site rely on: a batch in, one loss per example out."""
+    arrays = _MULTI[name]
+    assert len(arrays) == len(explain_names := _positional(catalogue.CATALOGUE[name]))
+    value = np.asarray(catalogue.CATALOGUE[name].fn(*arrays, reduction="none"))
+    assert value.shape == (len(arrays[0]),), explain_names
+
+
+def _positional(info):
+    params = inspect.signature(info.fn).parameters.values()
+    return [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
 
 
 @pytest.mark.parametrize(
@@ -126,6 +170,13 @@ def test_per_example_matches_the_unreduced_shape(name):
         ("multi_margin_loss", "multi_margin"),
         ("poly_loss_cross_entropy", "poly1_cross_entropy"),
         ("binary_focal_crossentropy", "binary_focal_cross_entropy"),
+        ("cosine_embedding_loss", "cosine_embedding"),
+        ("margin-ranking-loss", "margin_ranking"),
+        ("triplet_margin_loss", "triplet_margin"),
+        ("nt_xent", "ntxent"),
+        ("ranking_softmax_loss", "ranking_softmax"),
+        ("dice_loss", "dice"),
+        ("tversky_loss", "tversky"),
     ],
 )
 def test_aliases(alias, name):
@@ -167,6 +218,11 @@ def test_nll_names_the_log_probability_loss():
             "defaults to log_input=True, losskit's to False)",
         ),
         ("huberr", "unknown loss 'huberr'; did you mean 'huber'? (`losskit list` shows all)"),
+        (
+            "cosine_similarity",
+            "unknown loss 'cosine_similarity'; use cosine_distance: Keras's cosine_similarity is "
+            "-cos = cosine_distance - 1, optax's is cos = 1 - cosine_distance",
+        ),
         (
             "sigmoid_crossentropy",
             "unknown loss 'sigmoid_crossentropy'; did you mean 'sigmoid_cross_entropy'? "

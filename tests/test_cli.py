@@ -56,7 +56,7 @@ def test_list_json(capsys):
 # -- plot, bench, the rest --------------------------------------------------------------------
 
 
-def test_plot(capsys, tmp_path):
+def test_plot(capsys, tmp_path, monkeypatch):
     code, _, err = run(capsys, "plot", "sigmoid-gradient", "--out", str(tmp_path / "s.png"))
     assert code == 0 and (tmp_path / "s.png").exists()
     # A loss (by any of its names) draws its loss and gradient; a figure is named with hyphens.
@@ -64,7 +64,19 @@ def test_plot(capsys, tmp_path):
     assert code == 0 and err == f"binary_cross_entropy: written to {tmp_path / 'b.png'}\n"
     code, _, err = run(capsys, "plot", "binary-cross-entropy", "--out", str(tmp_path / "f.png"))
     assert code == 0 and err.startswith("binary-cross-entropy: written to")
+    from matplotlib.figure import Figure
+
+    from losskit import plots
+
+    drawn = []  # every loss's own picture is checked in test_plots; here only that all are drawn
+
+    def tiny(name):
+        drawn.append(name)
+        return Figure(figsize=(1, 1))
+
+    monkeypatch.setattr(plots, "loss_figure", tiny)
     code, _, err = run(capsys, "plot", "all", "--out", str(tmp_path / "figs"))
+    assert drawn == catalogue.names()
     assert code == 0
     expected = [f"{n}.png" for n in catalogue.names()] + [
         "binary-cross-entropy.png",
@@ -329,3 +341,33 @@ def test_plot_subprocess_unknown_loss(tmp_path):
     assert proc.stderr.count("\n") == 1
     assert proc.stderr.startswith("losskit plot: error: unknown loss 'no_such_loss'")
     assert not out.exists()
+
+
+def test_losses_of_several_arrays_in_list_train_and_eval(capsys, tmp_path):
+    """Listed with their arrays; train refuses them in one line; eval takes (pred, target) only."""
+    _, out, _ = run(capsys, "list", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert rows["triplet_margin"]["inputs"] == ["positive", "negative"]
+    assert rows["cosine_embedding"]["inputs"] == ["x2"]
+    assert rows["ntxent"]["truth"] == "groups"
+    line = error_line(capsys, 1, "train", "--dataset", "iris", "--loss", "triplet_margin")
+    assert line.startswith(
+        "losskit train: error: triplet_margin is not one of the losses `losskit train` can use"
+    )
+    e = tmp_path / "e.npy"
+    np.save(e, np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]]))
+    assert error_line(
+        capsys, 2, "eval", "triplet_margin", "--pred", str(e), "--target", str(e)
+    ) == (
+        "losskit eval: error: eval reads a prediction and a target; triplet_margin takes anchor, "
+        "positive, negative: call losskit.triplet_margin from Python (`losskit explain "
+        "triplet_margin` shows it on values)"
+    )
+    labels = tmp_path / "y.npy"
+    np.save(labels, np.array([0.0, 1.0, 0.0]))  # group ids saved as floats are read as ids
+    code, out, _ = run(
+        capsys, "eval", "ntxent", "--pred", str(e), "--target", str(labels), "--json"
+    )
+    assert code == 0
+    expected = losskit.ntxent(np.load(e), np.array([0, 1, 0]))
+    assert json.loads(out)["value"] == pytest.approx(float(expected), rel=1e-12)

@@ -50,6 +50,41 @@ EXPLAIN = {
     "hinge_embedding": ["--pred", "0.3,0.3,2", "--targets", "1,-1,-1"],
     "perceptron": ["--scores", "0.3,-2", "--targets", "-1,-1"],
     "multiclass_perceptron": ["--scores", "0.3,2,-1", "--label", "0"],
+    "cosine_distance": ["--pred", "1,2,-1", "--targets", "0.5,1,1"],
+    "cosine_embedding": ["--x1", "1,2;0,1", "--x2", "2,1;1,1", "--targets", "1,-1"],
+    "margin_ranking": ["--x1", "1,-1", "--x2", "0.5,0", "--targets", "-1,1", "--margin", "0.5"],
+    "triplet_margin": ["--anchor", "0,1;1,1", "--positive", "1,0;1,2", "--negative", "0,2;2,1"],
+    "ntxent": ["--embeddings", "1,0.2;0.9,0.5;-0.2,1;0.1,-1", "--labels", "1,1,0,0"],
+    "circle": [
+        "--embeddings",
+        "1,0.2;0.9,0.5;-0.2,1;0.1,-1",
+        "--labels",
+        "1,1,0,0",
+        "--gamma",
+        "8",
+    ],
+    "ranking_softmax": ["--logits", "2,0.5,-1,0", "--targets", "0,1,2,0"],
+    "dice": ["--probs", "0.9,0.2,0.6,0.1", "--targets", "1,0,1,1"],
+    "generalized_dice": ["--probs", "0.7,0.3;0.4,0.6", "--targets", "1,0;0,1"],
+    "tversky": [
+        "--probs",
+        "0.9,0.2,0.6,0.1",
+        "--targets",
+        "1,0,1,1",
+        "--alpha",
+        "0.3",
+        "--beta",
+        "0.7",
+    ],
+    "ctc": ["--logits", "0,1,0;1,0,0;0,0,1", "--labels", "1,2"],
+    "linear_cross_entropy": [
+        "--hidden",
+        "1,-1;0.5,2;0,1",
+        "--weight",
+        "1,0;0,1;1,1;-1,0",
+        "--labels",
+        "3,0,2",
+    ],
 }
 
 
@@ -79,15 +114,25 @@ def test_explain_every_loss_json_is_the_library_s(capsys, name):
     assert code == 0
     d = json.loads(out)
     assert d["agrees_with_library"] is True and d["finite_differences"]["agrees"] is True
-    x = np.array(d["input"]["values"])
-    t = np.array(d["truth"]["values"])
-    extra = [np.array(d[k]) for k in info.extra]
-    if info.per_example:
-        x, t, extra = x[None], t[None], [e[None] for e in extra]
-    value, grad = lk.value_and_grad(info.fn)(x, t, *extra)
+    if info.explain_as:  # the arrays by name, as the loss took them
+        arrays = [np.array(v) for v in d["arrays"].values()]
+        if info.truth in ("groups", "sequences", "ids"):  # JSON has no integer arrays
+            k = 1 + len(info.inputs)
+            arrays[k] = arrays[k].astype(np.int64)
+        value, grad = lk.value_and_grad(info.fn)(*arrays, **d["options"])
+        grad = grad[0] if isinstance(grad, tuple) else grad
+    else:
+        x = np.array(d["input"]["values"])
+        t = np.array(d["truth"]["values"])
+        extra = [np.array(d[k]) for k in info.extra]
+        if info.per_example:
+            x, t, extra = x[None], t[None], [e[None] for e in extra]
+        value, grad = lk.value_and_grad(info.fn)(x, t, *extra, **d["options"])
     assert d["value"] == pytest.approx(float(value), rel=1e-12)
-    np.testing.assert_allclose(d["gradient"], np.asarray(grad).ravel(), rtol=1e-12)
-    np.testing.assert_allclose(d["finite_differences"]["gradient"], d["gradient"], rtol=1e-5)
+    np.testing.assert_allclose(np.ravel(d["gradient"]), np.asarray(grad).ravel(), rtol=1e-12)
+    np.testing.assert_allclose(
+        d["finite_differences"]["gradient"], np.ravel(d["gradient"]), rtol=1e-5, atol=1e-12
+    )
 
 
 def test_explain_sparse_softmax_numbers(capsys):
@@ -640,3 +685,94 @@ def test_explain_takes_short_option_names(capsys):
     )
     assert (code, err) == (0, "")
     assert "p = 2" in out.splitlines()[1]
+
+
+# -- the losses of several arrays: each array by its parameter's name -------------------------
+
+
+def test_explain_every_catalogue_example(capsys):
+    """The example the reference site runs for each loss works and agrees."""
+    for info in catalogue.CATALOGUE.values():
+        code, out, err = run(capsys, "explain", info.name, *catalogue.explain_example(info))
+        assert (code, err) == (0, ""), info.name
+        assert out.splitlines()[-1].endswith("(agrees)"), info.name
+
+
+def test_explain_arrays_numbers(capsys):
+    """Independent numbers: the margin ranking and triplet losses by hand."""
+    argv = ["--x1", "1,2", "--x2", "0.5,3", "--targets", "1,1", "--margin", "0.2", "--json"]
+    _, out, _ = run(capsys, "explain", "margin_ranking", *argv)
+    d = json.loads(out)
+    # max(0, 0.2 - (1 - 0.5)) = 0, max(0, 0.2 - (2 - 3)) = 1.2; the mean's slope -1/2 on x1[1]
+    assert d["steps"][0]["value"] == pytest.approx([0.0, 1.2])
+    assert d["value"] == pytest.approx(0.6)
+    assert d["gradient"] == pytest.approx([0.0, -0.5])
+    argv = ["--anchor", "0,0", "--positive", "3,4", "--negative", "0,10", "--eps", "0", "--json"]
+    _, out, _ = run(capsys, "explain", "triplet_margin", *argv)
+    d = json.loads(out)
+    # 1 + |a - p| - |a - n| = 1 + 5 - 10 < 0: no loss, no gradient
+    assert (d["value"], d["gradient"]) == (0.0, [[0.0, 0.0]])
+    argv = ["--anchor", "0,0", "--positive", "3,4", "--negative", "0,5.5", "--eps", "0", "--json"]
+    _, out, _ = run(capsys, "explain", "triplet_margin", *argv)
+    d = json.loads(out)
+    # 1 + 5 - 5.5 = 0.5; d/da = (a - p)/5 - (a - n)/5.5 = (-0.6, -0.8) - (0, -1)
+    assert d["value"] == pytest.approx(0.5)
+    np.testing.assert_allclose(d["gradient"], [[-0.6, 0.2]], rtol=1e-12)
+
+
+def test_explain_arrays_text(capsys):
+    code, out, err = run(capsys, "explain", "ntxent", *EXPLAIN["ntxent"])
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[1] == (
+        "  input embeddings = [[1, 0.2], [0.9, 0.5], [-0.2, 1], [0.1, -1]], labels = [1, 1, 0, 0]"
+    )
+    assert lines[2].startswith("  1. loss per example ")
+    assert "gradient w.r.t. embeddings" in lines[4]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "line"),
+    [
+        (
+            ["triplet_margin", "--anchor", "0,0"],
+            2,
+            "losskit explain: error: triplet_margin needs --positive and --negative (give --anchor ... --positive ... --negative ...; rows split by ';')",
+        ),
+        (
+            ["ntxent", "--logits", "1,2", "--embeddings", "1,0;0,1", "--labels", "0,0"],
+            2,
+            "losskit explain: error: ntxent takes --embeddings, --labels; not --logits",
+        ),
+        (
+            ["ntxent", "--embeddings", "1,0;1", "--labels", "0,0"],
+            2,
+            "losskit explain: error: --embeddings: every row must have as many values; got rows of 2, 1",
+        ),
+        (
+            ["ntxent", "--embeddings", "1,0;0,1", "--labels", "0.5,0"],
+            2,
+            "losskit explain: error: --labels must be integer ids; got [0.5, 0]",
+        ),
+        (
+            ["ntxent", "--embeddings", "1,0;0,1", "--labels", "0,0", "--tau", "1"],
+            2,
+            "losskit explain: error: ntxent has no option --tau; its options are: --temperature",
+        ),
+        (
+            ["ntxent", "--embeddings", "1,0;0,1", "--labels", "0,0", "--reduction", "sum"],
+            2,
+            "losskit explain: error: explain shows each example and the mean: --reduction cannot be set (`losskit eval` takes it)",
+        ),
+    ],
+)
+def test_explain_arrays_errors(capsys, args, code, line):
+    assert error_line(capsys, code, "explain", *args) == line
+
+
+def test_explain_arrays_passes_the_library_s_refusal_on(capsys):
+    line = error_line(
+        capsys, 1, "explain", "margin_ranking", "--x1", "1", "--x2", "0", "--targets", "2"
+    )
+    assert line.startswith("losskit explain: error: ")
+    assert "targets" in line and "2" in line

@@ -82,11 +82,15 @@ def test_no_legend_covers_a_curve(name):
 def _values(name, build_points, s, coupled):
     """The loss along the slice from the loss itself (value only, no gradient code)."""
     info = catalogue.CATALOGUE[name]
+    options = dict(plots.loss_slice(name).options)
     if coupled:
         return np.array(
-            [float(info.fn(*build_points(np.array([p]))[0], reduction="mean")) for p in s]
+            [
+                float(info.fn(*build_points(np.array([p]))[0], reduction="mean", **options))
+                for p in s
+            ]
         )
-    value = np.asarray(info.fn(*build_points(s)[0], reduction="none"), dtype=np.float64)
+    value = np.asarray(info.fn(*build_points(s)[0], reduction="none", **options), dtype=np.float64)
     return value.reshape(s.size, -1).sum(axis=1)
 
 

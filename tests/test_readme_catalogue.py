@@ -33,3 +33,21 @@ def test_every_exported_loss_is_catalogued():
         obj = getattr(lk, name)
         if callable(obj) and name not in activations and hasattr(obj, "__losskit_value_and_grad__"):
             assert name in CATALOGUE, f"{name} is exported but not in the catalogue"
+
+
+def test_the_table_is_the_catalogue():
+    """Every row as the catalogue has it: summary and the anchors' names it replaces, in order.
+
+    After a catalogue change, ``python docs/_generate.py readme`` prints the table to paste.
+    """
+    import importlib.util
+
+    path = README.parent / "docs" / "_generate.py"
+    spec = importlib.util.spec_from_file_location("_losskit_docs_readme", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    table = module.readme_table()
+    assert table in README.read_text(), "README's table is stale: python docs/_generate.py readme"
+    for info in CATALOGUE.values():
+        assert f"| {info.summary} | {info.replaces} |" in table
+        assert info.replaces

@@ -58,6 +58,8 @@ INPUTS = {
     "scores": "real scores (margins, no activation)",
     "rates": "Poisson rates >= 0 (log-rates with log_input)",
     "real": "real-valued predictions",
+    "embeddings": "embedding vectors (features on the last axis)",
+    "hidden": "hidden states (features on the last axis) and the output layer's weight",
 }
 TRUTHS = {
     "ids": "integer class ids",
@@ -67,6 +69,10 @@ TRUTHS = {
     "label_sets": "class ids per example, ended by -1 (multi-label)",
     "counts": "non-negative counts",
     "real": "real values",
+    "groups": "a class id per embedding (equal ids make positive pairs)",
+    "relevance": "relevance of each item (>= 0; not normalised)",
+    "none": "no truth (the positive and the negative say which is which)",
+    "sequences": "label sequences (class ids, no blank; padded)",
 }
 TASKS = ("multiclass", "binary", "regression")
 FAMILIES = {
@@ -77,6 +83,12 @@ FAMILIES = {
     "likelihood": "likelihoods and divergences",
     "regression": "regression",
     "margin": "margins and hinges",
+    "similarity": "similarity and pairs",
+    "contrastive": "contrastive",
+    "ranking": "listwise ranking",
+    "segmentation": "segmentation overlap",
+    "sequence": "sequences (CTC)",
+    "large_vocab": "large-vocabulary heads",
 }
 
 
@@ -98,6 +110,11 @@ class LossInfo:
     family: str = ""  # the module of losskit.losses that defines it (a key of FAMILIES)
     inputs: tuple[str, ...] = field(default=())  # arrays between the first and the truth
     example: tuple[str, ...] = field(default=())  # `losskit explain NAME` arguments (else derived)
+    # How `losskit explain` reads the arrays: "" the input and truth of one example as flat
+    # values (--logits, --label, ...); "batch" every positional array by its parameter's name
+    # (--x1, --anchor, --embeddings ...), rows split by ";", as the batch itself; "example"
+    # the same, as one example (a batch axis of 1 added).
+    explain_as: str = ""
 
     @property
     def fn(self) -> Callable[..., Any]:
@@ -564,6 +581,266 @@ CATALOGUE: dict[str, LossInfo] = {
                 ),
             ],
         ),
+        *_family(
+            "similarity",
+            [
+                LossInfo(
+                    "cosine_distance",
+                    "real",
+                    "real",
+                    (),
+                    "One minus the cosine similarity of a prediction and a target vector.",
+                    "L = 1 - ⟨x, y⟩ / (N(x) N(y)),  N(v) = max(‖v‖, eps)",
+                    "dL/dx = -(y / N(y) - cos [‖x‖ > eps] x / N(x)) / N(x)",
+                    "keras cosine_similarity/CosineSimilarity (which returns -cos), "
+                    "optax cosine_distance, cosine_similarity (1 - this)",
+                ),
+                LossInfo(
+                    "cosine_embedding",
+                    "embeddings",
+                    "signs",
+                    (),
+                    "For pairs of embeddings: 1 - cos when similar (1), max(0, cos - margin) "
+                    "when not (-1).",
+                    "L = 1 - cos(x1, x2) if t = 1, max(0, cos(x1, x2) - margin) if t = -1",
+                    "dL/dx1 = -dcos/dx1 if t = 1, [cos > margin] dcos/dx1 if t = -1;  "
+                    "dcos/dx1 = x2 / (‖x1‖ ‖x2‖) - cos x1 / ‖x1‖²",
+                    "torch F.cosine_embedding_loss, nn.CosineEmbeddingLoss",
+                    ("cosine_embedding_loss",),
+                    inputs=("x2",),
+                    example=(
+                        "--x1",
+                        "1,0;0.6,0.8",
+                        "--x2",
+                        "0.8,0.6;0,1",
+                        "--targets",
+                        "1,-1",
+                        "--margin",
+                        "0.2",
+                    ),
+                    explain_as="batch",
+                ),
+                LossInfo(
+                    "margin_ranking",
+                    "scores",
+                    "signs",
+                    (),
+                    "For pairs of scores: x1 above x2 by the margin when t = 1, below when t = -1.",
+                    "L = max(0, margin - t (x1 - x2))",
+                    "dL/dx1 = -t [margin - t (x1 - x2) > 0]  (-t/2 at the kink)",
+                    "torch F.margin_ranking_loss, nn.MarginRankingLoss",
+                    ("margin_ranking_loss",),
+                    inputs=("x2",),
+                    example=(
+                        "--x1",
+                        "1,2",
+                        "--x2",
+                        "0.5,3",
+                        "--targets",
+                        "1,1",
+                        "--margin",
+                        "0.2",
+                    ),
+                    explain_as="batch",
+                ),
+                LossInfo(
+                    "triplet_margin",
+                    "embeddings",
+                    "none",
+                    (),
+                    "The anchor nearer its positive than its negative by a margin (p-norm "
+                    "distances).",
+                    "L = max(0, margin + d(a, p) - d(a, n)),  d(x, y) = ‖x - y + eps‖_p",
+                    "dL/da = [L > 0] (∂d(a, p)/∂a - ∂d(a, n)/∂a),  "
+                    "∂d/∂x_i = sign(v_i) (|v_i| / d)^(p-1), v = x - y + eps",
+                    "torch F.triplet_margin_loss, nn.TripletMarginLoss "
+                    "(triplet_margin_with_distance_loss: the adapter takes the distance), "
+                    "optax triplet_margin_loss",
+                    ("triplet_margin_loss",),
+                    inputs=("positive", "negative"),
+                    example=("--anchor", "0,0", "--positive", "1,0", "--negative", "0,1.5"),
+                    explain_as="batch",
+                ),
+            ],
+        ),
+        *_family(
+            "contrastive",
+            [
+                LossInfo(
+                    "ntxent",
+                    "embeddings",
+                    "groups",
+                    (),
+                    "NT-Xent (SimCLR): each positive pair picked out among the anchor's "
+                    "negatives by a softmax of cosine similarities.",
+                    "L_i = (1/|P(i)|) Σ_{j∈P(i)} -log(e^(a_ij) / (e^(a_ij) + Σ_{k∈N(i)} e^(a_ik))),"
+                    "  a = cos / τ",
+                    "dL/da_ij = -σ(n_i - a_ij) / |P(i)| (j ∈ P(i)), t_i e^(a_ik - n_i) (k ∈ N(i)); "
+                    "then through a = (u_i · u_j) / τ, u = e / ‖e‖",
+                    "optax ntxent",
+                    ("nt_xent",),
+                    example=(
+                        "--embeddings",
+                        "1,0;0.8,0.6;0,1;-0.6,0.8",
+                        "--labels",
+                        "0,0,1,1",
+                        "--temperature",
+                        "0.5",
+                    ),
+                    explain_as="batch",
+                ),
+                LossInfo(
+                    "circle",
+                    "embeddings",
+                    "groups",
+                    (),
+                    "Circle loss (Sun et al. 2020): positive and negative pairs re-weighted by "
+                    "how far each is from its optimum.",
+                    "L_i = log(1 + Σ_{j∈P(i)} e^(z^p_ij) Σ_{k∈N(i)} e^(z^n_ik)),  "
+                    "z^p = -γ [1 + m - s]_+ (s - 1 + m), z^n = γ [s + m]_+ (s - m)",
+                    "dL/ds_ij = σ(A_i + B_i) (π_ij dz^p/ds + ν_ij dz^n/ds);  π, ν: softmaxes of "
+                    "z^p, z^n; then through s = u_i · u_j, u = e / ‖e‖",
+                    "keras circle/Circle (its remove_diagonal, ref_labels, ref_embeddings)",
+                    ("circle_loss",),
+                    example=(
+                        "--embeddings",
+                        "1,0;0.8,0.6;0,1;-0.6,0.8",
+                        "--labels",
+                        "0,0,1,1",
+                        "--gamma",
+                        "4",
+                    ),
+                    explain_as="batch",
+                ),
+            ],
+        ),
+        *_family(
+            "ranking",
+            [
+                LossInfo(
+                    "ranking_softmax",
+                    "logits",
+                    "relevance",
+                    (),
+                    "Listwise softmax ranking: cross-entropy of the list's softmax against its "
+                    "relevances.",
+                    "L = Σ_i y_i (logsumexp(s) - s_i)",
+                    "dL/ds = (Σ_j y_j) softmax(s) - y",
+                    "optax ranking_softmax_loss (its where, weights, reduce_fn in "
+                    "losskit.compat.optax)",
+                    ("ranking_softmax_loss",),
+                    uses="softmax",
+                ),
+            ],
+        ),
+        *_family(
+            "segmentation",
+            [
+                LossInfo(
+                    "dice",
+                    "probs",
+                    "binary",
+                    (),
+                    "One minus the soft Dice coefficient of a probability map and its target.",
+                    "L = 1 - (2 Σ p t + 2 s) / (Σ p + Σ t + 2 s + 2 eps)",
+                    "dL/dp = N / (2 D²) - t / D,  N = Σ p t + s, D = (Σ p + Σ t)/2 + s + eps",
+                    "keras dice/Dice (smooth=0, eps=0.5e-7), optax dice_loss, binary_dice_loss",
+                    ("dice_loss",),
+                ),
+                LossInfo(
+                    "generalized_dice",
+                    "probs",
+                    "distributions",
+                    (),
+                    "Dice pooled over classes, each weighted by its inverse squared size (Sudre "
+                    "et al. 2017).",
+                    "L = 1 - (Σ_c w_c I_c + s) / (½ Σ_c w_c (P_c + T_c) + s + eps),  "
+                    "w_c ∝ 1 / T_c²",
+                    "dL/dp_c = w_c (N / (2 D²) - t_c / D)",
+                    "optax multiclass_generalized_dice_loss (another weighting: a mean of "
+                    "per-class Dice; its adapter in losskit.compat.optax)",
+                    ("generalized_dice_loss",),
+                    example=(
+                        "--probs",
+                        "0.9,0.1;0.2,0.8;0.6,0.4",
+                        "--targets",
+                        "1,0;0,1;1,0",
+                    ),
+                    explain_as="example",
+                ),
+                LossInfo(
+                    "tversky",
+                    "probs",
+                    "binary",
+                    (),
+                    "One minus the Tversky index: false positives (α) and false negatives (β) "
+                    "weighed apart.",
+                    "L = 1 - (I + s) / (I + α FP + β FN + s + eps),  I = Σ p t, FP = Σ p (1-t), "
+                    "FN = Σ (1-p) t",
+                    "dL/dp = N (α + (1 - α - β) t) / D² - t / D",
+                    "keras tversky/Tversky (its alpha weighs the false negatives)",
+                    ("tversky_loss",),
+                ),
+            ],
+        ),
+        *_family(
+            "sequence",
+            [
+                LossInfo(
+                    "ctc",
+                    "logits",
+                    "sequences",
+                    (),
+                    "Connectionist temporal classification: -log of the probability of the "
+                    "label sequence, summed over every alignment of it to the frames.",
+                    "L = -log Σ_{π ∈ B⁻¹(y)} Π_t softmax(x_t)_{π_t}  (B: merge repeats, drop "
+                    "blanks)",
+                    "dL/dx_{t,c} = softmax(x_t)_c - γ_t(c)  (γ_t(c): the posterior probability "
+                    "that an alignment emits c at frame t)",
+                    "torch F.ctc_loss, nn.CTCLoss (which divide by the label length first), "
+                    "tf.nn.ctc_loss, keras ctc/CTC, optax ctc_loss",
+                    ("ctc_loss", "connectionist_temporal_classification"),
+                    example=(
+                        "--logits",
+                        "1,2,0;0.5,0,2;2,0,0.5;0,1,1",
+                        "--labels",
+                        "1,2",
+                    ),
+                    explain_as="example",
+                    uses="softmax",
+                ),
+            ],
+        ),
+        *_family(
+            "large_vocab",
+            [
+                LossInfo(
+                    "linear_cross_entropy",
+                    "hidden",
+                    "ids",
+                    (),
+                    "Softmax cross-entropy of hidden @ weight.T + bias, chunked so that the "
+                    "full logits never exist (language-model heads).",
+                    "L = logsumexp(z) - z_y,  z = W h + b  (with label smoothing, class weights, "
+                    "z-loss λ lse², softcap c tanh(z/c))",
+                    "dL/dh = Wᵀ (softmax(z) - onehot(y)),  dL/dW = (softmax(z) - onehot(y)) hᵀ  "
+                    "(the gradients in h, W and b)",
+                    "Liger-Kernel / Apple CCE fused linear cross-entropy; torch "
+                    "F.cross_entropy(F.linear(h, W, b), y) without the logits",
+                    ("fused_linear_cross_entropy", "cut_cross_entropy"),
+                    inputs=("weight",),
+                    example=(
+                        "--hidden",
+                        "1,0;0,2",
+                        "--weight",
+                        "1,1;0,1;-1,0",
+                        "--labels",
+                        "0,2",
+                    ),
+                    explain_as="batch",
+                ),
+            ],
+        ),
     ]
 }
 
@@ -583,6 +860,10 @@ _NOT_ALIASES = {
     "losskit's to False)",
 }
 _NOT_ALIASES["smooth_l1_loss"] = _NOT_ALIASES["smooth_l1"]
+_NOT_ALIASES["cosine_similarity"] = (
+    "cosine_distance: Keras's cosine_similarity is -cos = cosine_distance - 1, optax's is "
+    "cos = 1 - cosine_distance"
+)
 
 # The same loss on another kind of input: what to suggest when that kind is given.
 _SAME_LOSS = (
@@ -675,6 +956,7 @@ _EXAMPLE_TRUTH = {
     "label_sets": ("--targets", "0,2,-1"),
     "counts": ("--targets", "2,0,3"),
     "real": ("--targets", "3,0.5,2"),
+    "relevance": ("--targets", "0,1,2"),
 }
 
 

@@ -371,6 +371,222 @@ def _kl() -> LossSlice:
     )
 
 
+def _circle_point(s: np.ndarray) -> np.ndarray:
+    return np.stack([np.cos(s), np.sin(s)], axis=-1)
+
+
+def _turning(s: np.ndarray) -> np.ndarray:
+    """d (cos s, sin s) / ds."""
+    return np.stack([-np.sin(s), np.cos(s)], axis=-1)
+
+
+@_special("cosine_distance")
+def _cosine_distance() -> LossSlice:
+    def build(s: np.ndarray) -> tuple[tuple[Any, ...], np.ndarray]:
+        return (_circle_point(s), np.tile([1.0, 0.0], (s.size, 1))), _turning(s)
+
+    return LossSlice(
+        "angle θ of pred = (cos θ, sin θ) from target = (1, 0), in radians",
+        "dL/dθ",
+        np.linspace(-np.pi, np.pi, 401),
+        (("target (1, 0)", build),),
+    )
+
+
+@_special("cosine_embedding")
+def _cosine_embedding() -> LossSlice:
+    def pairs(t: float) -> Build:
+        def build(s: np.ndarray) -> tuple[tuple[Any, ...], np.ndarray]:
+            x2 = np.tile([1.0, 0.0], (s.size, 1))
+            return (_circle_point(s), x2, _column(s, t)), _turning(s)
+
+        return build
+
+    return LossSlice(
+        "angle θ of x1 = (cos θ, sin θ) from x2 = (1, 0), in radians (margin 0.5)",
+        "dL/dθ",
+        np.linspace(-np.pi, np.pi, 401),
+        (("similar, t = 1", pairs(1.0)), ("dissimilar, t = -1", pairs(-1.0))),
+        options=(("margin", 0.5),),
+    )
+
+
+@_special("margin_ranking")
+def _margin_ranking() -> LossSlice:
+    def pairs(t: float) -> Build:
+        def build(s: np.ndarray) -> tuple[tuple[Any, ...], np.ndarray]:
+            return (s, np.zeros_like(s), _column(s, t)), np.ones_like(s)
+
+        return build
+
+    return LossSlice(
+        "x1 - x2, the first score's lead (x2 = 0, margin 1)",
+        "dL/dx1",
+        np.linspace(-3, 3, 401),
+        (("x1 ranked first, t = 1", pairs(1.0)), ("x2 ranked first, t = -1", pairs(-1.0))),
+        options=(("margin", 1.0),),
+    )
+
+
+@_special("triplet_margin")
+def _triplet() -> LossSlice:
+    def build(s: np.ndarray) -> tuple[tuple[Any, ...], np.ndarray]:
+        anchor = np.stack([s, np.zeros_like(s)], axis=1)
+        positive = np.zeros_like(anchor)
+        negative = np.tile([2.0, 0.0], (s.size, 1))
+        direction = np.zeros_like(anchor)
+        direction[:, 0] = 1.0
+        return (anchor, positive, negative), direction
+
+    return LossSlice(
+        "anchor a = (s, 0) on the line through the positive (0, 0) and the negative (2, 0)",
+        "dL/ds",
+        np.linspace(-1, 3, 401),
+        (("margin 1, p = 2", build),),
+    )
+
+
+def _embedding_batch(s: np.ndarray) -> tuple[tuple[Any, ...], np.ndarray]:
+    """Three unit embeddings, labels 0, 0, 1: embedding 1 turns away from its positive."""
+    e = np.array([[1.0, 0.0], [1.0, 0.0], [-1.0, 0.0]])
+    e[1] = _circle_point(s[0])
+    direction = np.zeros_like(e)
+    direction[1] = _turning(s[0])
+    return (e, np.array([0, 0, 1])), direction
+
+
+def _pairwise(defaults: str) -> LossSlice:
+    return LossSlice(
+        "angle θ of embedding 1 = (cos θ, sin θ) from its positive, embedding 0",
+        "dL/dθ",
+        np.linspace(-np.pi, np.pi, 181),
+        (("labels 0, 0, 1; e0 = (1, 0), e2 = (-1, 0); " + defaults, _embedding_batch),),
+        coupled=True,
+    )
+
+
+@_special("ntxent")
+def _ntxent() -> LossSlice:
+    return _pairwise("τ = 0.07")
+
+
+@_special("circle")
+def _circle() -> LossSlice:
+    return _pairwise("γ = 80, m = 0.4")
+
+
+@_special("ranking_softmax")
+def _ranking_softmax() -> LossSlice:
+    return LossSlice(
+        "score of item 0, s_0 (s_1 = 1, s_2 = -1)",
+        "dL/ds_0",
+        np.linspace(-6, 6, 481),
+        (("relevances y = (2, 1, 0)", _class_row(np.array([2.0, 1.0, 0.0]))),),
+    )
+
+
+def _one_pixel(k: int) -> Build:
+    """Four pixels, targets 1, 1, 0, 0, every one right but pixel ``k``, whose p is the axis."""
+
+    def build(s: np.ndarray) -> tuple[tuple[Any, ...], np.ndarray]:
+        targets = np.tile([1.0, 1.0, 0.0, 0.0], (s.size, 1))
+        probs = targets.copy()
+        probs[:, k] = s
+        direction = np.zeros_like(probs)
+        direction[:, k] = 1.0
+        return (probs, targets), direction
+
+    return build
+
+
+_OVERLAP_AXIS = "p: one pixel's probability (targets 1, 1, 0, 0; the other pixels right)"
+_OVERLAP_CURVES = (
+    ("a pixel of the target (t = 1): probs (p, 1, 0, 0)", _one_pixel(0)),
+    ("a background pixel (t = 0): probs (1, 1, p, 0)", _one_pixel(2)),
+)
+
+
+@_special("dice")
+def _dice() -> LossSlice:
+    return LossSlice(_OVERLAP_AXIS, "dL/dp", np.linspace(0, 1, 401), _OVERLAP_CURVES)
+
+
+@_special("tversky")
+def _tversky() -> LossSlice:
+    return LossSlice(
+        _OVERLAP_AXIS + "; α = 0.3, β = 0.7",
+        "dL/dp",
+        np.linspace(0, 1, 401),
+        _OVERLAP_CURVES,
+        options=(("alpha", 0.3), ("beta", 0.7)),
+    )
+
+
+@_special("generalized_dice")
+def _generalized_dice() -> LossSlice:
+    onehot = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])  # pixels of classes 0, 1, 0
+
+    def pixel(k: int) -> Build:
+        def build(s: np.ndarray) -> tuple[tuple[Any, ...], np.ndarray]:
+            probs = np.broadcast_to(onehot, (s.size, 3, 2)).copy()
+            sign = 2 * onehot[k] - 1  # +1 on the pixel's true class, -1 on the other
+            probs[:, k] = (1 - onehot[k]) + sign * s[:, None]
+            direction = np.zeros_like(probs)
+            direction[:, k] = sign
+            return (probs, np.broadcast_to(onehot, probs.shape).copy()), direction
+
+        return build
+
+    return LossSlice(
+        "p: one pixel's probability of its true class (pixels' classes 0, 1, 0; the rest right)",
+        "slope dL/dp along the axis",
+        np.linspace(0, 1, 401),
+        (("pixel 0, of class 0", pixel(0)), ("pixel 1, of class 1 (the rarer)", pixel(1))),
+    )
+
+
+@_special("ctc")
+def _ctc() -> LossSlice:
+    def frame0(c: int) -> Build:
+        def build(s: np.ndarray) -> tuple[tuple[Any, ...], np.ndarray]:
+            logits = np.zeros((s.size, 3, 3))  # 3 frames, classes {blank, 1, 2}
+            logits[:, 0, c] = s
+            direction = np.zeros_like(logits)
+            direction[:, 0, c] = 1.0
+            return (logits, np.tile([1, 2], (s.size, 1))), direction
+
+        return build
+
+    return LossSlice(
+        "logit x of one class at frame 0 (labels (1, 2), 3 frames, blank 0, other logits 0)",
+        "dL/dx",
+        np.linspace(-6, 6, 481),
+        (
+            ("class 1, the first label", frame0(1)),
+            ("class 2, the second label", frame0(2)),
+            ("the blank", frame0(0)),
+        ),
+    )
+
+
+@_special("linear_cross_entropy")
+def _linear_cross_entropy() -> LossSlice:
+    weight = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
+
+    def build(s: np.ndarray) -> tuple[tuple[Any, ...], np.ndarray]:
+        hidden = np.stack([s, np.ones_like(s)], axis=1)
+        direction = np.zeros_like(hidden)
+        direction[:, 0] = 1.0
+        return (hidden, weight, np.zeros(s.size, dtype=np.int64)), direction
+
+    return LossSlice(
+        "h_0 of hidden h = (h_0, 1); weight rows (1, 0), (0, 1), (-1, 0): logits (h_0, 1, -h_0)",
+        "dL/dh_0",
+        np.linspace(-6, 6, 481),
+        (("label 0", build),),
+    )
+
+
 def _by_kind(info: Any) -> LossSlice:
     """The slice for a loss of (pred, truth): from the kinds of its input and truth."""
     symbol = {"logits": "z", "scores": "s", "probs": "p", "log_probs": "log q"}.get(info.input, "ŷ")
@@ -465,12 +681,14 @@ def loss_curves(name: str) -> list[Curve]:
             for point in sl.s:
                 args, direction = build(np.array([point]))
                 v, g = vg(*args, reduction="mean", **options)
+                g = g[0] if isinstance(g, tuple) else g  # several gradients: the first's
                 values.append(float(v))
                 slopes.append(float(np.sum(np.asarray(g) * direction)))
             value, slope = np.array(values), np.array(slopes)
         else:
             args, direction = build(sl.s)
             v, g = vg(*args, reduction="none", **options)
+            g = g[0] if isinstance(g, tuple) else g  # several gradients: the first's
             value = np.asarray(v, dtype=np.float64).reshape(sl.s.size, -1).sum(axis=1)
             prod = np.asarray(g, dtype=np.float64) * direction
             slope = prod.reshape(sl.s.size, -1).sum(axis=1)

@@ -77,6 +77,16 @@ def run(args: argparse.Namespace) -> int:
     from ..train.data import load_array
 
     info = lookup(args.name)
+    if info.inputs or info.truth == "none":  # pairs and triplets: more than --pred and --target
+        import inspect
+
+        params = inspect.signature(info.fn).parameters.values()
+        arrays = ", ".join(p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD)
+        msg = (
+            f"eval reads a prediction and a target; {info.name} takes {arrays}: call "
+            f"losskit.{info.name} from Python (`losskit explain {info.name}` shows it on values)"
+        )
+        raise CliError(msg, 2)
     pairs = option_pairs(args.extra)
     # The loss's extra arrays (gaussian_nll's var) are files too; the rest are options.
     files = {k.lstrip("-"): v for k, v in pairs if k.lstrip("-") in info.extra}
@@ -91,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     extras = [load_array(files[k], what=k) for k in info.extra]
     if pred.dtype.kind != "f":
         pred = pred.astype(np.float64)
-    if info.truth in ("ids", "label_sets"):
+    if info.truth in ("ids", "label_sets", "groups", "sequences"):
         target = _as_labels(target, info)
     elif target.dtype.kind != "f":
         target = target.astype(pred.dtype)

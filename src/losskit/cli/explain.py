@@ -241,6 +241,10 @@ def run(args: argparse.Namespace) -> int:
     import losskit as lk
 
     info = lookup(args.name)
+    if info.explain_as:  # pairs, triplets, batches of embeddings: arrays by their names
+        from ._explain_arrays import explain_arrays
+
+        return explain_arrays(args, info)
     opts, arrays = _split_options(info, args.extra)
     x = _explain_input(args, info)
     t = _explain_truth(args, info, x, opts)

@@ -26,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
                     "family": i.family,
                     "input": i.input,
                     "truth": i.truth,
+                    "inputs": list(i.inputs),
                     "extra": list(i.extra),
                     "tasks": list(i.tasks),
                     "summary": i.summary,
@@ -42,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.text import Text
 
     table = Table(title="losskit losses")
-    for head in ("name", "takes", "truth"):
-        table.add_column(head, no_wrap=True)  # a name cut short is no name
+    table.add_column("name", no_wrap=True)  # a name cut short is no name
+    table.add_column("takes", max_width=16)  # "embeddings + positive + negative" wraps
+    table.add_column("truth", no_wrap=True)
     table.add_column("trains", max_width=18)
     table.add_column("what it is for", overflow="fold")  # long aliases fold, never cut
     # Families in the catalogue's order, each under its heading (a family's rows are adjacent).
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
             also = f" (also: {', '.join(i.aliases)})" if i.aliases else ""
             table.add_row(
                 i.name,
-                " + ".join([i.input, *i.extra]),
+                " + ".join([i.input, *i.inputs, *i.extra]),
                 i.truth,
                 ", ".join(i.tasks) or "-",
                 i.summary + also,
