@@ -181,6 +181,8 @@ def _python_scan(xp: Any, step: Any, carry: Any, xs: tuple[Array, ...], reverse:
         carry, ys[t] = step(carry, tuple(x[t, ...] for x in xs))
     if not steps:
         return carry, None
+    if isinstance(ys[0], tuple):
+        return carry, tuple(xp.stack(list(y), axis=0) for y in zip(*ys, strict=True))
     return carry, xp.stack(ys, axis=0)
 
 
