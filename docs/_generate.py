@@ -59,18 +59,40 @@ def _literal(text: str) -> str:
     return f"``{text}``" if text else "—"
 
 
+# Arrays the kinds do not describe well enough.
+_ARRAY_WORDS = {
+    ("linear_cross_entropy", "weight"): "the output layer's weight, one row of ``D`` per class",
+    ("gaussian_nll", "var"): "the predicted variances (> 0), like ``pred``",
+}
+
+
+def arguments(info: LossInfo) -> str:
+    """The arrays (what each holds, from the catalogue's kinds) and the options with defaults."""
+    params = list(inspect.signature(info.fn).parameters.values())
+    arrays = [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+    first = arrays[0]
+    said = {first: catalogue.INPUTS[info.input]}
+    said.update({name: f"like ``{first}``" for name in info.inputs})
+    if info.truth != "none":
+        said[arrays[1 + len(info.inputs)]] = catalogue.TRUTHS[info.truth]
+    said.update({name: f"an array like ``{first}``" for name in info.extra})
+    said.update({k[1]: v for k, v in _ARRAY_WORDS.items() if k[0] == info.name})
+    shown = [f"``{name}``: {said[name]}" for name in arrays]
+    options = [
+        f"``{p.name}={p.default!r}``"
+        for p in params
+        if p.kind is p.KEYWORD_ONLY and p.name not in ("reduction", "sample_weight")
+    ]
+    tail = '``reduction="mean"`` (or ``"sum"``, ``"none"``), ``sample_weight=None``'
+    return "; ".join(shown) + ". Options (keyword-only): " + ", ".join([*options, tail]) + "."
+
+
 def loss_entry(info: LossInfo) -> str:
     sl = plots.loss_slice(info.name)
     command, output = explain_output(info)
-    takes = catalogue.INPUTS[info.input]
-    if info.inputs:
-        takes += "; with " + ", ".join(f"``{a}``" for a in info.inputs)
-    if info.extra:
-        takes += "; and " + ", ".join(f"``{a}``" for a in info.extra)
     fields = [
         (":Replaces:", info.replaces or "—"),
-        (":Takes:", takes),
-        (":Truth:", catalogue.TRUTHS[info.truth]),
+        (":Arguments:", arguments(info)),
         (":Loss:", _literal(info.formula)),
         (":Gradient:", _literal(info.gradient)),
         (":Also called:", ", ".join(f"``{a}``" for a in info.aliases) or "—"),

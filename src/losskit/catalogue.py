@@ -59,7 +59,7 @@ INPUTS = {
     "rates": "Poisson rates >= 0 (log-rates with log_input)",
     "real": "real-valued predictions",
     "embeddings": "embedding vectors (features on the last axis)",
-    "hidden": "hidden states (features on the last axis) and the output layer's weight",
+    "hidden": "hidden states (features on the last axis), before the output layer",
 }
 TRUTHS = {
     "ids": "integer class ids",
