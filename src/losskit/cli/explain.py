@@ -76,7 +76,10 @@ def add_parser(sub: Any) -> None:
         "sparse_softmax_cross_entropy --logits 2,0.5,6 --label 2`, `losskit explain huber "
         "--pred 0.5,3 --targets 0,0 --delta 1.5`. Any option of the loss is given as "
         "--option-name VALUE (--gamma 1, --margin 2, --label-smoothing 0.1, "
-        "--class-weight 1,2,1); gaussian_nll's variances as --var.",
+        "--class-weight 1,2,1); gaussian_nll's variances as --var. A loss of several arrays "
+        "takes each by its name, rows split by ';': `losskit explain triplet_margin --anchor "
+        "0,0 --positive 1,0 --negative 0,1.5`, `losskit explain ntxent --embeddings "
+        "'1,0;0.8,0.6;0,1' --labels 0,0,1`.",
         allow_abbrev=False,  # `--p 2` (multi_margin's p) is not --pred or --probs
     )
     p.add_argument("name", metavar="NAME", help="a loss (see `losskit list`)")
