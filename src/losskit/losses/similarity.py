@@ -36,8 +36,9 @@ __all__ = ["cosine_distance", "cosine_embedding", "margin_ranking", "triplet_mar
 
 # --------------------------------------------------------------------------- norms and cosines
 
-# PyTorch's cosine_embedding_loss adds EPSILON = 1e-12 to each squared norm.
-_TORCH_SQUARED_EPS = 1e-12
+# PyTorch's cosine_embedding_loss adds EPSILON = 1e-12 to each squared norm, a C++
+# float constant: float32(1e-12), also for float64 input.
+_TORCH_SQUARED_EPS = 9.999999960041972e-13
 _norms = threading.local()  # read inside a trace: a thread-local, as _config's switches
 
 

@@ -106,6 +106,12 @@ def cosine_embedding_loss(
         )
         raise ValueError(msg)
     _same_shapes(("input1", "input2"), (x1, x2))
+    if shape_of(t) != shape_of(x1)[:-1]:
+        msg = (
+            f"`target` must have the shape of `input1` {shape_of(x1)} without its last dim, "
+            f"that is {shape_of(x1)[:-1]}; got {shape_of(t)}"
+        )
+        raise ValueError(msg)
     dtype, x1, x2 = _promoted(xp, x1, x2)
     with torch_norms(), kink_slope(1.0):  # torch: clamp_min passes the whole gradient
         loss = cosine_embedding_core(x1, x2, t, margin=margin, reduction="none")
