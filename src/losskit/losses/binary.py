@@ -91,6 +91,20 @@ def binary_cross_entropy(
     [0, 1].  For logits use :func:`sigmoid_cross_entropy`, which never
     clips.
 
+    Parameters
+    ----------
+    probs : array, real floating
+        Predicted probabilities of class 1, in [0, 1].
+    targets : array, the shape of ``probs``
+        0/1 or soft targets in [0, 1].
+    eps : float in [0, 0.5)
+        The probabilities are clipped to ``[eps, 1 - eps]``.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per element; ``"mean"``: their mean (weighted by
+        ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
+
     Examples
     --------
     >>> import numpy as np, losskit as lk
@@ -169,6 +183,22 @@ def sigmoid_cross_entropy(
     ``∂ℓ/∂z = (1-t) - (1 + (q-1) t) σ(-z)``.
     Label smoothing ε makes the targets ``t (1-ε) + ε/2``.  One value per
     element under ``reduction="none"``.
+
+    Parameters
+    ----------
+    logits : array, real floating
+        Any real scores (the sigmoid is applied inside).
+    targets : array, the shape of ``logits``
+        0/1 or soft targets in [0, 1].
+    pos_weight : float or array, optional
+        Weight of the positive term: a scalar or one per class (last axis).
+    label_smoothing : float in [0, 1]
+        Targets become ``t (1 - ε) + ε/2``.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per element; ``"mean"``: their mean (weighted by
+        ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
 
     Examples
     --------

@@ -478,6 +478,22 @@ def categorical_cross_entropy(
     infinite loss, which is the true value.  For logits use
     :func:`softmax_cross_entropy`, which is exact and stable.
 
+    Parameters
+    ----------
+    probs : array, real floating
+        Predicted probabilities in [0, 1], rows summing to 1 along ``axis``.
+    targets : array, the shape of ``probs``
+        A distribution over classes along ``axis`` (one-hot or soft).
+    axis : int
+        The class axis.
+    eps : float in [0, 0.5)
+        The probabilities are clipped to ``[eps, 1 - eps]``.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per example (the class axis removed); ``"mean"``:
+        their mean (weighted by ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
+
     Examples
     --------
     >>> import numpy as np, losskit as lk
@@ -554,6 +570,22 @@ def sparse_categorical_cross_entropy(
 
     ``probs`` must lie in [0, 1]; rows not summing to 1 give
     :class:`UnnormalizedProbabilitiesWarning`.  Labels must be in ``[0, C)``.
+
+    Parameters
+    ----------
+    probs : array, real floating
+        Predicted probabilities in [0, 1], rows summing to 1 along ``axis``.
+    labels : integer array, the shape of ``probs`` without ``axis``
+        Class ids in ``[0, C)``.
+    axis : int
+        The class axis.
+    eps : float in [0, 0.5)
+        The probabilities are clipped to ``[eps, 1 - eps]``.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per example (the class axis removed); ``"mean"``:
+        their mean (weighted by ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
 
     Examples
     --------

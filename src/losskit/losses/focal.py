@@ -137,6 +137,23 @@ def sigmoid_focal_loss(
     ``apply_class_balancing=True``) on targets smoothed beforehand as
     ``t (1 - s) + s/2``.
 
+    Parameters
+    ----------
+    logits : array, real floating
+        Any real scores.
+    targets : array, the shape of ``logits``
+        0/1 or soft targets in [0, 1].
+    alpha : float or None
+        Weight of the positive class (``1 - alpha`` for the negative); None or
+        a negative number: no balancing.
+    gamma : float >= 0
+        The focusing exponent.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per element; ``"mean"``: their mean (weighted by
+        ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
+
     Examples
     --------
     >>> import numpy as np, losskit as lk
@@ -204,6 +221,24 @@ def binary_focal_cross_entropy(
     ``gamma=0`` and no ``alpha`` it is :func:`binary_cross_entropy`.
     One value per element under ``reduction="none"`` (Keras averages the last
     axis).  For logits use :func:`sigmoid_focal_loss`, which never clips.
+
+    Parameters
+    ----------
+    probs : array, real floating
+        Predicted probabilities of class 1, in [0, 1].
+    targets : array, the shape of ``probs``
+        0/1 or soft targets in [0, 1].
+    gamma : float >= 0
+        The focusing exponent.
+    alpha : float in [0, 1] or None
+        Class balancing ``α t + (1 - α)(1 - t)``; None: none.
+    eps : float in [0, 0.5)
+        The cross-entropy's clip ``[eps, 1 - eps]``.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per element; ``"mean"``: their mean (weighted by
+        ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
 
     Examples
     --------
@@ -285,6 +320,26 @@ def categorical_focal_cross_entropy(
     ``from_logits=True`` is ``probs = softmax(logits)``.  One value per
     example under ``reduction="none"``.
 
+    Parameters
+    ----------
+    probs : array, real floating
+        Predicted probabilities in [0, 1], rows summing to 1 along ``axis``.
+    targets : array, the shape of ``probs``
+        A distribution over classes along ``axis`` (one-hot or soft).
+    axis : int
+        The class axis.
+    gamma : float >= 0
+        The focusing exponent.
+    alpha : float in [0, 1] or None
+        One scalar weight (None: 1).
+    eps : float in [0, 0.5)
+        The probabilities are clipped to ``[eps, 1 - eps]``.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per example (the class axis removed); ``"mean"``:
+        their mean (weighted by ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
+
     Examples
     --------
     Keras's documentation example:
@@ -342,6 +397,22 @@ def poly1_cross_entropy(
     finite magnitude.  ``epsilon`` is any finite number (the paper uses
     ``[-1, ∞)``; ``epsilon=0`` is :func:`softmax_cross_entropy`).  One value per
     example under ``reduction="none"``.
+
+    Parameters
+    ----------
+    logits : array, real floating
+        Any real scores.
+    targets : array, the shape of ``logits``
+        A distribution over classes along ``axis`` (one-hot or soft).
+    axis : int
+        The class axis.
+    epsilon : float
+        Weight of the ``1 - p_t`` term (0: softmax cross-entropy).
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per example (the class axis removed); ``"mean"``:
+        their mean (weighted by ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
 
     Examples
     --------
@@ -411,6 +482,26 @@ def softmax_focal_loss(
     Examples labelled ``ignore_index`` count nowhere.  None of Keras, PyTorch
     or optax ships this loss (kornia's ``focal_loss`` is its one-hot form).
 
+    Parameters
+    ----------
+    logits : array, real floating
+        Any real scores.
+    labels : integer array, the shape of ``logits`` without ``axis``
+        Class ids in ``[0, C)`` (or ``ignore_index``).
+    axis : int
+        The class axis.
+    class_weight : array (C,), optional
+        Per-class weight (torchvision's ``alpha``).
+    ignore_index : int, optional
+        A label that counts nowhere.
+    gamma : float >= 0
+        The focusing exponent.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per example (the class axis removed); ``"mean"``:
+        their mean (weighted by ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
+
     Examples
     --------
     >>> import numpy as np, losskit as lk
@@ -462,6 +553,22 @@ def generalized_cross_entropy(
     :func:`categorical_focal_cross_entropy`).  Keras's
     ``categorical_generalized_cross_entropy(y_true, y_pred, q)`` takes the same
     integer labels and gives the same numbers.
+
+    Parameters
+    ----------
+    probs : array, real floating
+        Predicted probabilities in [0, 1], rows summing to 1 along ``axis``.
+    labels : integer array, the shape of ``probs`` without ``axis``
+        Class ids in ``[0, C)``.
+    axis : int
+        The class axis.
+    q : float in (0, 1]
+        0 is the cross-entropy's limit, 1 the mean absolute error.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per example (the class axis removed); ``"mean"``:
+        their mean (weighted by ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
 
     Examples
     --------

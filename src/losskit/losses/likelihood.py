@@ -133,6 +133,24 @@ def poisson_nll(
     whose ``t log t`` alone overflows.  Core rules: targets are non-negative,
     and so are the rates when ``log_input`` is False.
 
+    Parameters
+    ----------
+    pred : array, real floating
+        Predicted rates ``λ >= 0`` (log-rates with ``log_input``).
+    target : array, the shape of ``pred``
+        Observed counts ``>= 0``.
+    log_input : bool
+        ``pred`` holds ``log λ``: the loss is ``e^pred - t pred``.
+    full : bool
+        Add Stirling's approximation of ``log t!`` (for ``t > 1``).
+    eps : float > 0
+        Added to ``λ`` inside the log (``log_input=False`` only).
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per element; ``"mean"``: their mean (weighted by
+        ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
+
     Examples
     --------
     >>> import numpy as np
@@ -286,6 +304,25 @@ def gaussian_nll(
     through.  ``(p - t)^2 / v`` is formed as ``2 h (h / v)`` with the half gap
     ``h = p/2 - t/2``: finite wherever the ratio is.
 
+    Parameters
+    ----------
+    pred : array, real floating
+        Predicted means.
+    target : array, the shape of ``pred``
+        Observed values.
+    var : array or float
+        Predicted variances ``>= 0``: ``pred``'s shape, that shape with one
+        axis of size 1, the shape without its last axis, or a number.
+    full : bool
+        Add the constant ``½ log 2π``.
+    eps : float > 0
+        Variances below it are raised to it.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per element; ``"mean"``: their mean (weighted by
+        ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
+
     Examples
     --------
     >>> import numpy as np
@@ -361,6 +398,22 @@ def kl_divergence(
     ``log(clip(q))`` and ``clip(t)``.  Core rules: ``log_probs <= 0`` and
     targets in [0, 1] (log-targets ``<= 0``).
 
+    Parameters
+    ----------
+    log_probs : array, real floating
+        Predicted log-probabilities ``log q <= 0`` (``log_softmax`` output).
+    targets : array, the shape of ``log_probs``
+        The target distribution (log-probabilities with ``log_target``).
+    axis : int
+        The class axis.
+    log_target : bool
+        ``targets`` are log-probabilities.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per example (the class axis removed); ``"mean"``:
+        their mean (weighted by ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
+
     Examples
     --------
     >>> import numpy as np
@@ -404,6 +457,24 @@ def negative_log_likelihood(xp: Any, log_probs: Array, labels: Array) -> tuple[A
     all-ignored batch has mean 0, where PyTorch gives NaN).  ``log_probs``
     are log-probabilities (``log_softmax`` output): a positive value is
     refused (a core rule), which catches logits passed by mistake.
+
+    Parameters
+    ----------
+    log_probs : array, real floating
+        Log-probabilities ``<= 0`` (``log_softmax`` output).
+    labels : integer array, the shape of ``log_probs`` without ``axis``
+        Class ids in ``[0, C)`` (or ``ignore_index``).
+    axis : int
+        The class axis.
+    class_weight : array (C,), optional
+        Per-class weight; ``"mean"`` divides by the counted labels' weights.
+    ignore_index : int, optional
+        A label that counts nowhere.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per example (the class axis removed); ``"mean"``:
+        their mean (weighted by ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
 
     Examples
     --------

@@ -144,6 +144,18 @@ def hinge(xp: Any, pred: Array, targets: Array) -> tuple[Array, Any]:
 
     Replaces keras ``hinge``/``Hinge``, optax ``hinge_loss``.
 
+    Parameters
+    ----------
+    pred : array, real floating
+        Scores (margins, no activation).
+    targets : array, the shape of ``pred``
+        -1 or 1 (all 0/1 are read as -1/1).
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per element; ``"mean"``: their mean (weighted by
+        ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
+
     Examples
     --------
     >>> import numpy as np
@@ -174,6 +186,18 @@ def squared_hinge(xp: Any, pred: Array, targets: Array) -> tuple[Array, Any]:
 
     Replaces keras ``squared_hinge``/``SquaredHinge``.
 
+    Parameters
+    ----------
+    pred : array, real floating
+        Scores (margins, no activation).
+    targets : array, the shape of ``pred``
+        -1 or 1 (all 0/1 are read as -1/1).
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per element; ``"mean"``: their mean (weighted by
+        ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
+
     Examples
     --------
     >>> import numpy as np
@@ -202,6 +226,18 @@ def perceptron(xp: Any, scores: Array, targets: Array) -> tuple[Array, Any]:
     zero-initialised model learn.  One value per element.
 
     Replaces optax ``perceptron_loss``.
+
+    Parameters
+    ----------
+    scores : array, real floating
+        Scores (margins, no activation).
+    targets : array, the shape of ``scores``
+        -1 or 1.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per element; ``"mean"``: their mean (weighted by
+        ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
 
     Examples
     --------
@@ -232,6 +268,18 @@ def soft_margin(xp: Any, pred: Array, targets: Array) -> tuple[Array, Any]:
     One value per element.
 
     Replaces torch ``soft_margin_loss``/``SoftMarginLoss``.
+
+    Parameters
+    ----------
+    pred : array, real floating
+        Scores (margins, no activation).
+    targets : array, the shape of ``pred``
+        -1 or 1.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per element; ``"mean"``: their mean (weighted by
+        ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
 
     Examples
     --------
@@ -266,6 +314,20 @@ def hinge_embedding(
     (PyTorch's ``clamp_min`` gives 1).  One value per element.
 
     Replaces torch ``hinge_embedding_loss``/``HingeEmbeddingLoss``.
+
+    Parameters
+    ----------
+    pred : array, real floating
+        Distances (or dissimilarities) of pairs.
+    targets : array, the shape of ``pred``
+        1 (similar) or -1 (dissimilar).
+    margin : float
+        The distance a dissimilar pair must reach.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per element; ``"mean"``: their mean (weighted by
+        ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
 
     Examples
     --------
@@ -308,6 +370,20 @@ def categorical_hinge(xp: Any, pred: Array, targets: Array) -> tuple[Array, Any]
 
     Replaces keras ``categorical_hinge``/``CategoricalHinge``.
 
+    Parameters
+    ----------
+    pred : array, real floating
+        Scores.
+    targets : array, the shape of ``pred``
+        One-hot (or soft) targets along ``axis``.
+    axis : int
+        The class axis.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per example (the class axis removed); ``"mean"``:
+        their mean (weighted by ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
+
     Examples
     --------
     >>> import numpy as np
@@ -348,6 +424,20 @@ def multiclass_hinge(xp: Any, scores: Array, labels: Array) -> tuple[Array, Any]
 
     Replaces optax ``multiclass_hinge_loss``.
 
+    Parameters
+    ----------
+    scores : array, real floating
+        Scores.
+    labels : integer array, the shape of ``scores`` without ``axis``
+        Class ids in ``[0, C)``.
+    axis : int
+        The class axis.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per example (the class axis removed); ``"mean"``:
+        their mean (weighted by ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
+
     Examples
     --------
     >>> import numpy as np
@@ -381,6 +471,20 @@ def multiclass_perceptron(xp: Any, scores: Array, labels: Array) -> tuple[Array,
     value per example; equal to optax's ``multiclass_perceptron_loss``.
 
     Replaces optax ``multiclass_perceptron_loss``.
+
+    Parameters
+    ----------
+    scores : array, real floating
+        Scores.
+    labels : integer array, the shape of ``scores`` without ``axis``
+        Class ids in ``[0, C)``.
+    axis : int
+        The class axis.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per example (the class axis removed); ``"mean"``:
+        their mean (weighted by ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
 
     Examples
     --------
@@ -419,6 +523,27 @@ def multi_margin(
     ``multi_margin_loss`` divides by the number of examples instead).
 
     Replaces torch ``multi_margin_loss``/``MultiMarginLoss``.
+
+    Parameters
+    ----------
+    scores : array, real floating
+        Scores.
+    labels : integer array, the shape of ``scores`` without ``axis``
+        Class ids in ``[0, C)``.
+    axis : int
+        The class axis.
+    class_weight : array (C,), optional
+        Each example's loss times its label's weight; ``"mean"`` divides by
+        their sum.
+    p : {1, 2}
+        The power of each hinge.
+    margin : float
+        The margin every wrong class must be below the true one by.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per example (the class axis removed); ``"mean"``:
+        their mean (weighted by ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
 
     Examples
     --------
@@ -467,6 +592,20 @@ def multilabel_margin(xp: Any, scores: Array, labels: Array) -> tuple[Array, Any
     pairs at once (PyTorch loops over them).
 
     Replaces torch ``multilabel_margin_loss``/``MultiLabelMarginLoss``.
+
+    Parameters
+    ----------
+    scores : array, real floating
+        Scores.
+    labels : integer array, the shape of ``scores``
+        Each row's target classes first, ended by -1 (PyTorch's layout).
+    axis : int
+        The class axis.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per example (the class axis removed); ``"mean"``:
+        their mean (weighted by ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
 
     Examples
     --------
@@ -535,6 +674,22 @@ def multilabel_soft_margin(
     per example.
 
     Replaces torch ``multilabel_soft_margin_loss``/``MultiLabelSoftMarginLoss``.
+
+    Parameters
+    ----------
+    logits : array, real floating
+        Any real scores, one per class.
+    targets : array, the shape of ``logits``
+        Multi-hot or soft targets in [0, 1].
+    axis : int
+        The class axis.
+    class_weight : array (C,), optional
+        One non-negative weight per class.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per example (the class axis removed); ``"mean"``:
+        their mean (weighted by ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
 
     Examples
     --------

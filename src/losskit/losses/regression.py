@@ -32,6 +32,18 @@ def mean_squared_error(xp: Any, pred: Array, target: Array) -> tuple[Array, Any]
     over all elements (Keras's ``MeanSquaredError`` class, PyTorch's
     ``mse_loss``), the weighted mean with ``sample_weight``.
 
+    Parameters
+    ----------
+    pred : array, real floating
+        Predictions.
+    target : array, the shape of ``pred``
+        Targets.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per element; ``"mean"``: their mean (weighted by
+        ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
+
     Examples
     --------
     >>> import numpy as np, losskit as lk
@@ -50,6 +62,18 @@ def mean_absolute_error(xp: Any, pred: Array, target: Array) -> tuple[Array, Any
     .. math:: \ell = |p - t|, \qquad \partial \ell / \partial p = \mathrm{sign}(p - t)
 
     The derivative at ``p = t`` is taken as 0, as PyTorch's ``l1_loss`` does.
+
+    Parameters
+    ----------
+    pred : array, real floating
+        Predictions.
+    target : array, the shape of ``pred``
+        Targets.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per element; ``"mean"``: their mean (weighted by
+        ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
 
     Examples
     --------
@@ -79,6 +103,20 @@ def huber(xp: Any, pred: Array, target: Array, *, delta: float = 1.0) -> tuple[A
     ``delta`` must be a positive finite number.  The linear part is formed
     from the half gap, so it stays finite wherever its value is (``delta < 1``
     and errors beyond the float maximum).
+
+    Parameters
+    ----------
+    pred : array, real floating
+        Predictions.
+    target : array, the shape of ``pred``
+        Targets.
+    delta : float > 0
+        Where the quadratic part ends.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per element; ``"mean"``: their mean (weighted by
+        ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
 
     Examples
     --------
@@ -124,6 +162,18 @@ def log_cosh(xp: Any, pred: Array, target: Array) -> tuple[Array, Any]:
     ``log1p(2 sinh(e/2)^2)`` below, where the frameworks' ``logaddexp(e, -e) -
     log 2`` loses every digit (their ``log cosh(1e-9)`` is 0, not 5e-19).
 
+    Parameters
+    ----------
+    pred : array, real floating
+        Predictions.
+    target : array, the shape of ``pred``
+        Targets.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per element; ``"mean"``: their mean (weighted by
+        ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
+
     Examples
     --------
     >>> import numpy as np
@@ -162,6 +212,18 @@ def mean_absolute_percentage_error(xp: Any, pred: Array, target: Array) -> tuple
     derivative at ``p = t`` is 0.  Formed from the half gap: finite wherever
     the percentage is (``t = 3e38, p = -3e38`` in float32 gives 200).
 
+    Parameters
+    ----------
+    pred : array, real floating
+        Predictions.
+    target : array, the shape of ``pred``
+        Targets (their size, at least 1e-7, divides the error).
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per element; ``"mean"``: their mean (weighted by
+        ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
+
     Examples
     --------
     >>> import numpy as np
@@ -198,6 +260,18 @@ def mean_squared_logarithmic_error(xp: Any, pred: Array, target: Array) -> tuple
     ``log1p`` where Keras forms ``log(x + 1)``: in float32 Keras's ``log(1e-7 +
     1)`` is 1.19e-7, losskit's 1e-7.  Predictions below epsilon are raised to
     it (no gradient there, as in Keras); targets must be non-negative.
+
+    Parameters
+    ----------
+    pred : array, real floating
+        Predictions (below 1e-7 taken as 1e-7).
+    target : array, the shape of ``pred``
+        Targets >= 0 (below 1e-7 taken as 1e-7).
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per element; ``"mean"``: their mean (weighted by
+        ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
 
     Examples
     --------

@@ -106,6 +106,20 @@ def sparsemax_loss(xp: Any, logits: Array, labels: Array) -> tuple[Array, Any]:
     ``[0, z]`` with the same 0/1 labels.  One value per example under
     ``reduction="none"``.
 
+    Parameters
+    ----------
+    logits : array, real floating
+        Any real scores.
+    labels : integer array, the shape of ``logits`` without ``axis``
+        Class ids in ``[0, C)``.
+    axis : int
+        The class axis.
+    reduction : {"mean", "sum", "none"}
+        ``"none"``: one loss per example (the class axis removed); ``"mean"``:
+        their mean (weighted by ``sample_weight`` if given).
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it.
+
     Examples
     --------
     >>> import numpy as np, losskit as lk
