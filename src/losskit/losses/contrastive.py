@@ -107,23 +107,26 @@ def unit_rows_grad(xp: Any, g: Array, u: Array, r: Array, long: Array, eps: floa
     return xp.where(long, (g - u * radial) / xp.where(long, r, xp.ones_like(r)), g / eps)
 
 
-def masked_logsumexp(xp: Any, z: Array, mask: Array) -> tuple[Array, Array]:
-    """``(log sum_{j: mask} exp(z_j), softmax over the mask)`` per row; ``-inf`` and 0 for none.
+def masked_logsumexp(xp: Any, z: Array, mask: Array) -> tuple[Array, Callable[[], Array]]:
+    """``log sum_{j: mask} exp(z_j)`` per row (``-inf`` for none) and a thunk of the softmax
+    over the mask (0 off it).
 
-    The entries off the mask never enter the arithmetic (double ``where``), so
-    neither their values nor autograd see an ``inf - inf``.
+    Off the mask ``z`` is replaced by ``-inf`` before anything else, and the
+    subtracted maximum is finite (0 for an empty row), so ``exp`` gives an
+    exact 0 there and autograd never meets ``inf - inf``.
     """
     if z.shape[-1] == 0:  # no columns (an empty batch)
-        return xp.full(z.shape[:-1], -float("inf"), dtype=z.dtype, device=device_of(z)), z
-    neg_inf = xp.full_like(z, -float("inf"))
-    top = xp.max(xp.where(mask, z, neg_inf), axis=-1, keepdims=True)
+        lse = xp.full(z.shape[:-1], -float("inf"), dtype=z.dtype, device=device_of(z))
+        return lse, lambda: z
+    masked = xp.where(mask, z, xp.full_like(z, -float("inf")))
+    top = xp.max(masked, axis=-1, keepdims=True)
     top = stop_gradient(xp, xp.where(top > -float("inf"), top, xp.zeros_like(top)))
-    e = xp.where(mask, xp.exp(xp.where(mask, z, top) - top), xp.zeros_like(z))
+    e = xp.exp(masked - top)
     total = xp.sum(e, axis=-1, keepdims=True)
     some = total > 0
     safe = xp.where(some, total, xp.ones_like(total))
     lse = xp.where(some, top + xp.log(safe), xp.full_like(total, -float("inf")))
-    return lse[..., 0], e / safe
+    return lse[..., 0], lambda: e / safe
 
 
 def softplus(xp: Any, x: Array) -> Array:
@@ -137,11 +140,11 @@ def sigmoid(xp: Any, x: Array) -> Array:
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-def relu(xp: Any, x: Array) -> tuple[Array, Array]:
-    """``(max(x, 0), its slope)``: the margin losses' hinge, slope 1/2 at 0 (a tie shares
+def relu(xp: Any, x: Array) -> tuple[Array, Callable[[], Array]]:
+    """``(max(x, 0), a thunk of its slope)``: the margin losses' hinge, slope 1/2 at 0 (a tie shares
     the gradient, as ``torch.maximum`` and ``jnp.maximum``) unless an adapter asks for its
     framework's inside ``_config.kink_slope`` (TensorFlow's ``maximum`` passes all of it)."""
-    return _positive(xp, x), _slope(xp, x)
+    return _positive(xp, x), lambda: _slope(xp, x)
 
 
 def pair_masks(
@@ -168,7 +171,7 @@ def ntxent_rows(
     """``l_i = mean_{j in P(i)} softplus(LSE_{k in N(i)} a_ik - a_ij)``, ``a = s / temperature``."""
     a = s / temperature
     n, nu = masked_logsumexp(xp, a, neg)  # n_i = log sum_{k in N(i)} exp(a_ik)
-    x = xp.where(pos, n[:, None] - xp.where(pos, a, xp.zeros_like(a)), xp.zeros_like(a))
+    x = xp.where(pos, n[:, None] - a, xp.zeros_like(a))  # -inf where i has no negative
     terms = xp.where(pos, softplus(xp, x), xp.zeros_like(x))
     count = xp.sum(cast(xp, pos, s.dtype), axis=-1)
     per = 1 / xp.where(count > 0, count, xp.ones_like(count))
@@ -178,7 +181,7 @@ def ntxent_rows(
         # d l_i / d a_ij = -sigma(x_ij) / p_i on P(i); t_i softmax_N(i)(a)_ik on N(i)
         sig = xp.where(pos, sigmoid(xp, x), xp.zeros_like(x)) * per[:, None]
         t = xp.sum(sig, axis=-1, keepdims=True)
-        return (t * nu - sig) / temperature
+        return (t * nu() - sig) / temperature
 
     return loss, derivative
 
@@ -199,9 +202,9 @@ def circle_rows(
     def derivative() -> Array:
         # d l / d s = sigma(A + B) (pi dzp/ds + nu dzn/ds), with
         # dzp/ds = -gamma (a_p - slope_p (s - 1 + m)), dzn/ds = gamma (slope_n (s - m) + a_n)
-        dzp = -gamma * (alpha_p - slope_p * (s - (1 - margin)))
-        dzn = gamma * (slope_n * (s - margin) + alpha_n)
-        return sigmoid(xp, both)[:, None] * (pi * dzp + nu * dzn)
+        dzp = -gamma * (alpha_p - slope_p() * (s - (1 - margin)))
+        dzn = gamma * (slope_n() * (s - margin) + alpha_n)
+        return sigmoid(xp, both)[:, None] * (pi() * dzp + nu() * dzn)
 
     return loss, derivative
 
