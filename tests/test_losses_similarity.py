@@ -670,3 +670,35 @@ def test_torch_compile_fullgraph():
     for m in (0.3, 0.7, 1.1):
         expect = similarity.margin_ranking(x1, x2, t, margin=m, reduction="none")
         assert_close(compiled(*ts, margin=m, reduction="none").numpy(), expect)
+
+
+def test_meta_device():
+    """On torch's meta device (no values) every loss runs, value and autograd, with the
+    shapes of real input; value_and_grad too."""
+    torch = pytest.importorskip("torch")
+    for name in NAMES:
+        arrays, options = case(name)
+        metas = [
+            torch.empty(a.shape, device="meta", requires_grad=i == 0) for i, a in enumerate(arrays)
+        ]
+        value = fn_of(name)(*metas, reduction="none", **options)
+        assert value.device.type == "meta" and tuple(value.shape) == (arrays[0].shape[0],)
+        value.sum().backward()
+        assert tuple(metas[0].grad.shape) == arrays[0].shape
+        _, grad = value_and_grad(fn_of(name))(*(m.detach() for m in metas), **options)
+        assert grad.device.type == "meta" and tuple(grad.shape) == arrays[0].shape
+
+
+def test_grad_out_is_written():
+    """NumPy: the gradient written into grad_out (which may be the first argument)."""
+    for name in NAMES:
+        arrays, options = case(name)
+        _, expect = value_and_grad(fn_of(name))(*arrays, **options)
+        out = np.empty_like(arrays[0])
+        _, grad = value_and_grad(fn_of(name))(*arrays, grad_out=out, **options)
+        assert grad is out
+        np.testing.assert_array_equal(out, expect)
+        first = arrays[0].copy()
+        _, grad = value_and_grad(fn_of(name))(first, *arrays[1:], grad_out=first, **options)
+        assert grad is first
+        np.testing.assert_array_equal(first, expect)

@@ -19,6 +19,11 @@ dtype and shape checks, the loss's value checks (raising eagerly, NaN under a
 trace), the compute dtype for half precision, the reduction with
 ``sample_weight``, ``grad_out``.  torch autograd and ``jax.grad``
 differentiate the value formula itself, so every argument gets its derivative.
+
+:func:`rowwise_loss` and :func:`sparse_loss` do the same for a loss of one
+value per example over a class axis; :func:`multi_array_loss` for a loss of
+several arrays (``cosine_embedding(x1, x2, targets)``,
+``triplet_margin(anchor, positive, negative)``), optionally over a feature axis.
 """
 
 from __future__ import annotations
