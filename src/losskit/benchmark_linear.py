@@ -259,9 +259,9 @@ def table(results: Sequence[dict]) -> str:
         naive = rows.get("torch naive", {}).get("seconds")
         chunked = rows.get("torch chunked", {}).get("seconds")
         for name in METHODS:
-            r = rows.get(name)
-            if r is None:
+            if name not in rows:
                 continue
+            r = rows[name]
             label = "x".join(map(str, shape))
             if "error" in r:
                 lines.append(f"| {label} | {name} | error: {r['error'][:60]} | | | | | |")

@@ -511,9 +511,10 @@ def _cpu_chunks(
             if do_grad:
                 z[...] = g
         if do_grad:
-            assert dh is not None and dw is not None
-            products.d_hidden(z, dh[i0:i1])
-            products.d_weight(z, i0, i1, dw)
+            if dh is not None:
+                products.d_hidden(z, dh[i0:i1])
+            if dw is not None:
+                products.d_weight(z, i0, i1, dw)
             if db is not None and ones is not None:
                 db += ones[: i1 - i0] @ z
     return ce, lse
@@ -575,9 +576,10 @@ def _torch_core(
         v = wt.shape[0]
         if _torch_fast(p):
             dt = h2.dtype
-            dh = torch.empty((n, d), dtype=dt) if do_grad else None
-            dw = torch.zeros((v, d), dtype=dt) if do_grad else None
-            db = torch.zeros(v, dtype=dt) if (do_grad and bias is not None) else None
+            # only the gradients some input asks for (a frozen head skips G^T h)
+            dh = torch.empty((n, d), dtype=dt) if do_grad and need[0] else None
+            dw = torch.zeros((v, d), dtype=dt) if do_grad and need[1] else None
+            db = torch.zeros(v, dtype=dt) if do_grad and need[2] and bias is not None else None
             ce, lse = _cpu_chunks(
                 p, _TorchProducts(h2, wt), None if bias is None else bias.numpy(),
                 p.y.numpy(), p.counted.numpy(), p.w.numpy(),
