@@ -18,7 +18,7 @@ if f"{__package__}.nn" not in sys.modules:
 
 from .nn import _Loss
 
-__all__ = ["CTCLoss"]
+__all__: list[str] = ["CTCLoss"]
 
 
 class CTCLoss(_Loss):
