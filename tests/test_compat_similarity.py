@@ -203,6 +203,15 @@ CASES = {
         positive=TIE_P,
         negative=TIE_N + np.array([[0.0, 1.0]]),
     ),
+    "triplet_margin-swap-tie": case(  # d(a, n) = d(p, n): torch.min shares the gradient
+        lambda m, anchor, positive, negative: m.F.triplet_margin_loss(
+            anchor, positive, negative, margin=6.0, eps=0.0, swap=True
+        ),
+        APN,
+        anchor=TIE_A,
+        positive=np.array([[0.0, 10.0]]),
+        negative=TIE_N,
+    ),
     "triplet_margin-unbatched": case(
         lambda m, anchor, positive, negative: m.F.triplet_margin_loss(anchor, positive, negative),
         APN,

@@ -32,7 +32,7 @@ from .._define import multi_array_loss
 from .._validation import check_real
 from .margin import _positive, _slope, check_signs
 
-__all__ = ["cosine_distance", "cosine_embedding", "margin_ranking", "triplet_margin"]
+__all__: list[str] = ["cosine_distance", "cosine_embedding", "margin_ranking", "triplet_margin"]
 
 # --------------------------------------------------------------------------- norms and cosines
 

@@ -19,7 +19,7 @@ if f"{__package__}.nn" not in sys.modules:
 
 from .nn import _Loss
 
-__all__ = [
+__all__: list[str] = [
     "CosineEmbeddingLoss",
     "MarginRankingLoss",
     "TripletMarginLoss",

@@ -29,7 +29,7 @@ from ...losses.similarity import triplet_margin as triplet_margin_core
 from .._common import framework_semantics, half_back
 from . import _promoted, _reduce_by_count, _reduction
 
-__all__ = [
+__all__: list[str] = [
     "cosine_embedding_loss",
     "margin_ranking_loss",
     "triplet_margin_loss",
