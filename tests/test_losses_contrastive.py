@@ -437,3 +437,24 @@ def test_errors(call, error, message):
     with pytest.raises(error) as info:
         call(e, y)
     assert str(info.value).startswith(message)
+
+
+def test_meta_device_and_grad_out():
+    """On torch's meta device: meta results of the right shapes, backward and
+    value_and_grad work; NumPy's grad_out (the embeddings themselves) gets the gradient."""
+    import torch
+
+    e = torch.empty(6, 4, device="meta", requires_grad=True)
+    y = torch.zeros(6, dtype=torch.int64, device="meta")
+    for fn in (lk.ntxent, lk.circle):
+        value = fn(e, y, sample_weight=torch.ones(6, device="meta"))
+        assert value.device.type == "meta" and value.shape == ()
+        value.backward()
+        _, grad = lk.value_and_grad(fn)(e, y, reduction="none")
+        assert grad.device.type == "meta" and grad.shape == (6, 4)
+        x, labels = embedding_case(n=6, d=4)
+        _, expected = lk.value_and_grad(fn)(x, labels)
+        buffer = x.copy()
+        _, grad = lk.value_and_grad(fn)(buffer, labels, grad_out=buffer)
+        assert grad is buffer
+        np.testing.assert_array_equal(buffer, expected)
