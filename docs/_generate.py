@@ -87,6 +87,31 @@ def arguments(info: LossInfo) -> str:
     return "; ".join(shown) + ". Options (keyword-only): " + ", ".join([*options, tail]) + "."
 
 
+# Pictures that `losskit explain LOSS --out FILE.png` draws beside the loss's own.
+_EXPLAIN_PICTURES = {
+    "ctc": "The alignment lattice of the example above: the forward table alpha (each frame "
+    "normalised) and the posterior occupation of each state, with the allowed transitions "
+    "(stay, advance, skip a blank between different labels).",
+}
+
+
+def explain_picture(info: LossInfo, images: str) -> str | None:
+    """Draw the loss's ``losskit explain --out`` picture into ``images``; its file name."""
+    if info.name not in _EXPLAIN_PICTURES:
+        return None
+    from losskit.cli import main
+
+    name = f"{info.name}-explain.png"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        args = [*catalogue.explain_example(info), "--out", os.path.join(images, name)]
+        code = main(["explain", info.name, *args])
+    if code != 0:
+        msg = f"losskit explain {info.name} --out failed:\n{out.getvalue()}"
+        raise RuntimeError(msg)
+    return name
+
+
 def loss_entry(info: LossInfo) -> str:
     sl = plots.loss_slice(info.name)
     command, output = explain_output(info)
@@ -118,6 +143,14 @@ def loss_entry(info: LossInfo) -> str:
         "gradient checked against finite differences:\n",
         ".. code-block:: console\n\n" + _indent(f"$ {command}\n{output}") + "\n",
     ]
+    if info.name in _EXPLAIN_PICTURES:
+        parts.append(
+            f".. figure:: images/{info.name}-explain.png\n"
+            f"   :alt: {info.name}: the picture losskit explain draws\n"
+            "   :width: 100%\n\n"
+            f"   {_EXPLAIN_PICTURES[info.name]} Drawn by ``{command} --out "
+            f"{info.name}-explain.png``.\n"
+        )
     return "\n".join(parts)
 
 
@@ -208,6 +241,9 @@ def write_pages(docs: str) -> None:
     for info in catalogue.CATALOGUE.values():
         plots.save(plots.loss_figure(info.name), os.path.join(images, f"{info.name}.png"))
         pictures.add(f"{info.name}.png")
+        extra = explain_picture(info, images)
+        if extra:
+            pictures.add(extra)
     for stale in set(os.listdir(out)) - keep:  # a family that is no longer in the catalogue
         os.remove(os.path.join(out, stale))
     for stale in set(os.listdir(images)) - pictures:

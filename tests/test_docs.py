@@ -86,8 +86,10 @@ def test_write_pages_writes_a_page_per_family_and_a_picture_per_loss(
     out = tmp_path / "generated"
     assert drawn == catalogue.names()
     assert sorted(p.name for p in (out / "images").iterdir()) == sorted(
-        f"{n}.png" for n in catalogue.names()
+        [*(f"{n}.png" for n in catalogue.names()), "ctc-explain.png"]  # explain ctc --out
     )
+    assert (out / "images" / "ctc-explain.png").read_bytes()[:4] == b"\x89PNG"
+    assert ".. figure:: images/ctc-explain.png" in (out / "sequence.rst").read_text()
     assert sorted(p.name for p in out.glob("*.rst")) == sorted(
         ["index.rst", *(f"{f}.rst" for f in catalogue.FAMILIES)]
     )

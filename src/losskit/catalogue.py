@@ -800,12 +800,7 @@ CATALOGUE: dict[str, LossInfo] = {
                     "torch F.ctc_loss, nn.CTCLoss (which divide by the label length first), "
                     "tf.nn.ctc_loss, keras ctc/CTC, optax ctc_loss",
                     ("ctc_loss", "connectionist_temporal_classification"),
-                    example=(
-                        "--logits",
-                        "1,2,0;0.5,0,2;2,0,0.5;0,1,1",
-                        "--labels",
-                        "1,2",
-                    ),
+                    example=("--frames", "8", "--classes", "5"),  # "c a t": the lattice
                     explain_as="example",
                     uses="softmax",
                 ),

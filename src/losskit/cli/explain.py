@@ -79,7 +79,8 @@ def add_parser(sub: Any) -> None:
         "--class-weight 1,2,1); gaussian_nll's variances as --var. A loss of several arrays "
         "takes each by its name, rows split by ';': `losskit explain triplet_margin --anchor "
         "0,0 --positive 1,0 --negative 0,1.5`, `losskit explain ntxent --embeddings "
-        "'1,0;0.8,0.6;0,1' --labels 0,0,1`.",
+        "'1,0;0.8,0.6;0,1' --labels 0,0,1`. `losskit explain ctc` shows the alignment lattice "
+        "(--labels, --frames, --classes, --blank, --logits, --out FILE.png).",
         allow_abbrev=False,  # `--p 2` (multi_margin's p) is not --pred or --probs
     )
     p.add_argument("name", metavar="NAME", help="a loss (see `losskit list`)")
@@ -244,6 +245,10 @@ def run(args: argparse.Namespace) -> int:
     import losskit as lk
 
     info = lookup(args.name)
+    if info.name == "ctc":  # the alignment lattice, step by step (and as a picture: --out)
+        from ._explain_ctc import explain_ctc
+
+        return explain_ctc(args)
     if info.explain_as:  # pairs, triplets, batches of embeddings: arrays by their names
         from ._explain_arrays import explain_arrays
 
