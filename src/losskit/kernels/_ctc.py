@@ -21,28 +21,33 @@ Three parallel passes, none with a T x C x S temporary:
 
 1. ``_frames`` (parallel over examples and frame ranges): each frame's
    logits are read once (``row_max_sumexp``: blocked max and sum of
-   exponentials) and the L + 1 log-probabilities the lattice needs (blank and
-   the labels) are gathered into ``lp`` (N, T, L + 1), float64.
-2. ``_recursions`` (parallel over examples, and with a gradient over the 2N
-   alpha and beta recursions): log space, float64, each frame a vector loop
-   over the states (a three-term log-sum-exp with the vectorisable float64
-   ``exp`` and ``log`` polynomials of this file). Each frame is normalised by
-   its maximum and the maxima summed, so the stored tables (N, T, S') hold
-   values near 0 however long the sequence.
-3. ``_gradient`` (parallel over examples and frame ranges): each frame's
-   logits are read a second time and its gradient row written once,
-   scale softmax, minus the posterior of the states, scattered onto their
-   classes.
+   exponentials) and the L + 1 probabilities the lattice needs (blank and
+   the labels) are stored as m 2^k (below).
+2. ``_forward`` (parallel over examples): the alpha recursion, each frame a
+   vector loop over the states; with a gradient, log alpha is stored
+   (N, T, S'), float64.
+3. ``_backward`` (parallel over examples): the beta recursion from the last
+   frame, and as soon as a frame's beta is known its gradient row: the
+   logits read a second time, the row written once (scale softmax), minus
+   the posterior of the states scattered onto their classes.
+
+The recursions run in an extended range instead of log space: a value is
+m 2^k with m in [1, 2) and k an integer held in a float64, so a product adds
+exponents and a sum scales its terms by 2^(k_i - k_max) (bit operations),
+with no exp or log per state and no underflow however long the sequence or
+large the logits (a term 2^-1022 below the largest of its sum is dropped,
+which is below the sum's own rounding). The log-space version with
+vectorised float64 exp and log polynomials (three exponentials and a log per
+state) was exact too and 2.4-2.7x slower (the forward recursion at the
+benchmark's shapes, CPU time).
 
 Accuracy: everything after the logits is float64 whatever their dtype, so a
-float32 gradient is the float64 one rounded (and its softmax term the float32
-``fexp``, within 2 ulp). A first version that kept lp and the tables in
-float32 for float32 logits was measured 1e-3 off in the gradient at logits
-of +-1e4 (lp of magnitude 2e4 rounds at 2e-3); float32 recursion arithmetic
-was not tried, since its rounding would accumulate along the sequence (about
-sqrt(T) ulp of lp in the posteriors). Checked against a float64 brute-force
-enumeration, a float64 NumPy forward-backward and PyTorch in
-``tests/test_kernels_ctc.py``.
+float32 gradient is the float64 one rounded (its softmax term the float32
+``fexp``, within 2 ulp). A first version that kept the lattice's
+log-probabilities and tables in float32 for float32 logits was measured 1e-3
+off in the gradient at logits of +-1e4 (lp of magnitude 2e4 rounds at 2e-3).
+Checked against a float64 brute-force enumeration, a float64 NumPy
+forward-backward and PyTorch in ``tests/test_kernels_ctc.py``.
 
 References
 ----------
@@ -172,13 +177,75 @@ def vlog(typingctx: Any, x: Any) -> Any:
     return None
 
 
+# --------------------------------------------------------------------------- extended range
+
+# A lattice value v > 0 is kept as v = m 2^k, m in [1, 2) and k an integer held in a
+# float64; v = 0 (a state no path reaches) as m = 0, k = DEAD. Sums align the
+# exponents (a term 2^-1022 below the largest of its sum is dropped: that is below
+# the sum's own rounding), products add them; no exp or log per state.
+DEAD = -1e300
+_LN2 = math.log(2.0)
+_MANT = 0x000FFFFFFFFFFFFF
+_ONE_BITS = 0x3FF0000000000000
+
+
+@intrinsic
+def pow2(typingctx: Any, d: Any) -> Any:
+    """2^d for an integer-valued float64 d <= 0; 0 for d <= -1023 (and for d = DEAD)."""
+    if d == types.float64:
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            f64 = ir.DoubleType()
+            i64 = ir.IntType(64)
+            lo = ir.Constant(f64, -1023.0)
+            dd = builder.select(builder.fcmp_ordered("<", args[0], lo), lo, args[0])
+            i = builder.fptosi(builder.fadd(dd, ir.Constant(f64, 1023.0)), i64)
+            return builder.bitcast(builder.shl(i, ir.Constant(i64, 52)), f64)
+
+        return types.float64(types.float64), codegen
+    return None
+
+
+@intrinsic
+def mantissa(typingctx: Any, p: Any) -> Any:
+    """p / 2^floor(log2 p), in [1, 2), for a normal positive float64 p."""
+    if p == types.float64:
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            f64 = ir.DoubleType()
+            i64 = ir.IntType(64)
+            bits = builder.and_(builder.bitcast(args[0], i64), ir.Constant(i64, _MANT))
+            return builder.bitcast(builder.or_(bits, ir.Constant(i64, _ONE_BITS)), f64)
+
+        return types.float64(types.float64), codegen
+    return None
+
+
+@intrinsic
+def exponent(typingctx: Any, p: Any) -> Any:
+    """floor(log2 p) as a float64, for a normal positive float64 p (-1023 for 0)."""
+    if p == types.float64:
+
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            f64 = ir.DoubleType()
+            i64 = ir.IntType(64)
+            e = builder.lshr(builder.bitcast(args[0], i64), ir.Constant(i64, 52))
+            e = builder.sub(builder.and_(e, ir.Constant(i64, 0x7FF)), ir.Constant(i64, 1023))
+            return builder.sitofp(e, f64)
+
+        return types.float64(types.float64), codegen
+    return None
+
+
 # --------------------------------------------------------------------------- pass 1
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _frames(x, labels, logit_lengths, label_lengths, blank, K, mx, sm, lp):
-    """mx[n, t], sm[n, t] = max and sum of exponentials of frame t; lp[n, t, 0] the blank's
-    log-probability, lp[n, t, 1 + j] label j's. Frames split into K ranges per example."""
+def _frames(x, labels, logit_lengths, label_lengths, blank, K, mx, sm, em, ek):
+    """mx[n, t], sm[n, t] = max and sum of exponentials of frame t; the probabilities the
+    lattice needs, blank first then label j at 1 + j, as em[n, t, :] 2^ek[n, t, :]
+    (em in [1, 2), or 0 with ek = DEAD; NaN where the frame has a NaN or +inf logit).
+    Frames are split into K ranges per example."""
     N = x.shape[0]
     for task in prange(N * K):
         n = task // K
@@ -187,219 +254,235 @@ def _frames(x, labels, logit_lengths, label_lengths, blank, K, mx, sm, lp):
         L = label_lengths[n]
         lab = labels[n]
         xn = x[n]
-        lpn = lp[n]
         for t in range(k * Tn // K, (k + 1) * Tn // K):
             row = xn[t]
             m, s = row_max_sumexp(row)
             mx[n, t] = m
             sm[n, t] = s
             lse = m + math.log(s)
-            lpt = lpn[t]
-            lpt[0] = float(row[blank]) - lse
+            emt = em[n, t]
+            ekt = ek[n, t]
+            emt[0] = float(row[blank]) - lse  # lp first, converted below
             for j in range(L):
-                lpt[j + 1] = float(row[lab[j]]) - lse
+                emt[j + 1] = float(row[lab[j]]) - lse
+            for j in range(L + 1):
+                # lp = k ln2 + r, k = floor(lp / ln2): e^lp = e^r 2^k, e^r in [1, 2)
+                lp = emt[j]
+                kk = math.floor(lp * 1.4426950408889634)
+                live = lp > -np.inf
+                kk = kk if live else 0.0
+                emt[j] = vexp(lp - kk * _LN2) if live else 0.0
+                ekt[j] = kk if live else DEAD
 
 
 # --------------------------------------------------------------------------- pass 2
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _lse3_frame(a_in, b_in, c_in, skip, emit, out, Sp):
-    """out[s] = emit[s] + log(e^a[s] + e^b[s] + e^(c[s] + skip[s])) for s < Sp; returns max(out).
+def _expand(emt, ekt, L, m, k):
+    """The extended states' emission: the blank's at even s, label (s - 1) / 2's at odd s."""
+    bm = emt[0]
+    bk = ekt[0]
+    for j in range(L):
+        m[2 * j] = bm
+        k[2 * j] = bk
+        m[2 * j + 1] = emt[j + 1]
+        k[2 * j + 1] = ekt[j + 1]
+    m[2 * L] = bm
+    k[2 * L] = bk
 
-    The three inputs are views of one padded vector at offsets; -inf terms
-    give 0 (a state with no way in stays -inf). The maximum is a loop of its
-    own: in the same loop, the reduction keeps LLVM from vectorising.
+
+@njit(fastmath=FASTMATH, cache=True)
+def _skips(lab, L, pad):
+    """0 where state s may be entered from s - 2 (a label unlike the one before it), else
+    DEAD; ``pad`` DEAD entries after the S' states."""
+    Sp = 2 * L + 1
+    skip = np.full(Sp + pad, DEAD)
+    for j in range(1, L):
+        if lab[j] != lab[j - 1]:
+            skip[2 * j + 1] = 0.0
+    return skip
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _step(am, ak, bm, bk, cm, ck, skip, wm, wk, outm, outk, Sp):
+    """out[s] = w[s] (a[s] + b[s] + c[s] [skip s]) in the extended range, for s < Sp.
+
+    a, b, c are views of one padded state vector at three offsets; w the emission.
     """
     for s in range(Sp):
-        a = a_in[s]
-        b = b_in[s]
-        c = c_in[s] + skip[s]
-        m = maxnum(a, maxnum(b, c))
-        # the two terms other than (one copy of) the maximum, whose exponential is 1
-        o1 = b if a == m else a
-        o2 = b if (a != m and b != m) else c
-        mm = m if m > -np.inf else 0.0
-        one = 1.0 if m > -np.inf else 0.0
-        out[s] = mm + vlog(one + vexp(o1 - mm) + vexp(o2 - mm)) + emit[s]
-    top = out[0]
-    for s in range(1, Sp):
-        top = maxnum(top, out[s])
-    return top
+        ka = ak[s]
+        kb = bk[s]
+        ok = skip[s] == 0.0
+        kc = ck[s] if ok else DEAD
+        mc = cm[s] if ok else 0.0
+        km = maxnum(ka, maxnum(kb, kc))
+        p = (am[s] * pow2(ka - km) + bm[s] * pow2(kb - km) + mc * pow2(kc - km)) * wm[s]
+        live = p > 0.0
+        outm[s] = mantissa(p) if live else 0.0
+        outk[s] = km + wk[s] + exponent(p) if live else DEAD
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _expand(lpt, L, e):
-    """e[s] = lp of extended state s (float64): the blank at even s, label (s - 1) / 2 at odd s."""
-    b = float(lpt[0])
-    for j in range(L):
-        e[2 * j] = b
-        e[2 * j + 1] = float(lpt[j + 1])
-    e[2 * L] = b
-
-
-@njit(fastmath=FASTMATH, cache=True)
-def _normalise(v, Sp, top):
-    """v[s] -= top."""
+def _emit(vm, vk, wm, wk, outm, outk, Sp):
+    """out[s] = v[s] w[s] in the extended range."""
     for s in range(Sp):
-        v[s] -= top
+        p = vm[s] * wm[s]
+        live = p > 0.0
+        outm[s] = mantissa(p) if live else 0.0
+        outk[s] = vk[s] + wk[s] + exponent(p) if live else DEAD
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _normalise_store(v, Sp, top, dst):
-    """v[s] -= top, and the result into dst (the table's dtype)."""
+def _log_of(m, k, dst, Sp):
+    """dst[s] = log(m[s] 2^k[s]) (-inf for 0)."""
     for s in range(Sp):
-        v[s] -= top
-        dst[s] = v[s]
+        dst[s] = k[s] * _LN2 + vlog(m[s])
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _alpha(lpn, lab, Tn, L, store, An, ao):
-    """Forward recursion of one example; returns log p(labels). With ``store`` the
-    normalised table into An (Tn, S') and the frame offsets into ao (Tn,)."""
+def _log_sum2(m1, k1, m2, k2):
+    """log(m1 2^k1 + m2 2^k2), -inf for 0."""
+    km = max(k1, k2)
+    p = m1 * pow2(k1 - km) + m2 * pow2(k2 - km)
+    if not p > 0.0:
+        return -np.inf if p == 0.0 else p
+    return km * _LN2 + math.log(p)
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _alpha(emn, ekn, lab, Tn, L, store, An):
+    """Forward recursion of one example; returns log p(labels). With ``store``, log alpha
+    into An (Tn, S')."""
     Sp = 2 * L + 1
-    skip = np.zeros(Sp)  # skip[s]: 0 where s may be entered from s - 2, else -inf
-    for s in range(Sp):
-        if not (s % 2 == 1 and s >= 3 and lab[s // 2] != lab[s // 2 - 1]):
-            skip[s] = -np.inf
-    prev = np.full(Sp + 2, -np.inf)  # prev[s + 2]: state s; two -inf states before 0
-    cur = np.empty(Sp)
-    e = np.empty(Sp)
-    _expand(lpn[0], L, e)
-    for s in range(Sp):
-        cur[s] = -np.inf
-    cur[0] = e[0]
-    if Sp > 1:
-        cur[1] = e[1]
-    top = maxnum(cur[0], cur[1]) if Sp > 1 else cur[0]
-    off = 0.0
+    skip = _skips(lab, L, 0)
+    pm = np.zeros(Sp + 2)  # pm[s + 2]: state s of the previous frame; two dead states first
+    pk = np.full(Sp + 2, DEAD)
+    wm = np.empty(Sp)
+    wk = np.empty(Sp)
+    cm = np.empty(Sp)
+    ck = np.empty(Sp)
     for t in range(Tn):
-        if t > 0:
-            _expand(lpn[t], L, e)
-            top = _lse3_frame(prev[2:], prev[1:], prev[:], skip, e, cur, Sp)
-        if not top > -np.inf:
-            if top != top:  # NaN logits
-                return top
-            return -np.inf  # no state alive: no alignment fits
-        off += top
-        if store:
-            _normalise_store(cur, Sp, top, An[t])
-            ao[t] = off
-        else:
-            _normalise(cur, Sp, top)
-        prev[2:] = cur
-    last = cur[Sp - 1]
-    if Sp > 1:
-        second = cur[Sp - 2]
-        m = maxnum(last, second)
-        if m == -np.inf:
-            return -np.inf
-        return off + m + math.log(math.exp(last - m) + math.exp(second - m))
-    return off + last
-
-
-@njit(fastmath=FASTMATH, cache=True)
-def _beta(lpn, lab, Tn, L, Bn, bo):
-    """Backward recursion of one example (beta leaves out the frame's own emission),
-    normalised, into Bn (Tn, S') and the frame offsets into bo (Tn,)."""
-    Sp = 2 * L + 1
-    skip = np.zeros(Sp + 2)  # skip[s]: 0 where s may be entered from s - 2; pads after
-    for s in range(Sp + 2):
-        if not (s < Sp and s % 2 == 1 and s >= 3 and lab[s // 2] != lab[s // 2 - 1]):
-            skip[s] = -np.inf
-    nxt = np.full(Sp + 2, -np.inf)  # lp[t+1, s] + beta[t+1, s]; two -inf states after
-    cur = np.empty(Sp)
-    e = np.empty(Sp)
-    no_emit = np.zeros(Sp)  # beta[t] leaves frame t's emission out
-    for s in range(Sp):
-        cur[s] = -np.inf
-    cur[Sp - 1] = 0.0
-    if Sp > 1:
-        cur[Sp - 2] = 0.0
-    off = 0.0
-    top = 0.0
-    for t in range(Tn - 1, -1, -1):
-        if t < Tn - 1:
-            _expand(lpn[t + 1], L, e)
+        if emn[t, 0] != emn[t, 0]:
+            return np.nan  # a NaN (or +inf) logit in the frame
+        _expand(emn[t], ekn[t], L, wm, wk)
+        if t == 0:
             for s in range(Sp):
-                nxt[s] += e[s]
-            top = _lse3_frame(nxt[:], nxt[1:], nxt[2:], skip[2:], no_emit, cur, Sp)
-        if not top > -np.inf:
-            return
-        off += top
-        _normalise_store(cur, Sp, top, Bn[t])
-        bo[t] = off
-        nxt[:Sp] = cur
+                cm[s] = 0.0
+                ck[s] = DEAD
+            cm[0] = wm[0]
+            ck[0] = wk[0]
+            if Sp > 1:
+                cm[1] = wm[1]
+                ck[1] = wk[1]
+        else:
+            _step(pm[2:], pk[2:], pm[1:], pk[1:], pm[:], pk[:], skip, wm, wk, cm, ck, Sp)
+        if store:
+            _log_of(cm, ck, An[t], Sp)
+        pm[2:] = cm
+        pk[2:] = ck
+    if Sp == 1:
+        return _log_sum2(cm[0], ck[0], 0.0, DEAD)
+    return _log_sum2(cm[Sp - 1], ck[Sp - 1], cm[Sp - 2], ck[Sp - 2])
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _recursions(labels, logit_lengths, label_lengths, lp, scale, do_grad, A, ao, B, bo, logz):
-    """logz[n] = log p(labels_n); with ``do_grad`` the normalised alpha and beta tables
-    (one task each, so 2N tasks run in parallel)."""
-    N = lp.shape[0]
-    ntasks = 2 * N if do_grad else N
-    for task in prange(ntasks):
-        n = task % N
+def _forward(labels, logit_lengths, label_lengths, em, ek, do_grad, A, logz):
+    """logz[n] = log p(labels_n), parallel over the examples; with ``do_grad`` log alpha
+    into A (N, T, S')."""
+    N = em.shape[0]
+    for n in prange(N):
         Tn = logit_lengths[n]
         L = label_lengths[n]
-        if task < N:
-            if Tn == 0:
-                logz[n] = 0.0 if L == 0 else -np.inf
-            else:
-                logz[n] = _alpha(lp[n], labels[n], Tn, L, do_grad, A[n], ao[n])
-        elif Tn > 0 and scale[n] != 0.0:
-            _beta(lp[n], labels[n], Tn, L, B[n], bo[n])
+        if Tn == 0:
+            logz[n] = 0.0 if L == 0 else -np.inf
+        else:
+            logz[n] = _alpha(em[n], ek[n], labels[n], Tn, L, do_grad, A[n])
 
 
 # --------------------------------------------------------------------------- pass 3
 
 
+@njit(fastmath=FASTMATH, cache=True)
+def _write_row(row, grow, shift, f, lab, blank, post, L):
+    """grow[c] = f exp(x[c] - shift) - (scaled) posterior of the states with l'_s = c."""
+    # d nll / d x[t, c] = softmax[t, c] - sum_{s: l'_s = c} e^(alpha + beta - log p)
+    for c in range(row.shape[0]):
+        grow[c] = vexp(row[c] - shift) * f
+    blank_occ = 0.0
+    for j in range(L):
+        blank_occ += post[2 * j]
+        grow[lab[j]] -= post[2 * j + 1]
+    grow[blank] -= blank_occ + post[2 * L]
+
+
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _gradient(
-    x, labels, logit_lengths, label_lengths, blank, K, mx, sm, A, ao, B, bo, logz, scale, g
-):
-    """g[n, t] = scale[n] (softmax(x[n, t]) - posterior occupation of each class); 0 past
+def _backward(x, labels, logit_lengths, label_lengths, blank, mx, sm, em, ek, A, logz, scale, g):
+    """Per example (in parallel): the backward recursion, frame by frame from the last,
+    each frame's gradient row written as soon as its beta is known:
+    g[n, t] = scale[n] (softmax(x[n, t]) - posterior occupation of each class); 0 past
     the example's frames, where no alignment fits, and where scale[n] is 0."""
     N, T, C = x.shape
     zero = x.dtype.type(0.0)
-    for task in prange(N * K):
-        n = task // K
-        k = task % K
+    for n in prange(N):
         Tn = logit_lengths[n]
         L = label_lengths[n]
         Sp = 2 * L + 1
         lab = labels[n]
         sc = scale[n]
-        live = sc != 0.0 and logz[n] != -np.inf
-        gam = np.empty(Sp)
-        for t in range(k * T // K, (k + 1) * T // K):
+        lz = logz[n]
+        live = sc != 0.0 and lz != -np.inf
+        for t in range(Tn if live else 0, T):
             grow = g[n, t]
-            if t >= Tn or not live:
-                for c in range(C):
-                    grow[c] = zero
-                continue
-            row = x[n, t]
+            for c in range(C):
+                grow[c] = zero
+        if not live:
+            continue
+        skip = _skips(lab, L, 2)
+        bm = np.zeros(Sp)  # beta[t] (the frames after t), extended range
+        bk = np.full(Sp, DEAD)
+        xm = np.zeros(Sp + 2)  # emission of t + 1 times beta[t + 1]; two dead states after
+        xk = np.full(Sp + 2, DEAD)
+        wm = np.empty(Sp)
+        wk = np.empty(Sp)
+        ones = np.ones(Sp)  # beta[t] leaves frame t's emission out: a sum, times 1
+        zeros = np.zeros(Sp)
+        post = np.empty(Sp)
+        An = A[n]
+        for t in range(Tn - 1, -1, -1):
+            if t == Tn - 1:
+                bm[Sp - 1] = 1.0
+                bk[Sp - 1] = 0.0
+                if Sp > 1:
+                    bm[Sp - 2] = 1.0
+                    bk[Sp - 2] = 0.0
+            else:
+                _expand(em[n, t + 1], ek[n, t + 1], L, wm, wk)
+                _emit(bm, bk, wm, wk, xm, xk, Sp)
+                # beta[t, s] = x[s] + x[s + 1] + x[s + 2] [skip s + 2]
+                _step(
+                    xm[:], xk[:], xm[1:], xk[1:], xm[2:], xk[2:], skip[2:], ones, zeros, bm, bk, Sp
+                )
+            At = An[t]
+            for s in range(Sp):
+                # the posterior of state s: alpha beta / p, scaled
+                post[s] = sc * bm[s] * vexp(At[s] + bk[s] * _LN2 - lz)
             m = mx[n, t]
+            row = x[n, t]
             shift = row.dtype.type(m) if m > -np.inf else zero
             f = row.dtype.type(sc / sm[n, t])
-            # d nll / d x[t, c] = softmax[t, c] - sum_{s: l'_s = c} e^(alpha + beta - log p)
-            for c in range(C):
-                grow[c] = vexp(row[c] - shift) * f
-            off = ao[n, t] + bo[n, t] - logz[n]
-            At = A[n, t]
-            Bt = B[n, t]
-            for s in range(Sp):
-                gam[s] = sc * vexp(float(At[s]) + float(Bt[s]) + off)
-            blank_occ = 0.0
-            for j in range(L):
-                blank_occ += gam[2 * j]
-                grow[lab[j]] -= gam[2 * j + 1]
-            grow[blank] -= blank_occ + gam[2 * L]
+            _write_row(row, g[n, t], shift, f, lab, blank, post, L)
 
 
 def _chunks(n: int, threads: int) -> int:
-    """Frame ranges per example for the frame-parallel passes: at least 4 tasks per thread."""
+    """Frame ranges per example for the frame-parallel pass: at least 4 tasks per thread."""
     return max(1, -(-4 * threads // max(n, 1)))
+
+
+def _small(a: np.ndarray, dtype: Any) -> np.ndarray:
+    """A C-contiguous writeable array (numba compiles read-only arrays separately)."""
+    a = np.ascontiguousarray(a, dtype=dtype)
+    return a if a.flags.writeable else a.copy()
 
 
 def ctc_loss_and_grad(
@@ -439,33 +522,27 @@ def ctc_loss_and_grad(
 
     x = logits
     N, T, _ = x.shape
+    labels = _small(labels, np.int64)
+    logit_lengths = _small(logit_lengths, np.int64)
+    label_lengths = _small(label_lengths, np.int64)
     lmax = int(label_lengths.max()) if N else 0
-    nll = np.empty(N, dtype=np.float64)
     do_grad = grad_scale is not None
     _threads.ensure()
     K = _chunks(N, int(numba.get_num_threads()))
     mx = np.empty((N, T))
     sm = np.empty((N, T))
-    lp = np.empty((N, T, lmax + 1))
+    em = np.empty((N, T, lmax + 1))
+    ek = np.empty((N, T, lmax + 1))
     logz = np.empty(N)
-    kern: tuple[Any, Any, Any] = (_frames, _recursions, _gradient)
-    if do_grad:
-        g = grad_out if grad_out is not None else np.empty_like(x)
-        scale = np.ascontiguousarray(grad_scale, dtype=np.float64)
-        A = np.empty((N, T, 2 * lmax + 1))
-        B = np.empty((N, T, 2 * lmax + 1))
-        ao = np.empty((N, T))
-        bo = np.empty((N, T))
-    else:
-        g = np.empty((N, 0, 0), dtype=x.dtype)
-        scale = np.zeros(N)
-        A = B = np.empty((N, 0, 0))
-        ao = bo = np.empty((N, 0))
+    A = np.empty((N, T, 2 * lmax + 1) if do_grad else (N, 0, 0))
+    kern: tuple[Any, Any, Any] = (_frames, _forward, _backward)
     with _threads.serial():
-        kern[0](x, labels, logit_lengths, label_lengths, blank, K, mx, sm, lp)
-        kern[1](labels, logit_lengths, label_lengths, lp, scale, do_grad, A, ao, B, bo, logz)
-        if do_grad:
-            tables = (A, ao, B, bo, logz)
-            kern[2](x, labels, logit_lengths, label_lengths, blank, K, mx, sm, *tables, scale, g)
-    np.negative(logz, out=nll)
+        kern[0](x, labels, logit_lengths, label_lengths, blank, K, mx, sm, em, ek)
+        kern[1](labels, logit_lengths, label_lengths, em, ek, do_grad, A, logz)
+        if grad_scale is not None:
+            g = grad_out if grad_out is not None else np.empty_like(x)
+            scale = _small(grad_scale, np.float64)
+            args = (mx, sm, em, ek, A, logz, scale, g)
+            kern[2](x, labels, logit_lengths, label_lengths, blank, *args)
+    nll = -logz
     return nll, (g if do_grad else None)
