@@ -156,8 +156,8 @@ def test_jax_gets_pytorchs_gradient():
 def test_torch_compile_equals_torch_and_nan_rule():
     """Compiled (fullgraph, aot_eager): PyTorch's numbers; a target equal to the blank
     makes its example NaN instead of raising."""
-    x = _log_probs(True)
-    il, tl = torch.tensor(INPUT_LENGTHS), torch.tensor(TARGET_LENGTHS)
+    x = _log_probs(True)[:4]  # 4 frames: a shorter graph to compile
+    il, tl = torch.tensor([4, 4, 4, 3]), torch.tensor(TARGET_LENGTHS)
 
     def f(z, tg):
         return LF.ctc_loss(z, tg, il, tl, reduction="none", zero_infinity=True)
@@ -165,6 +165,7 @@ def test_torch_compile_equals_torch_and_nan_rule():
     compiled = torch.compile(f, backend="aot_eager", fullgraph=True)
     a = x.clone().requires_grad_(True)
     ref = F.ctc_loss(a, torch.tensor(TARGETS), il, tl, reduction="none", zero_infinity=True)
+    assert float(ref[2].detach()) == 0.0  # infeasible, zeroed
     (ga,) = torch.autograd.grad(ref.sum(), a)
     b = x.clone().requires_grad_(True)
     with warnings.catch_warnings():

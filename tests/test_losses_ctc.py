@@ -22,11 +22,25 @@ from conftest import assert_close, round_to
 # (logits shape (N, T, C), labels (N, S), logit_lengths, label_lengths, blank); every
 # example feasible.  Repeats (1, 1) need a blank between them; lengths shorter than
 # the padded sizes; an empty label; a blank that is not 0.
+# One shape (5 examples, 4 frames, 4 classes, labels padded to 3) for all but one
+# case, so that JAX compiles once per dtype and blank.
 _LABELS = np.array([[1, 1, 2], [2, 1, 0], [1, 2, 2], [2, 0, 0], [0, 0, 0]])
 CASES = {
-    "repeats_and_lengths": ((5, 4, 3), _LABELS, [4, 3, 4, 2, 3], [2, 2, 2, 1, 0], 0),
-    "blank_last": ((3, 4, 3), np.array([[1, 0, 1], [0, 0, 1], [1, 1, 2]]), [4, 4, 3], [2, 3, 0], 2),
-    "full_lengths": ((2, 5, 3), np.array([[1, 2, 1], [2, 2, 1]]), None, None, 0),
+    "repeats_and_lengths": ((5, 4, 4), _LABELS, [4, 3, 4, 2, 3], [2, 2, 2, 1, 0], 0),
+    "blank_last": (
+        (5, 4, 4),
+        np.array([[1, 0, 1], [0, 0, 1], [1, 1, 2], [2, 2, 2], [0, 1, 2]]),
+        [4, 4, 3, 4, 4],
+        [2, 3, 0, 1, 3],
+        3,
+    ),
+    "full_lengths": (
+        (5, 4, 4),
+        np.array([[1, 2, 1], [2, 2, 1], [3, 1, 2], [1, 3, 1], [2, 1, 3]]),
+        None,
+        None,
+        0,
+    ),
     "one_label": ((3, 3, 4), np.array([[3], [1], [2]]), [3, 1, 2], None, 0),
 }
 

@@ -20,7 +20,9 @@ such examples are NaN.
 
 from __future__ import annotations
 
+import functools
 import math
+import sys
 from typing import Any
 
 from .._backend import (
@@ -118,7 +120,7 @@ def _optax_recursion(
     eps = xp.asarray(log_epsilon, dtype=dtype, device=device)
     first = xp.arange(n + 1, device=device)[None, :] == 0
     phi0 = xp.where(first, xp.zeros((b, n + 1), dtype=dtype, device=device), eps)
-    emit0 = xp.full((b, n), log_epsilon, dtype=dtype, device=device)
+    emit0 = xp.zeros((b, n), dtype=dtype, device=device) + eps
 
     def update_phi(phi: Array, added: Array) -> Array:
         return xp.concat([phi[:, :1], xp.logaddexp(phi[:, 1:], added)], axis=-1)
@@ -142,6 +144,32 @@ def _optax_recursion(
     alpha_phi = xp.concat([alpha_phi[:-1, ...], last[None, ...]], axis=0)
     loss = -xp.take_along_axis(last, labellens[:, None], axis=1)[:, 0]
     return loss, alpha_phi, alpha_emit
+
+
+@functools.cache
+def _jax_recursion(blank: int) -> Any:
+    """:func:`_optax_recursion` for JAX, jitted (eager calls compile once per shape)."""
+    jax = sys.modules["jax"]
+    xp = sys.modules["array_api_compat"].array_namespace(jax.numpy.zeros(()))
+
+    def run(lp: Array, lpad: Array, labels: Array, ypad: Array, eps: Any) -> Any:
+        return _optax_recursion(xp, lp, lpad, labels, ypad, blank, eps)
+
+    return jax.jit(run)
+
+
+def _recursion(
+    xp: Any,
+    lp: Array,
+    lpad: Array,
+    labels: Array,
+    ypad: Array,
+    blank: int,
+    log_epsilon: Any,
+) -> tuple[Array, Array, Array]:
+    if _is_jax(lp):
+        return _jax_recursion(blank)(lp, lpad, labels, ypad, log_epsilon)
+    return _optax_recursion(xp, lp, lpad, labels, ypad, blank, log_epsilon)
 
 
 def _log_softmax(xp: Any, x: Array) -> Array:
@@ -198,7 +226,7 @@ def ctc_loss(
     if found is None or bool(found[0].any(found[1])):
         # optax: an infeasible label costs log_epsilon per forbidden step, not inf
         lp = _log_softmax(xp, z)
-        approx = _optax_recursion(xp, lp, lpad, checked, ypad, blank, log_epsilon)[0]
+        approx = _recursion(xp, lp, lpad, checked, ypad, blank, log_epsilon)[0]
         nll = xp.where(infinite, approx, nll)
     return half_back(xp, bad.poison(nll), x.dtype)
 
