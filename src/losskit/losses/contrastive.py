@@ -135,9 +135,9 @@ def softplus(xp: Any, x: Array) -> Array:
 
 
 def sigmoid(xp: Any, x: Array) -> Array:
-    """``1 / (1 + e^-x)`` without exponentiating a positive number (0 at ``-inf``)."""
-    e = xp.exp(-xp.abs(x))
-    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    """``e^min(x, 0) / (1 + e^-|x|)``: ``1 / (1 + e^-x)`` without exponentiating a positive
+    number (0 at ``-inf``)."""
+    return xp.exp(xp.minimum(x, xp.zeros_like(x))) / (1 + xp.exp(-xp.abs(x)))
 
 
 def relu(xp: Any, x: Array) -> tuple[Array, Callable[[], Array]]:
@@ -171,15 +171,17 @@ def ntxent_rows(
     """``l_i = mean_{j in P(i)} softplus(LSE_{k in N(i)} a_ik - a_ij)``, ``a = s / temperature``."""
     a = s / temperature
     n, nu = masked_logsumexp(xp, a, neg)  # n_i = log sum_{k in N(i)} exp(a_ik)
-    x = xp.where(pos, n[:, None] - a, xp.zeros_like(a))  # -inf where i has no negative
-    terms = xp.where(pos, softplus(xp, x), xp.zeros_like(x))
-    count = xp.sum(cast(xp, pos, s.dtype), axis=-1)
+    # x is finite, or -inf in the row of an anchor without a negative (softplus 0, slope
+    # 0): a product with the 0/1 mask keeps the pairs, no NaN in value or autograd.
+    x = n[:, None] - a
+    on = cast(xp, pos, s.dtype)
+    count = xp.sum(on, axis=-1)
     per = 1 / xp.where(count > 0, count, xp.ones_like(count))
-    loss = xp.sum(terms, axis=-1) * per
+    loss = xp.sum(softplus(xp, x) * on, axis=-1) * per
 
     def derivative() -> Array:
         # d l_i / d a_ij = -sigma(x_ij) / p_i on P(i); t_i softmax_N(i)(a)_ik on N(i)
-        sig = xp.where(pos, sigmoid(xp, x), xp.zeros_like(x)) * per[:, None]
+        sig = sigmoid(xp, x) * (on * per[:, None])
         t = xp.sum(sig, axis=-1, keepdims=True)
         return (t * nu() - sig) / temperature
 
@@ -270,7 +272,8 @@ def _pairwise_impl(
             if not with_grad:
                 return value, None
             big_g = red.grad(derivative(), class_axis=True)  # d value / d s_ij
-            grad = unit_rows_grad(xp, (big_g + big_g.T) @ u, u, r, long, eps)
+            # (G + G^T) u as two products: BLAS reads G^T in place, no strided add
+            grad = unit_rows_grad(xp, big_g @ u + big_g.T @ u, u, r, long, eps)
         return value, deliver(xp, grad, e, grad_out)
 
     return impl
