@@ -202,10 +202,12 @@ def test_reduction_none_with_random_upstream_gradients(name, backend):
     case = make_case(2)
     y, opts = options_of(case, OPTION_SETS[name])
     ref = reference(case["h"], case["W"], y, reduction="none", upstream=case["up"], **opts)
+    ref_sum = reference(case["h"], case["W"], y, reduction="none", **opts)
     opts = {**opts, "reduction": "none", "chunk_size": CHUNK}
-    if backend == "numpy":
-        value = lk.linear_cross_entropy(case["h"], case["W"], y, **opts)
+    if backend == "numpy":  # value_and_grad: the gradient of the sum of the values
+        value, grads = run_numpy(case["h"], case["W"], y, opts)
         np.testing.assert_allclose(value, ref[0], rtol=1e-12)
+        assert_grads(grads, ref_sum[3:])
         return
     runner = run_torch if backend == "torch" else run_jax
     value, grads = runner(case["h"], case["W"], y, opts, upstream=case["up"])

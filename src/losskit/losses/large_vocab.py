@@ -820,9 +820,8 @@ def _run(
     xp = p.xp
     hshape = shape_of(p.h2)[:0] + p.batch + (shape_of(p.h2)[1],)
     if is_numpy(xp):
-        ce, lse, dh, dw, db = _numpy_core(p, with_grad and p.reduction != "none")
-        if with_grad and p.reduction == "none":
-            ce, lse, dh, dw, db = _numpy_core(p, True)
+        # "none" too: its coefficients (the sample weights) give the gradient of the sum
+        ce, lse, dh, dw, db = _numpy_core(p, with_grad)
         value, zterm = _reduce_value(np, p, ce, lse)
         out = _outputs(np, p, value, zterm, lse)
         grads = None if not with_grad else (np.reshape(dh, hshape), dw, db)
