@@ -21,6 +21,7 @@ thread counts.  Nothing is asserted.
 
     python benchmarks/pairwise.py                  # N = 4096, D = 256
     python benchmarks/pairwise.py --n 1024 --repeats 5
+    python benchmarks/pairwise.py --threads 1     # every library on one thread
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # imported in main, after the thread settings
+    import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -205,12 +207,31 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=4096)
     parser.add_argument("--d", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--threads", type=int, default=0, help="threads for every library (0: their defaults)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        # before the libraries start their pools: BLAS, XLA's Eigen, TensorFlow, torch
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(args.threads)
+        os.environ["XLA_FLAGS"] = (
+            os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
+            if args.threads == 1
+            else os.environ.get("XLA_FLAGS", "")
+        )
+        os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = str(
+            args.threads
+        )
 
     import jax
+    import numpy as np
 
     jax.config.update("jax_platforms", "cpu")
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     rng = np.random.default_rng(0)
     e = rng.normal(size=(args.n, args.d)).astype(np.float32)
