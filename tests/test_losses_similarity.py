@@ -439,6 +439,27 @@ def test_extreme_magnitudes_float32(some_xp, scale):
         assert np.isfinite(d).all()
 
 
+def test_nearly_parallel_vectors_keep_their_distance(some_xp):
+    """1 - cos of vectors about 3e-4 apart in angle is about 1e-7: float32's 1 - cos keeps
+    only cos's rounding (6e-8, tens of percent); the core forms |x^ - y^|^2 / 2, good to
+    1e-3.  Reference: the same formula in float64 on the float32 inputs (exact to 1e-16)."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(4, 8)).astype(np.float32)
+    y = (x + 1e-4 * rng.normal(size=(4, 8)) * np.abs(x).max()).astype(np.float32)
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    ux = x64 / np.linalg.norm(x64, axis=-1, keepdims=True)
+    uy = y64 / np.linalg.norm(y64, axis=-1, keepdims=True)
+    exact = ((ux - uy) ** 2).sum(-1) / 2
+    assert (exact < 1e-6).all()
+    naive = 1 - (x * y).sum(-1) / np.linalg.norm(x, axis=-1) / np.linalg.norm(y, axis=-1)
+    assert np.abs(naive / exact - 1).max() > 0.05  # what 1 - cos would give
+    v, _ = run(some_xp, similarity.cosine_distance, (x, y), "float32", reduction="none")
+    np.testing.assert_allclose(v, exact, rtol=2e-3)
+    targets = np.ones(4, dtype=np.float32)
+    v, _ = run(some_xp, similarity.cosine_embedding, (x, y, targets), "float32", reduction="none")
+    np.testing.assert_allclose(v, exact, rtol=2e-3)
+
+
 def test_margin_ranking_extreme_scores(some_xp):
     """Scores of +-1e4 and 3e38 in float32, by hand: max(0, margin - t (x1 - x2))."""
     x1 = np.array([1e4, -1e4, 3e38, 0.0])

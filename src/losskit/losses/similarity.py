@@ -67,21 +67,26 @@ def _safe_sqrt(xp: Any, s: Array) -> Array:
     return xp.where(zero, xp.zeros_like(s), xp.sqrt(xp.where(zero, xp.ones_like(s), s)))
 
 
-def _unit(xp: Any, x: Array, eps: float) -> tuple[Array, Array, Array]:
-    """``(x / N, 1 / N, s)`` over the last axis, N the clamped (or PyTorch's) norm.
+def _unit(xp: Any, x: Array, eps: float) -> tuple[Array, Array, Array, Array]:
+    """``(x / N, 1 / N, s, 1 - |x / N|^2)`` over the last axis, N the clamped (or PyTorch's) norm.
 
     ``s`` is d N / d |x| (1, 1/2 at ``|x| = eps``, 0 below; 1 for PyTorch's
     form, whose d N / d x is then x / N).  With ``a = max |x|`` and ``u = x / a``
     (all of magnitude <= 1), ``N = a m`` where ``m = max(|u|, eps / a)`` is
     homogeneous: ``eps / a`` may overflow to inf, which only makes ``x / N``
     the 0 it rounds to.  ``1 / N`` is 0 where ``N = 0`` (a zero vector, eps 0).
+    The last, ``1 - |x/N|^2``, is formed without cancelling: 0 for a norm above
+    ``eps``, ``1 - (|x|/eps)^2`` below, ``e / (|x|^2 + e)`` for PyTorch's form.
     """
     a = _max_abs(xp, x)
     u = x / a
     norm_u = _safe_sqrt(xp, xp.sum(u * u, axis=-1, keepdims=True))
     if getattr(_norms, "torch", False):
-        m = xp.hypot(norm_u, math.sqrt(_TORCH_SQUARED_EPS) / a)
+        t = math.sqrt(_TORCH_SQUARED_EPS) / a
+        m = xp.hypot(norm_u, t)
         share = xp.ones_like(m)
+        below = 1 / xp.hypot(norm_u / t, xp.ones_like(m))  # t / m, also for t = inf
+        rest = below * below
     else:
         floor = eps / a
         m = xp.maximum(norm_u, floor)
@@ -91,18 +96,28 @@ def _unit(xp: Any, x: Array, eps: float) -> tuple[Array, Array, Array]:
     # where(zero, 0, ...) rather than u / 1: a zero vector's derivative is 0 under autograd too
     unit = xp.where(zero, xp.zeros_like(u), u / safe)
     inv = xp.where(zero, xp.zeros_like(m), 1 / (safe * a))
-    return unit, inv, share
+    if not getattr(_norms, "torch", False):
+        ratio = norm_u / safe
+        inside = xp.where(zero, xp.ones_like(m), 1 - ratio * ratio)
+        rest = xp.where(norm_u > floor, xp.zeros_like(m), inside)
+    return unit, inv, share, rest
 
 
-def _cosine(xp: Any, x: Array, y: Array, eps: float) -> tuple[Array, Any]:
-    """cos(x, y) over the last axis and a thunk for its derivative in ``x``.
+def _cosine(xp: Any, x: Array, y: Array, eps: float) -> tuple[Array, Array, Any]:
+    """cos(x, y) over the last axis, 1 - cos, and a thunk for d cos / d x.
+
+    ``1 - cos = |x^ - y^|^2 / 2 + (1 - |x^|^2) / 2 + (1 - |y^|^2) / 2`` with
+    ``x^ = x / N(x)``: no cancellation for nearly parallel vectors, where
+    ``1 - cos`` itself would keep only the rounding error of ``cos``.
 
     d cos / d x = (y/N(y) - cos s x/N(x)) / N(x)
     """
-    ux, inv_x, share = _unit(xp, x, eps)
-    uy = _unit(xp, y, eps)[0]
+    ux, inv_x, share, rest_x = _unit(xp, x, eps)
+    uy, _, _, rest_y = _unit(xp, y, eps)
     cos = xp.sum(ux * uy, axis=-1)
-    return cos, lambda: (uy - (cos[..., None] * share) * ux) * inv_x
+    diff = ux - uy
+    one_minus = (xp.sum(diff * diff, axis=-1) + rest_x[..., 0] + rest_y[..., 0]) / 2
+    return cos, one_minus, lambda: (uy - (cos[..., None] * share) * ux) * inv_x
 
 
 def _check_margin(margin: Any) -> float:
@@ -159,8 +174,8 @@ def cosine_distance(xp: Any, pred: Array, target: Array, *, eps: float = 1e-8) -
     Engineering Bulletin 24(4), 2001.
     """
     eps = _check_eps(eps)
-    cos, dcos = _cosine(xp, pred, target, eps)
-    return 1 - cos, lambda: -dcos()  # d/dp = -d cos / dp
+    _, one_minus, dcos = _cosine(xp, pred, target, eps)
+    return one_minus, lambda: -dcos()  # d/dp = -d cos / dp
 
 
 @multi_array_loss(
@@ -204,12 +219,12 @@ def cosine_embedding(
     """
     margin = _check_margin(margin)
     eps = _check_eps(eps)
-    cos, dcos = _cosine(xp, x1, x2, eps)
+    cos, one_minus, dcos = _cosine(xp, x1, x2, eps)
     # PyTorch's form, so that the adapter (which takes any target) gets its numbers
     same, other = targets == 1, targets == -1
     zero = xp.zeros_like(cos)
     m = cos - margin
-    value = xp.where(same, 1 - cos, zero) + xp.where(other, _positive(xp, m), zero)
+    value = xp.where(same, one_minus, zero) + xp.where(other, _positive(xp, m), zero)
 
     def derivative() -> Array:
         # d/dx1 = (-[t = 1] + [t = -1] [cos - margin > 0]) d cos / d x1
@@ -234,7 +249,7 @@ def negative_cosine_similarity(
     np.float64(-1.0)
     """
     eps = _check_eps(eps)
-    cos, dcos = _cosine(xp, pred, target, eps)
+    cos, _, dcos = _cosine(xp, pred, target, eps)
     return -cos, lambda: -dcos()
 
 
