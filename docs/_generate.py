@@ -157,7 +157,8 @@ def loss_entry(info: LossInfo) -> str:
 def family_page(family: str, rows: list[LossInfo]) -> str:
     module = importlib.import_module(f"losskit.losses.{family}")
     intro = (module.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
-    title = catalogue.FAMILIES[family].capitalize()
+    words = catalogue.FAMILIES[family]
+    title = words[0].upper() + words[1:]  # "sequences (CTC)": no str.capitalize
     table = [
         ".. list-table::",
         "   :header-rows: 1",
