@@ -6,6 +6,14 @@ row here. Each row names the family module of :mod:`losskit.losses` that
 defines the loss; the function is imported from there when first used
 (``info.fn``), so importing the catalogue imports no loss code.
 
+A loss of more arrays than a prediction and a truth names them: ``inputs``
+are the arrays between the first and the truth (``cosine_embedding``'s
+``x2``, ``triplet_margin``'s ``positive`` and ``negative``; its truth is
+``"none"``), ``extra`` those after the truth (``gaussian_nll``'s ``var``).
+``explain_as`` tells ``losskit explain`` to take every array by its name;
+``example`` holds the arguments of ``losskit explain`` that the reference
+site runs for the loss (:func:`explain_example` derives them otherwise).
+
 ``nll`` names :func:`~losskit.losses.likelihood.negative_log_likelihood`
 (log-probabilities, PyTorch's ``nll_loss``). Until issue 8 it named
 ``sparse_categorical_cross_entropy`` (probabilities): that name still works,
