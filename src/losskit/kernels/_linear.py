@@ -32,6 +32,19 @@ from ._rowpass import BLOCK, FASTMATH
 
 # 2 |u| above this: tanh(u) is +-1 in float32 and float64 alike (exp(80) is finite).
 _TANH_CLAMP = 80.0
+# exp(z - max) below exp(-cut) is taken as 0. Without the cut, logits spread over
+# more than ~90 (common: matmul outputs of standard-deviation 10-20) give exponentials
+# that, scaled by the row's small gradient coefficient, are subnormal floats, and
+# subnormal arithmetic ran the row pass 6-7x slower (measured: 150 ms instead of
+# 21 ms for a 373 x 32000 float32 chunk). The terms dropped are below 2e-22
+# (float32; 1e-260 for float64) of the largest, far below the dtype's resolution.
+_CUT32 = -50.0
+_CUT64 = -600.0
+
+
+def cut_for(dtype: np.dtype) -> float:
+    """The exponent below which a row's exponentials count as 0, for the logits' dtype."""
+    return _CUT32 if np.dtype(dtype).itemsize <= 4 else _CUT64
 
 
 @njit(fastmath=FASTMATH, cache=True)
@@ -58,10 +71,11 @@ def _prepare_block(blk, bb, has_bias, cap):
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _row(row, bias, has_bias, yi, counted, w, W, e, cap, zl, ace, az, do_grad):
+def _row(row, bias, has_bias, yi, counted, w, W, e, cap, zl, ace, az, do_grad, lo_cut):
     """Process one row in place; returns (ce, lse)."""
     C = row.shape[0]
     zero = row.dtype.type(0.0)
+    cut = row.dtype.type(lo_cut)
     m = -np.inf
     s = 0.0
     sw = 0.0  # sum_c w[c] z'[c], for smoothing
@@ -80,7 +94,8 @@ def _row(row, bias, has_bias, yi, counted, w, W, e, cap, zl, ace, az, do_grad):
         shift = row.dtype.type(m) if m > -np.inf else zero
         sb = zero
         for c in range(blk.shape[0]):
-            sb += fexp(blk[c] - shift)
+            d = blk[c] - shift
+            sb += fexp(d) if d > cut else zero
         s += float(sb)
         if smooth:
             wblk = w[lo:hi]
@@ -115,7 +130,9 @@ def _row(row, bias, has_bias, yi, counted, w, W, e, cap, zl, ace, az, do_grad):
                 for c in range(blk.shape[0]):
                     v = blk[c]
                     t = v * inv
-                    blk[c] = (fexp(v - shift) * scale - q * wblk[c]) * (one - t * t)
+                    d = v - shift
+                    ex = fexp(d) * scale if d > cut else zero
+                    blk[c] = (ex - q * wblk[c]) * (one - t * t)
             row[yi] -= ace * hard * fy
         else:
             for lo in range(0, C, BLOCK):
@@ -124,33 +141,40 @@ def _row(row, bias, has_bias, yi, counted, w, W, e, cap, zl, ace, az, do_grad):
                 if smooth:
                     wblk = w[lo:hi]
                     for c in range(blk.shape[0]):
-                        blk[c] = fexp(blk[c] - shift) * scale - q * wblk[c]
+                        d = blk[c] - shift
+                        blk[c] = (fexp(d) * scale if d > cut else zero) - q * wblk[c]
                 else:
                     for c in range(blk.shape[0]):
-                        blk[c] = fexp(blk[c] - shift) * scale
+                        d = blk[c] - shift
+                        blk[c] = fexp(d) * scale if d > cut else zero
             row[yi] -= ace * hard
     return ce, lse
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def lce_rows_serial(z, bias, has_bias, y, counted, w, e, cap, zl, a_ce, a_z, do_grad, ce, lse):
-    """Every row of the chunk ``z`` (n, C) in turn: ce and lse into (n,) arrays, gradient into z."""
+def lce_rows_serial(z, bias, has_bias, y, counted, w, e, cap, zl, a_ce, a_z, do_grad, ce, lse, cut):
+    """Every row of the chunk ``z`` (n, C) in turn: ce and lse into (n,) arrays, gradient into z.
+
+    ``cut``: ``cut_for(z.dtype)``, where exponentials are taken as 0.
+    """
     W = 0.0
     for c in range(w.shape[0]):
         W += float(w[c])
     for i in range(z.shape[0]):
         ce[i], lse[i] = _row(
-            z[i], bias, has_bias, y[i], counted[i], w, W, e, cap, zl, a_ce[i], a_z[i], do_grad
+            z[i], bias, has_bias, y[i], counted[i], w, W, e, cap, zl, a_ce[i], a_z[i], do_grad, cut
         )
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
-def lce_rows_parallel(z, bias, has_bias, y, counted, w, e, cap, zl, a_ce, a_z, do_grad, ce, lse):
+def lce_rows_parallel(
+    z, bias, has_bias, y, counted, w, e, cap, zl, a_ce, a_z, do_grad, ce, lse, cut
+):
     """``lce_rows_serial`` with the rows spread over numba's threads."""
     W = 0.0
     for c in range(w.shape[0]):
         W += float(w[c])
     for i in prange(z.shape[0]):
         ce[i], lse[i] = _row(
-            z[i], bias, has_bias, y[i], counted[i], w, W, e, cap, zl, a_ce[i], a_z[i], do_grad
+            z[i], bias, has_bias, y[i], counted[i], w, W, e, cap, zl, a_ce[i], a_z[i], do_grad, cut
         )

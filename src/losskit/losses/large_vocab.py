@@ -489,6 +489,7 @@ def _cpu_chunks(
 
         dispatch.threading_layer()
         kernel = _linear.lce_rows_serial
+        cut = _linear.cut_for(dtype)
     has_bias = bias is not None
     b = bias if bias is not None else np.zeros(1, dtype=dtype)
     wk = np.ascontiguousarray(w, dtype=dtype)
@@ -500,7 +501,7 @@ def _cpu_chunks(
         if kernel is not None:
             kernel(
                 z, b, has_bias, y[i0:i1], counted[i0:i1], wk, p.eps, p.cap, p.zl,
-                a_ce[i0:i1], a_z[i0:i1], do_grad, ce[i0:i1], lse[i0:i1],
+                a_ce[i0:i1], a_z[i0:i1], do_grad, ce[i0:i1], lse[i0:i1], cut,
             )  # fmt: skip
         else:
             zz = z + b if has_bias else z
