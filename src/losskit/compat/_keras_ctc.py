@@ -23,7 +23,7 @@ from typing import Any
 
 from .._backend import Array, cast, compute_dtype, device_of, shape_of
 from .._validation import Invalid
-from ..losses.sequence import _first_bad, checked_sequences, per_example_nll
+from ..losses.sequence import _first_bad, checked_sequences, index_dtype, per_example_nll
 from ._common import framework_semantics, half_back
 
 if f"{__package__}.tf" not in sys.modules:
@@ -68,18 +68,18 @@ def ctc(y_true: Any, y_pred: Any) -> Array:
     if not xp.isdtype(x.dtype, "real floating"):
         x = cast(xp, x, xp.float32)
     if not xp.isdtype(y.dtype, "integral"):
-        y = cast(xp, y, xp.int64)  # Keras: the loss classes hand y_true over as floats
+        y = cast(xp, y, index_dtype(xp))  # Keras: the loss classes hand y_true over as floats
     n, steps, num_classes = shape_of(x)
     if int(y.shape[0]) != n:
         msg = f"`y_true` must have the batch size {n} of `y_pred` {shape_of(x)}; got {shape_of(y)}"
         raise ValueError(msg)
     width = int(y.shape[1])
-    nonzero = cast(xp, y != 0, xp.int64)
+    nonzero = cast(xp, y != 0, index_dtype(xp))
     lengths = xp.sum(nonzero, axis=1)  # Keras: the label length is the count of non-zero ids
 
     def interior_zero(hxp: Any, v: Array) -> Array:
-        later = hxp.sum(hxp.astype(v != 0, hxp.int64), axis=1, keepdims=True)
-        seen = hxp.cumulative_sum(hxp.astype(v != 0, hxp.int64), axis=1)
+        later = hxp.sum(hxp.astype(v != 0, index_dtype(hxp)), axis=1, keepdims=True)
+        seen = hxp.cumulative_sum(hxp.astype(v != 0, index_dtype(hxp)), axis=1)
         return (v == 0) & (seen < later)
 
     rule = "padded with 0 after its labels (0 is the blank; Keras counts the non-zero ids)"

@@ -41,6 +41,7 @@ from ..losses.sequence import (
     _jax_scan,
     _python_scan,
     checked_sequences,
+    index_dtype,
     per_example_nll,
 )
 from ._common import framework_semantics, half_back
@@ -110,7 +111,7 @@ def _optax_recursion(
     b, _, k = shape_of(logprobs)
     n = int(labels.shape[1])
     dtype, device = logprobs.dtype, device_of(logprobs)
-    labellens = n - cast(xp, xp.sum(label_paddings, axis=1), xp.int64)
+    labellens = n - cast(xp, xp.sum(label_paddings, axis=1), index_dtype(xp))
     # repeat[b, n] = 1 when label[b, n] == label[b, n+1]
     same = cast(xp, labels[:, :-1] == labels[:, 1:], dtype)
     repeat = xp.concat([same, xp.zeros((b, 1), dtype=dtype, device=device)], axis=1)
@@ -213,8 +214,8 @@ def ctc_loss(
     order = xp.argsort(cast(xp, lpad, dtype), axis=1, stable=True)
     index = xp.broadcast_to(order[:, :, None], (b, t, k))
     kept = xp.take_along_axis(z, index, axis=1)
-    t_len = t - cast(xp, xp.sum(cast(xp, lpad, dtype), axis=1), xp.int64)
-    s_len = int(y.shape[1]) - cast(xp, xp.sum(cast(xp, ypad, dtype), axis=1), xp.int64)
+    t_len = t - cast(xp, xp.sum(cast(xp, lpad, dtype), axis=1), index_dtype(xp))
+    s_len = int(y.shape[1]) - cast(xp, xp.sum(cast(xp, ypad, dtype), axis=1), index_dtype(xp))
     shape = (b, t, k, int(y.shape[1]))
     checked, t_len, s_len, bad_rows = checked_sequences(
         xp, y, t_len, s_len, shape, blank, device_of(x)
@@ -261,9 +262,9 @@ def ctc_loss_with_forward_probs(
     )
     b, t, k = shape_of(x)
     dtype = compute_dtype(xp, x.dtype)
-    s_len = int(y.shape[1]) - cast(xp, xp.sum(cast(xp, ypad, dtype), axis=1), xp.int64)
+    s_len = int(y.shape[1]) - cast(xp, xp.sum(cast(xp, ypad, dtype), axis=1), index_dtype(xp))
     shape = (b, t, k, int(y.shape[1]))
-    full = xp.full((b,), t, dtype=xp.int64, device=device_of(x))
+    full = xp.full((b,), t, dtype=index_dtype(xp), device=device_of(x))
     checked, _, _, bad_rows = checked_sequences(xp, y, full, s_len, shape, blank, device_of(x))
     bad.add(bad_rows)
     lp = _log_softmax(xp, cast(xp, x, dtype))

@@ -52,6 +52,16 @@ __all__ = ["ctc"]
 # --------------------------------------------------------------------------- checks
 
 
+def index_dtype(xp: Any) -> Any:
+    """int64, or int32 for JAX without x64 (where asking for int64 warns and truncates)."""
+    if getattr(xp, "__name__", "").endswith("jax.numpy"):
+        import jax
+
+        if not jax.config.read("jax_enable_x64"):
+            return xp.int32
+    return xp.int64
+
+
 def _check_shapes(logits: Array, labels: Array) -> tuple[int, int, int, int]:
     """``(N, T, C, S)`` of ``logits`` (N, T, C) and ``labels`` (N, S)."""
     if logits.ndim != 3:
@@ -98,14 +108,14 @@ def _lengths(
     traced mask of the bad ones (None when read and good).
     """
     if lengths is None:
-        return xp.full((n,), size, dtype=xp.int64, device=device), None
+        return xp.full((n,), size, dtype=index_dtype(xp), device=device), None
     if not xp.isdtype(lengths.dtype, "integral"):
         msg = f"`{name}` must be an integer array; got dtype {lengths.dtype}"
         raise TypeError(msg)
     if shape_of(lengths) != (n,):
         msg = f"`{name}` must have one length per example, shape ({n},); got {shape_of(lengths)}"
         raise ValueError(msg)
-    lengths = cast(xp, lengths, xp.int64)
+    lengths = cast(xp, lengths, index_dtype(xp))
     rule = f"in [0, {size}] (the {of})"
     bad = _first_bad(xp, name, (lengths,), lambda hxp, v: (v < 0) | (v > size), rule)
     if bad is None:
@@ -201,11 +211,11 @@ def _extended(
     device = device_of(labels)
     positions = xp.arange(s, device=device)
     within = positions[None, :] < label_lengths[:, None]
-    blanks = xp.full((n, s), blank, dtype=xp.int64, device=device)
-    y = xp.where(within, cast(xp, labels, xp.int64), blanks)
+    blanks = xp.full((n, s), blank, dtype=index_dtype(xp), device=device)
+    y = xp.where(within, cast(xp, labels, index_dtype(xp)), blanks)
     z = xp.concat([xp.reshape(xp.stack([blanks, y], axis=-1), (n, 2 * s)), blanks[:, :1]], axis=-1)
     ext = xp.arange(2 * s + 1, device=device)[None, :]
-    two = xp.full((n, 2), blank, dtype=xp.int64, device=device)
+    two = xp.full((n, 2), blank, dtype=index_dtype(xp), device=device)
     z_before = xp.concat([two, z[:, :-2]], axis=-1) if s else z
     skip = (ext % 2 == 1) & (ext >= 2) & (z != z_before)
     last = 2 * label_lengths[:, None]
@@ -533,7 +543,7 @@ def checked_sequences(
     device: Any,
     names: tuple[str, str, str] = ("labels", "logit_lengths", "label_lengths"),
 ) -> tuple[Array, Array, Array, Array | None]:
-    """The checked ``(labels, logit_lengths, label_lengths)`` as int64, and the
+    """The checked ``(labels, logit_lengths, label_lengths)`` as :func:`index_dtype`, and the
     examples with a bad value found where values could not be read (or None).
 
     Bad labels and lengths are replaced there by harmless ones (the example is
@@ -545,7 +555,7 @@ def checked_sequences(
     s_len, bad_s = _lengths(xp, s_name, label_lengths, n, width, "padded labels", device)
     bad = bad_t if bad_s is None else (bad_s if bad_t is None else bad_t | bad_s)
     bad_labels = _check_labels(xp, labels, s_len, num_classes, blank, (y_name, s_name))
-    labels = cast(xp, labels, xp.int64)
+    labels = cast(xp, labels, index_dtype(xp))
     if bad_labels is not None:
         labels = xp.where(bad_labels, xp.full_like(labels, (blank + 1) % num_classes), labels)
         rows = xp.any(bad_labels, axis=1)

@@ -7,7 +7,13 @@ from typing import Any
 
 from ..._backend import Array, cast, compute_dtype, device_of, namespace, shape_of, stop_gradient
 from ..._validation import check_floating, check_values
-from ...losses.sequence import _check_blank, _check_flag, checked_sequences, per_example_nll
+from ...losses.sequence import (
+    _check_blank,
+    _check_flag,
+    checked_sequences,
+    index_dtype,
+    per_example_nll,
+)
 from .._common import framework_semantics, half_back, poisoned
 
 __all__ = ["ctc_loss"]
@@ -45,7 +51,7 @@ def _padded(xp: Any, y: Array, s_len: Array, num_classes: int, blank: int) -> Ar
     bad = check_values(xp, "targets", y, bad_of, rule, int)
     if bad is not None:  # traced: the examples are made NaN by the core's own check
         y = xp.where(bad, xp.full_like(y, -1), y)
-    lengths = cast(xp, s_len, xp.int64)
+    lengths = cast(xp, s_len, index_dtype(xp))
     found = _readable_total(xp, lengths)
     if found is not None and found != width:
         msg = (
