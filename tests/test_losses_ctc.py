@@ -451,3 +451,22 @@ def test_padding_past_label_length_is_ignored():
     nll, _ = brute_force_batch(x, [[1], [2]], [4, 4], [1, 1])
     assert_close(a, nll.mean())
     assert_close(b, nll.mean())
+
+
+def test_jax_without_x64():
+    """JAX's default configuration (no int64): int32 indices, no warning, same numbers."""
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    x, labels, _, _, tl, sl, blank = _case("repeats_and_lengths", seed=10)
+    nll, grad = brute_force_batch(x, labels, tl, sl, blank)
+    with jax.enable_x64(False):
+        args = (jnp.asarray(labels), jnp.asarray(tl), jnp.asarray(sl))
+
+        def f(z, y, a, b):
+            return lk.ctc(z, y, logit_lengths=a, label_lengths=b, reduction="sum")
+
+        v, g = jax.value_and_grad(f)(jnp.asarray(x, dtype=jnp.float32), *args)
+        assert v.dtype == jnp.float32 and args[0].dtype == jnp.int32
+        assert_close(float(v), nll.sum(), "float32")
+        assert_close(np.asarray(g), grad, "float32", kind="grad")
