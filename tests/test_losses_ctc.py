@@ -470,3 +470,16 @@ def test_jax_without_x64():
         assert v.dtype == jnp.float32 and args[0].dtype == jnp.int32
         assert_close(float(v), nll.sum(), "float32")
         assert_close(np.asarray(g), grad, "float32", kind="grad")
+
+
+def test_meta_device():
+    """On torch's meta device: a meta result of the right shape, and a backward."""
+    torch = pytest.importorskip("torch")
+    x = torch.zeros(2, 4, 3, device="meta", requires_grad=True)
+    y = torch.ones(2, 2, dtype=torch.int64, device="meta")
+    v = lk.ctc(x, y, reduction="none")
+    assert v.device.type == "meta" and tuple(v.shape) == (2,)
+    v.sum().backward()
+    assert x.grad.device.type == "meta" and tuple(x.grad.shape) == (2, 4, 3)
+    _, g = lk.value_and_grad(lk.ctc)(x.detach(), y)
+    assert g.device.type == "meta" and tuple(g.shape) == (2, 4, 3)
