@@ -25,7 +25,8 @@ def value_and_grad(loss_fn: Callable[..., Any]) -> Callable[..., tuple[Any, Any]
     the value; with ``reduction="none"`` it is the gradient of the sum of the
     returned values, so each example's gradient sits in its own row.  It
     keeps the first argument's dtype (the value is float32 for half-precision
-    input).
+    input).  ``linear_cross_entropy`` is the one exception: its gradient is the
+    tuple ``(d_hidden, d_weight, d_bias)`` (``d_bias`` None without a bias).
 
     Parameters
     ----------
