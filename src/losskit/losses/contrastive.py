@@ -111,14 +111,16 @@ def masked_logsumexp(xp: Any, z: Array, mask: Array) -> tuple[Array, Callable[[]
     """``log sum_{j: mask} exp(z_j)`` per row (``-inf`` for none) and a thunk of the softmax
     over the mask (0 off it).
 
-    Off the mask ``z`` is replaced by ``-inf`` before anything else, and the
-    subtracted maximum is finite (0 for an empty row), so ``exp`` gives an
-    exact 0 there and autograd never meets ``inf - inf``.
+    Off the mask ``z`` is replaced by ``-inf`` before anything else (``z + log(mask)``,
+    a constant; half the time of a ``where`` on NumPy), and the subtracted
+    maximum is finite (0 for an empty row), so ``exp`` gives an exact 0 there
+    and autograd never meets ``inf - inf``.
     """
     if z.shape[-1] == 0:  # no columns (an empty batch)
         lse = xp.full(z.shape[:-1], -float("inf"), dtype=z.dtype, device=device_of(z))
         return lse, lambda: z
-    masked = xp.where(mask, z, xp.full_like(z, -float("inf")))
+    with quiet_numpy(xp):  # log(0) = -inf on purpose
+        masked = z + xp.log(cast(xp, mask, z.dtype))
     top = xp.max(masked, axis=-1, keepdims=True)
     top = stop_gradient(xp, xp.where(top > -float("inf"), top, xp.zeros_like(top)))
     e = xp.exp(masked - top)
