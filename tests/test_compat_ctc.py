@@ -262,16 +262,16 @@ def _optax_case(seed=0):
     return logits, logit_paddings, labels, label_paddings
 
 
-@pytest.mark.parametrize("blank_id", [0, 3])
-def test_optax_ctc_loss_values_and_grad(optax, blank_id):
+def test_optax_ctc_loss_values_and_grad(optax):
+    """blank_id 3 here (0, the default, in the other optax tests); jit in the NaN-rule test."""
     import jax
     import jax.numpy as jnp
 
     from losskit.compat import optax as lo
 
+    blank_id = 3
     logits, lpad, labels, ypad = _optax_case()
-    if blank_id == 3:
-        labels = np.where(labels == 3, 0, labels)
+    labels = np.where(labels == 3, 0, labels)
     args = tuple(jnp.asarray(a) for a in (lpad, labels, ypad))
 
     def ref(z):
@@ -285,7 +285,7 @@ def test_optax_ctc_loss_values_and_grad(optax, blank_id):
     assert expected[3] > 1e5  # optax's log_epsilon value for the infeasible example
     assert_close(np.asarray(ours(x)), expected)
     g_ref = jax.grad(lambda z: ref(z).sum())(x)
-    g = jax.jit(jax.grad(lambda z: ours(z).sum()))(x)
+    g = jax.grad(lambda z: ours(z).sum())(x)
     assert_close(np.asarray(g), np.asarray(g_ref), kind="grad")
     # torch tensors get the same numbers (autograd: the core's backward where feasible)
     xt = torch.tensor(logits, requires_grad=True)
