@@ -483,3 +483,29 @@ def test_meta_device():
     assert x.grad.device.type == "meta" and tuple(x.grad.shape) == (2, 4, 3)
     _, g = lk.value_and_grad(lk.ctc)(x.detach(), y)
     assert g.device.type == "meta" and tuple(g.shape) == (2, 4, 3)
+
+
+@pytest.mark.parametrize("kernel", [False, True])
+@pytest.mark.parametrize("feasible", [True, False])
+def test_grad_out_numpy(monkeypatch, feasible, kernel):
+    """value_and_grad(grad_out=...) on NumPy: the gradient lands in grad_out (the kernel
+    writes it there directly), NaN on an infeasible example's frames too."""
+    if kernel:
+        from losskit.kernels import dispatch
+
+        monkeypatch.setattr(dispatch, "MIN_KERNEL_SIZE", 0)
+    x, labels, _, _, tl, sl, blank = _case("repeats_and_lengths", seed=11)
+    if not feasible:
+        tl = np.array([1, 3, 4, 2, 3])  # (1, 1) in one frame
+    nll, grad = brute_force_batch(x, labels, tl, sl, blank)
+    out = np.full_like(x, 7.0)
+    v, g = lk.value_and_grad(lk.ctc)(
+        x, labels, logit_lengths=tl, label_lengths=sl, reduction="sum", grad_out=out
+    )
+    assert g is out
+    assert np.array_equal(np.isnan(out), np.isnan(grad))
+    assert_close(np.nan_to_num(out), np.nan_to_num(grad), kind="grad")
+    if feasible:
+        assert_close(v, nll.sum())
+    else:
+        assert float(v) == math.inf

@@ -324,20 +324,31 @@ def _numpy_nll_and_grad(
     label_lengths: np.ndarray,
     blank: int,
     grad_scale: np.ndarray | None,
+    grad_out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """NumPy: ``(nll (N,) float64, grad_scale[n] * d nll_n / d x)``, the kernel where it exists.
 
     An infeasible example's gradient row is 0 here (the kernel's contract).
+    The kernel writes the gradient into ``grad_out`` when that is a
+    C-contiguous array of ``x``'s dtype not sharing memory with ``x``.
     """
     kernel = _kernel(x)
     if kernel is not None:
+        x = np.ascontiguousarray(x)
+        fits = (
+            grad_out is not None
+            and grad_out.dtype == x.dtype
+            and grad_out.flags.c_contiguous
+            and not np.shares_memory(grad_out, x)
+        )
         return kernel(
-            np.ascontiguousarray(x),
+            x,
             np.ascontiguousarray(labels, dtype=np.int64),
             np.ascontiguousarray(logit_lengths, dtype=np.int64),
             np.ascontiguousarray(label_lengths, dtype=np.int64),
             blank,
             grad_scale=None if grad_scale is None else np.asarray(grad_scale, np.float64),
+            grad_out=grad_out if fits else None,
         )
     with quiet_numpy():
         nll, d = _forward_backward(
@@ -572,6 +583,7 @@ def per_example_nll(
     blank: int,
     zero_infinity: bool,
     coef: Any = None,
+    grad_out: Any = None,
 ) -> tuple[Array, Array | None]:
     """Per-example ``nll`` (N,) of checked input ``z`` (compute dtype), inf where infeasible.
 
@@ -586,7 +598,7 @@ def per_example_nll(
     with_grad = coef is not None
     if is_numpy(xp):
         scale = None if coef is None else np.broadcast_to(np.asarray(coef, np.float64), (n,))
-        nll64, d = _numpy_nll_and_grad(z, labels, t_len, s_len, blank, scale)
+        nll64, d = _numpy_nll_and_grad(z, labels, t_len, s_len, blank, scale, grad_out)
         return nll64.astype(z.dtype), d
     if is_torch_tensor(z) and not with_grad and z.requires_grad:
         from ._sequence_torch import CTCFunction  # imports torch, which is loaded
@@ -645,12 +657,11 @@ def _ctc_impl(
     dtype = compute_dtype(xp, x.dtype)
     red = plan(xp, reduction, shape[:1], dtype, sample_weight=sample_weight, invalid=invalid)
     z = cast(xp, x, dtype)
-    nll, d = per_example_nll(
-        xp, z, labels, t_len, s_len, blank, zero_infinity, red.coef if with_grad else None
-    )
+    coef = red.coef if with_grad else None
+    nll, d = per_example_nll(xp, z, labels, t_len, s_len, blank, zero_infinity, coef, grad_out)
     value, grad = _finish(xp, nll, d, red, zero_infinity, t_len)
-    if grad is None:
-        return value, None
+    if grad is None or grad is grad_out:  # the kernel wrote into grad_out
+        return value, grad
     return value, deliver(xp, grad, x, grad_out)
 
 
@@ -673,10 +684,22 @@ def _finish(
     if d is None:
         return value, None
     if not zero_infinity:
-        d = _nan_frames(xp, d, infinite, t_len)
+        d = _nan_on_infeasible(xp, d, infinite, t_len)
     if red.invalid.mask is not None:
         d = xp.where(red.invalid.mask[:, None, None], xp.full_like(d, math.nan), d)
     return value, d
+
+
+def _nan_on_infeasible(xp: Any, d: Array, rows: Array, t_len: Array) -> Array:
+    """:func:`_nan_frames`, skipped when no row is infeasible, in place for NumPy."""
+    found = readable(xp, rows)
+    if found is not None and not bool(found[0].any(found[1])):
+        return d
+    if is_numpy(xp) and d.flags.writeable:
+        for n in np.flatnonzero(rows):
+            d[n, : int(t_len[n])] = math.nan
+        return d
+    return _nan_frames(xp, d, rows, t_len)
 
 
 setattr(ctc, IMPL_ATTRIBUTE, _ctc_impl)
