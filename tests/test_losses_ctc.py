@@ -22,8 +22,8 @@ from conftest import assert_close, round_to
 # (logits shape (N, T, C), labels (N, S), logit_lengths, label_lengths, blank); every
 # example feasible.  Repeats (1, 1) need a blank between them; lengths shorter than
 # the padded sizes; an empty label; a blank that is not 0.
-# One shape (5 examples, 4 frames, 4 classes, labels padded to 3) for all but one
-# case, so that JAX compiles once per dtype and blank.
+# One shape (5 examples, 4 frames, 4 classes, labels padded to 3) for every case, so
+# that JAX compiles once per dtype and blank.
 _LABELS = np.array([[1, 1, 2], [2, 1, 0], [1, 2, 2], [2, 0, 0], [0, 0, 0]])
 CASES = {
     "repeats_and_lengths": ((5, 4, 4), _LABELS, [4, 3, 4, 2, 3], [2, 2, 2, 1, 0], 0),
@@ -41,7 +41,6 @@ CASES = {
         None,
         0,
     ),
-    "one_label": ((3, 3, 4), np.array([[3], [1], [2]]), [3, 1, 2], None, 0),
 }
 
 
@@ -87,6 +86,26 @@ def test_values_and_gradients_match_brute_force(xp, name, dtype):
     np.testing.assert_allclose(float(xp.to_numpy(v2)), nll.sum(), rtol=tol)
     gtol = {"float64": 1e-12, "float32": 1e-5, "float16": 2e-3}[dtype]
     np.testing.assert_allclose(xp.to_numpy(g), grad, rtol=gtol, atol=gtol)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_labels_padded_to_one(backend):
+    """Labels of width 1 (S = 1): the extended labels are (blank, y, blank)."""
+    from conftest import Backend
+
+    xp = Backend(backend)
+    x = np.random.default_rng(12).normal(size=(3, 3, 4)) * 2
+    labels, tl, sl = np.array([[3], [1], [2]]), np.array([3, 1, 2]), np.array([1, 1, 0])
+    nll, grad = brute_force_batch(x, labels, tl, sl)
+    v, g = lk.value_and_grad(lk.ctc)(
+        xp.asarray(x),
+        xp.asarray(labels),
+        logit_lengths=xp.asarray(tl),
+        label_lengths=xp.asarray(sl),
+        reduction="none",
+    )
+    assert_close(xp.to_numpy(v), nll)
+    assert_close(xp.to_numpy(g), grad, kind="grad")
 
 
 def test_brute_force_gradient_is_autograd_of_the_enumeration():
