@@ -699,21 +699,17 @@ def _reduce_value(xp: Any, p: _Plan, ce: Any, lse: Any) -> tuple[Any, Any]:
     """(value, z-loss term) from the rows' ce and lse (NaN rows where traced values were bad)."""
     zr = p.zl * lse * lse if p.zl else xp.zeros_like(lse)
     if p.zl:
-        zr = xp.where(_on(xp, p.counted, lse), zr, xp.zeros_like(zr))
+        zr = xp.where(p.counted, zr, xp.zeros_like(zr))
     a_ce = cast(xp, p.a_ce, ce.dtype)
     a_z = cast(xp, p.a_z, ce.dtype)
     if p.bad is not None:
-        nan = xp.where(_on(xp, p.bad, ce), xp.asarray(math.nan, dtype=ce.dtype), xp.zeros_like(ce))
+        nan = xp.where(p.bad, xp.asarray(math.nan, dtype=ce.dtype), xp.zeros_like(ce))
         ce = ce + nan
     if p.reduction == "none":
         value = xp.reshape(a_ce * ce + a_z * zr, p.batch)
         return value, xp.reshape(a_z * zr, p.batch)
     zterm = xp.sum(a_z * zr)
     return xp.sum(a_ce * ce) + zterm, zterm
-
-
-def _on(xp: Any, mask: Any, like: Any) -> Any:
-    return mask
 
 
 # --------------------------------------------------------------------------- JAX
@@ -794,7 +790,7 @@ def _jax_core(p: _Plan) -> Any:
         else:
             dh, dw, db = res
             dh, dw, db = (x * gv.astype(x.dtype) for x in (dh, dw, db))
-            zeros = jnp.zeros(n, dtype=dh.dtype if False else p.a_ce.dtype)
+            zeros = jnp.zeros(n, dtype=p.a_ce.dtype)
         if p.bad is not None:
             nanrow = jnp.where(p.bad, jnp.nan, 0.0).astype(dh.dtype)
             dh = dh + nanrow[:, None]
