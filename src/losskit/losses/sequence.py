@@ -500,6 +500,11 @@ def ctc(
     every losskit loss; PyTorch's ``ctc_loss`` divides each loss by its
     label length first (:func:`losskit.compat.torch.ctc_loss` does).
 
+    Replaces PyTorch's ``ctc_loss``/``CTCLoss`` (time first, on
+    log-probabilities), Keras's ``ctc``/``CTC`` (blank 0, labels padded with
+    0) and optax's ``ctc_loss`` (paddings instead of lengths); the adapters
+    in :mod:`losskit.compat` keep each one's conventions and numbers.
+
     Parameters
     ----------
     logits : array (N, T, C)
