@@ -392,3 +392,40 @@ def test_forked_children_and_concurrent_threads_get_the_same_numbers(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["fork", "True", "threads", "True"]
+
+
+def test_one_region_and_three_passes_give_the_same_numbers():
+    # A batch of at least two examples per thread runs each example's passes in one
+    # parallel region; a smaller one splits the frames over the threads. Same arithmetic.
+    numba = pytest.importorskip("numba")
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(3, 50, 40)).astype(np.float32)
+    labels = rng.integers(1, 40, (3, 12)).astype(np.int64)
+    args = (x, labels, np.array([50, 44, 31]), np.array([12, 0, 9]), 0)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)  # 3 >= 2 x 1: one region
+        one = ctc_loss_and_grad(*args, grad_scale=np.ones(3))
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = ctc_loss_and_grad(*args, grad_scale=np.ones(3))
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(one[0], two[0])
+    np.testing.assert_array_equal(one[1], two[1])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_logits_of_1e30_give_a_finite_loss_and_gradient(dtype):
+    # At this scale a path's log-probability is known to 1e14 (float64 rounding), so the
+    # posteriors are not; the loss is known to its relative precision and stays exact.
+    rng = np.random.default_rng(11)
+    cases = []
+    for _ in range(3):
+        x = rng.choice([-1e30, 0.0, 3e29], size=(10, 4)) + rng.normal(size=(10, 4))
+        cases.append((x, random_labels(rng, 3, 4, 0, 0.3)))
+    x, labels, tl, ll = batch(cases, dtype)
+    nll, g = ctc_loss_and_grad(x, labels, tl, ll, 0, grad_scale=np.ones(3))
+    want, _ = reference(cases, 0, dtype, x.shape)
+    np.testing.assert_allclose(nll, want, rtol=1e-6)
+    # finite, and bounded: softmax 1 plus at most 7 states' posteriors, each kept <= 2
+    assert np.isfinite(g).all() and np.abs(g).max() <= 1 + 7 * 2

@@ -59,6 +59,7 @@ networks", ICML 2006.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -67,7 +68,7 @@ from numba import njit, prange, types
 from numba.extending import intrinsic
 
 from . import _threads
-from ._primitives import _exp32_ir, maxnum
+from ._primitives import _exp32_ir, maxnum, sub_add
 from ._rowpass import FASTMATH, row_max_sumexp
 
 # --------------------------------------------------------------------------- float64 exp, log
@@ -240,39 +241,48 @@ def exponent(typingctx: Any, p: Any) -> Any:
 # --------------------------------------------------------------------------- pass 1
 
 
+@njit(fastmath=FASTMATH, cache=True)
+def _frame_range(xn, lab, L, blank, t0, t1, mxn, smn, emn, ekn):
+    """Frames t0 <= t < t1 of one example: mxn[t], smn[t] = max and sum of exponentials;
+    the probabilities the lattice needs, blank first then label j at 1 + j, as
+    emn[t, :] 2^ekn[t, :] (in [1, 2), or 0 with DEAD; NaN for a NaN or +inf logit)."""
+    for t in range(t0, t1):
+        row = xn[t]
+        m, s = row_max_sumexp(row)
+        mxn[t] = m
+        smn[t] = s
+        # lp = (x - m) - log(s), in that order: m + log(s) would round log(s) at the scale
+        # of m (all of it at logits of 1e30).
+        nls = -math.log(s)
+        emt = emn[t]
+        ekt = ekn[t]
+        emt[0] = sub_add(np.float64(row[blank]), m, nls)  # lp first, converted below
+        for j in range(L):
+            emt[j + 1] = sub_add(np.float64(row[lab[j]]), m, nls)
+        for j in range(L + 1):
+            # lp = k ln2 + r, k = floor(lp / ln2): e^lp = e^r 2^k, e^r in [1, 2). The clamp
+            # only acts where lp is so large (|lp| > 1e15) that k ln2 rounds.
+            lp = emt[j]
+            kk = np.floor(lp * 1.4426950408889634)
+            live = lp > -np.inf
+            kk = kk if live else 0.0
+            r = min(max(lp - kk * _LN2, 0.0), _LN2)
+            emt[j] = vexp(r) if live else 0.0
+            ekt[j] = kk if live else DEAD
+
+
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def _frames(x, labels, logit_lengths, label_lengths, blank, K, mx, sm, em, ek):
-    """mx[n, t], sm[n, t] = max and sum of exponentials of frame t; the probabilities the
-    lattice needs, blank first then label j at 1 + j, as em[n, t, :] 2^ek[n, t, :]
-    (em in [1, 2), or 0 with ek = DEAD; NaN where the frame has a NaN or +inf logit).
-    Frames are split into K ranges per example."""
+    """``_frame_range`` of every example, its frames split into K ranges (parallel)."""
     N = x.shape[0]
     for task in prange(N * K):
         n = task // K
         k = task % K
         Tn = logit_lengths[n]
         L = label_lengths[n]
-        lab = labels[n]
-        xn = x[n]
-        for t in range(k * Tn // K, (k + 1) * Tn // K):
-            row = xn[t]
-            m, s = row_max_sumexp(row)
-            mx[n, t] = m
-            sm[n, t] = s
-            lse = m + math.log(s)
-            emt = em[n, t]
-            ekt = ek[n, t]
-            emt[0] = float(row[blank]) - lse  # lp first, converted below
-            for j in range(L):
-                emt[j + 1] = float(row[lab[j]]) - lse
-            for j in range(L + 1):
-                # lp = k ln2 + r, k = floor(lp / ln2): e^lp = e^r 2^k, e^r in [1, 2)
-                lp = emt[j]
-                kk = math.floor(lp * 1.4426950408889634)
-                live = lp > -np.inf
-                kk = kk if live else 0.0
-                emt[j] = vexp(lp - kk * _LN2) if live else 0.0
-                ekt[j] = kk if live else DEAD
+        t0 = k * Tn // K
+        t1 = (k + 1) * Tn // K
+        _frame_range(x[n], labels[n], L, blank, t0, t1, mx[n], sm[n], em[n], ek[n])
 
 
 # --------------------------------------------------------------------------- pass 2
@@ -416,62 +426,117 @@ def _write_row(row, grow, shift, f, lab, blank, post, L):
     grow[blank] -= blank_occ + post[2 * L]
 
 
+@njit(fastmath=FASTMATH, cache=True)
+def _backward_one(xn, lab, Tn, L, blank, mxn, smn, emn, ekn, An, lz, sc, gn):
+    """One example: the backward recursion from the last frame, each frame's gradient
+    row written as soon as its beta is known, gn[t] = sc (softmax(x[t]) - posterior
+    occupation of each class); 0 past Tn, where no alignment fits, and where sc is 0."""
+    T, C = xn.shape
+    zero = xn.dtype.type(0.0)
+    Sp = 2 * L + 1
+    live = sc != 0.0 and lz != -np.inf
+    for t in range(Tn if live else 0, T):
+        grow = gn[t]
+        for c in range(C):
+            grow[c] = zero
+    if not live:
+        return
+    skip = _skips(lab, L, 2)
+    bm = np.zeros(Sp)  # beta[t] (the frames after t), extended range
+    bk = np.full(Sp, DEAD)
+    xm = np.zeros(Sp + 2)  # emission of t + 1 times beta[t + 1]; two dead states after
+    xk = np.full(Sp + 2, DEAD)
+    wm = np.empty(Sp)
+    wk = np.empty(Sp)
+    ones = np.ones(Sp)  # beta[t] leaves frame t's emission out: a sum, times 1
+    zeros = np.zeros(Sp)
+    post = np.empty(Sp)
+    for t in range(Tn - 1, -1, -1):
+        if t == Tn - 1:
+            bm[Sp - 1] = 1.0
+            bk[Sp - 1] = 0.0
+            if Sp > 1:
+                bm[Sp - 2] = 1.0
+                bk[Sp - 2] = 0.0
+        else:
+            _expand(emn[t + 1], ekn[t + 1], L, wm, wk)
+            _emit(bm, bk, wm, wk, xm, xk, Sp)
+            # beta[t, s] = x[s] + x[s + 1] + x[s + 2] [skip s + 2]
+            _step(xm[:], xk[:], xm[1:], xk[1:], xm[2:], xk[2:], skip[2:], ones, zeros, bm, bk, Sp)
+        At = An[t]
+        for s in range(Sp):
+            # the posterior of state s: alpha beta / p, scaled; at most 1 (its exponent
+            # cancels to within rounding, which at logits of 1e30 is 1e14: kept finite)
+            post[s] = sc * bm[s] * vexp(min(At[s] + bk[s] * _LN2 - lz, 0.0))
+        m = mxn[t]
+        row = xn[t]
+        shift = row.dtype.type(m) if m > -np.inf else zero
+        f = row.dtype.type(sc / smn[t])
+        _write_row(row, gn[t], shift, f, lab, blank, post, L)
+
+
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def _backward(x, labels, logit_lengths, label_lengths, blank, mx, sm, em, ek, A, logz, scale, g):
-    """Per example (in parallel): the backward recursion, frame by frame from the last,
-    each frame's gradient row written as soon as its beta is known:
-    g[n, t] = scale[n] (softmax(x[n, t]) - posterior occupation of each class); 0 past
-    the example's frames, where no alignment fits, and where scale[n] is 0."""
-    N, T, C = x.shape
-    zero = x.dtype.type(0.0)
+    """``_backward_one`` of every example (parallel)."""
+    N = x.shape[0]
     for n in prange(N):
         Tn = logit_lengths[n]
         L = label_lengths[n]
-        Sp = 2 * L + 1
+        args = (mx[n], sm[n], em[n], ek[n], A[n], logz[n], scale[n], g[n])
+        _backward_one(x[n], labels[n], Tn, L, blank, *args)
+
+
+# --------------------------------------------------------------------------- one region
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _fused(
+    x, labels, logit_lengths, label_lengths, blank, mx, sm, em, ek, do_grad, A, logz, scale, g
+):
+    """The three passes of each example in one parallel region over the examples: for a
+    batch of at least two examples per thread (one synchronisation instead of three, and
+    an example's tables stay in cache between its passes)."""
+    N = x.shape[0]
+    for n in prange(N):
+        Tn = logit_lengths[n]
+        L = label_lengths[n]
+        xn = x[n]
         lab = labels[n]
-        sc = scale[n]
-        lz = logz[n]
-        live = sc != 0.0 and lz != -np.inf
-        for t in range(Tn if live else 0, T):
-            grow = g[n, t]
-            for c in range(C):
-                grow[c] = zero
-        if not live:
-            continue
-        skip = _skips(lab, L, 2)
-        bm = np.zeros(Sp)  # beta[t] (the frames after t), extended range
-        bk = np.full(Sp, DEAD)
-        xm = np.zeros(Sp + 2)  # emission of t + 1 times beta[t + 1]; two dead states after
-        xk = np.full(Sp + 2, DEAD)
-        wm = np.empty(Sp)
-        wk = np.empty(Sp)
-        ones = np.ones(Sp)  # beta[t] leaves frame t's emission out: a sum, times 1
-        zeros = np.zeros(Sp)
-        post = np.empty(Sp)
-        An = A[n]
-        for t in range(Tn - 1, -1, -1):
-            if t == Tn - 1:
-                bm[Sp - 1] = 1.0
-                bk[Sp - 1] = 0.0
-                if Sp > 1:
-                    bm[Sp - 2] = 1.0
-                    bk[Sp - 2] = 0.0
-            else:
-                _expand(em[n, t + 1], ek[n, t + 1], L, wm, wk)
-                _emit(bm, bk, wm, wk, xm, xk, Sp)
-                # beta[t, s] = x[s] + x[s + 1] + x[s + 2] [skip s + 2]
-                _step(
-                    xm[:], xk[:], xm[1:], xk[1:], xm[2:], xk[2:], skip[2:], ones, zeros, bm, bk, Sp
-                )
-            At = An[t]
-            for s in range(Sp):
-                # the posterior of state s: alpha beta / p, scaled
-                post[s] = sc * bm[s] * vexp(At[s] + bk[s] * _LN2 - lz)
-            m = mx[n, t]
-            row = x[n, t]
-            shift = row.dtype.type(m) if m > -np.inf else zero
-            f = row.dtype.type(sc / sm[n, t])
-            _write_row(row, g[n, t], shift, f, lab, blank, post, L)
+        _frame_range(xn, lab, L, blank, 0, Tn, mx[n], sm[n], em[n], ek[n])
+        if Tn == 0:
+            lz = 0.0 if L == 0 else -np.inf
+        else:
+            lz = _alpha(em[n], ek[n], lab, Tn, L, do_grad, A[n])
+        logz[n] = lz
+        if do_grad:
+            args = (mx[n], sm[n], em[n], ek[n], A[n], lz, scale[n], g[n])
+            _backward_one(xn, lab, Tn, L, blank, *args)
+
+
+# Scratch (the lattice's probabilities and, with a gradient, log alpha: about
+# 3 N T S' float64) is kept per thread between calls up to this size and reused:
+# fresh memory costs page faults and zeroing, measured 30% of a call at 200 x 32 x 32.
+SCRATCH_KEEP_BYTES = 256 << 20
+_scratch = threading.local()
+
+
+def _scratch_f64(n: int) -> np.ndarray:
+    """A float64 buffer of at least n elements: this thread's kept one, or a new one."""
+    buf: np.ndarray | None = getattr(_scratch, "buf", None)
+    if buf is None or buf.size < n:
+        buf = np.empty(max(n, 1))
+        _scratch.buf = buf if buf.nbytes <= SCRATCH_KEEP_BYTES else None
+    return buf
+
+
+def _carve(buf: np.ndarray, *shapes: tuple[int, ...]) -> list[np.ndarray]:
+    """C-contiguous float64 arrays of ``shapes`` laid one after the other in ``buf``."""
+    out, at = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape))
+        out.append(buf[at : at + size].reshape(shape))
+        at += size
+    return out
 
 
 def _chunks(n: int, threads: int) -> int:
@@ -528,21 +593,26 @@ def ctc_loss_and_grad(
     lmax = int(label_lengths.max()) if N else 0
     do_grad = grad_scale is not None
     _threads.ensure()
-    K = _chunks(N, int(numba.get_num_threads()))
-    mx = np.empty((N, T))
-    sm = np.empty((N, T))
-    em = np.empty((N, T, lmax + 1))
-    ek = np.empty((N, T, lmax + 1))
-    logz = np.empty(N)
-    A = np.empty((N, T, 2 * lmax + 1) if do_grad else (N, 0, 0))
-    kern: tuple[Any, Any, Any] = (_frames, _forward, _backward)
+    threads = int(numba.get_num_threads())
+    shapes = [(N, T), (N, T), (N, T, lmax + 1), (N, T, lmax + 1), (N,)]
+    shapes.append((N, T, 2 * lmax + 1) if do_grad else (N, 0, 0))
+    need = sum(int(np.prod(sh)) for sh in shapes)
+    mx, sm, em, ek, logz, A = _carve(_scratch_f64(need), *shapes)
+    if grad_scale is not None:
+        g = grad_out if grad_out is not None else np.empty_like(x)
+        scale = _small(grad_scale, np.float64)
+    else:
+        g = np.empty((N, 0, 0), dtype=x.dtype)
+        scale = np.zeros(N)
+    kern: tuple[Any, Any, Any, Any] = (_frames, _forward, _backward, _fused)
+    sizes = (x, labels, logit_lengths, label_lengths, blank)
     with _threads.serial():
-        kern[0](x, labels, logit_lengths, label_lengths, blank, K, mx, sm, em, ek)
-        kern[1](labels, logit_lengths, label_lengths, em, ek, do_grad, A, logz)
-        if grad_scale is not None:
-            g = grad_out if grad_out is not None else np.empty_like(x)
-            scale = _small(grad_scale, np.float64)
-            args = (mx, sm, em, ek, A, logz, scale, g)
-            kern[2](x, labels, logit_lengths, label_lengths, blank, *args)
+        if N >= 2 * threads:
+            kern[3](*sizes, mx, sm, em, ek, do_grad, A, logz, scale, g)
+        else:
+            kern[0](*sizes, _chunks(N, threads), mx, sm, em, ek)
+            kern[1](labels, logit_lengths, label_lengths, em, ek, do_grad, A, logz)
+            if do_grad:
+                kern[2](*sizes, mx, sm, em, ek, A, logz, scale, g)
     nll = -logz
     return nll, (g if do_grad else None)
