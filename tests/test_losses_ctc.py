@@ -528,3 +528,22 @@ def test_grad_out_numpy(monkeypatch, feasible, kernel):
         assert_close(v, nll.sum())
     else:
         assert float(v) == math.inf
+
+
+def test_torch_backward_twice_and_no_second_derivative():
+    """The first backward scales the saved gradient in place; a second one (retain_graph)
+    recomputes it, so both are right.  There is no second derivative (as PyTorch's
+    ctc_loss): asking for one raises rather than giving 0."""
+    torch = pytest.importorskip("torch")
+    x, labels, _, _, tl, sl, blank = _case("repeats_and_lengths", seed=13)
+    _, grad = brute_force_batch(x, labels, tl, sl, blank)
+    xt = torch.tensor(x, requires_grad=True)
+    kw = dict(logit_lengths=torch.tensor(tl), label_lengths=torch.tensor(sl), reduction="sum")
+    loss = lk.ctc(xt, torch.tensor(labels), **kw)
+    (g1,) = torch.autograd.grad(loss, xt, retain_graph=True)
+    (g2,) = torch.autograd.grad(3 * loss, xt)
+    assert_close(g1.numpy(), grad, kind="grad")
+    assert_close(g2.numpy(), 3 * grad, kind="grad")
+    (g,) = torch.autograd.grad(lk.ctc(xt, torch.tensor(labels), **kw), xt, create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(g.sum(), xt)

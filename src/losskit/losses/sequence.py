@@ -395,9 +395,13 @@ def _infeasible_rows(xp: Any, nll: Array, d: Array, zero_infinity: bool, t_len: 
     For the custom backwards: with ``zero_infinity`` the incoming gradient of
     such an example is 0 (its loss went through a ``where``), and 0 * 0 = 0.
     """
+    rows = nll == math.inf
+    found = readable(xp, rows)
+    if found is not None and not bool(found[0].any(found[1])):
+        return d  # nothing infeasible: no pass over the gradient
     if zero_infinity:
-        return xp.where((nll == math.inf)[:, None, None], xp.zeros_like(d), d)
-    return _nan_frames(xp, d, nll == math.inf, t_len)
+        return xp.where(rows[:, None, None], xp.zeros_like(d), d)
+    return _nan_frames(xp, d, rows, t_len)
 
 
 def _nan_frames(xp: Any, d: Array, rows: Array, t_len: Array) -> Array:
