@@ -429,3 +429,31 @@ def test_logits_of_1e30_give_a_finite_loss_and_gradient(dtype):
     np.testing.assert_allclose(nll, want, rtol=1e-6)
     # finite, and bounded: softmax 1 plus at most 7 states' posteriors, each kept <= 2
     assert np.isfinite(g).all() and np.abs(g).max() <= 1 + 7 * 2
+
+
+def test_an_empty_batch_and_labels_padded_to_nothing():
+    nll, g = ctc_loss_and_grad(
+        np.zeros((0, 5, 3), np.float32),
+        np.zeros((0, 2), np.int64),
+        np.zeros(0, np.int64),
+        np.zeros(0, np.int64),
+        0,
+        grad_scale=np.ones(0),
+    )
+    assert nll.shape == (0,) and g.shape == (0, 5, 3)
+    # S = 0: only blanks, uniform over 3 classes: 3^T.
+    nll, g = ctc_loss_and_grad(
+        np.zeros((2, 3, 3)),
+        np.ones((2, 0), np.int64),
+        np.array([3, 2]),
+        np.array([0, 0]),
+        0,
+        grad_scale=np.ones(2),
+    )
+    np.testing.assert_allclose(nll, [3 * np.log(3), 2 * np.log(3)], rtol=1e-15)
+    np.testing.assert_allclose(g[0, :, 0], 1 / 3 - 1, rtol=1e-15)
+    assert not g[1, 2].any()
+    nll, _ = ctc_loss_and_grad(
+        np.zeros((1, 0, 3)), np.ones((1, 1), np.int64), np.array([0]), np.array([0]), 0
+    )
+    assert nll[0] == 0.0 and not np.signbit(nll[0])  # log 1, not -0.0

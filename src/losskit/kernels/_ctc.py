@@ -31,6 +31,14 @@ Three parallel passes, none with a T x C x S temporary:
    logits read a second time, the row written once (scale softmax), minus
    the posterior of the states scattered onto their classes.
 
+With at least two examples per thread, ``_fused`` runs the three passes of
+each example in one parallel region instead (one synchronisation per call
+rather than three, which matters on a busy machine, and an example's tables
+stay in cache between its passes); smaller batches take the three passes, so
+that the first spreads the frames over the threads. The scratch (the
+lattice's probabilities, and log alpha with a gradient: about 3 N T S'
+float64) is kept per thread between calls up to ``SCRATCH_KEEP_BYTES``.
+
 The recursions run in an extended range instead of log space: a value is
 m 2^k with m in [1, 2) and k an integer held in a float64, so a product adds
 exponents and a sum scales its terms by 2^(k_i - k_max) (bit operations),
@@ -614,5 +622,5 @@ def ctc_loss_and_grad(
             kern[1](labels, logit_lengths, label_lengths, em, ek, do_grad, A, logz)
             if do_grad:
                 kern[2](*sizes, mx, sm, em, ek, A, logz, scale, g)
-    nll = -logz
+    nll = 0.0 - logz  # (not -logz: -0.0 for an empty label sequence in no frames)
     return nll, (g if do_grad else None)
