@@ -16,43 +16,63 @@ from torch.autograd.function import once_differentiable
 from .sequence import _infeasible_rows, _torch_nll_and_grad, _torch_xp
 
 
-class CTCFunction(torch.autograd.Function):
-    """Per-example CTC ``nll`` (N,) whose gradient is computed by the forward pass.
+def _nll_and_grad(
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    logit_lengths: torch.Tensor,
+    label_lengths: torch.Tensor,
+    blank: int,
+    zero_infinity: bool,
+    as_given: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example loss and ``d loss_n / d x`` (infeasible rows NaN on their frames, or 0).
 
-    The forward runs the forward and backward recursions once (the fused
-    kernel on CPU tensors, through zero-copy NumPy views; torch operations
-    under ``torch.compile`` and on other devices) and saves ``d nll / d x``;
-    the backward only scales it by the incoming gradient.  Autograd never
-    runs through the recursion's loop over frames.
+    ``as_given``: PyTorch's ``ctc_loss`` on log-probabilities taken as they are,
+    ``nll - sum_t logsumexp(x_t)`` with PyTorch's gradient ``exp(x) - gamma``
+    (the core's ``softmax(x) - gamma`` plus ``exp(x) - softmax(x)``).
     """
+    xp = _torch_xp()
+    x = x.contiguous()  # once, for the kernel's view and the log-sum-exp alike
+    nll, d = _torch_nll_and_grad(xp, x, labels, logit_lengths, label_lengths, blank, True)
+    assert d is not None
+    if as_given:
+        frames = torch.arange(x.shape[1], device=x.device)[None, :] < logit_lengths[:, None]
+        lse = torch.where(frames, torch.logsumexp(x, dim=-1), 0.0)
+        # exp(x) - softmax(x) = exp(x) (1 - e^-lse), 0 after the frames (lse = 0 there)
+        d = d.addcmul_(torch.exp(x), torch.expm1(-lse).neg_()[..., None])
+        nll = nll - lse.sum(dim=1)
+    return nll, _infeasible_rows(xp, nll, d, zero_infinity, logit_lengths)
 
-    @staticmethod
-    def forward(
-        ctx: Any,
-        x: torch.Tensor,
-        labels: torch.Tensor,
-        logit_lengths: torch.Tensor,
-        label_lengths: torch.Tensor,
-        blank: int,
-        zero_infinity: bool,
-    ) -> torch.Tensor:
-        xp = _torch_xp()
-        nll, d = _torch_nll_and_grad(xp, x, labels, logit_lengths, label_lengths, blank, True)
-        d = _infeasible_rows(xp, nll, d, zero_infinity, logit_lengths)
-        if torch.compiler.is_compiling():
-            ctx.save_for_backward(d)
-            ctx.eager = False
-        else:
-            # Eager: the first backward scales d in place (no second (N, T, C)
-            # array); a later one (retain_graph) recomputes it from the inputs.
-            ctx.save_for_backward(x, labels, logit_lengths, label_lengths)
-            ctx.eager, ctx.d, ctx.options = True, d, (blank, zero_infinity)
-        return nll
+
+def _forward(
+    ctx: Any,
+    as_given: bool,
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    logit_lengths: torch.Tensor,
+    label_lengths: torch.Tensor,
+    blank: int,
+    zero_infinity: bool,
+) -> torch.Tensor:
+    nll, d = _nll_and_grad(x, labels, logit_lengths, label_lengths, blank, zero_infinity, as_given)
+    if torch.compiler.is_compiling():
+        ctx.save_for_backward(d)
+        ctx.eager = False
+    else:
+        # Eager: the first backward scales d in place (no second (N, T, C)
+        # array); a later one (retain_graph) recomputes it from the inputs.
+        ctx.save_for_backward(x, labels, logit_lengths, label_lengths)
+        ctx.eager, ctx.d, ctx.options = True, d, (blank, zero_infinity, as_given)
+    return nll
+
+
+class _Saved(torch.autograd.Function):
+    """The forward computes the gradient; the backward scales it (see :class:`CTCFunction`)."""
 
     @staticmethod
     @once_differentiable  # no second derivative (as PyTorch's ctc_loss): an error, not a 0
     def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
-        # d loss / d x = g[n] * d nll_n / d x; an infeasible row is NaN, or 0 with
+        # d loss / d x = g[n] * d loss_n / d x; an infeasible row is NaN, or 0 with
         # zero_infinity (whose where then sends g[n] = 0)
         none = (None, None, None, None, None)
         if not ctx.eager:
@@ -60,9 +80,29 @@ class CTCFunction(torch.autograd.Function):
             return (g[:, None, None] * d, *none)
         d, ctx.d = ctx.d, None
         if d is None:
-            x, labels, logit_lengths, label_lengths = ctx.saved_tensors
-            blank, zero_infinity = ctx.options
-            xp = _torch_xp()
-            nll, d = _torch_nll_and_grad(xp, x, labels, logit_lengths, label_lengths, blank, True)
-            d = _infeasible_rows(xp, nll, d, zero_infinity, logit_lengths)
+            d = _nll_and_grad(*ctx.saved_tensors, *ctx.options)[1]
         return (d.mul_(g[:, None, None]), *none)
+
+
+class CTCFunction(_Saved):
+    """Per-example CTC ``nll`` (N,) whose gradient is computed by the forward pass.
+
+    The forward runs the forward and backward recursions once (the fused
+    kernel on CPU tensors, through zero-copy NumPy views; torch operations
+    under ``torch.compile`` and on other devices) and keeps ``d nll / d x``;
+    the backward only scales it by the incoming gradient.  Autograd never
+    runs through the recursion's loop over frames.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, *args: Any) -> torch.Tensor:
+        return _forward(ctx, False, *args)
+
+
+class TorchCTCFunction(_Saved):
+    """PyTorch's ``ctc_loss`` per example on log-probabilities taken as given, with
+    PyTorch's gradient ``exp(lp) - gamma`` (for :func:`losskit.compat.torch.ctc_loss`)."""
+
+    @staticmethod
+    def forward(ctx: Any, *args: Any) -> torch.Tensor:
+        return _forward(ctx, True, *args)

@@ -5,7 +5,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..._backend import Array, cast, compute_dtype, device_of, namespace, shape_of, stop_gradient
+from ..._backend import (
+    Array,
+    cast,
+    compute_dtype,
+    device_of,
+    is_torch_tensor,
+    namespace,
+    shape_of,
+    stop_gradient,
+)
 from ..._validation import check_floating, check_values
 from ...losses.sequence import (
     _check_blank,
@@ -75,6 +84,15 @@ def _readable_total(xp: Any, lengths: Array) -> int | None:
         return None
     hxp, host = found
     return int(hxp.sum(host)) if host.shape[0] else 0
+
+
+def _eager_torch_grad(z: Any) -> bool:
+    """A torch tensor that requires grad, outside ``torch.compile``."""
+    if not is_torch_tensor(z) or not z.requires_grad:
+        return False
+    import torch
+
+    return not torch.compiler.is_compiling()
 
 
 def _logsumexp(xp: Any, z: Array) -> Array:
@@ -174,17 +192,26 @@ def ctc_loss(
     )
     dtype = compute_dtype(xp, lp.dtype)
     z = cast(xp, xp.permute_dims(lp, (1, 0, 2)), dtype)  # (N, T, C), batch first
-    nll, _ = per_example_nll(xp, z, labels, t_len, s_len, blank, zero_infinity)
-    # torch: the log-probabilities are not renormalised; the core's log-softmax
-    # adds log sum_c exp(lp[t]) per counted frame (0 for normalised input).
-    frames = xp.arange(steps, device=device_of(z))[None, :] < t_len[:, None]
-    norm = xp.sum(xp.where(frames, _logsumexp(xp, z), xp.zeros_like(nll)[:, None]), axis=1)
-    # torch: its gradient is the derivative plus exp(lp) on the counted frames,
-    # added by a term that is 0 in value (where lp is finite).
-    counted = frames[:, :, None] & xp.isfinite(z)
-    moving = xp.where(counted, z - stop_gradient(xp, z), xp.zeros_like(z))
-    extra = xp.sum(xp.sum(moving * stop_gradient(xp, xp.exp(z)), axis=2), axis=1)
-    loss = nll - norm + extra
+    if _eager_torch_grad(z):
+        # one autograd.Function: the core's recursion, the frames' log-sum-exp and
+        # PyTorch's gradient, in two passes over the gradient
+        from ...losses._sequence_torch import TorchCTCFunction
+
+        loss = TorchCTCFunction.apply(z, labels, t_len, s_len, blank, zero_infinity)
+        nll = loss
+    else:
+        nll, _ = per_example_nll(xp, z, labels, t_len, s_len, blank, zero_infinity)
+        # torch: the log-probabilities are not renormalised; the core's log-softmax
+        # adds log sum_c exp(lp[t]) per counted frame (0 for normalised input).
+        frames = xp.arange(steps, device=device_of(z))[None, :] < t_len[:, None]
+        lse = _logsumexp(xp, z)
+        norm = xp.sum(xp.where(frames, lse, xp.zeros_like(lse)), axis=1)
+        # torch: its gradient is the derivative plus exp(lp) on the counted frames,
+        # added by a term that is 0 in value (where lp is finite).
+        counted = frames[:, :, None] & xp.isfinite(z)
+        moving = xp.where(counted, z - stop_gradient(xp, z), xp.zeros_like(z))
+        extra = xp.sum(xp.sum(moving * stop_gradient(xp, xp.exp(z)), axis=2), axis=1)
+        loss = nll - norm + extra
     if zero_infinity:
         loss = xp.where(nll == math.inf, xp.zeros_like(loss), loss)
     loss = poisoned(xp, loss, bad)
