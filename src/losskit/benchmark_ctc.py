@@ -359,33 +359,33 @@ def _over(ref: float | None, mine: float | None) -> float | None:
 
 
 def markdown_summary(records: Sequence[dict[str, Any]]) -> str:
-    """One markdown row per (shape, threads): losskit (the core where present, else the
-    kernel), torch and jax+optax, fwd / fwd+bwd in ms, and losskit's ratios."""
+    """One markdown row per (shape, threads): fwd / fwd+bwd ms of losskit (the core), the
+    kernel alone, torch and jax+optax, and the ratios of each losskit path to torch and jax."""
     table: dict[tuple[Any, ...], dict[str, dict[str, float]]] = {}
     for r in records:
         key = (tuple(r["shape"]), r["threads"])
         table.setdefault(key, {}).setdefault(r["pass"], {})[r["impl"]] = r["ms"]
     out = [
-        "| T x N x C, S | threads | losskit fwd / fwd+bwd ms | torch fwd / fwd+bwd ms "
-        "| jax.jit optax fwd / fwd+bwd ms | vs torch fwd / fwd+bwd | vs jax fwd / fwd+bwd "
-        "| floor r / r+w ms |",
-        "|---|---|---|---|---|---|---|---|",
+        "| T x N x C, S | threads | losskit | kernel | torch | jax.jit optax "
+        "| losskit vs torch | losskit vs jax | kernel vs torch | kernel vs jax | floor r / r+w |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (shape, threads), passes in table.items():
         f, b = passes.get(FWD, {}), passes.get(FWD_BWD, {})
-        lf = _pick(f, "losskit", "losskit kernel")
-        lb = _pick(b, "losskit", "losskit kernel grad_out=")
+        mine = {
+            "losskit": (f.get("losskit"), b.get("losskit")),
+            "kernel": (f.get("losskit kernel"), b.get("losskit kernel grad_out=")),
+        }
         T, N, C, S = shape
-        cells = [
-            f"{T} x {N} x {C}, S = {S}",
-            str(threads),
-            _pair(lf, lb),
-            _pair(f.get("torch"), b.get("torch")),
-            _pair(f.get("jax+optax"), b.get("jax+optax")),
-            _pair(_over(f.get("torch"), lf), _over(b.get("torch"), lb), "{:.1f}x"),
-            _pair(_over(f.get("jax+optax"), lf), _over(b.get("jax+optax"), lb), "{:.1f}x"),
-            _pair(f.get("floor: read once"), b.get("floor: read+write once"), "{:.2f}"),
-        ]
+        cells = [f"{T} x {N} x {C}, S = {S}", str(threads)]
+        cells += [_pair(*mine["losskit"]), _pair(*mine["kernel"])]
+        cells += [_pair(f.get("torch"), b.get("torch"))]
+        cells += [_pair(f.get("jax+optax"), b.get("jax+optax"))]
+        for who in ("losskit", "kernel"):
+            mf, mb = mine[who]
+            for ref in ("torch", "jax+optax"):
+                cells.append(_pair(_over(f.get(ref), mf), _over(b.get(ref), mb), "{:.1f}x"))
+        cells.append(_pair(f.get("floor: read once"), b.get("floor: read+write once"), "{:.2f}"))
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 
