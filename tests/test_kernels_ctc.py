@@ -16,6 +16,7 @@ nothing here is bad input; the cases are the ones the lattice has edges at.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -457,3 +458,29 @@ def test_an_empty_batch_and_labels_padded_to_nothing():
         np.zeros((1, 0, 3)), np.ones((1, 1), np.int64), np.array([0]), np.array([0]), 0
     )
     assert nll[0] == 0.0 and not np.signbit(nll[0])  # log 1, not -0.0
+
+
+def test_the_benchmark_runs_and_reports_every_pass(capsys):
+    from losskit import benchmark_ctc
+
+    argv = [
+        "--threads",
+        "1",
+        "--shapes",
+        "20x3x6x4",
+        "--repeats",
+        "1",
+        "--only",
+        "kernel",
+        "--json",
+    ]
+    assert benchmark_ctc.main(argv) == 0
+    records = json.loads(capsys.readouterr().out)
+    assert {(r["pass"], r["impl"]) for r in records} == {
+        ("forward", "losskit kernel"),
+        ("forward+backward", "losskit kernel grad_out="),
+    }
+    assert all(r["shape"] == [20, 3, 6, 4] and r["ms"] > 0 for r in records)
+    with pytest.raises(SystemExit):
+        benchmark_ctc.main(["--shapes", "20x3x6"])
+    assert "shapes are TxNxCxS" in capsys.readouterr().err
