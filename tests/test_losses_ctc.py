@@ -547,3 +547,12 @@ def test_torch_backward_twice_and_no_second_derivative():
     (g,) = torch.autograd.grad(lk.ctc(xt, torch.tensor(labels), **kw), xt, create_graph=True)
     with pytest.raises(RuntimeError):
         torch.autograd.grad(g.sum(), xt)
+
+
+def test_no_frames_at_all(xp):
+    """T = 0: an empty label has probability 1 (loss 0), any other is infeasible."""
+    x = xp.asarray(np.zeros((2, 0, 3)))
+    kw = dict(label_lengths=xp.asarray(np.array([1, 0])), reduction="none")
+    v, g = lk.value_and_grad(lk.ctc)(x, xp.asarray(np.array([[1], [0]])), **kw)
+    assert np.array_equal(xp.to_numpy(v), [math.inf, 0.0])
+    assert xp.to_numpy(g).shape == (2, 0, 3)

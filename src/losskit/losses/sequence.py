@@ -264,9 +264,11 @@ def _forward_backward(
     # starts every path in the first blank or the first label.
     start = xp.where(xp.arange(width, device=device)[None, :] == 0, zero, neg)
     final, alphas = scan(xp, forward, start, (emit, active), False)
-    nll = -_logsumexp_last(xp, xp.where(end, final, neg))[:, 0]
+    nll = 0.0 - _logsumexp_last(xp, xp.where(end, final, neg))[:, 0]  # 0.0 - 0 is +0
     if not want_grad:
         return nll, None
+    if steps == 0:
+        return nll, xp.zeros_like(x)
 
     ends = xp.where(end, zero, neg)
     skip_next = _shift(xp, xp.where(skip, zero, neg), -2) == 0  # may go s -> s+2
