@@ -66,6 +66,10 @@ TIES = np.array(
 TIE_LABELS = np.array([0, 0, 1, 2])
 KINK_S = np.resize([1.0, -1.0, 0.5, 0.0, 2.0, -0.5, 0.25], (4, 5))
 KINK_Y = np.resize([1.0, -1.0, 2.0, 1.0, 0.5, -2.0], (4, 5))
+GROUPS = np.array([0, 0, 1, 1])
+GROUPS_LONE = np.array([0, 1, 0, 2])  # anchors without a positive
+ONEHOT3 = np.eye(4)[RNG.integers(0, 4, size=(2, 3))]  # (2, 3, 4): 2 maps, 3 pixels, 4 classes
+PROBS3 = _f32(_softmax(X3))
 
 
 def case(call, *arrays, wrt=(0, 1)):
@@ -212,6 +216,80 @@ CASES = {
     "huber-no-targets": case(lambda m, p: m.huber_loss(p, delta=2.0), X, wrt=(0,)),
     "log_cosh": case(lambda m, p, t: m.log_cosh(p, t), X, T01),
     "log_cosh-broadcast": case(lambda m, p, t: m.log_cosh(p, t), X, T01[0]),
+    # ---------------------------------------------------------------- similarity (issue 9)
+    "cosine_similarity": case(lambda m, p, t: m.cosine_similarity(p, t), X, T01),
+    "cosine_similarity-epsilon": case(
+        lambda m, p, t: m.cosine_similarity(p, t, epsilon=0.5), X / 4, T01
+    ),
+    "cosine_similarity-axis0-where": case(
+        lambda m, p, t, w: m.cosine_similarity(p, t, axis=0, where=w), X, T01, WHERE
+    ),
+    "cosine_similarity-axis-none": case(
+        lambda m, p, t: m.cosine_similarity(p, t, axis=None), X, T01
+    ),
+    "cosine_distance": case(lambda m, p, t: m.cosine_distance(p, t, epsilon=1e-3), X, T01),
+    "cosine_distance-broadcast": case(lambda m, p, t: m.cosine_distance(p, t), X, T01[0]),
+    "triplet_margin": case(
+        lambda m, a, p, n: m.triplet_margin_loss(a, p, n), X, T01, Q, wrt=(0, 1, 2)
+    ),
+    "triplet_margin-options": case(
+        lambda m, a, p, n: m.triplet_margin_loss(a, p, n, 0, 4, 0.5, 1e-3),
+        X,
+        T01,
+        Q,
+        wrt=(0, 1, 2),
+    ),
+    "ntxent": case(lambda m, e, y: m.ntxent(e, y), X, GROUPS, wrt=(0,)),
+    "ntxent-lone-anchors": case(lambda m, e, y: m.ntxent(e, y, 0.5), X, GROUPS_LONE, wrt=(0,)),
+    "ranking_softmax": case(lambda m, s, y: m.ranking_softmax_loss(s, y), X, 3 * T01),
+    "ranking_softmax-none-weights": case(
+        lambda m, s, y, w: m.ranking_softmax_loss(s, y, weights=w, reduce_fn=None),
+        X,
+        3 * T01,
+        Q,
+        wrt=(0, 1, 2),
+    ),
+    "ranking_softmax-where-sum": case(
+        lambda m, s, y, w: m.ranking_softmax_loss(s, y, where=w, reduce_fn=jnp.sum),
+        X,
+        3 * T01,
+        WHERE,
+        wrt=(0,),
+    ),
+    "ranking_softmax-where-mean": case(
+        lambda m, s, y, w: m.ranking_softmax_loss(s, y, where=w), X, 3 * T01, WHERE, wrt=(0,)
+    ),
+    # ---------------------------------------------------------------- segmentation (issue 9)
+    "dice": case(lambda m, z, t: m.dice_loss(z, t), X3, ONEHOT3),
+    "dice-tversky-weights-none": case(
+        lambda m, z, t, w: m.dice_loss(
+            z, t, class_weights=w, alpha=0.3, beta=0.7, smooth=0.5, reduction="none"
+        ),
+        X3,
+        ONEHOT3,
+        np.array([1.0, 2.0, 0.5, 1.5]),
+    ),
+    "dice-background-sum-axis": case(
+        lambda m, z, t: m.dice_loss(z, t, ignore_background=True, reduction="sum", axis=(0, 1)),
+        X3,
+        ONEHOT3,
+    ),
+    # optax checks the sums in Python: no jax.grad or jit of it (the adapter has both)
+    "dice-probabilities": case(
+        lambda m, p, t: m.dice_loss(p, t, apply_softmax=False), PROBS3, ONEHOT3, wrt=()
+    ),
+    "binary_dice": case(lambda m, z, t: m.binary_dice_loss(z, t), X, BITS.astype(float)),
+    "binary_dice-smooth": case(
+        lambda m, z, t: m.binary_dice_loss(z[..., None], t[..., None], smooth=0.1), X, T01
+    ),
+    "generalized_dice": case(lambda m, z, t: m.multiclass_generalized_dice_loss(z, t), X3, ONEHOT3),
+    "generalized_dice-background": case(
+        lambda m, z, t: m.multiclass_generalized_dice_loss(
+            z, t, smooth=0.3, ignore_background=True
+        ),
+        X3,
+        ONEHOT3,
+    ),
 }
 
 # Every case in float64; the first case of each function in float32 too (JAX compiles
@@ -241,21 +319,37 @@ def _inputs(name, dtype):
     return call, out, wrt
 
 
+def _value_and_grads(m, call, wrt):
+    """``f(*arrays) -> (value, d sum(value) / d arrays[i] for i in wrt)`` through module ``m``."""
+
+    def f(*arrays):
+        return call(m, *arrays), tuple(_jax_grad(call, m, list(arrays), i) for i in wrt)
+
+    return f
+
+
 @functools.cache
 def reference(name):
-    """optax's value and gradients in float64 (the inputs are exact in float32 too)."""
+    """optax's value and gradients in float64 (the inputs are exact in float32 too), jitted."""
     call, arrays, wrt = CASES[name]
     j = [jnp.asarray(a) for a in arrays]
-    value = np.asarray(call(OL, *j))
-    return value, {i: np.asarray(_jax_grad(call, OL, j, i)) for i in wrt}
+    f = _value_and_grads(OL, call, wrt)
+    try:
+        value, grads = jax.jit(f)(*j)
+    except jax.errors.TracerBoolConversionError:  # optax reads a value in Python
+        value, grads = f(*j)
+    return np.asarray(value), {i: np.asarray(g) for i, g in zip(wrt, grads, strict=True)}
 
 
 @functools.cache
 def optax_dtype(name, dtype):
     """The dtype optax returns for inputs of ``dtype`` (traced only, nothing compiled)."""
     call, arrays, _ = _inputs(name, dtype)
-    shape = jax.eval_shape(functools.partial(call, OL), *[jnp.asarray(a) for a in arrays])
-    return np.dtype(shape.dtype).name
+    j = [jnp.asarray(a) for a in arrays]
+    try:
+        return np.dtype(jax.eval_shape(functools.partial(call, OL), *j).dtype).name
+    except jax.errors.TracerBoolConversionError:  # optax reads a value in Python
+        return np.dtype(call(OL, *j).dtype).name
 
 
 def _jax_grad(call, m, arrays, i):
@@ -281,16 +375,17 @@ def _check_dtype(name, got_dtype, want_dtype, dtype):
 
 
 @pytest.mark.parametrize(("name", "dtype"), RUNS)
-def test_jax_values_and_grads(name, dtype):
+def test_jax_values_and_grads_under_jit(name, dtype):
+    """On JAX arrays, under jax.jit (one program per case: much cheaper than compiling each
+    operation eagerly); eager JAX calls are the edge-case tests below."""
     (want, want_grads), want_dtype = reference(name), optax_dtype(name, dtype)
     call, arrays, wrt = _inputs(name, dtype)
     j = [jnp.asarray(a) for a in arrays]
-    got = call(lko, *j)
+    got, grads = jax.jit(_value_and_grads(lko, call, wrt))(*j)
     assert isinstance(got, jax.Array)
     _check_dtype(name, np.dtype(got.dtype).name, want_dtype, dtype)
     _close(got, want, dtype, "value")
-    for i in wrt:
-        g = _jax_grad(call, lko, j, i)
+    for i, g in zip(wrt, grads, strict=True):
         assert g.dtype == j[i].dtype
         _close(g, want_grads[i], dtype, f"d/d argument {i}")
 
@@ -306,7 +401,7 @@ def test_torch_values_and_autograd(name, dtype):
     assert isinstance(got, torch.Tensor)
     _check_dtype(name, str(got.dtype).removeprefix("torch."), want_dtype, dtype)
     _close(got.detach().numpy(), want, dtype, "value")
-    grads = torch.autograd.grad(got.sum(), [t[i] for i in wrt])
+    grads = torch.autograd.grad(got.sum(), [t[i] for i in wrt]) if wrt else ()
     for i, g in zip(wrt, grads, strict=True):
         assert g.dtype == t[i].dtype
         _close(g.numpy(), want_grads[i], dtype, f"d/d argument {i}")
@@ -322,29 +417,10 @@ def test_numpy_values(name, dtype):
     _close(got, want, dtype, "value")
 
 
-def test_jit_over_every_case():
-    """Under jax.jit every function gives optax's numbers (one program per function)."""
-    for name in [*BASE, "softmax_ce-where", "int_labels-where", "kl-where"]:
-        call, arrays, _ = CASES[name]
-        got = jax.jit(functools.partial(call, lko))(*[jnp.asarray(a) for a in arrays])
-        np.testing.assert_allclose(got, reference(name)[0], err_msg=name, **TOL["float64"])
-
-
 def test_every_optax_loss_is_here():
-    """Every public name of optax.losses (CTC from its own module)."""
+    """Every public name of optax.losses, CTC included (from its own module)."""
     public = {n for n in dir(OL) if not n.startswith("_")}
-    assert public <= set(lko.__all__) | {
-        "cosine_similarity",
-        "cosine_distance",
-        "triplet_margin_loss",
-        "ntxent",
-        "ranking_softmax_loss",
-        "dice_loss",
-        "binary_dice_loss",
-        "multiclass_generalized_dice_loss",
-        "ctc_loss",
-        "ctc_loss_with_forward_probs",
-    }
+    assert public <= set(lko.__all__)
     for name in lko.__all__:
         assert callable(getattr(lko, name))
 
@@ -625,3 +701,65 @@ def test_no_warning_for_ordinary_input():
         lko.kl_divergence(LQ, T, where=WHERE)
         lko.smooth_labels(T, 0.1, where=WHERE)
         lko.safe_softmax_cross_entropy(MASKED, np.array([[1.0, 0.0, 0.0], [0.2, 0.3, 0.5]]))
+
+
+# --------------------------------------------------------------------------- issue 9 corners
+
+
+def test_cosine_of_a_zero_vector():
+    """optax's default epsilon=0 divides a zero vector by its zero norm: NaN, as here;
+    with epsilon > 0 the norm is clamped (sqrt(epsilon)) and the cosine is 0."""
+    p, t = np.array([[0.0, 0.0], [1.0, 2.0]]), np.array([[1.0, 1.0], [0.0, 0.0]])
+    for conv in (np.asarray, jnp.asarray, torch.from_numpy):
+        got = lko.cosine_similarity(conv(p), conv(t))
+        got = got.numpy() if isinstance(got, torch.Tensor) else np.asarray(got)
+        assert np.isnan(got).all()
+        assert np.isnan(np.asarray(OL.cosine_similarity(jnp.asarray(p), jnp.asarray(t)))).all()
+    got = lko.cosine_distance(p, t, epsilon=1e-6)
+    np.testing.assert_allclose(got, OL.cosine_distance(p, t, epsilon=1e-6), rtol=1e-12)
+    np.testing.assert_allclose(got, [1.0, 1.0], rtol=1e-15)
+    # where masking every entry of a row: no entry, cosine 0 (optax's empty sum)
+    w = np.array([[False, False], [True, True]])
+    got = lko.cosine_similarity(p + 1, t, where=w)
+    np.testing.assert_allclose(got, OL.cosine_similarity(p + 1, t, where=w), rtol=1e-12)
+
+
+def test_ntxent_without_positive_pairs_is_nan():
+    e, y = X, np.array([0, 1, 2, 3])
+    assert np.isnan(float(OL.ntxent(jnp.asarray(e), jnp.asarray(y))))
+    for conv in (np.asarray, jnp.asarray, torch.from_numpy):
+        assert math.isnan(float(lko.ntxent(conv(e), conv(y))))
+
+
+def test_ranking_softmax_with_nothing_kept():
+    """A mean over no kept list is 0 (optax's _safe_reduce); unreduced, such a list is 0."""
+    w = np.zeros((4, 5), bool)
+    for fn in (None, jnp.mean, jnp.sum):
+        want = OL.ranking_softmax_loss(jnp.asarray(X), jnp.asarray(T01), where=w, reduce_fn=fn)
+        got = lko.ranking_softmax_loss(X, T01, where=w, reduce_fn=fn)
+        np.testing.assert_array_equal(got, want)
+    # a custom reduce_fn is called as optax calls it
+    got = lko.ranking_softmax_loss(jnp.asarray(X), jnp.asarray(T01), reduce_fn=jnp.max)
+    want = OL.ranking_softmax_loss(jnp.asarray(X), jnp.asarray(T01), reduce_fn=jnp.max)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_dice_probabilities_must_sum_to_one():
+    """apply_softmax=False: optax's check and message."""
+    bad = PROBS3 * 1.1
+    with pytest.raises(ValueError) as theirs:
+        OL.dice_loss(jnp.asarray(bad), jnp.asarray(ONEHOT3), apply_softmax=False)
+    for conv in (np.asarray, jnp.asarray, torch.from_numpy):
+        with pytest.raises(ValueError) as ours:
+            lko.dice_loss(conv(bad), conv(ONEHOT3), apply_softmax=False)
+        assert str(ours.value) == str(theirs.value)
+    with pytest.raises(ValueError, match="Unsupported reduction: max"):
+        lko.dice_loss(X3, ONEHOT3, reduction="max")
+
+
+def test_triplet_odd_norm_degree_raises():
+    """optax raises a - p to the power without abs: a signed sum for an odd degree."""
+    with pytest.raises(ValueError, match="`norm_degree` must be an even number"):
+        lko.triplet_margin_loss(X, T01, Q, norm_degree=1)
+    with pytest.raises(ValueError, match="`norm_degree` must be an even number"):
+        lko.triplet_margin_loss(X, T01, Q, norm_degree=2.5)

@@ -77,19 +77,28 @@ from .. import activations
 from .._backend import Array, cast, compute_dtype, namespace, quiet_numpy, shape_of
 from .._validation import check_floating, check_labels_dtype
 from ..losses.binary import sigmoid_cross_entropy
+from ..losses.contrastive import ntxent as ntxent_core
 from ..losses.cross_entropy import softmax_cross_entropy as softmax_cross_entropy_core
 from ..losses.cross_entropy import sparse_softmax_cross_entropy
 from ..losses.focal import poly1_cross_entropy
 from ..losses.focal import sigmoid_focal_loss as sigmoid_focal_loss_core
 from ..losses.likelihood import kl_divergence as kl_divergence_core
 from ..losses.margin import hinge, multiclass_hinge, multiclass_perceptron, perceptron
+from ..losses.ranking import ranking_softmax
 from ..losses.regression import huber, mean_squared_error
 from ..losses.regression import log_cosh as log_cosh_core
+from ..losses.segmentation import tversky
+from ..losses.similarity import cosine_distance as cosine_distance_core
+from ..losses.similarity import triplet_margin
 from ..losses.sparsemax import sparsemax_loss as sparsemax_loss_core
 from ._common import framework_semantics, half_back, int64_class_ids, poisoned, with_partials
 
 __all__: list[str] = [
+    "binary_dice_loss",
     "convex_kl_divergence",
+    "cosine_distance",
+    "cosine_similarity",
+    "dice_loss",
     "generalized_kl_divergence",
     "hinge_loss",
     "huber_loss",
@@ -98,11 +107,14 @@ __all__: list[str] = [
     "l2_loss",
     "log_cosh",
     "make_fenchel_young_loss",
+    "multiclass_generalized_dice_loss",
     "multiclass_hinge_loss",
     "multiclass_perceptron_loss",
     "multiclass_sparsemax_loss",
+    "ntxent",
     "perceptron_loss",
     "poly_loss_cross_entropy",
+    "ranking_softmax_loss",
     "safe_softmax_cross_entropy",
     "sigmoid_binary_cross_entropy",
     "sigmoid_focal_loss",
@@ -111,6 +123,7 @@ __all__: list[str] = [
     "softmax_cross_entropy_with_integer_labels",
     "sparsemax_loss",
     "squared_error",
+    "triplet_margin_loss",
 ]
 
 Axis = int | tuple[int, ...] | None
@@ -1072,6 +1085,458 @@ def log_cosh(predictions: Any, targets: Any = None) -> Array:
     """
     xp, dtype, p, t = _errors_pair(predictions, targets, broadcast=True)
     return half_back(xp, log_cosh_core(p, t, reduction="none"), dtype)
+
+
+# --------------------------------------------------------------------------- similarity
+
+
+def _cosine(
+    predictions: Any, targets: Any, epsilon: float, axis: Axis, where: Any
+) -> tuple[Any, Array, Any]:
+    """``(xp, 1 - cos, dtype)``: the core's cosine distance with optax's epsilon, axis and where."""
+    xp, p, t, w = namespace(predictions, targets, where, names=("targets", "where"))
+    check_floating(xp, "predictions", p)
+    check_floating(xp, "targets", t)
+    dtype, p, t = _promoted(xp, p, t)
+    p, t = _broadcast(xp, ("predictions", "targets"), p, t)
+    axes = _axes(axis, p.ndim, "predictions")
+    keep = _mask(xp, w, p, axis, axes)
+    if keep is not None:  # optax: sums with where=where, for the norms and the product
+        p, t = _fill(xp, keep, p, 0.0), _fill(xp, keep, t, 0.0)
+    e = float(epsilon)
+    # optax clamps the squared norm at epsilon: a norm clamped at sqrt(epsilon)
+    eps = math.sqrt(e) if e > 0 else 0.0
+    p2, t2 = _classes_last(xp, p, axes), _classes_last(xp, t, axes)
+    distance = cosine_distance_core(p2, t2, eps=eps, reduction="none")
+    if eps == 0:
+        # optax: a zero vector divided by its zero norm is 0/0 = NaN (the core's cosine is 0),
+        # unless no entry is kept
+        has = math.prod(p2.shape[-1:]) > 0
+        kept = xp.any(_classes_last(xp, keep, axes), axis=-1) if keep is not None else has
+        zero = ~xp.any(p2 != 0, axis=-1) | ~xp.any(t2 != 0, axis=-1)
+        distance = poisoned(xp, distance, zero & kept)
+    return xp, distance, dtype
+
+
+@framework_semantics
+def cosine_similarity(
+    predictions: Any, targets: Any, *, epsilon: float = 0.0, axis: Axis = -1, where: Any = None
+) -> Array:
+    r"""``optax.losses.cosine_similarity``: ``cos(p, t)`` along ``axis``.
+
+    .. math::
+        \cos = \frac{\langle p, t \rangle}{N(p) N(t)}, \quad
+        N(v) = \sqrt{\max(\|v\|^2, \epsilon)}, \qquad
+        \frac{\partial \cos}{\partial p} = \frac{1}{N(p)}
+        \Big(\frac{t}{N(t)} - \cos\,[\|p\|^2 > \epsilon] \frac{p}{N(p)}\Big)
+
+    ``1 -`` the core's :func:`losskit.cosine_distance` with ``eps =
+    sqrt(epsilon)`` (optax clamps the squared norm).  As optax, with
+    ``epsilon=0`` (its default) a zero vector gives NaN (``0/0``).  ``axis``
+    is an int, a tuple or None; ``where`` leaves entries out of the norms and
+    the product; the truth broadcasts against the predictions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from losskit.compat import optax
+    >>> p, t = np.array([[1.0, 0.0], [1.0, 1.0]]), np.array([[0.0, 2.0], [3.0, 3.0]])
+    >>> optax.cosine_similarity(p, t)
+    array([0., 1.])
+    """
+    xp, distance, dtype = _cosine(predictions, targets, epsilon, axis, where)
+    return half_back(xp, 1 - distance, dtype)
+
+
+@framework_semantics
+def cosine_distance(
+    predictions: Any, targets: Any, *, epsilon: float = 0.0, axis: Axis = -1, where: Any = None
+) -> Array:
+    r"""``optax.losses.cosine_distance``: ``1 - cos(p, t)`` along ``axis``.
+
+    As :func:`cosine_similarity` (its conventions, ``epsilon``, ``axis`` and
+    ``where``); the core's :func:`losskit.cosine_distance` with ``eps =
+    sqrt(epsilon)``, which forms ``1 - cos`` without cancelling for nearly
+    parallel vectors.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from losskit.compat import optax
+    >>> p, t = np.array([[1.0, 0.0], [1.0, 1.0]]), np.array([[0.0, 2.0], [3.0, 3.0]])
+    >>> optax.cosine_distance(p, t)
+    array([1., 0.])
+    """
+    xp, distance, dtype = _cosine(predictions, targets, epsilon, axis, where)
+    return half_back(xp, distance, dtype)
+
+
+@framework_semantics
+def triplet_margin_loss(
+    anchors: Any,
+    positives: Any,
+    negatives: Any,
+    axis: int = -1,
+    norm_degree: float = 2,
+    margin: float = 1.0,
+    eps: float = 1e-6,
+) -> Array:
+    r"""``optax.losses.triplet_margin_loss``: ``max(0, d(a, p) - d(a, n) + margin)``.
+
+    .. math::
+        d(x, y) = \Big(\sum_i (x_i - y_i)^q + \epsilon\Big)^{1/q}, \qquad
+        \frac{\partial \ell}{\partial a} = [\ell > 0]
+        \Big(\frac{\partial d(a, p)}{\partial a} - \frac{\partial d(a, n)}{\partial a}\Big)
+
+    with ``q = norm_degree`` and the slope 1/2 at the kink (``jnp.maximum``).
+    The core's :func:`losskit.triplet_margin` with ``eps_at="sum"``.  optax
+    raises the differences to the power ``q`` without ``abs``, which is a
+    distance for an even ``q`` only: any other ``norm_degree`` (for which
+    optax returns a signed sum, or NaN) raises ``ValueError``; use
+    :func:`losskit.triplet_margin` for the p-norm.  The arrays broadcast
+    against each other.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from losskit.compat import optax
+    >>> a, p = np.array([[0.0, 0.0], [1.0, 1.0]]), np.array([[0.1, 0.1], [1.1, 1.1]])
+    >>> optax.triplet_margin_loss(a, p, np.array([[1.0, 0.0], [0.0, 1.0]])).round(4)
+    array([0.1414, 0.1414])
+    """
+    xp, a, p, n = namespace(anchors, positives, negatives, names=("positives", "negatives"))
+    for name, v in (("anchors", a), ("positives", p), ("negatives", n)):
+        check_floating(xp, name, v)
+    q = norm_degree
+    if not (isinstance(q, numbers.Real) and float(q) > 0 and float(q) % 2 == 0):
+        msg = (
+            "`norm_degree` must be an even number (optax raises the differences to it "
+            f"without abs, a distance only for an even degree); got {norm_degree!r}"
+        )
+        raise ValueError(msg)
+    dtype, a, p, n = _promoted(xp, a, p, n)
+    try:
+        shape = np.broadcast_shapes(shape_of(a), shape_of(p), shape_of(n))
+    except ValueError:
+        msg = (
+            f"`anchors` {shape_of(a)}, `positives` {shape_of(p)} and `negatives` "
+            f"{shape_of(n)} must broadcast together"
+        )
+        raise ValueError(msg) from None
+    a, p, n = (xp.broadcast_to(v, shape) for v in (a, p, n))
+    axes = _axes(axis, len(shape), "anchors")
+    loss = triplet_margin(
+        *(_classes_last(xp, v, axes) for v in (a, p, n)),
+        p=float(q),
+        margin=margin,
+        eps=eps,
+        eps_at="sum",
+        reduction="none",
+    )
+    return half_back(xp, loss, dtype)
+
+
+@framework_semantics
+def ntxent(embeddings: Any, labels: Any, temperature: float = 0.07) -> Array:
+    r"""``optax.losses.ntxent``: NT-Xent, the mean over all positive pairs.
+
+    .. math::
+        \ell = \frac{1}{\sum_i |P(i)|} \sum_i \sum_{j \in P(i)}
+        -\log \frac{e^{a_{ij}}}{e^{a_{ij}} + \sum_{k \in N(i)} e^{a_{ik}}}, \quad
+        a = \cos / T
+
+    a scalar: the core's :func:`losskit.ntxent` with each anchor weighted by
+    its number of positives ``|P(i)|`` (derivatives there).  As optax, a
+    batch without a positive pair is NaN (``0/0``).  ``embeddings`` ``(N,
+    D)``, integer ``labels`` ``(N,)``.  The core divides by
+    ``max(|e|, eps)``, optax by ``sqrt(max(|e|^2, eps))`` (``eps`` the
+    dtype's machine epsilon): they agree for embeddings longer than
+    ``sqrt(eps)`` (1.5e-8 in float64, 3.5e-4 in float32).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from losskit.compat import optax
+    >>> e = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0], [0.0, 3.0]])
+    >>> round(float(optax.ntxent(e, np.array([0, 0, 1, 1]), temperature=1.0)), 6)
+    0.551445
+    """
+    xp, e, y = namespace(embeddings, labels, names=("labels",))
+    check_floating(xp, "embeddings", e)
+    if y.ndim == 0 or e.ndim == 0 or y.shape[0] != e.shape[0]:
+        msg = (
+            "`labels` and `embeddings` must have the same leading dimension; got "
+            f"{shape_of(y)} for labels and {shape_of(e)} for embeddings"
+        )
+        raise ValueError(msg)
+    same = y[:, None] == y[None, :]
+    positives = xp.sum(cast(xp, same, compute_dtype(xp, e.dtype)), axis=1) - 1
+    loss = ntxent_core(e, y, temperature=temperature, sample_weight=positives, reduction="mean")
+    # optax: the mean over no positive pair is 0/0
+    return half_back(xp, poisoned(xp, loss, xp.sum(positives) == 0), e.dtype)
+
+
+# --------------------------------------------------------------------------- ranking
+
+
+def _reducer(reduce_fn: Any) -> str | None:
+    """``jnp.mean``/``jnp.sum`` (or NumPy's, torch's, "mean"/"sum") as a name; None for none."""
+    if reduce_fn is None or reduce_fn in ("mean", "sum"):
+        return reduce_fn
+    name = getattr(reduce_fn, "__name__", "")
+    module = getattr(reduce_fn, "__module__", "") or ""
+    if name in ("mean", "sum") and module.split(".")[0] in ("jax", "numpy", "torch"):
+        return name
+    return "call"
+
+
+@framework_semantics
+def ranking_softmax_loss(
+    logits: Any,
+    labels: Any,
+    *,
+    where: Any = None,
+    weights: Any = None,
+    reduce_fn: Any = "mean",
+) -> Array:
+    r"""``optax.losses.ranking_softmax_loss``: listwise softmax cross-entropy of relevances.
+
+    .. math::
+        \ell = -\sum_i y_i \log \mathrm{softmax}(s)_i, \qquad
+        \frac{\partial \ell}{\partial s} = \Big(\sum_i y_i\Big) \mathrm{softmax}(s) - y
+
+    over the last axis, per list; labels take the logits' dtype and are
+    multiplied by ``weights``; ``where`` leaves items out (their score
+    ``-inf``, their label 0: the core's :func:`losskit.ranking_softmax`) and
+    a list without a kept item out of the reduction.  ``reduce_fn`` is
+    optax's: ``jnp.mean`` (the default, written ``"mean"`` here; 0 rather
+    than NaN when no list is kept), ``jnp.sum``, None (one loss per list, 0
+    for a list without a kept item) or any function called as
+    ``reduce_fn(loss, where=lists)``; NumPy's and torch's ``mean`` and
+    ``sum`` are taken as JAX's.  As optax, an item kept with score ``-inf``
+    and label 0 makes its list NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from losskit.compat import optax
+    >>> scores, labels = np.array([2.0, 1.0, 3.0]), np.array([1.0, 0.0, 0.0])
+    >>> round(float(optax.ranking_softmax_loss(scores, labels)), 3)
+    1.408
+    """
+    xp, s, y, w, wt = namespace(
+        logits, labels, where, weights, names=("labels", "where", "weights")
+    )
+    check_floating(xp, "logits", s)
+    s, y = _broadcast(xp, ("logits", "labels"), s, cast(xp, y, s.dtype))  # optax: astype(logits)
+    if s.ndim == 0:
+        msg = "`logits` must have a list axis (at least 1 dimension); got a 0-d array"
+        raise ValueError(msg)
+    how = _reducer(reduce_fn)
+    keep = _mask(xp, w, s, -1, (s.ndim - 1,))
+    if keep is not None:
+        y, s = _fill(xp, keep, y, 0.0), _fill(xp, keep, s, -math.inf)
+    if wt is not None:
+        y = y * cast(xp, wt, y.dtype)
+    loss = ranking_softmax(s, y, reduction="none")
+    loss = _optax_nan(xp, loss, y, s, keep, (s.ndim - 1,))
+    lists = None if keep is None else xp.any(keep, axis=-1)
+    if how == "call":
+        return reduce_fn(loss, where=lists)
+    if how is None:
+        return half_back(xp, loss if lists is None else xp.where(lists, loss, 0 * loss), s.dtype)
+    if lists is None:
+        total, count = xp.sum(loss), math.prod(shape_of(loss))
+        out = total if how == "sum" else total / count if count else total * math.nan
+        return half_back(xp, out, s.dtype)
+    total = xp.sum(xp.where(lists, loss, xp.zeros_like(loss)))
+    if how == "sum":
+        return half_back(xp, total, s.dtype)
+    count = xp.sum(cast(xp, lists, loss.dtype))
+    # optax (_safe_reduce): a mean over no list is 0, unless a loss is NaN
+    nan = xp.any(xp.isnan(loss))
+    empty = count == 0
+    mean = total / xp.where(empty, xp.ones_like(count), count)
+    hidden = xp.where(empty & nan, xp.full_like(mean, math.nan), xp.zeros_like(mean))
+    return half_back(xp, mean + hidden, s.dtype)
+
+
+# --------------------------------------------------------------------------- segmentation
+
+
+def _check_distributions(xp: Any, p: Array) -> None:
+    """optax: with apply_softmax=False the predictions must sum to 1 along the class axis."""
+    from .._backend import readable
+
+    found = readable(xp, p)
+    if found is None or math.prod(shape_of(p)) == 0:
+        return
+    rxp, v = found
+    sums = rxp.sum(v, axis=-1)
+    if not bool(rxp.all(rxp.abs(sums - 1.0) <= 1e-8 + 1e-5)):
+        msg = (
+            "When apply_softmax=False, predictions must be valid probability distributions "
+            "that sum to 1 along the class axis. Found sum range: "
+            f"[{float(rxp.min(sums)):.6f}, {float(rxp.max(sums)):.6f}]"
+        )
+        raise ValueError(msg)
+
+
+def _dice_core(
+    xp: Any,
+    p: Array,
+    t: Array,
+    cw: Array | None,
+    smooth: float,
+    alpha: float,
+    beta: float,
+    apply_softmax: bool,
+    reduction: str,
+    ignore_background: bool,
+    axis: Any,
+) -> Array:
+    if p.ndim == t.ndim - 1:  # optax: a missing class axis is added
+        p = p[..., None]
+    if t.ndim == p.ndim - 1:
+        t = t[..., None]
+    _same_shape(("predictions", "targets"), p, t)
+    if reduction not in ("mean", "sum", "none"):
+        msg = f"Unsupported reduction: {reduction}"
+        raise ValueError(msg)
+    check_floating(xp, "predictions", p)
+    dtype, p, t = _promoted(xp, p, t)
+    if not apply_softmax:
+        _check_distributions(xp, p)
+        probs = p
+    elif p.shape[-1] == 1:
+        probs = activations.sigmoid(p)
+    else:
+        probs = activations.softmax(p, axis=-1)
+    axes = tuple(range(1, p.ndim - 1)) if axis is None else axis
+    loss = tversky(
+        probs, t, alpha=alpha, beta=beta, axis=axes, smooth=smooth, eps=0.0, reduction="none"
+    )
+    if cw is not None:
+        if cw.ndim != 1:
+            msg = f"`class_weights` must have rank 1 (one weight per class); got {shape_of(cw)}"
+            raise ValueError(msg)
+        loss = loss * cast(xp, cw, loss.dtype)
+    if ignore_background and p.shape[-1] > 1:
+        loss = loss[..., 1:]  # optax: the first class (background) left out
+    if reduction == "mean":
+        loss = xp.mean(loss, axis=-1)
+    elif reduction == "sum":
+        loss = xp.sum(loss, axis=-1)
+    return half_back(xp, loss, dtype)
+
+
+@framework_semantics
+def dice_loss(
+    predictions: Any,
+    targets: Any,
+    *,
+    class_weights: Any = None,
+    smooth: float = 1.0,
+    alpha: float = 0.5,
+    beta: float = 0.5,
+    apply_softmax: bool = True,
+    reduction: str = "mean",
+    ignore_background: bool = False,
+    axis: Any = None,
+) -> Array:
+    r"""``optax.losses.dice_loss``: one Dice (Tversky) loss per class, reduced over the classes.
+
+    .. math::
+        \ell_c = 1 - \frac{I_c + s}{I_c + \alpha (P_c - I_c) + \beta (T_c - I_c) + s},
+        \quad I_c = \sum p_c t_c,\ P_c = \sum p_c,\ T_c = \sum t_c
+
+    with ``p`` the softmax of the logits over the last (class) axis (the
+    sigmoid for one class; the predictions as given with
+    ``apply_softmax=False``, which must then sum to 1 over the classes), the
+    sums over ``axis`` (default: every axis but the first and the last),
+    then ``class_weights``, ``ignore_background`` (class 0 left out) and
+    ``reduction`` over the classes (``"none"`` keeps them).  The core's
+    :func:`losskit.tversky` per class (its derivatives); ``smooth`` must be
+    > 0 (optax's 0 gives 0/0 for an empty class).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from losskit.compat import optax
+    >>> z = np.array([[1.0, -1.0], [0.5, 0.5]])[..., None]
+    >>> optax.dice_loss(z, np.array([[1.0, 0.0], [1.0, 0.0]])[..., None]).round(6)
+    array([0.134471, 0.235576])
+    """
+    xp, p, t, cw = namespace(
+        predictions, targets, class_weights, names=("targets", "class_weights")
+    )
+    return _dice_core(
+        xp, p, t, cw, smooth, alpha, beta, apply_softmax, reduction, ignore_background, axis
+    )
+
+
+@framework_semantics
+def binary_dice_loss(
+    predictions: Any, targets: Any, *, smooth: float = 1.0, apply_sigmoid: bool = True
+) -> Array:
+    r"""``optax.losses.binary_dice_loss``: :func:`dice_loss` of one class (sigmoid).
+
+    Predictions and targets ``(...)`` or ``(..., 1)``; one loss per example
+    (the first axis), the sums over the others.  As optax, with
+    ``apply_sigmoid=False`` the predictions must sum to 1 over their last
+    axis of size 1, that is be 1 (optax's check).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from losskit.compat import optax
+    >>> z, t = np.array([[2.0, -1.0, 0.0]]), np.array([[1.0, 0.0, 1.0]])
+    >>> optax.binary_dice_loss(z, t).round(6)
+    array([0.157201])
+    """
+    xp, p, t = namespace(predictions, targets, names=("targets",))
+    if p.ndim == t.ndim and p.ndim > 0 and p.shape[-1] != 1:  # optax: a class axis of 1
+        p, t = p[..., None], t[..., None]
+    return _dice_core(xp, p, t, None, smooth, 0.5, 0.5, apply_sigmoid, "mean", False, None)
+
+
+@framework_semantics
+def multiclass_generalized_dice_loss(
+    predictions: Any,
+    targets: Any,
+    *,
+    smooth: float = 1.0,
+    apply_softmax: bool = True,
+    ignore_background: bool = False,
+) -> Array:
+    r"""``optax.losses.multiclass_generalized_dice_loss``: class-weighted mean of per-class Dice.
+
+    .. math::
+        \ell = \operatorname{mean}_{n, c}\ w_c\, \ell_{n, c}, \qquad
+        w_c = C \frac{1 / (F_c^2 + 10^{-7})}{\sum_k 1 / (F_k^2 + 10^{-7})}
+
+    a scalar, with ``ℓ_{n, c}`` :func:`dice_loss`'s per-class losses and
+    ``F_c`` the target's total for class ``c`` over the whole batch (optax's
+    weighting, not Sudre et al.'s pooled ratio of :func:`losskit.generalized_dice`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from losskit.compat import optax
+    >>> t = np.eye(2)[np.array([[0, 0, 1], [1, 1, 1]])]
+    >>> z = np.log(np.full((2, 3, 2), 0.5))
+    >>> round(float(optax.multiclass_generalized_dice_loss(z, t)), 6)
+    0.33693
+    """
+    xp, p, t = namespace(predictions, targets, names=("targets",))
+    _same_shape(("predictions", "targets"), p, t)
+    # optax: weights 1 / (F_c^2 + 1e-7) from the whole batch's class totals, scaled to sum to C
+    tt = t if _is_float(xp, t) else cast(xp, t, p.dtype)
+    freq = xp.sum(tt, axis=tuple(range(t.ndim - 1))) if t.ndim > 1 else tt
+    w = 1.0 / (freq**2 + 1e-7)
+    w = w / xp.sum(w) * w.shape[0]
+    per = _dice_core(xp, p, t, w, smooth, 0.5, 0.5, apply_softmax, "none", ignore_background, None)
+    return xp.mean(per)
 
 
 # ctc_loss and ctc_loss_with_forward_probs live with the CTC work (imported last).
