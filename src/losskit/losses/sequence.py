@@ -464,6 +464,11 @@ def _jax_function(blank: int, zero_infinity: bool) -> Any:
     return nll, both
 
 
+def _grad_enabled() -> bool:
+    """torch autograd is recording (not inside ``torch.no_grad()``); torch is loaded."""
+    return bool(sys.modules["torch"].is_grad_enabled())
+
+
 def _is_jax(x: Any) -> bool:
     mod = sys.modules.get("jax")
     return mod is not None and isinstance(x, mod.Array)
@@ -611,7 +616,7 @@ def per_example_nll(
         scale = None if coef is None else np.broadcast_to(np.asarray(coef, np.float64), (n,))
         nll64, d = _numpy_nll_and_grad(z, labels, t_len, s_len, blank, scale, grad_out)
         return nll64.astype(z.dtype), d
-    if is_torch_tensor(z) and not with_grad and z.requires_grad:
+    if is_torch_tensor(z) and not with_grad and z.requires_grad and _grad_enabled():
         from ._sequence_torch import CTCFunction  # imports torch, which is loaded
 
         return CTCFunction.apply(z, labels, t_len, s_len, blank, zero_infinity), None

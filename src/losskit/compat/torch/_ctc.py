@@ -92,7 +92,7 @@ def _eager_torch_grad(z: Any) -> bool:
         return False
     import torch
 
-    return not torch.compiler.is_compiling()
+    return torch.is_grad_enabled() and not torch.compiler.is_compiling()
 
 
 def _logsumexp(xp: Any, z: Array) -> Array:
