@@ -513,3 +513,16 @@ def test_torch_hidden_alone_may_require_grad():
     ref = reference(case["h"], case["W"], case["y"], ignore_index=-100)
     np.testing.assert_allclose(th.grad.numpy(), ref[3], rtol=1e-12)
     assert tw.grad is None
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_weight_gradient_in_vocabulary_blocks(backend, monkeypatch):
+    # the smallest blocks (1024 classes): V = 2500 takes three, the last one short
+    monkeypatch.setattr(large_vocab, "_PACK_BYTES", 1)
+    case = make_case(16, n=50, d=5, v=2500)
+    y, opts = options_of(case, {"bias": True, "ignore_index": -100})
+    ref = reference(case["h"], case["W"], y, **opts)
+    runner = run_numpy if backend == "numpy" else run_torch
+    value, grads = runner(case["h"], case["W"], y, {**opts, "chunk_size": 16})
+    np.testing.assert_allclose(value, ref[0], rtol=1e-12)
+    assert_grads(grads, ref[3:])

@@ -396,16 +396,34 @@ def _cblas_gemm(dtype: Any) -> Any:
     return fn
 
 
+#: The weight gradient's update G^T h runs over blocks of about this many bytes of G:
+#: both BLAS libraries copy (pack) the transposed operand whole, which at full width
+#: was another chunk of logits in memory (46 MiB at 373 x 32000 float32, measured).
+_PACK_BYTES = 8 << 20
+
+
+def _vocab_blocks(v: int, rows: int, itemsize: int) -> range:
+    step = max(1024, _PACK_BYTES // max(1, rows * itemsize))
+    return range(0, v, step)
+
+
 def _acc_gt_h(dw: np.ndarray, g: np.ndarray, h: np.ndarray) -> None:
     """dw (V, D) += g.T (V, n) @ h (n, D), without a temporary of dw's size where possible."""
     gemm = _cblas_gemm(dw.dtype) if g.dtype == dw.dtype == h.dtype else None
-    if gemm is None:
-        dw += (g.T @ h).astype(dw.dtype, copy=False)
-        return
     n, v = g.shape
     d = h.shape[1]
-    # Row-major: C (V, D) = 1 * A^T (A: n x V) @ B (n x D) + 1 * C
-    gemm(101, 112, 111, v, d, n, 1.0, g.ctypes.data, v, h.ctypes.data, d, 1.0, dw.ctypes.data, d)
+    blocks = _vocab_blocks(v, n, g.itemsize)
+    if gemm is None:
+        for v0 in blocks:
+            v1 = min(v, v0 + blocks.step)
+            dw[v0:v1] += (g[:, v0:v1].T @ h).astype(dw.dtype, copy=False)
+        return
+    # Row-major: C (V, D) = 1 * A^T (A: n x V) @ B (n x D) + 1 * C, a block of V at a time
+    item = g.itemsize
+    for v0 in blocks:
+        m = min(v, v0 + blocks.step) - v0
+        a_ptr, c_ptr = g.ctypes.data + item * v0, dw.ctypes.data + item * v0 * d
+        gemm(101, 112, 111, m, d, n, 1.0, a_ptr, v, h.ctypes.data, d, 1.0, c_ptr, d)
 
 
 class _NumpyProducts:
@@ -448,7 +466,11 @@ class _TorchProducts:
 
     def d_weight(self, g: np.ndarray, i0: int, i1: int, dw: np.ndarray) -> None:
         t = self.torch
-        t.from_numpy(dw).addmm_(t.from_numpy(g).T, self.h2[i0:i1])
+        hc, gt, dwt = self.h2[i0:i1], t.from_numpy(g), t.from_numpy(dw)
+        blocks = _vocab_blocks(g.shape[1], g.shape[0], g.itemsize)
+        for v0 in blocks:  # in blocks, as _acc_gt_h (MKL packs the operand too)
+            v1 = min(g.shape[1], v0 + blocks.step)
+            dwt[v0:v1].addmm_(gt[:, v0:v1].T, hc)
 
 
 def _use_kernel(dtype: Any) -> bool:
