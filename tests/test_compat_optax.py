@@ -763,3 +763,12 @@ def test_triplet_odd_norm_degree_raises():
         lko.triplet_margin_loss(X, T01, Q, norm_degree=1)
     with pytest.raises(ValueError, match="`norm_degree` must be an even number"):
         lko.triplet_margin_loss(X, T01, Q, norm_degree=2.5)
+
+
+def test_log_cosh_is_exact_for_small_errors():
+    """A deliberate difference: log cosh e = e^2/2 - e^4/12 + ... for small e, which
+    optax's logaddexp(e, -e) - log 2 rounds away (1.1e-16 for e = 1e-8)."""
+    e = np.array([1e-8, 1e-5])
+    got = lko.log_cosh(e)
+    np.testing.assert_allclose(got, e**2 / 2 - e**4 / 12, rtol=1e-14)
+    assert abs(float(OL.log_cosh(jnp.asarray(e))[0]) - 5e-17) > 2.5e-17

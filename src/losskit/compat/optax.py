@@ -1,19 +1,25 @@
 """``optax.losses`` (0.2.8): every function under its optax name, signature and numbers.
 
-``from losskit.compat import optax`` gives ``sigmoid_binary_cross_entropy``,
-``sigmoid_focal_loss``, ``softmax_cross_entropy``,
-``softmax_cross_entropy_with_integer_labels``, ``safe_softmax_cross_entropy``,
-``poly_loss_cross_entropy``, ``smooth_labels``, ``hinge_loss``,
-``perceptron_loss``, ``multiclass_hinge_loss``, ``multiclass_perceptron_loss``,
-``sparsemax_loss``, ``multiclass_sparsemax_loss``, ``make_fenchel_young_loss``,
-``kl_divergence``, ``kl_divergence_with_log_targets``,
-``generalized_kl_divergence``, ``convex_kl_divergence`` (deprecated in optax,
-with optax's ``DeprecationWarning``), ``squared_error``, ``l2_loss``,
-``huber_loss`` and ``log_cosh`` (``ctc_loss`` and
-``ctc_loss_with_forward_probs`` come from the CTC work), with optax's argument
-names, orders and defaults.  As in optax nothing is reduced: each returns one
-value per element or per example, of optax's shape, and ``axis`` (an int, a
-tuple of ints or None) and the ``where`` mask are taken where optax takes them.
+``from losskit.compat import optax`` gives every function of ``optax.losses``:
+``sigmoid_binary_cross_entropy``, ``sigmoid_focal_loss``,
+``softmax_cross_entropy``, ``softmax_cross_entropy_with_integer_labels``,
+``safe_softmax_cross_entropy``, ``poly_loss_cross_entropy``,
+``smooth_labels``, ``hinge_loss``, ``perceptron_loss``,
+``multiclass_hinge_loss``, ``multiclass_perceptron_loss``, ``sparsemax_loss``,
+``multiclass_sparsemax_loss``, ``make_fenchel_young_loss``, ``kl_divergence``,
+``kl_divergence_with_log_targets``, ``generalized_kl_divergence``,
+``convex_kl_divergence`` (deprecated in optax, with optax's
+``DeprecationWarning``), ``squared_error``, ``l2_loss``, ``huber_loss``,
+``log_cosh``, ``cosine_similarity``, ``cosine_distance``,
+``triplet_margin_loss``, ``ntxent``, ``ranking_softmax_loss``, ``dice_loss``,
+``binary_dice_loss``, ``multiclass_generalized_dice_loss`` (and ``ctc_loss``,
+``ctc_loss_with_forward_probs`` from the CTC work), with optax's argument
+names, orders and defaults.  As in optax the element- and example-wise losses
+are not reduced (one value per element or per example, of optax's shape;
+``ntxent``, ``multiclass_generalized_dice_loss`` and, by default,
+``ranking_softmax_loss`` and ``dice_loss`` reduce as optax does), and ``axis``
+(an int, a tuple of ints or None) and the ``where`` mask are taken where
+optax takes them.
 
 Inputs may be JAX arrays, NumPy arrays, Python lists or PyTorch tensors; the
 result is of the first argument's kind, and ``jax.grad``, ``jax.jit`` and
@@ -28,7 +34,10 @@ of any value, hinge targets that are not read as -1/1 (optax computes
 logit is ``-inf`` and its label 0, as ``kl_divergence`` where a target is 0
 and its log-prediction ``-inf`` and ``kl_divergence_with_log_targets`` where a
 log-target is ``-inf``: optax's ``safe_softmax_cross_entropy`` exists for the
-first), the derivative of ``safe_softmax_cross_entropy`` in its labels
+first; a zero vector's cosine with optax's default ``epsilon=0``, ``ntxent``
+of a batch without a positive pair and ``ranking_softmax_loss`` of a kept
+item with score ``-inf`` and label 0 are NaN too), the derivative of
+``safe_softmax_cross_entropy`` in its labels
 (``-log_softmax(logits)``, ``+inf`` at a ``-inf`` logit), a ``where`` mask
 (masked entries count nowhere, a fully masked example is 0, and
 ``softmax_cross_entropy_with_integer_labels`` takes its label's logit even
@@ -46,10 +55,21 @@ a ``where``-masked entry, a target of exactly 0 in ``kl_divergence``), it is
 the exact one here (0 for a masked entry, ``-log q`` for a zero target, the
 core's convention); the multiclass losses return the scores' dtype (optax's
 ``one_hot`` promotes float32 scores to float64 when ``jax_enable_x64`` is on);
-``delta`` (``huber_loss``), ``epsilon`` (``poly_loss_cross_entropy``) and
-``gamma`` (``sigmoid_focal_loss``, >= 0) are numbers with the core's ranges
-(``huber_loss`` needs ``delta > 0``), and ``multiclass_sparsemax_loss`` takes
-``(N, C)`` scores, the only shape optax's ``vmap`` gives a meaning to.
+``log_cosh`` is exact for small errors (optax's ``logaddexp(e, -e) - log 2``
+keeps only its rounding below about 1e-8); ``delta`` (``huber_loss``),
+``epsilon`` (``poly_loss_cross_entropy``), ``gamma`` (``sigmoid_focal_loss``,
+>= 0), ``smooth`` (the Dice losses, > 0: optax's 0 makes an empty class
+0/0), ``margin`` and ``eps`` are numbers with the core's ranges (``huber_loss``
+needs ``delta > 0``); ``multiclass_sparsemax_loss`` takes ``(N, C)`` scores,
+the only shape optax's ``vmap`` gives a meaning to; ``triplet_margin_loss``
+takes an even ``norm_degree`` only (optax raises the differences to it
+without ``abs``: a signed sum for an odd degree); ``ntxent`` normalises by
+``max(|e|, eps)``, optax by ``sqrt(max(|e|^2, eps))`` (``eps`` the dtype's
+machine epsilon), the same for embeddings longer than ``sqrt(eps)`` (1.5e-8
+in float64, 3.5e-4 in float32); ``make_fenchel_young_loss`` on NumPy and
+torch arrays calls ``max_fun`` once on the whole array (a losskit-aware max
+such as :func:`losskit.logsumexp`; JAX's logsumexps are taken as it), where
+optax ``vectorize``s it.
 
 Examples
 --------
