@@ -253,18 +253,24 @@ def _forward_backward(
     neg = xp.full((n, width), -math.inf, dtype=x.dtype, device=device)
     zero = xp.zeros((n, width), dtype=x.dtype, device=device)
 
-    def forward(alpha: Array, inputs: tuple[Array, ...]) -> tuple[Array, Array]:
-        # alpha_t(s) = emit_t(s) + log(alpha_{t-1}(s) + alpha_{t-1}(s-1) + [skip] alpha_{t-1}(s-2))
-        e, on = inputs
+    def forward(carry: tuple[Array, Array], inputs: tuple[Array, ...]) -> Any:
+        # alpha_t(s) = emit_t(s) + log(alpha_{t-1}(s) + alpha_{t-1}(s-1) + [skip] alpha_{t-1}(s-2)),
+        # kept relative to its maximum over s (added to `scale`): values near 0, so
+        # float32 loses nothing to the magnitude of long sequences' log-probabilities.
+        (alpha, scale), (e, on) = carry, inputs
         moved = _log_add(xp, alpha, _shift(xp, alpha, 1), xp.where(skip, _shift(xp, alpha, 2), neg))
-        alpha = xp.where(on[:, None], moved + e, alpha)
-        return alpha, alpha
+        moved = moved + e
+        top = _finite_max(xp, moved)
+        alpha = xp.where(on[:, None], moved - top[:, None], alpha)
+        return (alpha, xp.where(on, scale + top, scale)), alpha
 
     # The virtual frame -1 is in state 0 with probability 1: the recursion then
     # starts every path in the first blank or the first label.
     start = xp.where(xp.arange(width, device=device)[None, :] == 0, zero, neg)
-    final, alphas = scan(xp, forward, start, (emit, active), False)
-    nll = 0.0 - _logsumexp_last(xp, xp.where(end, final, neg))[:, 0]  # 0.0 - 0 is +0
+    scale0 = xp.zeros((n,), dtype=x.dtype, device=device)
+    (final, scale), alphas = scan(xp, forward, (start, scale0), (emit, active), False)
+    total = scale + _logsumexp_last(xp, xp.where(end, final, neg))[:, 0]
+    nll = 0.0 - total  # 0.0 - 0 is +0
     if not want_grad:
         return nll, None
     if steps == 0:
@@ -275,25 +281,36 @@ def _forward_backward(
 
     def backward(beta: Array, inputs: tuple[Array, ...]) -> tuple[Array, Array]:
         # beta'_t(s): log-probability of the frames after t given state s at t;
-        # beta_t(s) = emit_t(s) + beta'_t(s), and the occupation is alpha_t + beta'_t.
+        # beta_t(s) = emit_t(s) + beta'_t(s) (relative to its maximum, as alpha).
         e, on, is_last = inputs
         after = _log_add(
             xp, beta, _shift(xp, beta, -1), xp.where(skip_next, _shift(xp, beta, -2), neg)
         )
         after = xp.where(is_last[:, None], ends, after)
-        return xp.where(on[:, None], after + e, beta), after
+        moved = after + e
+        return xp.where(on[:, None], moved - _finite_max(xp, moved)[:, None], beta), after
 
     _, afters = scan(xp, backward, ends, (emit, active, last_frame), True)
-    feasible = xp.isfinite(nll)
-    safe_nll = xp.where(feasible, nll, xp.zeros_like(nll))
-    log_occupation = alphas + afters + safe_nll[None, :, None]
-    occupation = xp.where(active[:, :, None], xp.exp(log_occupation), xp.zeros_like(alphas))
+    # alpha_t(s) + beta'_t(s) is the log-probability of the paths through state s at
+    # frame t, up to a factor common to the frame; the paths through frame t's states
+    # are all paths, so dividing by their sum over s gives the posterior occupation.
+    paths = alphas + afters
+    per_frame = _logsumexp_last(xp, paths)
+    per_frame = xp.where(xp.isfinite(per_frame), per_frame, xp.zeros_like(per_frame))
+    occupation = xp.exp(paths - per_frame)
+    occupation = xp.where(active[:, :, None], occupation, xp.zeros_like(alphas))
     one_hot = cast(xp, z[..., None] == xp.arange(num_classes, device=device), x.dtype)
     # posterior occupation of each class: gamma (N, T, C) = occupation (N, T, 2S+1) @ one_hot
     gamma = xp.matmul(xp.permute_dims(occupation, (1, 0, 2)), one_hot)
     on = cast(xp, xp.permute_dims(active, (1, 0))[:, :, None], x.dtype)
     # d nll / d x = softmax(x) - gamma on the example's frames, 0 after them
     return nll, xp.exp(logp) * on - gamma
+
+
+def _finite_max(xp: Any, x: Array) -> Array:
+    """The maximum over the last axis, 0 where it is not finite (an all -inf row)."""
+    m = xp.max(x, axis=-1)
+    return xp.where(xp.isfinite(m), m, xp.zeros_like(m))
 
 
 def _logsumexp_last(xp: Any, x: Array) -> Array:
