@@ -328,16 +328,25 @@ def test_optax_float32_feasible(optax):
     assert_close(got, np.asarray(expected), "float32")
 
 
-def test_optax_nan_rule_under_jit_and_errors():
+def test_optax_nan_rule_under_jit_and_errors(optax):
+    """Under jax.jit: optax's numbers (its recursion only when an example is infeasible,
+    through lax.cond), a blank inside a label NaN; eagerly a ValueError."""
     import jax
     import jax.numpy as jnp
 
     from losskit.compat import optax as lo
 
     logits, lpad, labels, ypad = _optax_case()
+    f = jax.jit(lo.ctc_loss)
+    expected = np.asarray(optax.ctc_loss(jnp.asarray(logits), lpad, labels, ypad))
+    assert_close(np.asarray(f(jnp.asarray(logits), lpad, jnp.asarray(labels), ypad)), expected)
+    feasible = (logits[:3], lpad[:3], labels[:3], ypad[:3])
+    assert_close(
+        np.asarray(f(*(jnp.asarray(a) for a in feasible))),
+        np.asarray(optax.ctc_loss(*(jnp.asarray(a) for a in feasible))),
+    )
     labels = labels.copy()
     labels[1, 0] = 0  # the blank inside example 1's label
-    f = jax.jit(lo.ctc_loss)
     value = np.asarray(f(jnp.asarray(logits), lpad, jnp.asarray(labels), ypad))
     assert np.isnan(value[1]) and np.isfinite(value[[0, 2, 3]]).all()
     message = (

@@ -223,12 +223,24 @@ def ctc_loss(
     bad.add(bad_rows)
     nll, _ = per_example_nll(xp, kept, checked, t_len, s_len, blank, zero_infinity=True)
     infinite = nll == math.inf
-    found = readable(xp, infinite)
-    if found is None or bool(found[0].any(found[1])):
+
+    def with_optax_values() -> Array:
         # optax: an infeasible label costs log_epsilon per forbidden step, not inf
         lp = _log_softmax(xp, z)
         approx = _recursion(xp, lp, lpad, checked, ypad, blank, log_epsilon)[0]
-        nll = xp.where(infinite, approx, nll)
+        return xp.where(infinite, approx, nll)
+
+    found = readable(xp, infinite)
+    if found is not None:
+        if bool(found[0].any(found[1])):
+            nll = with_optax_values()
+    elif _is_jax(nll):
+        # traced: optax's recursion runs only when an example is infeasible
+        import jax
+
+        nll = jax.lax.cond(xp.any(infinite), with_optax_values, lambda: nll)
+    else:
+        nll = with_optax_values()
     return half_back(xp, bad.poison(nll), x.dtype)
 
 
