@@ -430,7 +430,20 @@ def test_every_optax_loss_is_here():
 
 @pytest.mark.parametrize("half", ["float16", "bfloat16"])
 @pytest.mark.parametrize(
-    "name", ["sigmoid_bce", "softmax_ce", "safe_softmax_ce", "int_labels", "huber", "kl"]
+    "name",
+    [
+        "sigmoid_bce",
+        "softmax_ce",
+        "safe_softmax_ce",
+        "int_labels",
+        "huber",
+        "kl",
+        "cosine_distance",
+        "triplet_margin",
+        "ntxent",
+        "ranking_softmax",
+        "dice",
+    ],
 )
 def test_half_precision_in_half_out(name, half):
     """optax computes half precision in half precision; the adapter in float32, rounded once."""
