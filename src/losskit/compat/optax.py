@@ -94,7 +94,7 @@ import array_api_compat
 import numpy as np
 
 from .. import activations
-from .._backend import Array, cast, compute_dtype, namespace, quiet_numpy, shape_of
+from .._backend import Array, cast, compute_dtype, namespace, quiet_numpy, readable, shape_of
 from .._validation import check_floating, check_labels_dtype
 from ..losses.binary import sigmoid_cross_entropy
 from ..losses.contrastive import ntxent as ntxent_core
@@ -1386,8 +1386,6 @@ def ranking_softmax_loss(
 
 def _check_distributions(xp: Any, p: Array) -> None:
     """optax: with apply_softmax=False the predictions must sum to 1 along the class axis."""
-    from .._backend import readable
-
     found = readable(xp, p)
     if found is None or math.prod(shape_of(p)) == 0:
         return
