@@ -69,11 +69,12 @@ def _chunk_size(options: Any, reduction: str) -> int | None:
             f"batch_chunk_size={size!r} and chunking_method={method!r}"
         )
         raise ValueError(msg)
-    if options.allow_retain_graph and reduction != "none":
+    if options.allow_retain_graph:
+        # The core's autograd function allows one backward per call, for every
+        # reduction ("none" too, although it recomputes in backward).
         msg = (
-            "`options.allow_retain_graph=True` is not supported: the chunked mean and sum "
-            "compute their gradients in forward and allow one backward (reduction='none' "
-            "recomputes in backward and allows any number)"
+            "`options.allow_retain_graph=True` is not supported: the chunked loss allows one "
+            f"backward per call (reduction={reduction!r}); compute the loss again instead"
         )
         raise ValueError(msg)
     return None if size is None else int(size)
@@ -129,7 +130,7 @@ def linear_cross_entropy(
         chunk (48 MiB of logits, at least 256 rows) replaces PyTorch's
         heuristics; ``acc_policy``/``acc_dtype`` change nothing (half precision
         always accumulates in float32); ``allow_retain_graph=True`` is refused
-        for ``mean``/``sum`` (one backward).
+        (one backward per call).
 
     Returns
     -------
