@@ -61,10 +61,10 @@ __all__ = ["LinearCrossEntropyOutput", "linear_cross_entropy"]
 #: The default chunk: as many rows as ``DEFAULT_CHUNK_BYTES`` of logits hold, within
 #: [``DEFAULT_MIN_ROWS``, ``DEFAULT_MAX_ROWS``]. Measured on the 2-core machine: the
 #: BLAS runs chunks of 256-512 rows within 5-15% of the full-size products (fewer
-#: rows slow them down), and 48 MiB keeps the memory above the inputs and the
-#: gradients under 64 MB at V = 32000 (373 rows); at V = 128256 the 256-row floor
+#: rows slow them down), and 40 MiB keeps the memory above the inputs and the
+#: gradients under 64 MB at V = 32000 (316 rows); at V = 128256 the 256-row floor
 #: gives 131 MB of logits.
-DEFAULT_CHUNK_BYTES = 48 << 20
+DEFAULT_CHUNK_BYTES = 40 << 20
 DEFAULT_MIN_ROWS = 256
 DEFAULT_MAX_ROWS = 4096
 #: The smallest chunk a memory budget may make (below it the products slow down).
@@ -144,7 +144,7 @@ def chunk_rows(
     last chunk is not a sliver.
 
     >>> chunk_rows(4096, 32000, 4, None, None), chunk_rows(2048, 128256, 4, None, None)
-    (373, 256)
+    (316, 256)
     >>> chunk_rows(4096, 128256, 4, None, 2**26)
     128
     """
@@ -396,10 +396,10 @@ def _cblas_gemm(dtype: Any) -> Any:
     return fn
 
 
-#: The weight gradient's update G^T h runs over blocks of about this many bytes of G:
+#: The products with the weight run over vocabulary blocks of about this many bytes:
 #: both BLAS libraries copy (pack) the transposed operand whole, which at full width
 #: was another chunk of logits in memory (46 MiB at 373 x 32000 float32, measured).
-_PACK_BYTES = 8 << 20
+_PACK_BYTES = 4 << 20
 
 
 def _vocab_blocks(v: int, rows: int, itemsize: int) -> range:
@@ -458,7 +458,7 @@ class _TorchProducts:
 
     def logits(self, i0: int, i1: int, out: np.ndarray) -> None:
         # In vocabulary blocks: MKL packed a quarter of the weight for the full-width
-        # product (31 MiB at 32000 x 1024, measured), a block's product 8 MiB.
+        # product (31 MiB at 32000 x 1024, measured), a block's product a few MiB.
         t = self.torch
         hc, wt, zt = self.h2[i0:i1], self.weight, t.from_numpy(out)
         blocks = _vocab_blocks(out.shape[1], out.shape[0], out.itemsize)
@@ -987,7 +987,7 @@ def linear_cross_entropy(
     Liger-Kernel), so the two denominators differ only with class weights.
     Tokens labelled ``ignore_index`` count nowhere; nothing counted gives 0.
 
-    The tokens are processed ``chunk_size`` rows at a time (default: what 48 MiB
+    The tokens are processed ``chunk_size`` rows at a time (default: what 40 MiB
     of logits hold, at least 256 rows; or what ``memory_budget`` bytes allow), so at most one
     chunk of logits exists at once. ``losskit.value_and_grad(linear_cross_entropy)``
     returns ``(value, (d_hidden, d_weight, d_bias))`` (``d_bias`` None without
