@@ -400,3 +400,55 @@ def test_nn_module_errors():
         lnn.LinearCrossEntropyLoss(3, 4, label_smoothing=-0.1)
     with pytest.raises(RuntimeError, match="label_smoothing"):  # torch's own rule
         torch.nn.LinearCrossEntropyLoss(3, 4, label_smoothing=-0.1)
+
+
+# --------------------------------------------------------------------------- compiled, traced
+
+
+# dynamo reads .grad of a non-leaf when it breaks the graph at the core's op (torch's warning).
+@pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf")
+def test_torch_compile_matches_eager():
+    """torch.compile: the core breaks the graph at its op; the numbers are eager's."""
+    x, w_lin, b, cw, y = _data(seed=17)
+
+    def loss(x, w_lin, b, cw):
+        return LF.linear_cross_entropy(
+            x, w_lin, y, linear_bias=b, weight=cw, label_smoothing=0.1, options=SMALL
+        )
+
+    comp_in, eager_in = _leaves(x, w_lin, b, cw), _leaves(x, w_lin, b, cw)
+    got = torch.compile(loss, backend="aot_eager")(*comp_in)
+    ref = _weighted_ce_ref(*eager_in, y, "mean", 0.1)
+    torch.testing.assert_close(got, ref, rtol=1e-12, atol=0)
+    for a, r in zip(
+        torch.autograd.grad(got, comp_in), torch.autograd.grad(ref, eager_in), strict=True
+    ):
+        torch.testing.assert_close(a, r, rtol=1e-11, atol=1e-13)
+
+
+def test_jax_jit_value_and_nan_rule():
+    """Under jax.jit an id out of range cannot be read: the loss is NaN (the NaN rule)."""
+    jax = pytest.importorskip("jax")
+    x, w_lin, b, cw, y = _data(seed=18)
+    args = [jax.numpy.asarray(t.numpy()) for t in (x, w_lin, b, cw)]
+
+    @jax.jit
+    def loss(x, w_lin, b, cw, y):
+        return LF.linear_cross_entropy(x, w_lin, y, linear_bias=b, weight=cw, reduction="sum")
+
+    ref = F.linear_cross_entropy(x, w_lin, y, linear_bias=b, weight=cw, reduction="sum")
+    assert float(loss(*args, y.numpy())) == pytest.approx(ref.item(), rel=1e-12)
+    bad = y.numpy().copy()
+    bad[0] = C + 2
+    assert math.isnan(float(loss(*args, bad)))
+
+
+def test_float16():
+    x, w_lin, b, cw, y = _data(seed=19)
+    x, w_lin, b, cw = (t.half() for t in (x, w_lin, b, cw))
+    got = LF.linear_cross_entropy(x, w_lin, y, linear_bias=b, weight=cw, options=SMALL)
+    exact = F.linear_cross_entropy(
+        x.double(), w_lin.double(), y, linear_bias=b.double(), weight=cw.double()
+    )
+    assert got.dtype == torch.float16
+    torch.testing.assert_close(got.double(), exact, rtol=1e-3, atol=0)
