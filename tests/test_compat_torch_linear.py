@@ -452,3 +452,33 @@ def test_float16():
     )
     assert got.dtype == torch.float16
     torch.testing.assert_close(got.double(), exact, rtol=1e-3, atol=0)
+
+
+# --------------------------------------------------------------------------- signatures
+
+
+def _params(fn):
+    import inspect
+
+    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+
+
+def test_signatures_are_torchs():
+    assert _params(LF.linear_cross_entropy) == _params(F.linear_cross_entropy)
+    ours, theirs = lnn.LinearCrossEntropyLoss, torch.nn.LinearCrossEntropyLoss
+    assert _params(ours.__init__) == _params(theirs.__init__)
+    assert _params(ours.forward) == _params(theirs.forward)
+
+
+def test_nn_module_accumulates_gradients_across_micro_batches():
+    x, _, _, _, y = _data(seed=20)
+    torch.manual_seed(1)
+    ours = lnn.LinearCrossEntropyLoss(D, C, bias=True, dtype=torch.float64, reduction="sum")
+    torch.manual_seed(1)
+    ref = torch.nn.LinearCrossEntropyLoss(D, C, bias=True, dtype=torch.float64, reduction="sum")
+    for lo, hi in ((0, 5), (5, N)):  # two micro-batches add into .grad
+        ours(x[lo:hi], y[lo:hi]).backward()
+        ref(x[lo:hi], y[lo:hi]).backward()
+    for po, pr in zip(ours.parameters(), ref.parameters(), strict=True):
+        assert po.grad is not None and po.grad.abs().sum() > 0
+        torch.testing.assert_close(po.grad, pr.grad, rtol=1e-11, atol=1e-14)
