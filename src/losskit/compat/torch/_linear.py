@@ -38,7 +38,7 @@ def _chunk_size(options: Any, reduction: str) -> int | None:
 
     ``batch_chunk_size`` is the chunk's row count.  ``chunking_method``'s
     heuristics (``"auto"``, ``"aspect_ratio[:N]"``) are replaced by the core's
-    default chunk (what 48 MiB of logits hold, at least 256 rows: the BLAS runs
+    default chunk (sized by :func:`losskit.linear_cross_entropy` for the BLAS, which runs
     small chunks slowly); the accumulation fields are the core's own rule
     (half-precision input accumulates in float32), so ``acc_policy`` and
     ``acc_dtype`` are accepted and change nothing.
@@ -127,7 +127,7 @@ def linear_cross_entropy(
     label_smoothing : float in [0, 1]
     options : torch.nn.LinearCrossEntropyOptions, optional
         Its ``batch_chunk_size`` sets the chunk's rows; otherwise the core's
-        chunk (48 MiB of logits, at least 256 rows) replaces PyTorch's
+        chunk (sized for the BLAS and the cache) replaces PyTorch's
         heuristics; ``acc_policy``/``acc_dtype`` change nothing (half precision
         always accumulates in float32); ``allow_retain_graph=True`` is refused
         (one backward per call).
