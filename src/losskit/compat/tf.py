@@ -11,7 +11,8 @@
   ``categorical_generalized_cross_entropy``, ``mean_squared_error``,
   ``mean_absolute_error``, ``mean_absolute_percentage_error``,
   ``mean_squared_logarithmic_error``, ``huber``, ``log_cosh``, ``poisson``,
-  ``kl_divergence``, ``hinge``, ``squared_hinge``, ``categorical_hinge``
+  ``kl_divergence``, ``hinge``, ``squared_hinge``, ``categorical_hinge``,
+  ``cosine_similarity``, ``circle``, ``dice``, ``tversky``, ``ctc``
   (tf.keras's aliases ``MSE``, ``MAE``, ``MAPE``, ``MSLE``, ``KLD``, ``mse``,
   ``mae``, ``mape``, ``msle``, ``kld``, ``kullback_leibler_divergence``,
   ``logcosh``) and the classes ``CategoricalCrossentropy``,
@@ -20,7 +21,9 @@
   ``CategoricalGeneralizedCrossEntropy``, ``MeanSquaredError``,
   ``MeanAbsoluteError``, ``MeanAbsolutePercentageError``,
   ``MeanSquaredLogarithmicError``, ``Huber``, ``LogCosh``, ``Poisson``,
-  ``KLDivergence``, ``Hinge``, ``SquaredHinge``, ``CategoricalHinge``.
+  ``KLDivergence``, ``Hinge``, ``SquaredHinge``, ``CategoricalHinge``,
+  ``CosineSimilarity``, ``Circle``, ``Dice``, ``Tversky``, ``CTC`` (these five
+  from the ``_keras_*`` modules, one per family).
 
 The numbers are those TensorFlow 2.21 with Keras 3 (TensorFlow backend) gives,
 edge cases included; each step where Keras departs from the core's semantics is

@@ -5,8 +5,11 @@
 ``l1_loss``, ``huber_loss``, ``smooth_l1_loss``, ``poisson_nll_loss``,
 ``gaussian_nll_loss``, ``kl_div``, ``soft_margin_loss``,
 ``multilabel_soft_margin_loss``, ``hinge_embedding_loss``,
-``multi_margin_loss``, ``multilabel_margin_loss``, ``softmax``,
-``log_softmax`` and ``logsumexp`` with PyTorch 2.13's signatures (the
+``multi_margin_loss``, ``multilabel_margin_loss``, ``cosine_embedding_loss``,
+``margin_ranking_loss``, ``triplet_margin_loss``,
+``triplet_margin_with_distance_loss``, ``ctc_loss``, ``linear_cross_entropy``
+(always chunked), ``softmax``, ``log_softmax`` and ``logsumexp`` with
+PyTorch 2.13's signatures (the
 deprecated ``size_average`` and ``reduce`` included, in their places) and
 numbers, edge cases included: the class axis is 1 (0 for an unbatched
 ``(C,)`` input), ``mean`` over an all-ignored batch (or an empty one) is

@@ -2,8 +2,11 @@
 
 ``from losskit.compat.torch import nn`` (or ``import losskit.compat.torch.nn
 as nn``) gives ``nn.CrossEntropyLoss``, ``nn.NLLLoss``, ``nn.BCELoss``,
-``nn.BCEWithLogitsLoss``, ``nn.MSELoss``, ``nn.L1Loss`` (and the deprecated
-``nn.NLLLoss2d``) with PyTorch 2's constructor arguments in their places (the
+``nn.BCEWithLogitsLoss``, ``nn.MSELoss``, ``nn.L1Loss``, the other losses of
+:mod:`losskit.compat.torch` as their classes (``nn.HuberLoss``,
+``nn.CosineEmbeddingLoss``, ``nn.TripletMarginLoss``, ``nn.CTCLoss``,
+``nn.LinearCrossEntropyLoss``, ...; ``__all__`` lists them) and the deprecated
+``nn.NLLLoss2d``, with PyTorch 2's constructor arguments in their places (the
 legacy ``size_average`` and ``reduce`` included: given at construction, they
 set ``reduction`` with PyTorch's warning) and ``forward``'s argument names.
 ``nn.functional`` is :mod:`losskit.compat.torch`, as ``torch.nn.functional``
