@@ -409,3 +409,35 @@ def test_numpy_bfloat16_is_half_precision():
         assert out.dtype == bf16
         np.testing.assert_allclose(out.astype(np.float64), reference.numpy(), rtol=1e-2)
     assert lk.mean_squared_error(z, z).dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("loss", "option", "values"),
+    [
+        ("circle", "margin", (0.4, 0.3)),
+        ("huber", "delta", (1.0, 0.5)),
+        ("hinge_embedding", "margin", (1.0, 0.5)),
+        ("multi_margin", "margin", (1.0, 0.5)),
+    ],
+)
+def test_float_option_changing_between_compiled_calls(loss, option, values):
+    # dynamo makes a float option symbolic once it changes between calls; the option
+    # checks must stay traceable then (math.isfinite on it broke the graph)
+    torch = pytest.importorskip("torch")
+    import losskit as lk
+
+    fn = getattr(lk, loss)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 3, generator=gen, dtype=torch.float64)
+    truth = {
+        "circle": torch.tensor([0, 0, 1, 1, 2, 2]),
+        "huber": torch.randn(6, 3, generator=gen, dtype=torch.float64),
+        "hinge_embedding": torch.ones(6, 3, dtype=torch.float64),
+        "multi_margin": torch.tensor([0, 1, 2, 0, 1, 2]),
+    }[loss]
+    compiled = torch.compile(
+        lambda x, v: fn(x, truth, **{option: v}), fullgraph=True, backend="aot_eager"
+    )
+    for value in values:
+        expected = fn(x, truth, **{option: value})
+        torch.testing.assert_close(compiled(x, value), expected, rtol=1e-12, atol=1e-12)

@@ -332,11 +332,17 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
+def _finite(value: Any) -> bool:
+    # comparisons, not math.isfinite: under torch.compile a float option that changed
+    # between calls is symbolic, and dynamo cannot trace math.isfinite on it
+    return bool(-math.inf < value < math.inf)
+
+
 def check_real(
     name: str,
     value: Any,
     rule: str = "a finite number",
-    inside: Callable[[Any], bool] = math.isfinite,
+    inside: Callable[[Any], bool] = _finite,
 ) -> float:
     """A real option (not a bool) for which ``inside(value)`` holds, as a float.
 
