@@ -173,6 +173,21 @@ def test_nan_rule_under_jit():
         assert_close(value[:2], np.asarray(getattr(keras().losses, name)(t, p, axis=(1, 2, 3)))[:2])
 
 
+def test_nan_rule_without_summed_axis():
+    """Keras dice(axis=()) inside jax.jit: one loss per element, NaN only where y_pred is
+    out of [0, 1] (nothing summed: the bad mask is the element's own); the others Keras's,
+    y_true = 2 included (Keras computes with any target)."""
+    jax = pytest.importorskip("jax")
+    p, t = np.array([[0.5, 1.5], [0.2, 0.3]]), np.array([[1.0, 0.0], [0.0, 2.0]])
+    value = np.asarray(jax.jit(lambda a, b: KL.dice(b, a, axis=()))(p, t))
+    grad = np.asarray(jax.jit(jax.grad(lambda a, b: KL.dice(b, a, axis=()).sum()))(p, t))
+    bad = np.array([[False, True], [False, False]])
+    assert np.isnan(value[bad]).all() and np.isfinite(value[~bad]).all(), value
+    assert np.isnan(grad[bad]).all() and np.isfinite(grad[~bad]).all(), grad
+    expected = np.asarray(keras().losses.dice(t, p, axis=()))
+    assert_close(value[~bad], expected[~bad])
+
+
 @pytest.mark.parametrize(
     "call, error, text",
     [

@@ -341,16 +341,36 @@ def test_extreme_inputs():
 
 
 def test_zero_embedding():
-    """A zero row has similarity 0 to everything (optax's max(|x|, eps)), gradient g / eps."""
-    e, y = embedding_case(n=6)
-    e[3] = 0.0
-    _, grad = lk.value_and_grad(lk.ntxent)(e, y)
-    assert np.isfinite(grad).all()
+    """A zero row has similarity 0 to everything (the core's u = e / max(|e|, eps), eps the
+    dtype's machine epsilon), its gradient g / eps: against torch autograd of that plain
+    formula written here (optax clamps |e|^2 at eps instead, a floor of sqrt(eps))."""
     import torch
 
+    e, y = embedding_case(n=6)
+    e[3] = 0.0
+    assert positives(y)[3] > 0  # the zero row is an anchor with a positive
+    value, grad = lk.value_and_grad(lk.ntxent)(e, y)
+    assert np.isfinite(grad).all()
+
+    def plain(x: Any) -> Any:  # mean over anchors with a positive, T = 0.07
+        u = x / x.norm(dim=1, keepdim=True).clamp_min(np.finfo(np.float64).eps)
+        a = u @ u.T / 0.07
+        rows = []
+        for i in range(len(y)):
+            pos = [j for j in range(len(y)) if j != i and y[j] == y[i]]
+            neg = [k for k in range(len(y)) if y[k] != y[i]]
+            if pos:
+                terms = [torch.logsumexp(a[i, [j, *neg]], 0) - a[i, j] for j in pos]
+                rows.append(torch.stack(terms).mean())
+        return torch.stack(rows).mean()
+
     et = torch.tensor(e, requires_grad=True)
-    lk.ntxent(et, torch.tensor(y)).backward()
-    assert_close(et.grad.numpy(), grad, kind="grad")
+    expected = plain(et)
+    expected.backward()
+    assert_close(value, expected.item())
+    assert_close(grad, et.grad.numpy(), kind="grad")
+    # g / eps (eps = 2.2e-16), not optax's g / sqrt(eps) (sqrt(eps) = 1.5e-8): |g| ~ 1
+    assert np.abs(grad[3]).max() > 1e12
 
 
 @pytest.mark.parametrize("n", [0, 1])

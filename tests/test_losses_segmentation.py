@@ -385,6 +385,55 @@ def test_nan_rule_under_jit(name, which):
         fn(bad_p, bad_t)
 
 
+# Nothing summed (axis=(), or a 1-d batch): one loss per element, and a bad probability or
+# target NaNs its own element only.  Per element, dice is 1 - (p t + 1) / ((p + t) / 2 + 1):
+# (0, 0): 1 - 1.5 / 1.75 = 1/7; (1, 0): 1 - 1 / 1.1 = 1/11.
+NO_SUM_P, NO_SUM_T = np.array([[0.5, 1.5], [0.2, 0.3]]), np.array([[1.0, 0.0], [0.0, 2.0]])
+NO_SUM_GOOD = np.array([[1 / 7, np.nan], [1 / 11, np.nan]])
+
+
+def _check_no_sum(value: np.ndarray, grad: np.ndarray, good: np.ndarray) -> None:
+    bad = np.isnan(good)
+    assert np.isnan(value[bad]).all() and np.isfinite(value[~bad]).all(), value
+    assert_close(value[~bad], good[~bad])
+    assert np.isnan(grad[bad]).all() and np.isfinite(grad[~bad]).all(), grad
+
+
+def test_nan_rule_without_summed_axis_jit():
+    """dice(axis=()) and a 1-d dice under jax.jit: NaN at the bad elements only."""
+    jax = pytest.importorskip("jax")
+    for p, t, opts, good in (
+        (NO_SUM_P, NO_SUM_T, dict(axis=()), NO_SUM_GOOD),
+        (NO_SUM_P[0], NO_SUM_T[0], {}, NO_SUM_GOOD[0]),
+        (NO_SUM_P[:, 1], NO_SUM_T[:, 1], {}, NO_SUM_GOOD[:, 1]),
+    ):
+        value = jax.jit(lambda a, b, o=opts: lk.dice(a, b, reduction="none", **o))(p, t)
+        grad = jax.jit(jax.grad(lambda a, b, o=opts: lk.dice(a, b, reduction="sum", **o)))(p, t)
+        _check_no_sum(np.asarray(value), np.asarray(grad), good)
+        with pytest.raises(ValueError, match="must be"):
+            lk.dice(p, t, **opts)
+
+
+@pytest.mark.filterwarnings("ignore:Dynamo detected a call to a `functools.lru_cache`")
+def test_nan_rule_without_summed_axis_torch_compile():
+    """dice(axis=()) and a 1-d dice under torch.compile(fullgraph=True): NaN where bad."""
+    torch = pytest.importorskip("torch")
+    torch._dynamo.reset()
+
+    def losses(a: Any, b: Any) -> Any:
+        return lk.dice(a, b, axis=(), reduction="none"), lk.dice(a[0], b[0], reduction="none")
+
+    compiled = torch.compile(losses, fullgraph=True, backend="aot_eager")
+    pt = torch.tensor(NO_SUM_P, requires_grad=True)
+    per, row = compiled(pt, torch.tensor(NO_SUM_T))
+    per.sum().backward()
+    _check_no_sum(per.detach().numpy(), pt.grad.numpy(), NO_SUM_GOOD)
+    pt = torch.tensor(NO_SUM_P, requires_grad=True)
+    row = compiled(pt, torch.tensor(NO_SUM_T))[1]
+    row.sum().backward()
+    _check_no_sum(row.detach().numpy(), pt.grad.numpy()[0], NO_SUM_GOOD[0])
+
+
 @pytest.mark.filterwarnings("ignore:Dynamo detected a call to a `functools.lru_cache`")
 def test_torch_compile_fullgraph():
     """One compiled function (fullgraph) for the two code paths: equal to eager, and a
@@ -472,6 +521,21 @@ ERRORS = [
         lambda p, t: lk.generalized_dice(p, t, class_axis=None),
         TypeError,
         "`class_axis` must be an int in [-4, 4) for 4-d `probs`; got None",
+    ),
+    (
+        lambda p, t: lk.generalized_dice(p, t, class_axis=0),
+        ValueError,
+        "`class_axis` must not be the batch axis 0; got class_axis=0 for 4-d `probs`",
+    ),
+    (
+        lambda p, t: lk.generalized_dice(p, t, class_axis=-4),
+        ValueError,
+        "`class_axis` must not be the batch axis 0; got class_axis=-4 for 4-d `probs`",
+    ),
+    (
+        lambda p, t: lk.generalized_dice(p[:, 0, 0, 0], t[:, 0, 0, 0]),
+        ValueError,
+        "`class_axis` must not be the batch axis 0; got class_axis=-1 for 1-d `probs`",
     ),
     (
         lambda p, t: lk.generalized_dice(p[..., :0], t[..., :0]),

@@ -8,10 +8,15 @@ Each example (anchor) has one loss, which depends on the whole batch.
 Shared semantics (the core's; the adapters reproduce each framework's own):
 
 - The embeddings are scaled to unit length inside, ``u = e / max(||e||, eps)``
-  with ``eps`` the machine epsilon of the embeddings' dtype (optax's rule; a
-  zero embedding has similarity 0 to everything), and ``s_ij = u_i . u_j`` is
-  their cosine similarity.  The norm is computed with the row scaled by its
-  largest element, so it neither overflows nor underflows.
+  with ``eps`` the machine epsilon of the embeddings' dtype (a zero embedding
+  has similarity 0 to everything), and ``s_ij = u_i . u_j`` is their cosine
+  similarity.  optax 0.2.8 clamps the *squared* norm instead,
+  ``e / sqrt(max(||e||^2, eps))``, a norm floor of ``sqrt(eps)``: the two
+  agree for embeddings longer than ``sqrt(eps)`` (1.5e-8 in float64, 3.5e-4
+  in float32) and differ below it (the core divides by ``eps``, optax by
+  ``sqrt(eps)``; see ``losskit.compat.optax.ntxent``).  The norm is computed
+  with the row scaled by its largest element, so it neither overflows nor
+  underflows.
 - ``reduction="none"`` gives one loss per anchor.  An anchor without a
   positive pair has loss 0 and counts nowhere: ``"mean"`` divides by the
   (weighted) number of anchors that have a positive.  A batch without any

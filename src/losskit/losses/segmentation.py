@@ -85,6 +85,12 @@ def _check_class_axis(shape: tuple[int, ...], class_axis: Any) -> int:
         raise TypeError(msg)
     if not -ndim <= class_axis < ndim:
         raise ValueError(msg)
+    if int(class_axis) % ndim == 0:
+        msg = (
+            f"`class_axis` must not be the batch axis 0; got class_axis={class_axis!r} "
+            f"for {ndim}-d `probs`"
+        )
+        raise ValueError(msg)
     return int(class_axis) % ndim
 
 
@@ -123,7 +129,10 @@ def _expand(xp: Any, x: Array, shape: tuple[int, ...], axes: tuple[int, ...]) ->
 
 
 def _any(xp: Any, bad: Array | None, axes: tuple[int, ...]) -> Array | None:
-    return None if bad is None or not axes else xp.any(bad, axis=axes)
+    """Whether a bad value enters each loss: the mask itself when nothing is summed."""
+    if bad is None or not axes:
+        return bad
+    return xp.any(bad, axis=axes)
 
 
 def _ratio_terms(xp: Any, num: Array, den: Array) -> tuple[Array, Array, Array]:
