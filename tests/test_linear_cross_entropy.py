@@ -8,6 +8,7 @@ Shapes are small and N is never a multiple of the chunk size.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -526,3 +527,38 @@ def test_weight_gradient_in_vocabulary_blocks(backend, monkeypatch):
     value, grads = runner(case["h"], case["W"], y, {**opts, "chunk_size": 16})
     np.testing.assert_allclose(value, ref[0], rtol=1e-12)
     assert_grads(grads, ref[3:])
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+
+def test_benchmark_table_ratios_and_memory_columns():
+    from losskit import benchmark_linear as bl
+
+    shape = [4, 2, 8]
+    grads = 1.0  # MiB
+    results = [
+        {"method": "floor", "shape": shape, "seconds": 2.0, "numpy_s": 2.5, "torch_s": 2.0},
+        {"method": "losskit numpy", "shape": shape, "seconds": 2.2, "peak_mib": 51.0,
+         "grads_mib": grads},
+        {"method": "torch naive", "shape": shape, "seconds": 4.4, "peak_mib": 11.0,
+         "grads_mib": grads},
+        {"method": "torch chunked", "shape": shape, "seconds": 6.6, "error": "boom"},
+    ]  # fmt: skip
+    text = bl.table(results)
+    # 2.2 / 2.0 = 1.10 of the floor, 4.4 / 2.2 = 2x faster than naive; (51 - 1) MiB = 52 MB
+    assert "| 4x2x8 | losskit numpy | 2.20 | 1.10 | 2.00x | - | 53 | 52 |" in text
+    assert "floor (numpy 2.50, torch 2.00)" in text and "error: boom" in text
+    with pytest.raises(SystemExit):
+        bl.main(["--shapes", "4x2"])
+
+
+def test_benchmark_runs_a_method_in_a_child_process(capsys):
+    from losskit import benchmark_linear as bl
+
+    args = ["--shapes", "64x8x300", "--methods", "losskit numpy", "--repeats", "1", "--json"]
+    assert bl.main(args) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["method"] == "losskit numpy" and result["shape"] == [64, 8, 300]
+    assert 0 < result["seconds"] < 10 and result["peak_mib"] >= 0
+    assert result["grads_mib"] == (64 * 8 + 300 * 8) * 4 / 2**20

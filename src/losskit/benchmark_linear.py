@@ -22,7 +22,8 @@ measures memory on the first full-size call: the peak resident set
 just before the call) minus the resident set just before it, i.e. the peak
 above the steady state (inputs loaded). The table shows that peak and the
 peak less the returned gradients (``N D + V D`` floats), the figure the
-memory targets speak of. Times are the median of ``--repeats`` further calls.
+memory targets speak of. Times are the best of ``--repeats`` further calls (on a
+shared machine other processes only ever add time).
 
 Run ``python benchmarks/linear_cross_entropy.py`` or ``losskit bench linear``;
 ``--help`` lists the options.
@@ -34,7 +35,6 @@ import argparse
 import gc
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -187,7 +187,7 @@ def _child(name: str, n: int, d: int, v: int, repeats: int, threads: int, memory
         numpy_floor(), torch_floor()
         tn = [_timed(numpy_floor) for _ in range(repeats)]
         tt = [_timed(torch_floor) for _ in range(repeats)]
-        out["numpy_s"], out["torch_s"] = statistics.median(tn), statistics.median(tt)
+        out["numpy_s"], out["torch_s"] = min(tn), min(tt)
         out["seconds"] = min(out["numpy_s"], out["torch_s"])
         return out
     if memory:
@@ -209,7 +209,7 @@ def _child(name: str, n: int, d: int, v: int, repeats: int, threads: int, memory
     for _ in range(repeats):
         times.append(_timed(run))
         cleanup()
-    out["seconds"] = statistics.median(times)
+    out["seconds"] = min(times)
     out["all_s"] = times
     out["grads_mib"] = (n * d + v * d) * np.dtype(np.float32).itemsize / _MiB
     return out
@@ -244,6 +244,11 @@ def _fmt_s(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
 
 
+def _seconds(rows: dict[str, dict], name: str) -> float | None:
+    r = rows.get(name)
+    return None if r is None or "error" in r else r.get("seconds")
+
+
 def table(results: Sequence[dict]) -> str:
     """The results as a Markdown table, one row per shape and method."""
     lines = [
@@ -255,9 +260,9 @@ def table(results: Sequence[dict]) -> str:
     for r in results:
         by_shape.setdefault(tuple(r["shape"]), {})[r["method"]] = r
     for shape, rows in by_shape.items():
-        floor = rows.get("floor", {}).get("seconds")
-        naive = rows.get("torch naive", {}).get("seconds")
-        chunked = rows.get("torch chunked", {}).get("seconds")
+        floor, naive, chunked = (
+            _seconds(rows, m) for m in ("floor", "torch naive", "torch chunked")
+        )
         for name in METHODS:
             if name not in rows:
                 continue
