@@ -278,6 +278,33 @@ CASES = {
         positive=B[:0],
         negative=C[:0],
     ),
+    "triplet_margin-p-inf": case(  # the largest |a_i - p_i|; the last row's d(a, p) a tie
+        lambda m, anchor, positive, negative: m.F.triplet_margin_loss(
+            anchor, positive, negative, margin=2.0, p=math.inf, eps=0.0, reduction="none"
+        ),
+        APN,
+        anchor=np.concatenate([A, np.zeros((1, 4))]),
+        positive=np.concatenate([B, np.array([[1.0, -1.0, 0.5, 0.0]])]),
+        negative=np.concatenate([C, np.array([[2.5, 0.0, 0.0, 0.0]])]),
+    ),
+    "TripletMarginLoss-p-inf-swap": case(
+        lambda m, anchor, positive, negative: m.nn.TripletMarginLoss(
+            margin=2.0, p=math.inf, swap=True, eps=0.0
+        )(anchor, positive, negative),
+        APN,
+        anchor=A,
+        positive=B,
+        negative=C,
+    ),
+    "cosine_embedding-bool-targets": case(  # PyTorch reads True as 1, False as 0 (loss 0)
+        lambda m, input1, input2, target: m.F.cosine_embedding_loss(
+            input1, input2, target, reduction="none"
+        ),
+        X12,
+        input1=A,
+        input2=B,
+        target=SIGNS > 0,
+    ),
     "TripletMarginWithDistanceLoss": case(
         lambda m, anchor, positive, negative: m.nn.TripletMarginWithDistanceLoss(
             distance_function=squared_distance, margin=3.0, swap=True
@@ -483,7 +510,31 @@ def test_bad_arguments():
         ),
         (
             lambda: lkF.triplet_margin_loss(a, b, c, p=0.5),
-            "`p` must be a finite number >= 1 (a norm); got 0.5",
+            "`p` must be a number >= 1 (a norm; inf: the largest |x_i - y_i|); got 0.5",
+        ),
+        (  # checked before the swap's minimum, which would broadcast to (5, 5)
+            lambda: lkF.triplet_margin_with_distance_loss(
+                a,
+                b,
+                c,
+                distance_function=lambda x, y: (x - y).norm(dim=-1, keepdim=y is b),
+                swap=True,
+            ),
+            "`distance_function(anchor, negative)` must have the shape of "
+            "`distance_function(anchor, positive)` (5, 1); got (5,) (PyTorch would broadcast "
+            "them)",
+        ),
+        (
+            lambda: lkF.triplet_margin_with_distance_loss(
+                a,
+                b,
+                c,
+                distance_function=lambda x, y: (x - y).norm(dim=-1, keepdim=x is b),
+                swap=True,
+            ),
+            "`distance_function(positive, negative)` must have the shape of "
+            "`distance_function(anchor, positive)` (5,); got (5, 1) (PyTorch would broadcast "
+            "them)",
         ),
         (
             lambda: lkF.cosine_embedding_loss(a, b, torch.ones(5, 1)),
@@ -518,6 +569,15 @@ def test_bad_arguments():
         with pytest.raises(ValueError) as err:
             call()
         assert str(err.value) == text
+    # a bool target: PyTorch cannot negate it (a RuntimeError there), a TypeError here
+    bools = torch.tensor([True, False, True, True, False])
+    with pytest.raises(RuntimeError, match="on a bool tensor is not supported"):
+        torch.nn.functional.margin_ranking_loss(a[:, 0], b[:, 0], bools)
+    with pytest.raises(TypeError) as err:
+        lkF.margin_ranking_loss(a[:, 0], b[:, 0], bools)
+    assert str(err.value) == (
+        "`target` must be numbers, not bool (PyTorch cannot negate a bool tensor)"
+    )
     # PyTorch's own words for the checks it shares
     with pytest.raises(ValueError, match=r"margin must be greater than 0, got 0\.0"):
         torch.nn.functional.triplet_margin_loss(a, b, c, margin=0.0)
@@ -652,3 +712,23 @@ def test_keras_shape_error():
         "`y_true` must have the shape of `y_pred` (5, 3); got (5, 4) (Keras would broadcast them)"
     )
     assert math.isclose(float(lktf.keras.losses.cosine_similarity([1.0, 0.0], [2.0, 0.0])), -1.0)
+
+
+def test_keras_messages_name_keras_arguments():
+    """The adapter's messages name Keras's arguments (`y_pred`), not the core's `pred`."""
+    cases = [
+        (
+            lambda: lktf.keras.losses.cosine_similarity(A, B, axis=5),
+            ValueError,
+            "`axis` must be an int in [-2, 2) for 2-d `y_pred`; got 5",
+        ),
+        (
+            lambda: lktf.keras.losses.CosineSimilarity(axis=1.0)(A, B),
+            TypeError,
+            "`axis` must be an int in [-2, 2) for 2-d `y_pred`; got 1.0",
+        ),
+    ]
+    for call, error, text in cases:
+        with pytest.raises(error) as err:
+            call()
+        assert str(err.value) == text

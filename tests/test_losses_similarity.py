@@ -103,7 +103,16 @@ def test_matches_framework(xp, name):
             assert_close(grad, eg, kind="grad", err_msg=what)
 
 
-@pytest.mark.parametrize("options", [dict(p=1.0), dict(p=3.5, swap=True), dict(eps=0.0, swap=True)])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(p=1.0),
+        dict(p=3.5, swap=True),
+        dict(eps=0.0, swap=True),
+        dict(p=math.inf),
+        dict(p=math.inf, swap=True, eps=0.0),
+    ],
+)
 def test_triplet_options_match_torch(options):
     """p-norms, the swap and eps against torch.nn.functional.triplet_margin_loss."""
     (a, p, n), _ = case("triplet_margin")
@@ -113,6 +122,23 @@ def test_triplet_options_match_torch(options):
     )
     assert_close(value, per)
     assert_close(grad, grads[0], kind="grad")
+
+
+def test_triplet_p_inf_autograd_is_torchs():
+    """p=inf (the largest |x_i - y_i + eps|): torch autograd and jax.grad of the core, for
+    every array, equal PyTorch's own triplet_margin_loss(p=inf) derivatives."""
+    torch = pytest.importorskip("torch")
+    jax = pytest.importorskip("jax")
+    (a, p, n), _ = case("triplet_margin")
+    per, grads = torch_ref("triplet_margin", (a, p, n), margin=5.0, p=math.inf, swap=True)
+    assert (per > 0).all()  # away from the kink, where the core's slope is 1/2
+    ts = [torch.tensor(x, requires_grad=True) for x in (a, p, n)]
+    opts = dict(margin=5.0, p=math.inf, swap=True, reduction="sum")
+    similarity.triplet_margin(*ts, **opts).backward()
+    jg = jax.grad(lambda *x: similarity.triplet_margin(*x, **opts), argnums=(0, 1, 2))(a, p, n)
+    for i in range(3):
+        assert_close(ts[i].grad.numpy(), grads[i], kind="grad", err_msg=f"torch d/d array {i}")
+        assert_close(np.asarray(jg[i]), grads[i], kind="grad", err_msg=f"jax d/d array {i}")
 
 
 @pytest.mark.parametrize("norm_degree", [2, 4])
@@ -568,7 +594,19 @@ SHAPE_ERRORS = [
         "triplet_margin",
         (np.ones((2, 3)),) * 3,
         {"p": 0.5},
-        "`p` must be a finite number >= 1 (a norm); got 0.5",
+        "`p` must be a number >= 1 (a norm; inf: the largest |x_i - y_i|); got 0.5",
+    ),
+    (
+        "triplet_margin",
+        (np.ones((2, 3)),) * 3,
+        {"p": math.nan},
+        "`p` must be a number >= 1 (a norm; inf: the largest |x_i - y_i|); got nan",
+    ),
+    (
+        "triplet_margin",
+        (np.ones((2, 3)),) * 3,
+        {"p": math.inf, "eps_at": "sum"},
+        "`p` = inf needs `eps_at`='difference': (sum |d|^p + eps)^(1/p) has no such norm",
     ),
     (
         "triplet_margin",
@@ -619,12 +657,40 @@ def test_type_errors():
     assert str(err.value) == "`swap` must be a bool; got 1"
     with pytest.raises(TypeError) as err:
         similarity.triplet_margin(*(np.ones((2, 2)),) * 3, p="2")
-    assert str(err.value) == "`p` must be a finite number >= 1 (a norm); got '2'"
+    assert (
+        str(err.value)
+        == "`p` must be a number >= 1 (a norm; inf: the largest |x_i - y_i|); got '2'"
+    )
+    with pytest.raises(TypeError) as err:
+        similarity.triplet_margin(*(np.ones((2, 2)),) * 3, eps_at=1)
+    assert str(err.value) == "`eps_at` must be 'difference' or 'sum'; got 1"
     with pytest.raises(TypeError) as err:
         similarity.margin_ranking(np.ones(2), np.ones(2), np.array(["a", "b"], dtype=object))
     assert str(err.value) == "`targets` must be a real numeric array; got dtype object"
-    # integer and bool targets are numbers: taken
+    # integer targets are numbers: taken
     assert_close(similarity.margin_ranking(np.ones(2), np.zeros(2), np.array([1, -1])), 0.5)
+
+
+@pytest.mark.parametrize("name", ["cosine_embedding", "margin_ranking"])
+def test_bool_targets_refused(some_xp, name):
+    """A bool target would be read as 1 and 0 (0 is no target): a TypeError naming it."""
+    (x1, x2, t), options = case(name)
+    bools = some_xp.asarray(t > 0)
+    with pytest.raises(TypeError) as err:
+        fn_of(name)(some_xp.asarray(x1), some_xp.asarray(x2), bools, **options)
+    assert str(err.value) == (
+        "`targets` must be -1 or 1 (numbers, not bool: False would be 0); got dtype bool"
+    )
+
+
+def test_numpy_bool_flag():
+    """swap takes NumPy's bools as Python's (the library's flags do)."""
+    (a, p, n), _ = case("triplet_margin")
+    for flag in (True, False):
+        expected = similarity.triplet_margin(a, p, n, swap=flag, reduction="none")
+        assert_close(
+            similarity.triplet_margin(a, p, n, swap=np.bool_(flag), reduction="none"), expected
+        )
 
 
 # --------------------------------------------------------------------------- the NaN rule

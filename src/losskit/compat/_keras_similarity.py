@@ -17,6 +17,7 @@ from importlib import import_module
 from typing import Any
 
 from .._backend import Array, shape_of
+from .._define import _check_feature_axis
 from ..losses.similarity import negative_cosine_similarity
 from ._common import framework_semantics, half_back
 
@@ -54,6 +55,7 @@ def cosine_similarity(y_true: Any, y_pred: Any, axis: int = -1) -> Array:
             "(Keras would broadcast them)"
         )
         raise ValueError(msg)
+    _check_feature_axis("y_pred", p, axis)  # Keras's name in the message (the core's: `pred`)
     loss = negative_cosine_similarity(p, t, axis=axis, eps=EPSILON, reduction="none")
     return half_back(xp, loss, p.dtype)
 

@@ -27,9 +27,11 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from .._backend import Array, device_of, stop_gradient
+from .. import _config
+from .._backend import Array, device_of, is_dtype, stop_gradient
 from .._define import multi_array_loss
 from .._validation import check_real
+from .likelihood import check_flag
 from .margin import _positive, _slope, check_signs
 
 __all__: list[str] = ["cosine_distance", "cosine_embedding", "margin_ranking", "triplet_margin"]
@@ -131,6 +133,17 @@ def _check_eps(eps: Any) -> float:
     return check_real("eps", eps, "a finite number >= 0", lambda v: 0 <= v < math.inf)
 
 
+def check_sign_targets(xp: Any, name: str, t: Array) -> Array | None:
+    """-1 or 1 (:func:`~losskit.losses.margin.check_signs`), and not bool (a core rule).
+
+    A bool array would be read as 1 and 0, and a 0 is not a target here.
+    """
+    if _config.core_rules() and is_dtype(xp, t.dtype, "bool"):
+        msg = f"`{name}` must be -1 or 1 (numbers, not bool: False would be 0); got dtype bool"
+        raise TypeError(msg)
+    return check_signs(xp, name, t)
+
+
 # --------------------------------------------------------------------------- cosine
 
 
@@ -179,7 +192,10 @@ def cosine_distance(xp: Any, pred: Array, target: Array, *, eps: float = 1e-8) -
 
 
 @multi_array_loss(
-    inputs=("x1", "x2"), truth=("targets",), checks=(("targets", check_signs),), feature_axis=True
+    inputs=("x1", "x2"),
+    truth=("targets",),
+    checks=(("targets", check_sign_targets),),
+    feature_axis=True,
 )
 def cosine_embedding(
     xp: Any, x1: Array, x2: Array, targets: Array, *, margin: float = 0.0, eps: float = 1e-8
@@ -256,7 +272,9 @@ def negative_cosine_similarity(
 # --------------------------------------------------------------------------- ranking
 
 
-@multi_array_loss(inputs=("x1", "x2"), truth=("targets",), checks=(("targets", check_signs),))
+@multi_array_loss(
+    inputs=("x1", "x2"), truth=("targets",), checks=(("targets", check_sign_targets),)
+)
 def margin_ranking(
     xp: Any, x1: Array, x2: Array, targets: Array, *, margin: float = 0.0
 ) -> tuple[Array, Any]:
@@ -318,7 +336,9 @@ def _distance(xp: Any, x: Array, y: Array, p: float, eps: float, eps_at: str) ->
     au = xp.where(u == 0, xp.zeros_like(u), xp.abs(u))  # d|u|/du = 0 at 0 under JAX too
     if eps_at == "sum":
         extra = eps / a[..., 0] ** p
-    if p == 2:
+    if p == math.inf:  # max |u| (1, or 0 for d = 0): the distance is a itself
+        r = xp.max(au, axis=-1) if au.shape[-1] else xp.zeros_like(a[..., 0])
+    elif p == 2:
         s = xp.sum(u * u, axis=-1) + extra
         r = _safe_sqrt(xp, s)
     elif p == 1:
@@ -335,6 +355,12 @@ def _distance(xp: Any, x: Array, y: Array, p: float, eps: float, eps_at: str) ->
         if p == 1:
             return xp.sign(u)
         zero = r == 0
+        if p == math.inf:  # sign(d_i) at the largest |d_i|, ties sharing (torch's amax)
+            top = xp.where(
+                zero[..., None], xp.zeros_like(au), xp.astype(au == r[..., None], au.dtype)
+            )
+            count = xp.sum(top, axis=-1, keepdims=True)
+            return xp.sign(u) * top / xp.where(count == 0, xp.ones_like(count), count)
         safe = xp.where(zero, xp.ones_like(r), r)[..., None]
         g = u / safe if p == 2 else xp.sign(u) * (au / safe) ** (p - 1)
         return xp.where(zero[..., None], xp.zeros_like(g), g)
@@ -343,7 +369,10 @@ def _distance(xp: Any, x: Array, y: Array, p: float, eps: float, eps_at: str) ->
 
 
 def _check_p(p: Any) -> float:
-    return check_real("p", p, "a finite number >= 1 (a norm)", lambda v: 1 <= v < math.inf)
+    # 1 <= v: NaN fails too; inf is the max-norm
+    return check_real(
+        "p", p, "a number >= 1 (a norm; inf: the largest |x_i - y_i|)", lambda v: 1 <= v
+    )
 
 
 @multi_array_loss(inputs=("anchor", "positive", "negative"), feature_axis=True)
@@ -410,10 +439,11 @@ def triplet_margin(
     eps = _check_eps(eps)
     if eps_at not in _EPS_AT:
         msg = f"`eps_at` must be 'difference' or 'sum'; got {eps_at!r}"
+        raise (ValueError if isinstance(eps_at, str) else TypeError)(msg)
+    if p == math.inf and eps_at == "sum":
+        msg = "`p` = inf needs `eps_at`='difference': (sum |d|^p + eps)^(1/p) has no such norm"
         raise ValueError(msg)
-    if not isinstance(swap, bool):
-        msg = f"`swap` must be a bool; got {swap!r}"
-        raise TypeError(msg)
+    swap = check_flag("swap", swap)
     d_pos, dd_pos = _distance(xp, anchor, positive, p, eps, eps_at)
     d_neg, dd_neg = _distance(xp, anchor, negative, p, eps, eps_at)
     near = None

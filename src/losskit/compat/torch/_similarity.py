@@ -13,14 +13,15 @@ Deliberate differences: the arrays must have the same shape (PyTorch would
 broadcast them); the distances and cosines stay finite where PyTorch's
 squares overflow (float32 elements beyond about 1e19); half-precision
 input is accumulated in float32 and rounded once; ``p`` must be >= 1 (a
-norm) and ``eps`` >= 0.
+norm; ``inf`` is taken, the largest ``|x_i - y_i + eps|``, as PyTorch) and
+``eps`` >= 0.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..._backend import Array, namespace, shape_of
+from ..._backend import Array, is_dtype, namespace, shape_of
 from ..._config import kink_slope
 from ...losses.similarity import cosine_embedding as cosine_embedding_core
 from ...losses.similarity import margin_ranking as margin_ranking_core
@@ -148,6 +149,10 @@ def margin_ranking_loss(
         )
         raise ValueError(msg)
     _same_shapes(("input1", "input2", "target"), (x1, x2, t))
+    if is_dtype(xp, t.dtype, "bool"):
+        # torch: "Negation, the `-` operator, on a bool tensor is not supported"
+        msg = "`target` must be numbers, not bool (PyTorch cannot negate a bool tensor)"
+        raise TypeError(msg)
     dtype, x1, x2, t = _promoted(xp, x1, x2, t)
     with kink_slope(1.0):  # torch: clamp_min passes the whole gradient
         loss = margin_ranking_core(x1, x2, t, margin=margin, reduction="none")
@@ -169,10 +174,10 @@ def triplet_margin_loss(
 ) -> Array:
     """``torch.nn.functional.triplet_margin_loss``: ``max(0, margin + d(a, p) - d(a, n))``.
 
-    ``d(x, y) = |x - y + eps|_p`` over the last dim (``pairwise_distance``);
-    with ``swap`` the negative distance is ``min(d(a, n), d(p, n))``.
-    ``margin`` must be > 0, as PyTorch requires.  At the kink the slope is
-    PyTorch's 1.
+    ``d(x, y) = |x - y + eps|_p`` over the last dim (``pairwise_distance``;
+    ``p=inf``: the largest ``|x_i - y_i + eps|``); with ``swap`` the
+    negative distance is ``min(d(a, n), d(p, n))``.  ``margin`` must be > 0,
+    as PyTorch requires.  At the kink the slope is PyTorch's 1.
 
     >>> import numpy as np
     >>> from losskit.compat import torch as F
@@ -224,15 +229,17 @@ def triplet_margin_with_distance_loss(
             anchor, positive, negative, margin=margin, swap=swap, reduction=reduction
         )
     xp, _, a, pos, neg = _triplet_arrays(anchor, positive, negative)
-    d_pos = distance_function(a, pos)
-    d_neg = distance_function(a, neg)
+    names = ["distance_function(anchor, positive)", "distance_function(anchor, negative)"]
+    outputs = [distance_function(a, pos), distance_function(a, neg)]
     if swap:
-        d_neg = xp.minimum(d_neg, distance_function(pos, neg))  # torch.minimum: a tie shares
-    _, d_pos, d_neg = namespace(d_pos, d_neg, names=("distance_function(anchor, negative)",))
-    _same_shapes(
-        ("distance_function(anchor, positive)", "distance_function(anchor, negative)"),
-        (d_pos, d_neg),
-    )
+        names.append("distance_function(positive, negative)")
+        outputs.append(distance_function(pos, neg))
+    # the shapes before the swap's minimum, which would broadcast (N, 1) and (N,) to (N, N)
+    _, *outputs = namespace(*outputs, names=tuple(names[1:]))
+    _same_shapes(tuple(names), tuple(outputs))
+    d_pos, d_neg = outputs[0], outputs[1]
+    if swap:
+        d_neg = xp.minimum(d_neg, outputs[2])  # torch.minimum: a tie shares
     ones = xp.ones_like(d_pos)
     with kink_slope(1.0):  # torch: clamp_min(margin + d_pos - d_neg, 0)
         loss = margin_ranking_core(d_neg, d_pos, ones, margin=margin, reduction="none")
