@@ -358,10 +358,10 @@ def ntxent(
         Group ids: equal labels make a positive pair.
     temperature : float > 0
         Divides the similarities (default 0.07).
-    reduction : {"mean", "sum", "none"}
+    reduction : {"mean", "sum", "none"}, default "mean"
         ``"none"`` gives one loss per anchor.
     sample_weight : array (N,), optional
-        One weight per anchor.
+        One weight per anchor (default None: all 1).
 
     Examples
     --------
@@ -424,9 +424,10 @@ def circle(
 
     with ``pi``, ``nu`` the softmaxes of ``z^p`` over ``P(i)`` and of ``z^n``
     over ``N(i)`` (slope 1/2 at a kink), then the chain rule through the
-    normalisation (module docstring).  The weights ``a_p``, ``a_n`` are
-    differentiated, as Keras does (the paper's code treats them as constants,
-    which is not the derivative of the loss).  An anchor without a positive
+    normalisation (module docstring).  Whether the weights ``a_p``, ``a_n``
+    are differentiated is a choice: the core differentiates them, as Keras
+    does; the paper's code detaches them (treats them as constants), which
+    gives another gradient for the same value.  An anchor without a positive
     or without a negative pair has loss 0; one without a positive counts
     nowhere in the mean.  Keras's ``circle`` takes embeddings already of unit
     length and does not normalise them; its class averages over the anchors
@@ -443,10 +444,10 @@ def circle(
     margin : float
         Relaxation ``m`` (default 0.4): optima ``1 + m`` and ``-m``, decision
         margins ``1 - m`` and ``m``.
-    reduction : {"mean", "sum", "none"}
+    reduction : {"mean", "sum", "none"}, default "mean"
         ``"none"`` gives one loss per anchor.
     sample_weight : array (N,), optional
-        One weight per anchor.
+        One weight per anchor (default None: all 1).
 
     Examples
     --------

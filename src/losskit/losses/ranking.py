@@ -42,10 +42,13 @@ def ranking_softmax(xp: Any, logits: Array, labels: Array) -> tuple[Array, Any]:
         The score of each item.
     labels : real array of the logits' shape
         The relevance of each item, >= 0.
-    axis : int
-        The list axis (default -1).
-    reduction : {"mean", "sum", "none"}
+    axis : int, default -1
+        The list axis.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        ``"none"``: one loss per list (the logits' shape without ``axis``);
+        ``"mean"``: their mean, weighted by ``sample_weight`` if given.
     sample_weight : array of the batch shape, optional
+        One weight per list, or a leading part of that shape (default None: all 1).
 
     Examples
     --------

@@ -397,6 +397,31 @@ def tversky(
     ``smooth`` (added above and below) and ``eps`` (below only) are >= 0 and
     not both 0, ``alpha`` and ``beta`` >= 0.
 
+    Parameters
+    ----------
+    probs : array (N, ...), real floating
+        Predicted probabilities in [0, 1]; the first axis is the batch.
+    targets : array of ``probs``' shape, real numbers
+        Target probabilities (one-hot or soft) in [0, 1]; differentiable too.
+    alpha : float >= 0, default 0.5
+        The weight of the false positives ``FP``.
+    beta : float >= 0, default 0.5
+        The weight of the false negatives ``FN``.
+    axis : int, tuple of ints or None, default None
+        The axes summed over (None: every axis but the first); the loss
+        keeps the others.  ``()`` sums nothing: one loss per element.
+    smooth : float >= 0, default 1.0
+        Added to the numerator and the denominator.
+    eps : float >= 0, default 0.0
+        Added to the denominator only; ``smooth`` and ``eps`` are not both 0.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        ``"none"``: the unreduced losses (one per example and kept axis);
+        ``"mean"``: their mean (weighted by ``sample_weight`` if given);
+        ``"sum"``: their (weighted) sum.
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it (default
+        None: every weight 1).
+
     Examples
     --------
     >>> import numpy as np, losskit as lk
@@ -456,6 +481,27 @@ def dice(
     Keras's ``dice`` is ``smooth=0, eps=0.5e-7`` summed over every axis,
     optax's ``dice_loss`` this with its ``smooth`` per class, after softmax.
 
+    Parameters
+    ----------
+    probs : array (N, ...), real floating
+        Predicted probabilities in [0, 1]; the first axis is the batch.
+    targets : array of ``probs``' shape, real numbers
+        Target probabilities (one-hot or soft) in [0, 1]; differentiable too.
+    axis : int, tuple of ints or None, default None
+        The axes summed over (None: every axis but the first); the loss
+        keeps the others.  ``()`` sums nothing: one loss per element.
+    smooth : float >= 0, default 1.0
+        Added to the numerator and the denominator.
+    eps : float >= 0, default 0.0
+        Added to the denominator only; ``smooth`` and ``eps`` are not both 0.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        ``"none"``: the unreduced losses (one per example and kept axis);
+        ``"mean"``: their mean (weighted by ``sample_weight`` if given);
+        ``"sum"``: their (weighted) sum.
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it (default
+        None: every weight 1).
+
     Examples
     --------
     >>> import numpy as np, losskit as lk
@@ -513,6 +559,30 @@ def generalized_dice(
     target at all weighs every class the same.  One class gives :func:`dice`.
     optax's ``multiclass_generalized_dice_loss`` is a different loss (a
     weighted mean of per-class Dice losses, see ``losskit.compat.optax``).
+
+    Parameters
+    ----------
+    probs : array (N, ..., C, ...), real floating
+        Predicted probabilities in [0, 1]; the first axis is the batch.
+    targets : array of ``probs``' shape, real numbers
+        Target probabilities (one-hot or soft) per class in [0, 1]; differentiable too.
+    class_axis : int, default -1
+        The class axis; not the batch axis 0 (so ``probs`` has at least 2
+        dimensions).
+    axis : int, tuple of ints or None, default None
+        The axes summed over (None: every axis but the first and ``class_axis``); the loss
+        keeps the others.  Must not contain ``class_axis``.
+    smooth : float >= 0, default 1.0
+        Added to the numerator and the denominator.
+    eps : float >= 0, default 0.0
+        Added to the denominator only; ``smooth`` and ``eps`` are not both 0.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        ``"none"``: the unreduced losses (one per example and kept axis);
+        ``"mean"``: their mean (weighted by ``sample_weight`` if given);
+        ``"sum"``: their (weighted) sum.
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it (default
+        None: every weight 1).
 
     Examples
     --------

@@ -173,6 +173,23 @@ def cosine_distance(xp: Any, pred: Array, target: Array, *, eps: float = 1e-8) -
     Replaces keras ``cosine_similarity``/``CosineSimilarity`` (negated),
     optax ``cosine_distance``, ``cosine_similarity`` (``1 - value``).
 
+    Parameters
+    ----------
+    pred : array (..., D, ...), real floating
+        The vectors, features along ``axis``.
+    target : array of ``pred``'s shape, real floating
+        The vectors compared with (differentiable too).
+    axis : int, default -1
+        The feature axis; the loss has the other axes.
+    eps : float >= 0, default 1e-8
+        The smallest norm a vector is divided by.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        ``"none"``: one loss per example; ``"mean"``: their mean (weighted by
+        ``sample_weight`` if given); ``"sum"``: their (weighted) sum.
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it (default
+        None: every weight 1).
+
     Examples
     --------
     >>> import numpy as np, losskit as lk
@@ -211,7 +228,8 @@ def cosine_embedding(
     with ``cos`` as in :func:`cosine_distance` (norms clamped at ``eps``;
     ``d cos / d x1`` there).  ``x1`` and ``x2`` are ``(..., D)`` embeddings
     (features on ``axis``), ``targets`` -1 or 1 of the shape without the
-    feature axis, ``margin`` Δ any finite number (PyTorch suggests [-1, 1]).
+    feature axis (not bool: False would be 0), ``margin`` Δ any finite
+    number (PyTorch suggests [-1, 1]).
     The slope at ``cos = Δ`` is 1/2 (PyTorch's ``clamp_min`` gives 1); the
     targets enter only through comparisons, so their derivative is 0.
     PyTorch's own cosine adds 1e-12 to each squared norm instead of clamping
@@ -219,6 +237,27 @@ def cosine_embedding(
     agree to rounding.  One value per example.
 
     Replaces torch ``cosine_embedding_loss``/``CosineEmbeddingLoss``.
+
+    Parameters
+    ----------
+    x1 : array (..., D, ...), real floating
+        The first embeddings, features along ``axis``.
+    x2 : array of ``x1``'s shape, real floating
+        The second embeddings.
+    targets : array of ``x1``'s shape without ``axis``, real numbers (not bool)
+        1 (a similar pair) or -1 (a dissimilar one).
+    axis : int, default -1
+        The feature axis.
+    margin : float, default 0.0
+        The cosine Δ above which a dissimilar pair costs; any finite number.
+    eps : float >= 0, default 1e-8
+        The smallest norm a vector is divided by.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        ``"none"``: one loss per example; ``"mean"``: their mean (weighted by
+        ``sample_weight`` if given); ``"sum"``: their (weighted) sum.
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it (default
+        None: every weight 1).
 
     Examples
     --------
@@ -292,6 +331,23 @@ def margin_ranking(
     (PyTorch's ``clamp_min`` gives 1).  One value per element.
 
     Replaces torch ``margin_ranking_loss``/``MarginRankingLoss``.
+
+    Parameters
+    ----------
+    x1 : array, real floating
+        The first scores.
+    x2 : array of ``x1``'s shape, real floating
+        The second scores.
+    targets : array of ``x1``'s shape, real numbers (not bool)
+        1 (``x1`` should rank above ``x2``) or -1 (below).
+    margin : float, default 0.0
+        The required gap Δ; any finite number.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        ``"none"``: one loss per element; ``"mean"``: their mean (weighted by
+        ``sample_weight`` if given); ``"sum"``: their (weighted) sum.
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it (default
+        None: every weight 1).
 
     Examples
     --------
@@ -403,7 +459,9 @@ def triplet_margin(
     where ``x = y``).  With ``swap`` the negative distance is ``min(d(a, n),
     d(p, n))`` (Balntas et al.'s distance swap; a tie shares the
     gradient).  ``p`` is any real number >= 1, ``margin`` Δ any finite
-    number (PyTorch requires Δ > 0), ``eps`` >= 0.  The slope at the kink is
+    number (PyTorch requires Δ > 0), ``eps`` >= 0.  ``p = inf`` is the
+    largest ``|v_i|``, its derivative ``sign(v_i)`` there (ties share it,
+    as PyTorch's).  The slope at the kink is
     1/2 (optax's ``jnp.maximum``; PyTorch's ``clamp_min`` gives 1).  The
     distances are computed without raising large differences to the power
     ``p``: finite for any finite input (PyTorch's float32 distance
@@ -417,6 +475,34 @@ def triplet_margin(
 
     Replaces torch ``triplet_margin_loss``/``TripletMarginLoss``, optax
     ``triplet_margin_loss``.
+
+    Parameters
+    ----------
+    anchor : array (..., D, ...), real floating
+        The anchors' embeddings, features along ``axis``.
+    positive : array of ``anchor``'s shape, real floating
+        Embeddings that should be near their anchor.
+    negative : array of ``anchor``'s shape, real floating
+        Embeddings that should be far from their anchor.
+    axis : int, default -1
+        The feature axis; the loss has the other axes.
+    margin : float, default 1.0
+        The required gap Δ between the two distances; any finite number.
+    p : float >= 1 or inf, default 2.0
+        The norm's degree; ``inf``: the largest ``|v_i|`` (``eps_at="difference"``
+        only).
+    eps : float >= 0, default 1e-6
+        Added to each difference (or to the sum of powers, ``eps_at="sum"``).
+    swap : bool, default False
+        Balntas et al.'s distance swap (Python or NumPy bool).
+    eps_at : {"difference", "sum"}, default "difference"
+        Where ``eps`` enters: PyTorch's placement or optax's.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        ``"none"``: one loss per example; ``"mean"``: their mean (weighted by
+        ``sample_weight`` if given); ``"sum"``: their (weighted) sum.
+    sample_weight : array, optional
+        A leading part of the unreduced loss's shape, or all of it (default
+        None: every weight 1).
 
     Examples
     --------
