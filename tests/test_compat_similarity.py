@@ -27,12 +27,13 @@ from _frameworks import tensorflow
 from losskit.compat import tf as lktf
 from losskit.compat import torch as lkF
 from losskit.compat.torch import nn as lknn
+from test_compat_torch_losses import assert_same, torch_value_and_grads
 
 torch = pytest.importorskip("torch")
 
 REF = SimpleNamespace(F=torch.nn.functional, nn=torch.nn)
 OURS = SimpleNamespace(F=lkF, nn=lknn)
-TOL = {"rtol": 1e-10, "atol": 1e-13}
+TOL = {"rtol": 1e-10, "atol": 1e-13}  # test_compat_torch_losses's, which assert_same uses
 RNG = np.random.default_rng(20261203)
 
 A, B, C = (RNG.normal(size=(5, 4)) for _ in range(3))
@@ -315,24 +316,6 @@ CASES = {
         negative=C,
     ),
 }
-
-
-def torch_value_and_grads(module, call, arrays, wrt):
-    tensors = {k: torch.tensor(v, requires_grad=k in wrt) for k, v in arrays.items()}
-    value = call(module, **tensors)
-    if value.numel() == 0 or not value.requires_grad:
-        return value.detach(), {k: torch.zeros_like(tensors[k]) for k in wrt}
-    found = torch.autograd.grad(value.sum(), [tensors[k] for k in wrt], allow_unused=True)
-    grads = {
-        k: torch.zeros_like(tensors[k]) if g is None else g for k, g in zip(wrt, found, strict=True)
-    }
-    return value.detach(), grads
-
-
-def assert_same(value, grads, v_ref, g_ref, what):
-    np.testing.assert_allclose(np.asarray(value), v_ref, err_msg=f"{what} value", **TOL)
-    for k, g in g_ref.items():
-        np.testing.assert_allclose(np.asarray(grads[k]), g, err_msg=f"{what} d/d{k}", **TOL)
 
 
 @pytest.fixture(scope="module")
