@@ -163,9 +163,13 @@ def run_jax(h, W, y, opts, upstream=None, jit=True):
         v = lk.linear_cross_entropy(h, W, jnp.asarray(y), bias=b, **jopts)
         return (v * up).sum() if up is not None else v
 
-    g = jax.value_and_grad(f, argnums=(0, 1, 2) if b is not None else (0, 1))
-    if jit:
-        g = jax.jit(g)
+    argnums = (0, 1, 2) if b is not None else (0, 1)
+    if jit == "inside":  # jax.grad(jax.jit(f)): the plan's arrays are outer tracers
+        g = jax.value_and_grad(jax.jit(f), argnums=argnums)
+    else:
+        g = jax.value_and_grad(f, argnums=argnums)
+        if jit:
+            g = jax.jit(g)
     value, grads = g(jnp.asarray(h), jnp.asarray(W), b)
     grads = [np.asarray(x) for x in grads] + ([None] if b is None else [])
     return np.asarray(value), tuple(grads)
@@ -195,6 +199,27 @@ def test_every_option_against_the_unchunked_formula(name, reduction, backend):
         value, grads = run_jax(case["h"], case["W"], y, opts)
     np.testing.assert_allclose(value, ref[0], rtol=1e-12)
     assert_grads(grads, ref[3:])
+
+
+@pytest.mark.parametrize("name", ["plain", "all"])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_jax_grad_of_a_jitted_loss(name, reduction):
+    # the custom_vjp must not close over the labels, mask and class weights: under
+    # jax.grad(jax.jit(...)) they are tracers of the outer trace
+    case = make_case(1)
+    y, opts = options_of(case, OPTION_SETS[name])
+    ref = reference(case["h"], case["W"], y, reduction="sum", **opts)
+    opts = {**opts, "reduction": reduction, "chunk_size": CHUNK}
+    upstream = None if reduction == "mean" else np.ones(len(y))
+    if reduction == "mean":
+        ref = reference(case["h"], case["W"], y, reduction="mean", **opts_without(opts))
+    value, grads = run_jax(case["h"], case["W"], y, opts, upstream=upstream, jit="inside")
+    np.testing.assert_allclose(value, ref[0], rtol=1e-12)
+    assert_grads(grads, ref[3:])
+
+
+def opts_without(opts):
+    return {k: v for k, v in opts.items() if k not in ("reduction", "chunk_size")}
 
 
 @pytest.mark.parametrize("name", ["plain", "all"])

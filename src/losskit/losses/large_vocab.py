@@ -747,7 +747,12 @@ def _reduce_value(xp: Any, p: _Plan, ce: Any, lse: Any) -> tuple[Any, Any]:
 
 
 def _jax_core(p: _Plan) -> Any:
-    """The custom_vjp function of (h2, weight, bias_or_zeros, a_ce, a_z) for this plan."""
+    """The custom_vjp function of (h2, weight, bias_or_zeros, a_ce, a_z, aux) for this plan.
+
+    ``aux`` = (labels, counted, class weights, bad mask) travels as an argument (zero
+    cotangent), not in the closure: under ``jax.grad(jax.jit(...))`` they are tracers of
+    the outer trace, which a custom_vjp may not close over.
+    """
     import jax
     import jax.numpy as jnp
 
@@ -762,11 +767,9 @@ def _jax_core(p: _Plan) -> Any:
             x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
         return x.reshape((nchunks, rows, *x.shape[1:]))
 
-    y_c = chunks(p.y)
-    cnt_c = chunks(p.counted)
-
-    def run(h2: Any, wt: Any, b: Any, a_ce: Any, a_z: Any, do_grad: bool) -> Any:
-        cdt = p.dtype
+    def run(h2: Any, wt: Any, b: Any, a_ce: Any, a_z: Any, q: _Plan, do_grad: bool) -> Any:
+        cdt = q.dtype
+        y_c, cnt_c = chunks(q.y), chunks(q.counted)
         v, d = wt.shape
 
         def body(carry: Any, xs: Any) -> Any:
@@ -774,7 +777,7 @@ def _jax_core(p: _Plan) -> Any:
             z = jnp.matmul(hc, wt.T, preferred_element_type=cdt).astype(cdt)
             if has_bias:
                 z = z + b.astype(cdt)
-            ce, lse, g = _chunk_math(jnp, z, p, yc, cc, ac, az, do_grad)
+            ce, lse, g = _chunk_math(jnp, z, q, yc, cc, ac, az, do_grad)
             if not do_grad:
                 return carry, (ce, lse)
             dw, db = carry
@@ -794,39 +797,48 @@ def _jax_core(p: _Plan) -> Any:
         dw, db = carry
         return ce, lse, (dh, dw.astype(wt.dtype), db.astype(wt.dtype))
 
-    def primal(h2: Any, wt: Any, b: Any, a_ce: Any, a_z: Any) -> Any:
-        ce, lse, _ = run(h2, wt, b, a_ce, a_z, False)
-        value, zterm = _reduce_value(jnp, p._replace(a_ce=a_ce, a_z=a_z), ce, lse)
+    def plan_of(a_ce: Any, a_z: Any, aux: Any) -> _Plan:
+        y, counted, w, bad = aux
+        return p._replace(a_ce=a_ce, a_z=a_z, y=y, counted=counted, w=w, bad=bad)
+
+    def primal(h2: Any, wt: Any, b: Any, a_ce: Any, a_z: Any, aux: Any) -> Any:
+        q = plan_of(a_ce, a_z, aux)
+        ce, lse, _ = run(h2, wt, b, a_ce, a_z, q, False)
+        value, zterm = _reduce_value(jnp, q, ce, lse)
         return value, zterm, lse
 
     f = jax.custom_vjp(primal)
 
-    def fwd(h2: Any, wt: Any, b: Any, a_ce: Any, a_z: Any) -> Any:
+    def fwd(h2: Any, wt: Any, b: Any, a_ce: Any, a_z: Any, aux: Any) -> Any:
+        q = plan_of(a_ce, a_z, aux)
         if p.reduction == "none":
-            ce, lse, _ = run(h2, wt, b, a_ce, a_z, False)
-            res: Any = (h2, wt, b, a_ce, a_z)
+            ce, lse, _ = run(h2, wt, b, a_ce, a_z, q, False)
+            res: Any = (h2, wt, b, a_ce, a_z, aux)
         else:
-            ce, lse, grads = run(h2, wt, b, a_ce, a_z, True)
-            res = grads
-        value, zterm = _reduce_value(jnp, p._replace(a_ce=a_ce, a_z=a_z), ce, lse)
+            ce, lse, grads = run(h2, wt, b, a_ce, a_z, q, True)
+            res = (grads, aux)
+        value, zterm = _reduce_value(jnp, q, ce, lse)
         return (value, zterm, lse), res
 
     def bwd(res: Any, cts: Any) -> Any:
         gv = cts[0]
         if p.reduction == "none":
-            h2, wt, b, a_ce, a_z = res
+            h2, wt, b, a_ce, a_z, aux = res
             g = jnp.reshape(gv, (-1,)).astype(a_ce.dtype)
-            _, _, (dh, dw, db) = run(h2, wt, b, g * a_ce, g * a_z, True)
-            zeros = jnp.zeros_like(a_ce)
+            q = plan_of(g * a_ce, g * a_z, aux)
+            _, _, (dh, dw, db) = run(h2, wt, b, g * a_ce, g * a_z, q, True)
         else:
-            dh, dw, db = res
+            (dh, dw, db), aux = res
             dh, dw, db = (x * gv.astype(x.dtype) for x in (dh, dw, db))
-            zeros = jnp.zeros(n, dtype=p.a_ce.dtype)
-        if p.bad is not None:
-            nanrow = jnp.where(p.bad, jnp.nan, 0.0).astype(dh.dtype)
+        zeros = jnp.zeros(n, dtype=p.a_ce.dtype)
+        bad = aux[3]
+        if bad is not None:
+            nanrow = jnp.where(bad, jnp.nan, 0.0).astype(dh.dtype)
             dh = dh + nanrow[:, None]
-            dw = dw + jnp.where(jnp.any(p.bad), jnp.nan, 0.0).astype(dw.dtype)
-        return dh, dw, (db if has_bias else jnp.zeros_like(db)), zeros, jnp.zeros_like(zeros)
+            dw = dw + jnp.where(jnp.any(bad), jnp.nan, 0.0).astype(dw.dtype)
+        db = db if has_bias else jnp.zeros_like(db)
+        # labels, mask and class weights get no derivative here (None: a zero cotangent)
+        return dh, dw, db, zeros, jnp.zeros_like(zeros), None
 
     f.defvjp(fwd, bwd)
     return f
@@ -873,11 +885,11 @@ def _run(
 
     f = _jax_core(p)
     b = p.bias if p.bias is not None else xp.zeros((int(p.weight.shape[0]),), dtype=p.weight.dtype)
-    args = (p.h2, p.weight, b, p.a_ce, p.a_z)
+    args = (p.h2, p.weight, b, p.a_ce, p.a_z, (p.y, p.counted, p.w, p.bad))
     if with_grad:
         (value, zterm, lse), vjp = jax.vjp(f, *args)
         ones = xp.ones_like(value)
-        dh, dw, db, _, _ = vjp((ones, xp.zeros_like(zterm), xp.zeros_like(lse)))
+        dh, dw, db, *_ = vjp((ones, xp.zeros_like(zterm), xp.zeros_like(lse)))
         grads = (xp.reshape(dh, hshape), dw, db if p.bias is not None else None)
     else:
         value, zterm, lse = f(*args)
