@@ -51,10 +51,36 @@ from .losses import (
     sparsemax_loss,
     squared_hinge,
 )
+from .losses.contrastive import (
+    circle,
+    ntxent,
+)
+from .losses.large_vocab import (
+    LinearCrossEntropyOutput,
+    linear_cross_entropy,
+)
+from .losses.ranking import (
+    ranking_softmax,
+)
+from .losses.segmentation import (
+    dice,
+    generalized_dice,
+    tversky,
+)
+from .losses.sequence import (
+    ctc,
+)
+from .losses.similarity import (
+    cosine_distance,
+    cosine_embedding,
+    margin_ranking,
+    triplet_margin,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "LinearCrossEntropyOutput",
     "LosskitWarning",
     "ProbabilitiesAsLogitsWarning",
     "UnnormalizedProbabilitiesWarning",
@@ -63,16 +89,24 @@ __all__ = [
     "categorical_cross_entropy",
     "categorical_focal_cross_entropy",
     "categorical_hinge",
+    "circle",
+    "cosine_distance",
+    "cosine_embedding",
+    "ctc",
+    "dice",
     "gaussian_nll",
     "generalized_cross_entropy",
+    "generalized_dice",
     "hinge",
     "hinge_embedding",
     "huber",
     "kl_divergence",
+    "linear_cross_entropy",
     "log_cosh",
     "log_sigmoid",
     "log_softmax",
     "logsumexp",
+    "margin_ranking",
     "mean_absolute_error",
     "mean_absolute_percentage_error",
     "mean_squared_error",
@@ -83,10 +117,12 @@ __all__ = [
     "multilabel_margin",
     "multilabel_soft_margin",
     "negative_log_likelihood",
+    "ntxent",
     "perceptron",
     "poisson_nll",
     "poly1_cross_entropy",
     "portable",
+    "ranking_softmax",
     "sigmoid",
     "sigmoid_cross_entropy",
     "sigmoid_focal_loss",
@@ -99,27 +135,7 @@ __all__ = [
     "sparsemax",
     "sparsemax_loss",
     "squared_hinge",
+    "triplet_margin",
+    "tversky",
     "value_and_grad",
-]
-
-# The families of issues 9-11 (see losses/__init__.py).
-from . import losses as _losses
-from .losses.contrastive import *  # noqa: F403
-from .losses.large_vocab import *  # noqa: F403
-from .losses.ranking import *  # noqa: F403
-from .losses.segmentation import *  # noqa: F403
-from .losses.sequence import *  # noqa: F403
-from .losses.similarity import *  # noqa: F403
-
-__all__ += [
-    name
-    for family in (
-        _losses.contrastive,
-        _losses.large_vocab,
-        _losses.ranking,
-        _losses.segmentation,
-        _losses.sequence,
-        _losses.similarity,
-    )
-    for name in family.__all__
 ]

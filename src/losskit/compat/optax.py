@@ -1558,7 +1558,12 @@ def multiclass_generalized_dice_loss(
 
 
 # ctc_loss and ctc_loss_with_forward_probs live with the CTC work (imported last).
-from . import _optax_ctc  # noqa: E402
-from ._optax_ctc import *  # noqa: E402, F403
+from ._optax_ctc import (  # noqa: E402
+    ctc_loss,
+    ctc_loss_with_forward_probs,
+)
 
-__all__ += _optax_ctc.__all__
+__all__ += [
+    "ctc_loss",
+    "ctc_loss_with_forward_probs",
+]

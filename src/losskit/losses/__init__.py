@@ -1,6 +1,10 @@
 """The losses, one module per family (see DESIGN.md's layout)."""
 
 from .binary import binary_cross_entropy, sigmoid_cross_entropy
+from .contrastive import (
+    circle,
+    ntxent,
+)
 from .cross_entropy import (
     categorical_cross_entropy,
     softmax_cross_entropy,
@@ -14,6 +18,10 @@ from .focal import (
     poly1_cross_entropy,
     sigmoid_focal_loss,
     softmax_focal_loss,
+)
+from .large_vocab import (
+    LinearCrossEntropyOutput,
+    linear_cross_entropy,
 )
 from .likelihood import gaussian_nll, kl_divergence, negative_log_likelihood, poisson_nll
 from .margin import (
@@ -29,6 +37,9 @@ from .margin import (
     soft_margin,
     squared_hinge,
 )
+from .ranking import (
+    ranking_softmax,
+)
 from .regression import (
     huber,
     log_cosh,
@@ -37,21 +48,44 @@ from .regression import (
     mean_squared_error,
     mean_squared_logarithmic_error,
 )
+from .segmentation import (
+    dice,
+    generalized_dice,
+    tversky,
+)
+from .sequence import (
+    ctc,
+)
+from .similarity import (
+    cosine_distance,
+    cosine_embedding,
+    margin_ranking,
+    triplet_margin,
+)
 from .sparsemax import sparsemax, sparsemax_loss
 
 __all__ = [
+    "LinearCrossEntropyOutput",
     "binary_cross_entropy",
     "binary_focal_cross_entropy",
     "categorical_cross_entropy",
     "categorical_focal_cross_entropy",
     "categorical_hinge",
+    "circle",
+    "cosine_distance",
+    "cosine_embedding",
+    "ctc",
+    "dice",
     "gaussian_nll",
     "generalized_cross_entropy",
+    "generalized_dice",
     "hinge",
     "hinge_embedding",
     "huber",
     "kl_divergence",
+    "linear_cross_entropy",
     "log_cosh",
+    "margin_ranking",
     "mean_absolute_error",
     "mean_absolute_percentage_error",
     "mean_squared_error",
@@ -62,9 +96,11 @@ __all__ = [
     "multilabel_margin",
     "multilabel_soft_margin",
     "negative_log_likelihood",
+    "ntxent",
     "perceptron",
     "poisson_nll",
     "poly1_cross_entropy",
+    "ranking_softmax",
     "sigmoid_cross_entropy",
     "sigmoid_focal_loss",
     "soft_margin",
@@ -75,22 +111,6 @@ __all__ = [
     "sparsemax",
     "sparsemax_loss",
     "squared_hinge",
-]
-
-# The families of issues 9-11, re-exported by their own __all__ while they fill in.
-from . import contrastive, large_vocab, ranking, segmentation, sequence, similarity
-from .contrastive import *  # noqa: F403
-from .large_vocab import *  # noqa: F403
-from .ranking import *  # noqa: F403
-from .segmentation import *  # noqa: F403
-from .sequence import *  # noqa: F403
-from .similarity import *  # noqa: F403
-
-__all__ += [
-    *contrastive.__all__,
-    *large_vocab.__all__,
-    *ranking.__all__,
-    *segmentation.__all__,
-    *sequence.__all__,
-    *similarity.__all__,
+    "triplet_margin",
+    "tversky",
 ]

@@ -126,7 +126,7 @@ __all__ = [
     "multilabel_margin_loss",
     "multilabel_soft_margin_loss",
     "nll_loss",
-    "nn",  # noqa: F405 (a lazy attribute, see __getattr__)
+    "nn",
     "poisson_nll_loss",
     "smooth_l1_loss",
     "soft_margin_loss",
@@ -1169,9 +1169,24 @@ def _is_torch(x: Array) -> bool:
 
 
 # The functions of issues 9-11, one file each (imported last: they use the helpers above).
-from . import _ctc, _linear, _similarity  # noqa: E402
-from ._ctc import *  # noqa: E402, F403
-from ._linear import *  # noqa: E402, F403
-from ._similarity import *  # noqa: E402, F403
+from ._ctc import (  # noqa: E402
+    ctc_loss,
+)
+from ._linear import (  # noqa: E402
+    linear_cross_entropy,
+)
+from ._similarity import (  # noqa: E402
+    cosine_embedding_loss,
+    margin_ranking_loss,
+    triplet_margin_loss,
+    triplet_margin_with_distance_loss,
+)
 
-__all__ += [*_ctc.__all__, *_linear.__all__, *_similarity.__all__]
+__all__ += [
+    "cosine_embedding_loss",
+    "ctc_loss",
+    "linear_cross_entropy",
+    "margin_ranking_loss",
+    "triplet_margin_loss",
+    "triplet_margin_with_distance_loss",
+]

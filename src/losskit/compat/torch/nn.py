@@ -508,9 +508,24 @@ class BCEWithLogitsLoss(_Loss):
 
 
 # The classes of issues 9-11, one file each (imported last: they subclass _Loss above).
-from . import _nn_ctc, _nn_linear, _nn_similarity  # noqa: E402
-from ._nn_ctc import *  # noqa: E402, F403
-from ._nn_linear import *  # noqa: E402, F403
-from ._nn_similarity import *  # noqa: E402, F403
+from ._nn_ctc import (  # noqa: E402
+    CTCLoss,
+)
+from ._nn_linear import (  # noqa: E402
+    LinearCrossEntropyLoss,
+)
+from ._nn_similarity import (  # noqa: E402
+    CosineEmbeddingLoss,
+    MarginRankingLoss,
+    TripletMarginLoss,
+    TripletMarginWithDistanceLoss,
+)
 
-__all__ += [*_nn_ctc.__all__, *_nn_linear.__all__, *_nn_similarity.__all__]
+__all__ += [
+    "CTCLoss",
+    "CosineEmbeddingLoss",
+    "LinearCrossEntropyLoss",
+    "MarginRankingLoss",
+    "TripletMarginLoss",
+    "TripletMarginWithDistanceLoss",
+]
