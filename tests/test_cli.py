@@ -252,7 +252,7 @@ def test_readme_eval_example_runs_as_written(capsys, tmp_path, monkeypatch):
     d = json.loads(outputs["eval"])
     np.testing.assert_allclose(d["value"], [0.25, 0.25, 0.01])  # (2.5-3)², (0+0.5)², (2.1-2)²
     np.testing.assert_allclose(np.load(tmp_path / "grad.npy"), [-1.0, 1.0, 0.2])  # 2 (pred - y)
-    assert (tmp_path / "sigmoid-gradient.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "huber.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_readme_compare_command_matches_its_figure(capsys, tmp_path, monkeypatch):
