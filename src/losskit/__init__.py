@@ -15,18 +15,27 @@ from ._validation import (
 from .activations import log_sigmoid, log_softmax, logsumexp, sigmoid, softmax
 from .grad import value_and_grad
 from .losses import (
+    LinearCrossEntropyOutput,
     binary_cross_entropy,
     binary_focal_cross_entropy,
     categorical_cross_entropy,
     categorical_focal_cross_entropy,
     categorical_hinge,
+    circle,
+    cosine_distance,
+    cosine_embedding,
+    ctc,
+    dice,
     gaussian_nll,
     generalized_cross_entropy,
+    generalized_dice,
     hinge,
     hinge_embedding,
     huber,
     kl_divergence,
+    linear_cross_entropy,
     log_cosh,
+    margin_ranking,
     mean_absolute_error,
     mean_absolute_percentage_error,
     mean_squared_error,
@@ -37,9 +46,11 @@ from .losses import (
     multilabel_margin,
     multilabel_soft_margin,
     negative_log_likelihood,
+    ntxent,
     perceptron,
     poisson_nll,
     poly1_cross_entropy,
+    ranking_softmax,
     sigmoid_cross_entropy,
     sigmoid_focal_loss,
     soft_margin,
@@ -50,31 +61,8 @@ from .losses import (
     sparsemax,
     sparsemax_loss,
     squared_hinge,
-)
-from .losses.contrastive import (
-    circle,
-    ntxent,
-)
-from .losses.large_vocab import (
-    LinearCrossEntropyOutput,
-    linear_cross_entropy,
-)
-from .losses.ranking import (
-    ranking_softmax,
-)
-from .losses.segmentation import (
-    dice,
-    generalized_dice,
-    tversky,
-)
-from .losses.sequence import (
-    ctc,
-)
-from .losses.similarity import (
-    cosine_distance,
-    cosine_embedding,
-    margin_ranking,
     triplet_margin,
+    tversky,
 )
 
 __version__ = "0.1.0"
