@@ -297,7 +297,7 @@ def test_options_change_no_number(options):
 
 def test_options_refused():
     x, w_lin, _, _, y = _data(seed=12)
-    for red in ("mean", "sum", "none"):
+    for red in ("mean", "sum"):
         with pytest.raises(ValueError, match=r"allow_retain_graph=True.*one backward per call"):
             LF.linear_cross_entropy(
                 x, w_lin, y, reduction=red, options=Options(allow_retain_graph=True)
@@ -310,14 +310,28 @@ def test_options_refused():
         LF.linear_cross_entropy(x, w_lin, y, options={"batch_chunk_size": 2})
 
 
-def test_one_backward_for_mean():
-    """The chunked mean computes its gradient in forward: a second backward raises."""
+def test_one_backward_for_mean_and_sum_retain_graph_for_none():
+    """The chunked mean/sum compute their gradients in forward: a second backward raises.
+    "none" recomputes in backward: retain_graph works, as PyTorch's (which ignores
+    allow_retain_graph for "none")."""
     x, w_lin, _, _, y = _data(seed=13)
-    xr = x.clone().requires_grad_(True)
-    out = LF.linear_cross_entropy(xr, w_lin, y)
-    out.backward(retain_graph=True)
-    with pytest.raises(RuntimeError):
-        out.backward()
+    for red in ("mean", "sum"):
+        xr = x.clone().requires_grad_(True)
+        out = LF.linear_cross_entropy(xr, w_lin, y, reduction=red)
+        out.backward(retain_graph=True)
+        with pytest.raises(RuntimeError, match=r"second time .* scaled in place"):
+            out.backward()
+    ours_in, ref_in = _leaves(x, w_lin), _leaves(x, w_lin)
+    opts = Options(batch_chunk_size=3, allow_retain_graph=True)
+    ours = LF.linear_cross_entropy(*ours_in, y, reduction="none", options=opts)
+    ref = F.linear_cross_entropy(*ref_in, y, reduction="none", options=opts)
+    g = torch.Generator().manual_seed(3)
+    for _ in range(2):
+        up = torch.randn(ours.shape, generator=g, dtype=torch.float64)
+        ours.backward(up, retain_graph=True)
+        ref.backward(up, retain_graph=True)
+    for a, r in zip(ours_in, ref_in, strict=True):
+        torch.testing.assert_close(a.grad, r.grad, rtol=1e-11, atol=1e-13)
 
 
 # --------------------------------------------------------------------------- errors

@@ -294,6 +294,137 @@ def test_value_and_grad_returns_hidden_weight_and_bias_gradients():
     assert none is None
 
 
+# --------------------------------------------------------------------------- every floating input
+
+# The derivatives in class_weight and sample_weight, with every option that enters them:
+# smoothing (the column sums), z-loss (the second "mean" denominator), soft cap, ignore.
+WEIGHT_OPTIONS = [
+    pytest.param(eps, zl, cap, id=f"eps{eps}-z{zl}-cap{cap}")
+    for eps in (0.0, 0.2)
+    for zl in (0.0, 0.05)
+    for cap in (None, 2.0)
+]
+
+
+def _weights_case(seed: int = 20):
+    g = torch.Generator().manual_seed(seed)
+    n, d, v = 9, 3, 6
+    dt = torch.float64
+    leaves = [
+        torch.randn(n, d, generator=g, dtype=dt),
+        torch.randn(v, d, generator=g, dtype=dt),
+        torch.randn(v, generator=g, dtype=dt),
+        torch.rand(v, generator=g, dtype=dt) + 0.3,  # class weights
+        torch.rand(n, generator=g, dtype=dt) + 0.3,  # sample weights
+    ]
+    y = torch.randint(0, v, (n,), generator=g)
+    y[2] = -100
+    return [t.requires_grad_() for t in leaves], y
+
+
+def _loss_of_every_input(y, reduction, eps, zl, cap):
+    def f(h, W, b, cw, sw):
+        return lk.linear_cross_entropy(
+            h, W, y, bias=b, class_weight=cw, sample_weight=sw, ignore_index=-100,
+            label_smoothing=eps, z_loss=zl, softcap=cap, reduction=reduction, chunk_size=4,
+        )  # fmt: skip
+
+    return f
+
+
+@pytest.mark.parametrize("portable", [False, True], ids=["kernel", "portable"])
+@pytest.mark.parametrize(("eps", "zl", "cap"), WEIGHT_OPTIONS)
+def test_torch_gradcheck_of_every_floating_input_reduction_none(eps, zl, cap, portable):
+    # gradcheck backpropagates several upstream vectors through one graph (retain_graph):
+    # "none" recomputes in backward, so that works
+    leaves, y = _weights_case()
+    f = _loss_of_every_input(y, "none", eps, zl, cap)
+    if portable:
+        with lk.portable():
+            assert torch.autograd.gradcheck(f, leaves)
+    else:
+        assert torch.autograd.gradcheck(f, leaves)
+
+
+@pytest.mark.parametrize("portable", [False, True], ids=["kernel", "portable"])
+@pytest.mark.parametrize(("eps", "zl", "cap"), WEIGHT_OPTIONS)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_torch_derivatives_of_every_floating_input_mean_and_sum(reduction, eps, zl, cap, portable):
+    """gradcheck's fast mode by hand (one backward per loss: the mean/sum gradients are
+    scaled in place): for each input, central differences along random directions u
+    equal <grad, u>. "mean" divides the cross-entropy by Σ s w_y and the z-loss by Σ s."""
+    leaves, y = _weights_case()
+    f = _loss_of_every_input(y, reduction, eps, zl, cap)
+    with lk.portable() if portable else _nothing():
+        grads = torch.autograd.grad(f(*leaves), leaves)
+        gen = torch.Generator().manual_seed(1)
+        step = 1e-6
+        for k, (x, gx) in enumerate(zip(leaves, grads, strict=True)):
+            assert gx.abs().max() > 0
+            for _ in range(2):
+                u = torch.randn(x.shape, generator=gen, dtype=x.dtype)
+                with torch.no_grad():
+                    plus = [t + step * u if i == k else t for i, t in enumerate(leaves)]
+                    minus = [t - step * u if i == k else t for i, t in enumerate(leaves)]
+                    fd = (f(*plus) - f(*minus)) / (2 * step)
+                np.testing.assert_allclose((gx * u).sum().item(), fd.item(), rtol=1e-7, atol=1e-9)
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _jax_unchunked(h, W, b, cw, sw, y, reduction, eps, zl, cap, up):
+    """The loss on the full logits in jax.numpy (differentiated by jax.grad)."""
+    v = W.shape[0]
+    z = h @ W.T + b
+    if cap:
+        z = cap * jnp.tanh(z / cap)
+    lse = jax.scipy.special.logsumexp(z, axis=1)
+    cnt = y != -100
+    ys = jnp.where(cnt, y, 0)
+    zy = jnp.take_along_axis(z, ys[:, None], axis=1)[:, 0]
+    ce = (1 - eps) * cw[ys] * (lse - zy) + eps / v * (cw.sum() * lse - (cw * z).sum(1))
+    ce, zr = jnp.where(cnt, ce, 0.0), jnp.where(cnt, zl * lse**2, 0.0)
+    if reduction == "none":
+        return (sw * (ce + zr) * up).sum()
+    if reduction == "sum":
+        return (sw * (ce + zr)).sum()
+    return (sw * ce).sum() / (sw * cw[ys] * cnt).sum() + (sw * zr).sum() / (sw * cnt).sum()
+
+
+# (the row math is the portable code the torch tests above run with every option; each
+# JAX case compiles a scan, seconds apiece: the plain and the all-options cases)
+@pytest.mark.parametrize(("eps", "zl", "cap"), [WEIGHT_OPTIONS[0], WEIGHT_OPTIONS[-1]])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_jax_grad_of_every_floating_input_against_the_unchunked_formula(reduction, eps, zl, cap):
+    leaves, y = _weights_case()
+    args = [jnp.asarray(t.detach().numpy()) for t in leaves]
+    yj = jnp.asarray(y.numpy())
+    up = jnp.asarray(np.random.default_rng(3).standard_normal(len(y)))
+
+    def ours(h, W, b, cw, sw):
+        out = lk.linear_cross_entropy(
+            h, W, yj, bias=b, class_weight=cw, sample_weight=sw, ignore_index=-100,
+            label_smoothing=eps, z_loss=zl, softcap=cap, reduction=reduction, chunk_size=4,
+        )  # fmt: skip
+        return (out * up).sum() if reduction == "none" else out
+
+    def ref(h, W, b, cw, sw):
+        return _jax_unchunked(h, W, b, cw, sw, yj, reduction, eps, zl, cap, up)
+
+    argnums = (0, 1, 2, 3, 4)
+    got = jax.jit(jax.grad(ours, argnums=argnums))(*args)
+    want = jax.grad(ref, argnums=argnums)(*args)
+    np.testing.assert_allclose(float(jax.jit(ours)(*args)), float(ref(*args)), rtol=1e-12)
+    for a, r in zip(got, want, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(r), rtol=1e-10, atol=1e-12)
+
+
 # --------------------------------------------------------------------------- precision
 
 
@@ -372,13 +503,43 @@ def test_gradient_accumulation_across_micro_batches():
     np.testing.assert_allclose(torch.cat([x.grad for x in hs]).numpy(), 0.5 * ref[3], rtol=1e-12)
 
 
-def test_a_second_backward_raises_a_clear_error():
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_a_second_backward_raises_a_clear_error(reduction):
     case = make_case(10)
+    args = (torch.tensor(case["W"]), torch.tensor(case["y_all"]))
     th = torch.tensor(case["h"], requires_grad=True)
-    loss = lk.linear_cross_entropy(th, torch.tensor(case["W"]), torch.tensor(case["y_all"]))
+    loss = lk.linear_cross_entropy(th, *args, reduction=reduction)
     loss.backward(retain_graph=True)
-    with pytest.raises(RuntimeError, match="second time"):
+    # the gradients were computed in forward and scaled in place: none are left
+    with pytest.raises(RuntimeError, match=r"second time .* scaled in place .* reduction='none'"):
         loss.backward()
+    loss = lk.linear_cross_entropy(th, *args, reduction=reduction)
+    loss.backward()
+    with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
+        loss.backward()  # without retain_graph: torch's own message
+
+
+def test_reduction_none_backward_twice_with_retain_graph():
+    # "none" recomputes in backward: every backward through a retained graph works
+    case = make_case(10)
+    y, opts = options_of(case, OPTION_SETS["all"])
+    th, tw = (
+        torch.tensor(case["h"], requires_grad=True),
+        torch.tensor(case["W"], requires_grad=True),
+    )
+    topts = {k: torch.tensor(v) if isinstance(v, np.ndarray) else v for k, v in opts.items()}
+    loss = lk.linear_cross_entropy(
+        th, tw, torch.tensor(y), reduction="none", chunk_size=CHUNK, **topts
+    )
+    up2 = np.random.default_rng(1).standard_normal(len(y))
+    loss.backward(torch.tensor(case["up"]), retain_graph=True)
+    loss.backward(torch.tensor(up2), retain_graph=True)
+    ref = reference(case["h"], case["W"], y, reduction="none", upstream=case["up"] + up2, **opts)
+    np.testing.assert_allclose(th.grad.numpy(), ref[3], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(tw.grad.numpy(), ref[4], rtol=1e-10, atol=1e-12)
+    loss.backward(torch.tensor(up2))  # the last one frees the graph
+    with pytest.raises(RuntimeError, match="Trying to backward through the graph a second time"):
+        loss.backward(torch.tensor(up2))
 
 
 def test_the_weight_alone_may_require_grad_and_no_grad_mode_works():

@@ -13,7 +13,9 @@ the returned value with respect to the row's cross-entropy and z-loss terms).
 The gradient overwrites the logits in place: the chunk's buffer is read once
 for (max, sum) and once more, from cache when the chunk's rows fit, to write
 the gradient. Ignored rows get loss 0 and gradient 0, but their lse is still
-computed (for logging).
+computed (for logging). Each row also gives ``z'[y]`` and, when asked (the
+class weights require a gradient), adds ``a_ce z'`` into column sums during
+its first pass: the derivative in the class weights needs ``Σ_rows a_ce z'``.
 
 The row body is shared by a serial and a parallel driver: the caller picks the
 serial one when BLAS threads surround the call (switching thread pools inside
@@ -71,8 +73,12 @@ def _prepare_block(blk, bb, has_bias, cap):
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _row(row, bias, has_bias, yi, counted, w, W, e, cap, zl, ace, az, do_grad, lo_cut):
-    """Process one row in place; returns (ce, lse)."""
+def _row(row, bias, has_bias, yi, counted, w, W, e, cap, zl, ace, az, do_grad, lo_cut, col, colsum):
+    """Process one row in place; returns (ce, lse, z'[y]).
+
+    With ``col``, ``colsum[c] += ace z'[c]`` (counted rows): the column sums that the
+    derivative in the class weights needs with label smoothing.
+    """
     C = row.shape[0]
     zero = row.dtype.type(0.0)
     cut = row.dtype.type(lo_cut)
@@ -97,6 +103,9 @@ def _row(row, bias, has_bias, yi, counted, w, W, e, cap, zl, ace, az, do_grad, l
             d = blk[c] - shift
             sb += fexp(d) if d > cut else zero
         s += float(sb)
+        if col and counted:
+            for c in range(blk.shape[0]):
+                colsum[lo + c] += ace * blk[c]
         if smooth:
             wblk = w[lo:hi]
             swb = zero
@@ -107,7 +116,7 @@ def _row(row, bias, has_bias, yi, counted, w, W, e, cap, zl, ace, az, do_grad, l
     if not counted:
         if do_grad:
             row[:] = zero
-        return 0.0, lse
+        return 0.0, lse, 0.0
     zy = float(row[yi])
     wy = float(w[yi])
     hard = (1.0 - e) * wy
@@ -148,12 +157,15 @@ def _row(row, bias, has_bias, yi, counted, w, W, e, cap, zl, ace, az, do_grad, l
                         d = blk[c] - shift
                         blk[c] = fexp(d) * scale if d > cut else zero
             row[yi] -= ace * hard
-    return ce, lse
+    return ce, lse, zy
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def lce_rows_serial(z, bias, has_bias, y, counted, w, e, cap, zl, a_ce, a_z, do_grad, ce, lse, cut):
-    """Every row of the chunk ``z`` (n, C) in turn: ce and lse into (n,) arrays, gradient into z.
+def lce_rows_serial(
+    z, bias, has_bias, y, counted, w, e, cap, zl, a_ce, a_z, do_grad, ce, lse, zy, col, colsum, cut
+):
+    """Every row of the chunk ``z`` (n, C) in turn: ce, lse and z'[y] into (n,) arrays, the
+    gradient into z; with ``col``, ``colsum`` (C,) += sum over counted rows of a_ce z'.
 
     ``cut``: ``cut_for(z.dtype)``, where exponentials are taken as 0.
     """
@@ -161,20 +173,24 @@ def lce_rows_serial(z, bias, has_bias, y, counted, w, e, cap, zl, a_ce, a_z, do_
     for c in range(w.shape[0]):
         W += float(w[c])
     for i in range(z.shape[0]):
-        ce[i], lse[i] = _row(
-            z[i], bias, has_bias, y[i], counted[i], w, W, e, cap, zl, a_ce[i], a_z[i], do_grad, cut
-        )
+        ce[i], lse[i], zy[i] = _row(
+            z[i], bias, has_bias, y[i], counted[i], w, W, e, cap, zl, a_ce[i], a_z[i], do_grad,
+            cut, col, colsum,
+        )  # fmt: skip
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def lce_rows_parallel(
-    z, bias, has_bias, y, counted, w, e, cap, zl, a_ce, a_z, do_grad, ce, lse, cut
+    z, bias, has_bias, y, counted, w, e, cap, zl, a_ce, a_z, do_grad, ce, lse, zy, cut
 ):
-    """``lce_rows_serial`` with the rows spread over numba's threads."""
+    """``lce_rows_serial`` with the rows spread over numba's threads (no column sums: the
+    threads would race on them)."""
     W = 0.0
+    colsum = np.zeros(1, dtype=np.float64)
     for c in range(w.shape[0]):
         W += float(w[c])
     for i in prange(z.shape[0]):
-        ce[i], lse[i] = _row(
-            z[i], bias, has_bias, y[i], counted[i], w, W, e, cap, zl, a_ce[i], a_z[i], do_grad, cut
-        )
+        ce[i], lse[i], zy[i] = _row(
+            z[i], bias, has_bias, y[i], counted[i], w, W, e, cap, zl, a_ce[i], a_z[i], do_grad,
+            cut, False, colsum,
+        )  # fmt: skip

@@ -21,7 +21,9 @@ chunks into preallocated arrays). Backends:
   kernel through zero-copy NumPy views; elsewhere (bfloat16/float16, GPU) the
   row pass is torch code in float32. For "mean"/"sum" the gradients are
   computed in forward and scaled by the upstream gradient in backward, in
-  place; "none" recomputes in backward.
+  place (one backward); "none" recomputes in backward (``retain_graph=True``
+  works). The class and sample weights are differentiated too: the function
+  takes the rows' reduction coefficients and the class weights as inputs.
 * JAX: a ``jax.custom_vjp`` over a ``lax.scan`` of the chunks, jit-compatible.
 """
 
@@ -322,9 +324,18 @@ def _safe_div(xp: Any, num: Any, den: Any) -> Any:
 
 
 def _chunk_math(
-    xp: Any, z: Any, p: _Plan, y: Any, counted: Any, a_ce: Any, a_z: Any, do_grad: bool
-) -> tuple[Any, Any, Any]:
-    """(ce, lse, dz) of one chunk of logits ``z`` (compute dtype, bias added) in array-API code."""
+    xp: Any,
+    z: Any,
+    p: _Plan,
+    y: Any,
+    counted: Any,
+    a_ce: Any,
+    a_z: Any,
+    do_grad: bool,
+    col: bool = False,
+) -> tuple[Any, Any, Any, Any, Any]:
+    """(ce, lse, dz, z'[y], colsum) of one chunk of logits ``z`` (compute dtype, bias added)
+    in array-API code; ``colsum = Σ_rows a_ce z'`` over counted rows with ``col``, else None."""
     v = z.shape[-1]
     if p.cap:
         t = xp.tanh(z / p.cap)
@@ -344,11 +355,12 @@ def _chunk_math(
     zero = xp.zeros_like(ce)
     ce = xp.where(counted, ce, zero)
     if not do_grad:
-        return ce, lse, None
+        return ce, lse, None, zy, None
     a_ce = cast(xp, a_ce, z.dtype)
     a_z = cast(xp, a_z, z.dtype)
     a_ce = xp.where(counted, a_ce, xp.zeros_like(a_ce))
     a_z = xp.where(counted, a_z, xp.zeros_like(a_z))
+    colsum = xp.sum(a_ce[:, None] * z, axis=0) if col else None  # Σ_i a_ce_i z'_ic
     coef = a_ce * (hard + p.eps * wsum / v) + a_z * (2 * p.zl) * lse
     g = (ex / ssum) * coef[:, None]
     onehot = y[:, None] == xp.arange(v, device=_device(z))[None, :]
@@ -357,7 +369,40 @@ def _chunk_math(
         g = g - (a_ce * (p.eps / v))[:, None] * w[None, :]
     if p.cap:
         g = g * (1 - t * t)
-    return ce, lse, g
+    return ce, lse, g, zy, colsum
+
+
+def _class_weight_grad(xp: Any, p: _Plan, c: Any, lse: Any, zy: Any, colsum: Any, v: int) -> Any:
+    """``Σ_i c_i ∂ce_i/∂w_k`` for every class k: the derivative in the class weights with
+    the rows' coefficients ``c`` (the reduction's a_ce, times the upstream gradient) held.
+
+    ``ce_i = (1-ε) w_{y_i} (lse_i - z'_{i y_i}) + ε/V Σ_k w_k (lse_i - z'_{ik})``, so
+    ``∂ce_i/∂w_k = (1-ε) [k = y_i] (lse_i - z'_{i y_i}) + ε/V (lse_i - z'_{ik})``; summed:
+    a scatter of the first term onto the labels, plus ``ε/V (Σ_i c_i lse_i - colsum_k)``
+    with ``colsum_k = Σ_i c_i z'_{ik}`` from the chunk pass. (The "mean" denominators'
+    share comes from differentiating ``c`` itself, outside.)
+    """
+    c = cast(xp, c, lse.dtype)
+    c = xp.where(p.counted, c, xp.zeros_like(c))
+    hard = (1 - p.eps) * c * (lse - cast(xp, zy, lse.dtype))
+    hard = xp.where(p.counted, hard, xp.zeros_like(hard))
+    out = _scatter_add(xp, p.y, hard, v)
+    if p.eps:
+        out = out + (p.eps / v) * (xp.sum(c * lse) - cast(xp, colsum, lse.dtype))
+    return out
+
+
+def _scatter_add(xp: Any, idx: Any, vals: Any, v: int) -> Any:
+    """out (v,) with out[k] = Σ_{i: idx_i = k} vals_i."""
+    if is_numpy(xp):
+        return np.bincount(np.asarray(idx), weights=np.asarray(vals), minlength=v).astype(
+            vals.dtype, copy=False
+        )
+    if is_torch_tensor(vals):
+        import torch
+
+        return torch.zeros(v, dtype=vals.dtype, device=vals.device).index_add_(0, idx, vals)
+    return xp.zeros((v,), dtype=vals.dtype).at[idx].add(vals)
 
 
 # --------------------------------------------------------------------------- NumPy / CPU chunks
@@ -504,14 +549,19 @@ def _cpu_chunks(
     dw: np.ndarray | None,
     db: np.ndarray | None,
     dtype: Any,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The chunk loop on CPU arrays: (ce rows, lse rows) in float64; gradients into dh/dw/db."""
+    col: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """The chunk loop on CPU arrays: (ce, lse, z'[y]) rows in float64 and, with ``col``,
+    the column sums ``Σ_i a_ce_i z'_i`` (float64, for the class weights' derivative);
+    gradients into dh/dw/db."""
     n = y.shape[0]
     v = w.shape[0]
     ce = np.zeros(n, dtype=np.float64)
     lse = np.zeros(n, dtype=np.float64)
+    zy = np.zeros(n, dtype=np.float64)
+    colsum = np.zeros(v if col else 1, dtype=np.float64)
     if n == 0:
-        return ce, lse
+        return ce, lse, zy, (colsum if col else None)
     rows = p.rows
     buf = np.empty((min(rows, n), v), dtype=dtype)
     kernel = None
@@ -532,14 +582,17 @@ def _cpu_chunks(
         if kernel is not None:
             kernel(
                 z, b, has_bias, y[i0:i1], counted[i0:i1], wk, p.eps, p.cap, p.zl,
-                a_ce[i0:i1], a_z[i0:i1], do_grad, ce[i0:i1], lse[i0:i1], cut,
+                a_ce[i0:i1], a_z[i0:i1], do_grad, ce[i0:i1], lse[i0:i1], zy[i0:i1],
+                col and do_grad, colsum, cut,
             )  # fmt: skip
         else:
             zz = z + b if has_bias else z
-            c_, l_, g = _chunk_math(
-                np, zz, p, y[i0:i1], counted[i0:i1], a_ce[i0:i1], a_z[i0:i1], do_grad
+            c_, l_, g, zy_, cs = _chunk_math(
+                np, zz, p, y[i0:i1], counted[i0:i1], a_ce[i0:i1], a_z[i0:i1], do_grad, col
             )
-            ce[i0:i1], lse[i0:i1] = c_, l_
+            ce[i0:i1], lse[i0:i1], zy[i0:i1] = c_, l_, zy_
+            if cs is not None:
+                colsum += cs
             if do_grad:
                 z[...] = g
         if do_grad:
@@ -549,7 +602,7 @@ def _cpu_chunks(
                 products.d_weight(z, i0, i1, dw)
             if db is not None and ones is not None:
                 db += ones[: i1 - i0] @ z
-    return ce, lse
+    return ce, lse, zy, (colsum if col else None)
 
 
 def _numpy_core(p: _Plan, do_grad: bool) -> tuple[Any, Any, Any, Any, Any]:
@@ -563,7 +616,7 @@ def _numpy_core(p: _Plan, do_grad: bool) -> tuple[Any, Any, Any, Any, Any]:
     dh = np.empty((n, d), dtype=dtype) if do_grad else None
     dw = np.zeros((v, d), dtype=dtype) if do_grad else None
     db = np.zeros(v, dtype=dtype) if (do_grad and bias is not None) else None
-    ce, lse = _cpu_chunks(
+    ce, lse, _, _ = _cpu_chunks(
         p, _NumpyProducts(h2, wt, min(p.rows, max(n, 1))), bias, np.asarray(p.y, dtype=np.int64),
         np.asarray(p.counted, dtype=np.bool_), np.asarray(p.w), _f64(p.a_ce), _f64(p.a_z),
         do_grad, dh, dw, db, dtype,
@@ -595,37 +648,49 @@ def _torch_fast(p: _Plan) -> bool:
 
 
 def _torch_core(
-    p: _Plan, a_ce: Any, a_z: Any, do_grad: bool, need: tuple[bool, bool, bool]
-) -> tuple[Any, Any, Any, Any, Any]:
-    """(ce, lse, dh, dw, db) for torch tensors (no autograd inside); grads in input dtype."""
+    p: _Plan, a_ce: Any, a_z: Any, do_grad: bool, need: tuple[bool, bool, bool, bool]
+) -> tuple[Any, Any, Any, Any, Any, Any]:
+    """(ce, lse, dh, dw, db, d class_weight) for torch tensors (no autograd inside); the
+    gradients of ``need`` (hidden, weight, bias, class weights) only, in the input dtype.
+
+    ``d class_weight`` is the derivative in ``p.w`` with ``a_ce`` held (see
+    :func:`_class_weight_grad`), None unless asked for and there are class weights.
+    """
     import torch
 
     with torch.no_grad():
         h2 = p.h2.detach().contiguous()
         wt = p.weight.detach().contiguous()
         bias = None if p.bias is None else p.bias.detach().contiguous()
+        a_ce, a_z = a_ce.detach(), a_z.detach()
         n, d = h2.shape
         v = wt.shape[0]
+        col = do_grad and need[3] and p.has_cw
         if _torch_fast(p):
             dt = h2.dtype
             # only the gradients some input asks for (a frozen head skips G^T h)
             dh = torch.empty((n, d), dtype=dt) if do_grad and need[0] else None
             dw = torch.zeros((v, d), dtype=dt) if do_grad and need[1] else None
             db = torch.zeros(v, dtype=dt) if do_grad and need[2] and bias is not None else None
-            ce, lse = _cpu_chunks(
+            ce_n, lse_n, zy_n, colsum = _cpu_chunks(
                 p, _TorchProducts(h2, wt), None if bias is None else bias.numpy(),
-                p.y.numpy(), p.counted.numpy(), p.w.numpy(),
-                _f64(a_ce.detach().numpy()), _f64(a_z.detach().numpy()), do_grad,
+                p.y.numpy(), p.counted.numpy(), p.w.detach().numpy(),
+                _f64(a_ce.numpy()), _f64(a_z.numpy()), do_grad,
                 None if dh is None else dh.numpy(), None if dw is None else dw.numpy(),
-                None if db is None else db.numpy(), np.dtype(_np_dtype(dt)),
+                None if db is None else db.numpy(), np.dtype(_np_dtype(dt)), col,
             )  # fmt: skip
-            return torch.from_numpy(ce), torch.from_numpy(lse), dh, dw, db
-        return _torch_generic(p, h2, wt, bias, a_ce, a_z, do_grad)
+            ce, lse, zy = (torch.from_numpy(a) for a in (ce_n, lse_n, zy_n))
+            dcw = None
+            if col and colsum is not None:
+                cs = torch.from_numpy(colsum)
+                dcw = _class_weight_grad(p.xp, p, a_ce, lse, zy, cs, v).to(p.w.dtype)
+            return ce, lse, dh, dw, db, dcw
+        return _torch_generic(p, h2, wt, bias, a_ce, a_z, do_grad, col)
 
 
 def _torch_generic(
-    p: _Plan, h2: Any, wt: Any, bias: Any, a_ce: Any, a_z: Any, do_grad: bool
-) -> tuple[Any, Any, Any, Any, Any]:
+    p: _Plan, h2: Any, wt: Any, bias: Any, a_ce: Any, a_z: Any, do_grad: bool, col: bool
+) -> tuple[Any, Any, Any, Any, Any, Any]:
     """Chunks in torch ops: products in the input dtype, the row pass in the compute dtype;
     the weight and bias gradients accumulate in the compute dtype (float32 for half)."""
     import torch
@@ -638,20 +703,26 @@ def _torch_generic(
     cdt = p.dtype
     ce = torch.zeros(n, dtype=cdt, device=h2.device)
     lse = torch.zeros(n, dtype=cdt, device=h2.device)
+    zy = torch.zeros(n, dtype=cdt, device=h2.device)
+    colsum = torch.zeros(v, dtype=cdt, device=h2.device) if col else None
     dh = torch.empty((n, d), dtype=h2.dtype, device=h2.device) if do_grad else None
     dw = torch.zeros((v, d), dtype=cdt, device=h2.device) if do_grad else None
     db = torch.zeros(v, dtype=cdt, device=h2.device) if (do_grad and bias is not None) else None
     b_c = None if bias is None else bias.to(cdt)
+    w = p.w.detach()
+    q = p._replace(w=w)
     for i0 in range(0, n, p.rows):
         i1 = min(i0 + p.rows, n)
         hc = h2[i0:i1]
         z = (hc @ wt.T).to(cdt)
         if b_c is not None:
             z = z + b_c
-        c_, l_, g = _chunk_math(
-            xp, z, p, p.y[i0:i1], p.counted[i0:i1], a_ce[i0:i1], a_z[i0:i1], do_grad
+        c_, l_, g, zy_, cs = _chunk_math(
+            xp, z, q, p.y[i0:i1], p.counted[i0:i1], a_ce[i0:i1], a_z[i0:i1], do_grad, col
         )
-        ce[i0:i1], lse[i0:i1] = c_, l_
+        ce[i0:i1], lse[i0:i1], zy[i0:i1] = c_, l_, zy_
+        if colsum is not None:
+            colsum += cs
         if do_grad:
             assert dh is not None and dw is not None
             dh[i0:i1] = (g.to(h2.dtype) @ wt) if h2.dtype != cdt else g @ wt
@@ -662,22 +733,40 @@ def _torch_generic(
         dw = dw.to(h2.dtype)
     if db is not None:
         db = db.to(h2.dtype)
-    return ce, lse, dh, dw, db
+    dcw = None
+    if colsum is not None:
+        dcw = _class_weight_grad(xp, q, a_ce, lse, zy, colsum, v).to(p.w.dtype)
+    return ce, lse, dh, dw, db, dcw
+
+
+_ONE_BACKWARD = (
+    "linear_cross_entropy (reduction={!r}): backward was called a second time through the "
+    "same loss; with reduction 'mean' or 'sum' the gradients are computed in forward, "
+    "scaled in place by the first backward's upstream gradient and released, so there is "
+    "nothing left for a second one (retain_graph=True cannot keep them). Compute the loss "
+    "again, or use reduction='none', which recomputes in backward."
+)
 
 
 def _torch_fn() -> Any:
     import torch
 
     class _LinearCrossEntropyFn(torch.autograd.Function):
-        """Forward: loss (+ its gradients for mean/sum); backward: scaled in place, once."""
+        """Forward: loss (+ its gradients for mean/sum); backward: scaled in place, once.
+
+        Inputs: hidden, weight, bias, the rows' reduction coefficients ``a_ce`` and
+        ``a_z`` (functions of sample_weight and class_weight, differentiated by autograd
+        outside: the "mean" denominators), the class weights ``w`` and the plan.
+        ``∂value/∂a_ce_i = ce_i``, ``∂value/∂a_z_i = λ lse_i²``, ``∂value/∂w`` by
+        :func:`_class_weight_grad`.
+        """
 
         @staticmethod
-        def forward(ctx: Any, hidden: Any, weight: Any, bias: Any, p: _Plan) -> Any:
-            need = (
-                hidden.requires_grad,
-                weight.requires_grad,
-                bias is not None and bias.requires_grad,
-            )
+        def forward(
+            ctx: Any, hidden: Any, weight: Any, bias: Any, a_ce: Any, a_z: Any, w: Any, p: _Plan
+        ) -> Any:
+            ng = ctx.needs_input_grad
+            need = (ng[0], ng[1], bias is not None and ng[2], p.has_cw and ng[5])
             ctx.plan = p
             ctx.need = need
             ctx.used = False
@@ -685,9 +774,16 @@ def _torch_fn() -> Any:
                 ce, lse, *_ = _torch_core(p, p.a_ce, p.a_z, False, need)
                 ctx.grads = None
             else:
-                ce, lse, dh, dw, db = _torch_core(p, p.a_ce, p.a_z, True, need)
-                ctx.grads = [dh, dw, db]
+                ce, lse, dh, dw, db, dcw = _torch_core(p, p.a_ce, p.a_z, True, need)
+                ctx.grads = [dh, dw, db, dcw]
             value, zterm = _reduce_value(p.xp, p, ce, lse)
+            ce_eff, zr = _row_cotangents(p.xp, p, ce, lse)
+            # saved through autograd: a second backward without retain_graph gets torch's
+            # own error; "none" recomputes from them (and torch checks they are unchanged)
+            if p.reduction == "none":
+                ctx.save_for_backward(hidden, weight, bias, ce_eff, zr)
+            else:
+                ctx.save_for_backward(ce_eff, zr)
             value = value.to(p.dtype)
             ctx.mark_non_differentiable(zterm, lse)
             return value, zterm.to(p.dtype), lse.to(p.dtype)
@@ -695,28 +791,30 @@ def _torch_fn() -> Any:
         @staticmethod
         @torch.autograd.function.once_differentiable
         def backward(ctx: Any, gv: Any, _gz: Any, _gl: Any) -> Any:
-            if ctx.used:
-                msg = (
-                    "linear_cross_entropy: backward was called a second time through the same "
-                    "loss; its gradients are computed once (in forward) and released after the "
-                    "first backward. Compute the loss again for another backward."
-                )
-                raise RuntimeError(msg)
-            ctx.used = True
+            saved = ctx.saved_tensors
             p = ctx.plan
+            ng = ctx.needs_input_grad
             if p.reduction == "none":
-                gv = gv.reshape(-1).to(p.a_ce.dtype)
-                _, _, dh, dw, db = _torch_core(p, gv * p.a_ce, gv * p.a_z, True, ctx.need)
-                grads = [dh, dw, db]
+                hidden, weight, bias, ce_eff, zr = saved
+                g = gv.reshape(-1).to(p.a_ce.dtype)
+                q = p._replace(h2=hidden, weight=weight, bias=bias)
+                _, _, dh, dw, db, dcw = _torch_core(q, g * p.a_ce, g * p.a_z, True, ctx.need)
             else:
-                grads, ctx.grads = ctx.grads, None
+                if ctx.used:
+                    raise RuntimeError(_ONE_BACKWARD.format(p.reduction))
+                ctx.used = True
+                ce_eff, zr = saved
+                (dh, dw, db, dcw), ctx.grads = ctx.grads, None
                 scale = gv.reshape(())
                 if not (scale.device.type == "cpu" and float(scale) == 1.0):
-                    for gr in grads:
+                    for gr in (dh, dw, db, dcw):
                         if gr is not None:
                             gr.mul_(scale.to(gr.dtype))
-            dh, dw, db = grads
-            return dh, dw, db, None
+                g = scale.to(ce_eff.dtype)
+            # value = Σ a_ce ce + Σ a_z zr (per row for "none")
+            ga_ce = (g * ce_eff).to(p.a_ce.dtype) if ng[3] else None
+            ga_z = (g * zr).to(p.a_z.dtype) if ng[4] else None
+            return dh, dw, db, ga_ce, ga_z, dcw, None
 
     return _LinearCrossEntropyFn
 
@@ -726,32 +824,64 @@ def _torch_fn_cached() -> Any:
     return _torch_fn()
 
 
-def _reduce_value(xp: Any, p: _Plan, ce: Any, lse: Any) -> tuple[Any, Any]:
-    """(value, z-loss term) from the rows' ce and lse (NaN rows where traced values were bad)."""
-    zr = p.zl * lse * lse if p.zl else xp.zeros_like(lse)
-    if p.zl:
-        zr = xp.where(p.counted, zr, xp.zeros_like(zr))
+def _z_rows(xp: Any, p: _Plan, lse: Any) -> Any:
+    """The z-loss rows ``λ lse²``, 0 where not counted."""
+    if not p.zl:
+        return xp.zeros_like(lse)
+    zr = p.zl * lse * lse
+    return xp.where(p.counted, zr, xp.zeros_like(zr))
+
+
+def _nan_rows(xp: Any, p: _Plan, like: Any) -> Any:
+    """NaN where traced values were bad, else 0 (None when nothing is traced)."""
+    if p.bad is None:
+        return None
+    return xp.where(p.bad, xp.asarray(math.nan, dtype=like.dtype), xp.zeros_like(like))
+
+
+def _reduce_rows(xp: Any, p: _Plan, ce: Any, zr: Any) -> tuple[Any, Any]:
+    """(value, z-loss term) from the rows' terms and the reduction coefficients.
+
+    The NaN of a bad row is added after the coefficients multiply (a bad row's
+    coefficient is 0, and XLA rewrites ``x * convert(mask)`` as a select that drops
+    a NaN in ``x``).
+    """
     a_ce = cast(xp, p.a_ce, ce.dtype)
     a_z = cast(xp, p.a_z, ce.dtype)
-    if p.bad is not None:
-        nan = xp.where(p.bad, xp.asarray(math.nan, dtype=ce.dtype), xp.zeros_like(ce))
-        ce = ce + nan
+    rows = a_ce * ce + a_z * zr
+    nan = _nan_rows(xp, p, rows)
+    if nan is not None:
+        rows = rows + nan
     if p.reduction == "none":
-        value = xp.reshape(a_ce * ce + a_z * zr, p.batch)
-        return value, xp.reshape(a_z * zr, p.batch)
+        return xp.reshape(rows, p.batch), xp.reshape(a_z * zr, p.batch)
     zterm = xp.sum(a_z * zr)
-    return xp.sum(a_ce * ce) + zterm, zterm
+    return xp.sum(rows), zterm
+
+
+def _reduce_value(xp: Any, p: _Plan, ce: Any, lse: Any) -> tuple[Any, Any]:
+    """(value, z-loss term) from the rows' ce and lse (NaN where traced values were bad)."""
+    return _reduce_rows(xp, p, ce, _z_rows(xp, p, lse))
+
+
+def _row_cotangents(xp: Any, p: _Plan, ce: Any, lse: Any) -> tuple[Any, Any]:
+    """(∂value/∂a_ce, ∂value/∂a_z) per row for a unit upstream gradient: (ce, λ lse²),
+    NaN in the first where traced values were bad."""
+    nan = _nan_rows(xp, p, ce)
+    return (ce if nan is None else ce + nan), _z_rows(xp, p, lse)
 
 
 # --------------------------------------------------------------------------- JAX
 
 
 def _jax_core(p: _Plan) -> Any:
-    """The custom_vjp function of (h2, weight, bias_or_zeros, a_ce, a_z, aux) for this plan.
+    """The custom_vjp function of (h2, weight, bias_or_zeros, a_ce, a_z, w, aux) for this plan.
 
-    ``aux`` = (labels, counted, class weights, bad mask) travels as an argument (zero
-    cotangent), not in the closure: under ``jax.grad(jax.jit(...))`` they are tracers of
-    the outer trace, which a custom_vjp may not close over.
+    ``a_ce``/``a_z`` (the rows' reduction coefficients, functions of the sample and
+    class weights) and ``w`` (the class weights) get their exact cotangents, so that
+    ``jax.grad`` differentiates the "mean" denominators through them outside. ``aux`` =
+    (labels, counted, bad mask) travels as an argument (no cotangent), not in the
+    closure: under ``jax.grad(jax.jit(...))`` they are tracers of the outer trace, which
+    a custom_vjp may not close over.
     """
     import jax
     import jax.numpy as jnp
@@ -761,13 +891,15 @@ def _jax_core(p: _Plan) -> Any:
     n = int(p.h2.shape[0])
     nchunks = max(1, -(-n // rows))
     pad = nchunks * rows - n
+    col = p.has_cw
 
     def chunks(x: Any) -> Any:
         if pad:
             x = jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1))
         return x.reshape((nchunks, rows, *x.shape[1:]))
 
-    def run(h2: Any, wt: Any, b: Any, a_ce: Any, a_z: Any, q: _Plan, do_grad: bool) -> Any:
+    def run(h2: Any, wt: Any, b: Any, q: _Plan, do_grad: bool) -> Any:
+        """(ce, lse, z'[y], grads): grads (dh, dw, db, d class weights with a_ce held)."""
         cdt = q.dtype
         y_c, cnt_c = chunks(q.y), chunks(q.counted)
         v, d = wt.shape
@@ -777,68 +909,82 @@ def _jax_core(p: _Plan) -> Any:
             z = jnp.matmul(hc, wt.T, preferred_element_type=cdt).astype(cdt)
             if has_bias:
                 z = z + b.astype(cdt)
-            ce, lse, g = _chunk_math(jnp, z, q, yc, cc, ac, az, do_grad)
+            ce, lse, g, zy, cs = _chunk_math(jnp, z, q, yc, cc, ac, az, do_grad, col)
             if not do_grad:
-                return carry, (ce, lse)
-            dw, db = carry
+                return carry, (ce, lse, zy)
+            dw, db, colsum = carry
             dhc = jnp.matmul(g.astype(h2.dtype), wt, preferred_element_type=cdt).astype(h2.dtype)
             dw = dw + jnp.matmul(g.T, hc.astype(cdt))
             db = db + jnp.sum(g, axis=0)
-            return (dw, db), (ce, lse, dhc)
+            if col:
+                colsum = colsum + cs
+            return (dw, db, colsum), (ce, lse, zy, dhc)
 
-        carry0: Any = (jnp.zeros((v, d), cdt), jnp.zeros((v,), cdt)) if do_grad else ()
-        xs = (chunks(h2), y_c, cnt_c, chunks(a_ce), chunks(a_z))
+        carry0: Any = ()
+        if do_grad:
+            carry0 = (jnp.zeros((v, d), cdt), jnp.zeros((v,), cdt), jnp.zeros((v,), cdt))
+        xs = (chunks(h2), y_c, cnt_c, chunks(q.a_ce), chunks(q.a_z))
         carry, outs = jax.lax.scan(body, carry0, xs)
-        ce = outs[0].reshape(-1)[:n]
-        lse = outs[1].reshape(-1)[:n]
+        ce, lse, zy = (o.reshape(-1)[:n] for o in outs[:3])
         if not do_grad:
-            return ce, lse, None
-        dh = outs[2].reshape(nchunks * rows, d)[:n]
-        dw, db = carry
-        return ce, lse, (dh, dw.astype(wt.dtype), db.astype(wt.dtype))
+            return ce, lse, zy, None
+        dh = outs[3].reshape(nchunks * rows, d)[:n]
+        dw, db, colsum = carry
+        dcw = _class_weight_grad(jnp, q, q.a_ce, lse, zy, colsum, v) if col else None
+        return ce, lse, zy, (dh, dw.astype(wt.dtype), db.astype(wt.dtype), dcw)
 
-    def plan_of(a_ce: Any, a_z: Any, aux: Any) -> _Plan:
-        y, counted, w, bad = aux
-        return p._replace(a_ce=a_ce, a_z=a_z, y=y, counted=counted, w=w, bad=bad)
+    def plan_of(a_ce: Any, a_z: Any, w: Any, aux: Any) -> _Plan:
+        y, counted, bad = aux
+        return p._replace(a_ce=a_ce, a_z=a_z, w=w, y=y, counted=counted, bad=bad)
 
-    def primal(h2: Any, wt: Any, b: Any, a_ce: Any, a_z: Any, aux: Any) -> Any:
-        q = plan_of(a_ce, a_z, aux)
-        ce, lse, _ = run(h2, wt, b, a_ce, a_z, q, False)
+    def primal(h2: Any, wt: Any, b: Any, a_ce: Any, a_z: Any, w: Any, aux: Any) -> Any:
+        q = plan_of(a_ce, a_z, w, aux)
+        ce, lse, _, _ = run(h2, wt, b, q, False)
         value, zterm = _reduce_value(jnp, q, ce, lse)
         return value, zterm, lse
 
     f = jax.custom_vjp(primal)
 
-    def fwd(h2: Any, wt: Any, b: Any, a_ce: Any, a_z: Any, aux: Any) -> Any:
-        q = plan_of(a_ce, a_z, aux)
+    def fwd(h2: Any, wt: Any, b: Any, a_ce: Any, a_z: Any, w: Any, aux: Any) -> Any:
+        q = plan_of(a_ce, a_z, w, aux)
         if p.reduction == "none":
-            ce, lse, _ = run(h2, wt, b, a_ce, a_z, q, False)
-            res: Any = (h2, wt, b, a_ce, a_z, aux)
+            ce, lse, _, _ = run(h2, wt, b, q, False)
+            res: Any = (h2, wt, b, a_ce, a_z, w)
         else:
-            ce, lse, grads = run(h2, wt, b, a_ce, a_z, q, True)
-            res = (grads, aux)
+            ce, lse, _, grads = run(h2, wt, b, q, True)
+            res = grads
         value, zterm = _reduce_value(jnp, q, ce, lse)
-        return (value, zterm, lse), res
+        ce_eff, zr = _row_cotangents(jnp, q, ce, lse)
+        return (value, zterm, lse), (res, aux, ce_eff, zr)
 
     def bwd(res: Any, cts: Any) -> Any:
         gv = cts[0]
+        res, aux, ce_eff, zr = res
         if p.reduction == "none":
-            h2, wt, b, a_ce, a_z, aux = res
+            h2, wt, b, a_ce, a_z, w = res
             g = jnp.reshape(gv, (-1,)).astype(a_ce.dtype)
-            q = plan_of(g * a_ce, g * a_z, aux)
-            _, _, (dh, dw, db) = run(h2, wt, b, g * a_ce, g * a_z, q, True)
+            q = plan_of(g * a_ce, g * a_z, w, aux)
+            _, _, _, (dh, dw, db, dcw) = run(h2, wt, b, q, True)
         else:
-            (dh, dw, db), aux = res
+            dh, dw, db, dcw = res
             dh, dw, db = (x * gv.astype(x.dtype) for x in (dh, dw, db))
-        zeros = jnp.zeros(n, dtype=p.a_ce.dtype)
-        bad = aux[3]
+            dcw = None if dcw is None else dcw * gv.astype(dcw.dtype)
+            g = gv
+        # value = Σ a_ce ce + Σ a_z zr (per row for "none")
+        ga_ce = (g * ce_eff).astype(p.a_ce.dtype)
+        ga_z = (g * zr).astype(p.a_z.dtype)
+        bad = aux[2]
         if bad is not None:
             nanrow = jnp.where(bad, jnp.nan, 0.0).astype(dh.dtype)
             dh = dh + nanrow[:, None]
             dw = dw + jnp.where(jnp.any(bad), jnp.nan, 0.0).astype(dw.dtype)
+        if dcw is None:
+            dcw = jnp.zeros((int(p.weight.shape[0]),), dtype=p.w.dtype)
+        elif bad is not None:
+            dcw = dcw + jnp.where(jnp.any(bad), jnp.nan, 0.0).astype(dcw.dtype)
         db = db if has_bias else jnp.zeros_like(db)
-        # labels, mask and class weights get no derivative here (None: a zero cotangent)
-        return dh, dw, db, zeros, jnp.zeros_like(zeros), None
+        # labels, mask and bad rows get no derivative (None: a zero cotangent)
+        return dh, dw, db, ga_ce, ga_z, dcw.astype(p.w.dtype), None
 
     f.defvjp(fwd, bwd)
     return f
@@ -870,10 +1016,11 @@ def _run(
         import torch
 
         needs = torch.is_grad_enabled() and any(
-            t is not None and t.requires_grad for t in (p.h2, p.weight, p.bias)
+            t is not None and t.requires_grad for t in (p.h2, p.weight, p.bias, p.a_ce, p.a_z, p.w)
         )
         if with_grad or not needs:
-            ce, lse, dh, dw, db = _torch_core(p, p.a_ce, p.a_z, with_grad, (True, True, True))
+            need = (True, True, True, False)
+            ce, lse, dh, dw, db, _ = _torch_core(p, p.a_ce, p.a_z, with_grad, need)
             value, zterm = _reduce_value(p.xp, p, ce, lse)
             out = _outputs(p.xp, p, value, zterm, lse)
             grads = None if not with_grad else (dh.reshape(hshape), dw, db)
@@ -885,7 +1032,7 @@ def _run(
 
     f = _jax_core(p)
     b = p.bias if p.bias is not None else xp.zeros((int(p.weight.shape[0]),), dtype=p.weight.dtype)
-    args = (p.h2, p.weight, b, p.a_ce, p.a_z, (p.y, p.counted, p.w, p.bad))
+    args = (p.h2, p.weight, b, p.a_ce, p.a_z, p.w, (p.y, p.counted, p.bad))
     if with_grad:
         (value, zterm, lse), vjp = jax.vjp(f, *args)
         ones = xp.ones_like(value)
@@ -898,7 +1045,7 @@ def _run(
 
 
 def _torch_apply(fn: Any, p: _Plan) -> Any:
-    return fn.apply(p.h2, p.weight, p.bias, p)
+    return fn.apply(p.h2, p.weight, p.bias, p.a_ce, p.a_z, p.w, p)
 
 
 _RUN_EAGER: list[Any] = []
@@ -1006,10 +1153,21 @@ def linear_cross_entropy(
     of logits hold, at least 256 rows; or what ``memory_budget`` bytes allow), so at most one
     chunk of logits exists at once. ``losskit.value_and_grad(linear_cross_entropy)``
     returns ``(value, (d_hidden, d_weight, d_bias))`` (``d_bias`` None without
-    ``bias``); gradients are taken in ``hidden``, ``weight`` and ``bias``
-    only. Under PyTorch autograd and ``jax.grad`` the same gradients flow
+    ``bias``). Under PyTorch autograd and ``jax.grad`` the same gradients flow
     through a custom function (PyTorch: computed during forward for "mean"
-    and "sum", so one backward only; JAX: ``jax.custom_vjp``).
+    and "sum", so one backward only, while "none" recomputes in backward and
+    takes ``retain_graph=True``; JAX: ``jax.custom_vjp``), and so do those in
+    ``class_weight`` and ``sample_weight``: with the row's reduction
+    coefficient ``a`` held,
+
+    .. math::
+        \frac{\partial \ell}{\partial w_k} = (1-\varepsilon) [k = y]
+            (\mathrm{lse} - z'_y) + \frac{\varepsilon}{V} (\mathrm{lse} - z'_k),
+
+    summed over the tokens with ``a`` (the column sums ``Σ a z'`` come from
+    the chunk pass), and ``∂value/∂a = ce``, ``λ lse²`` for the two terms;
+    autograd then differentiates ``a`` itself (``s``, ``s / Σ s w_y``,
+    ``s / Σ s``), which gives the "mean" denominators' share.
 
     Parameters
     ----------

@@ -15,7 +15,7 @@ if __package__ not in sys.modules:  # pragma: no cover - a standalone doctest ru
     del sys.modules[__name__]
     import_module(__package__)
 
-from ..._backend import Array, cast, namespace, shape_of, stop_gradient
+from ..._backend import Array, namespace, shape_of
 from ..._validation import check_floating, check_fraction
 from ...losses.large_vocab import linear_cross_entropy as linear_cross_entropy_core
 from .._common import framework_semantics, half_back, int64_class_ids
@@ -69,12 +69,14 @@ def _chunk_size(options: Any, reduction: str) -> int | None:
             f"batch_chunk_size={size!r} and chunking_method={method!r}"
         )
         raise ValueError(msg)
-    if options.allow_retain_graph:
-        # The core's autograd function allows one backward per call, for every
-        # reduction ("none" too, although it recomputes in backward).
+    if options.allow_retain_graph and reduction != "none":
+        # "mean"/"sum": the core computes the gradients in forward and scales them in
+        # place in backward, so one backward per call. "none" recomputes in backward and
+        # takes retain_graph=True anyway (PyTorch ignores the field there too).
         msg = (
             "`options.allow_retain_graph=True` is not supported: the chunked loss allows one "
-            f"backward per call (reduction={reduction!r}); compute the loss again instead"
+            f"backward per call (reduction={reduction!r}); compute the loss again instead, or "
+            "use reduction='none', whose backward recomputes and takes retain_graph=True"
         )
         raise ValueError(msg)
     return None if size is None else int(size)
@@ -130,7 +132,9 @@ def linear_cross_entropy(
         chunk (sized for the BLAS and the cache) replaces PyTorch's
         heuristics; ``acc_policy``/``acc_dtype`` change nothing (half precision
         always accumulates in float32); ``allow_retain_graph=True`` is refused
-        (one backward per call).
+        for "mean"/"sum" (one backward per call: their gradients are computed in
+        forward and scaled in place) and, as in PyTorch, not needed for "none"
+        (its backward recomputes and takes ``retain_graph=True``).
 
     Returns
     -------
@@ -229,60 +233,12 @@ def linear_cross_entropy(
             raise TypeError(msg)
     ids = int64_class_ids(xp, t, c, ignore)[0]  # bad ids: the core raises or poisons
     core_red = "sum" if red == "mean" else red
-    out = linear_cross_entropy_core(
-        x, lw, ids, bias=b, class_weight=None if w is None else stop_gradient(xp, w),
-        ignore_index=ignore, label_smoothing=eps, reduction=core_red,
-        chunk_size=chunk_size, return_aux=True,
+    # the core differentiates in the class weights too (PyTorch refuses to)
+    loss = linear_cross_entropy_core(
+        x, lw, ids, bias=b, class_weight=w, ignore_index=ignore, label_smoothing=eps,
+        reduction=core_red, chunk_size=chunk_size,
     )  # fmt: skip
-    loss = out.loss
-    if w is not None and getattr(w, "requires_grad", not isinstance(w, np.ndarray)):
-        # The core takes no derivative in the class weights: add a term of value 0,
-        # Σ_c (w_c - stop(w_c)) ∂loss_i/∂w_c per token, whose derivative is the exact one.
-        lse = xp.reshape(out.lse, (-1,))
-        y2 = xp.reshape(ids, (-1,))
-        counted = y2 != ignore
-        y_safe = xp.where(counted, y2, xp.zeros_like(y2))
-        moving = w - stop_gradient(xp, w)
-        per = _class_weight_term(
-            xp, xp.reshape(x, (-1, d)), lw, b, y_safe, counted, lse, eps, moving
-        )
-        per = cast(xp, per, loss.dtype)
-        loss = loss + (xp.reshape(per, shape_of(loss)) if red == "none" else xp.sum(per))
     if red == "mean":
         den = xp.sum(_label_weight(xp, ids, w, ids != ignore, loss.dtype))
         loss = _mean_or_nan(xp, loss, den)
     return half_back(xp, loss, x.dtype)
-
-
-def _class_weight_term(
-    xp: Any,
-    h: Array,
-    lw: Array,
-    b: Array | None,
-    ids: Array,
-    counted: Array,
-    lse: Array,
-    eps: float,
-    moving: Array,
-) -> Array:
-    """Per token, ``Σ_c m_c ∂ℓ_i/∂w_c`` with ``m = w - stop(w)`` (value 0): O(N D + C D).
-
-    ``ℓ_i = (1-ε) w_{y_i} (lse_i - z_{i y_i}) + ε/C Σ_c w_c (lse_i - z_ic)`` (counted tokens).
-    """
-    dtype = lse.dtype
-    h, lw = cast(xp, stop_gradient(xp, h), dtype), cast(xp, stop_gradient(xp, lw), dtype)
-    b = None if b is None else cast(xp, stop_gradient(xp, b), dtype)
-    m = cast(xp, moving, dtype)
-    c = int(lw.shape[0])
-    z_y = xp.sum(h * xp.take(lw, ids, axis=0), axis=-1)
-    if b is not None:
-        z_y = z_y + xp.take(b, ids)
-    term = (1 - eps) * xp.take(m, ids) * (lse - z_y)
-    if eps:
-        # Σ_c m_c (lse_i - z_ic) = lse_i Σ m - h_i · (Σ_c m_c W_c) - Σ_c m_c b_c
-        mw = xp.sum(m[:, None] * lw, axis=0)
-        s = lse * xp.sum(m) - xp.sum(h * mw[None, :], axis=-1)
-        if b is not None:
-            s = s - xp.sum(m * b)
-        term = term + eps / c * s
-    return xp.where(counted, term, xp.zeros_like(term))
