@@ -803,48 +803,58 @@ def _check_floating_tensor(name: str, x: Any) -> None:
     check_floating(_torch_xp(), name, x)
 
 
+def _mesh_of(x: Any) -> Any:
+    dtensor = _dtensor_type()
+    return x.device_mesh if dtensor is not None and isinstance(x, dtensor) else None
+
+
+def _device_of(x: Any) -> Any:
+    return x.device if isinstance(x, torch.Tensor) else torch.device("cpu")
+
+
 def _vocab_parallel_cross_entropy(
     logits_shard: Any, labels: Any, group: Any, vocab_start: Any, options: dict[str, Any],
     return_aux: bool,
 ) -> Any:  # fmt: skip
-    x, mesh = _unwrap(logits_shard, "logits_shard", -1)
-    labels = _unwrap(labels, "labels", None)[0]
-    cw, cw_mesh = _unwrap(options["class_weight"], "class_weight", 0)
-    sw = _unwrap(options["sample_weight"], "sample_weight", None)[0]
-    group = _group_of(group, [mesh, cw_mesh])
-    options = {**options, "class_weight": cw, "sample_weight": sw}
-    wants = _wants(x, cw, sw)
+    mesh = _mesh_of(logits_shard)
+    group = _group_of(group, [mesh, _mesh_of(options["class_weight"])])
+    got: dict[str, Any] = {}
 
-    def check_local() -> _Local:
+    def check_local() -> _Local:  # everything that may fail on one rank only
+        x = _unwrap(logits_shard, "logits_shard", -1)[0]
+        y = _unwrap(labels, "labels", None)[0]
+        cw = _unwrap(options["class_weight"], "class_weight", 0)[0]
+        sw = _unwrap(options["sample_weight"], "sample_weight", None)[0]
         _check_floating_tensor("logits_shard", x)
         if x.ndim < 1:
             msg = "`logits_shard` must have a class axis (shape (..., V_r)); got a 0-d tensor"
             raise ValueError(msg)
-        return _check_local(
-            x, labels, tuple(x.shape[:-1]), x.shape[-1], vocab_start, options, wants
-        )
+        got.update(x=x, cw=cw, sw=sw)
+        opts = {**options, "class_weight": cw, "sample_weight": sw}
+        wants = _wants(x, cw, sw)
+        return _check_local(x, y, tuple(x.shape[:-1]), x.shape[-1], vocab_start, opts, wants)
 
-    device = x.device if isinstance(x, torch.Tensor) else torch.device("cpu")
-    st = _setup(group, device, check_local)
-    x2 = x.reshape(st.n, st.v_local)
-    return _outputs(_LogitsFn.apply(x2, cw, sw, st), mesh, return_aux)
+    st = _setup(group, _device_of(logits_shard), check_local)
+    x2 = got["x"].reshape(st.n, st.v_local)
+    return _outputs(_LogitsFn.apply(x2, got["cw"], got["sw"], st), mesh, return_aux)
 
 
 def _vocab_parallel_linear_cross_entropy(
     hidden: Any, weight_shard: Any, labels: Any, bias_shard: Any, group: Any, vocab_start: Any,
     options: dict[str, Any], return_aux: bool,
 ) -> Any:  # fmt: skip
-    h, h_mesh = _unwrap(hidden, "hidden", None)
-    w, mesh = _unwrap(weight_shard, "weight_shard", 0)
-    b, b_mesh = _unwrap(bias_shard, "bias_shard", 0)
-    labels = _unwrap(labels, "labels", None)[0]
-    cw, cw_mesh = _unwrap(options["class_weight"], "class_weight", 0)
-    sw = _unwrap(options["sample_weight"], "sample_weight", None)[0]
-    group = _group_of(group, [mesh, h_mesh, b_mesh, cw_mesh])
-    options = {**options, "class_weight": cw, "sample_weight": sw}
-    want = _wants(h, w, b, cw, sw)
+    mesh = _mesh_of(weight_shard)
+    meshes = [mesh, _mesh_of(hidden), _mesh_of(bias_shard), _mesh_of(options["class_weight"])]
+    group = _group_of(group, meshes)
+    got: dict[str, Any] = {}
 
-    def check_local() -> _Local:
+    def check_local() -> _Local:  # everything that may fail on one rank only
+        h = _unwrap(hidden, "hidden", None)[0]
+        w = _unwrap(weight_shard, "weight_shard", 0)[0]
+        b = _unwrap(bias_shard, "bias_shard", 0)[0]
+        y = _unwrap(labels, "labels", None)[0]
+        cw = _unwrap(options["class_weight"], "class_weight", 0)[0]
+        sw = _unwrap(options["sample_weight"], "sample_weight", None)[0]
         _check_floating_tensor("hidden", h)
         _check_floating_tensor("weight_shard", w)
         if h.ndim < 1:
@@ -857,24 +867,27 @@ def _vocab_parallel_linear_cross_entropy(
                 f"{tuple(h.shape)}; got {tuple(w.shape)}"
             )
             raise ValueError(msg)
+        if b is not None:
+            _check_floating_tensor("bias_shard", b)
+            if tuple(b.shape) != (w.shape[0],):
+                msg = f"`bias_shard` must have shape ({w.shape[0]},); got {tuple(b.shape)}"
+                raise ValueError(msg)
         for name, t in (("weight_shard", w), ("bias_shard", b)):
             if t is not None and t.dtype != h.dtype:
                 msg = f"`{name}` must have the dtype of `hidden` ({h.dtype}); got {t.dtype}"
                 raise TypeError(msg)
-        if b is not None:
-            _tensor("bias_shard", b)
-            if tuple(b.shape) != (w.shape[0],):
-                msg = f"`bias_shard` must have shape ({w.shape[0]},); got {tuple(b.shape)}"
-                raise ValueError(msg)
+        want = _wants(h, w, b, cw, sw)
+        got.update(h=h, w=w, b=b, cw=cw, sw=sw, want=want)
+        opts = {**options, "class_weight": cw, "sample_weight": sw}
         return _check_local(
-            h, labels, tuple(h.shape[:-1]), w.shape[0], vocab_start, options, want,
+            h, y, tuple(h.shape[:-1]), w.shape[0], vocab_start, opts, want,
             hidden=h.reshape(-1, d),
         )  # fmt: skip
 
-    device = h.device if isinstance(h, torch.Tensor) else torch.device("cpu")
-    st = _setup(group, device, check_local)
-    h2 = h.reshape(st.n, h.shape[-1])
-    return _outputs(_LinearFn.apply(h2, w, b, cw, sw, st, want), mesh, return_aux)
+    st = _setup(group, _device_of(hidden), check_local)
+    h2 = got["h"].reshape(st.n, got["h"].shape[-1])
+    args = (h2, got["w"], got["b"], got["cw"], got["sw"], st, got["want"])
+    return _outputs(_LinearFn.apply(*args), mesh, return_aux)
 
 
 # The collectives and the Python chunk loop are not for a compiler: a graph break.
