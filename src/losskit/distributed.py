@@ -134,7 +134,8 @@ def _check_local(
     check_labels_dtype(xp, labels)
     if tuple(labels.shape) != batch:
         msg = (
-            f"`labels` must have shape {batch} (the tokens of this call); got {tuple(labels.shape)}"
+            f"`labels` must have shape {batch} (the input's shape without its last axis); "
+            f"got {tuple(labels.shape)}"
         )
         raise ValueError(msg)
     if vocab_start is not None and (
