@@ -458,25 +458,32 @@ class _Grads:
         if want_cw and st.eps:
             self.colsum = torch.zeros(st.v_local, dtype=st.cdt, device=st.y.device)
 
-    def logit_grad(self, z: Any, t: Any, lse: Any, wy: Any, cc: Any, cz: Any, sl: slice) -> Any:
+    def logit_grad(
+        self, z: Any, t: Any, lse: Any, wy: Any, cc: Any, cz: Any, sl: slice, p: Any = None
+    ) -> Any:
         """d/dz of the tokens ``sl`` (``z`` soft-capped, ``t`` its tanh or None; ``lse``,
-        ``wy``, ``cc``, ``cz`` those tokens' numbers), in the compute dtype."""
+        ``wy``, ``cc``, ``cz`` those tokens' numbers; ``p`` their softmax if at hand),
+        in the compute dtype. ``p`` and ``t`` are overwritten."""
         st = self.st
         hard = (1 - st.eps) * wy
         coef = cc * (hard + st.eps * st.w_sum / st.vocab)
         if st.zl:
             coef = coef + cz * (2 * st.zl) * lse
-        g = torch.exp(z - lse[:, None]) * coef[:, None]
+        g = p if p is not None else torch.exp(z - lse[:, None])
+        g.mul_(coef[:, None])
         if st.v_local:
             rows = torch.nonzero(st.mine[sl]).reshape(-1)
             g[rows, st.y_local[sl][rows]] -= (cc * hard)[rows]
         if st.eps:
-            w = st.w_local if st.w_local is not None else 1.0
-            g = g - (cc * (st.eps / st.vocab))[:, None] * w
+            smooth = cc * (st.eps / st.vocab)
+            if st.w_local is not None:
+                g.addr_(smooth, st.w_local, alpha=-1)
+            else:
+                g.sub_(smooth[:, None])
         if self.colsum is not None:
             self.colsum += cc @ z
         if t is not None:
-            g = g * (1 - t * t)
+            g.mul_(t.square_().neg_().add_(1))  # d(c tanh(x / c))/dx = 1 - tanh²
         return g
 
     def class_weight(self, stats: _Stats, c_ce: Any, cw: Any) -> Any:
@@ -517,16 +524,18 @@ def _sample_weight_grad(st: _Setup, stats: _Stats, g: Any, sw: Any) -> Any:
     return (per.sum(dim=extra) if extra else per).to(sw.dtype)
 
 
-def _local_sums(st: _Setup, z: Any, m: Any, sl: slice) -> Any:
-    """This shard's part of the tokens ``sl``'s SUM: [Σ exp(z - m), target logit, Σ w z]."""
+def _local_sums(st: _Setup, z: Any, m: Any, sl: slice) -> tuple[Any, Any]:
+    """This shard's part of the tokens ``sl``'s SUM, [Σ exp(z - m), target logit, Σ w z],
+    and exp(z - m) (the softmax numerators, for a gradient from the same logits)."""
     pack = torch.zeros((3, z.shape[0]), dtype=st.cdt, device=z.device)
-    pack[0] = torch.exp(z - m[:, None]).sum(dim=-1)
+    ex = torch.exp(z - m[:, None])
+    pack[0] = ex.sum(dim=-1)
     if st.v_local:
         zy = z.gather(1, st.y_local[sl][:, None])[:, 0]
         pack[1] = torch.where(st.mine[sl], zy, 0.0)
     if st.eps:
         pack[2] = z @ st.w_local if st.w_local is not None else z.sum(dim=-1)
-    return pack
+    return pack, ex
 
 
 def _row_max(st: _Setup, z: Any) -> Any:
@@ -569,7 +578,7 @@ def _logits_stats(x2: Any, st: _Setup) -> tuple[_Stats, Any, Any]:
     pack = torch.zeros((3 + send_wy, n), dtype=st.cdt, device=x2.device)
     for i0 in range(0, n, rows):
         sl = slice(i0, i0 + rows)
-        pack[:3, sl] = _local_sums(st, _capped(x2[sl].to(st.cdt), st.cap)[0], m[sl], sl)
+        pack[:3, sl] = _local_sums(st, _capped(x2[sl].to(st.cdt), st.cap)[0], m[sl], sl)[0]
     if send_wy:
         pack[3] = st.wy_local
     if n:
@@ -653,15 +662,17 @@ class _LinearPass:
             sl = slice(i0, min(i0 + st.rows, st.n))
             z = h2[sl] @ w.T
             z, t = _capped((z if self.b is None else z + self.b).to(st.cdt), st.cap)
+            p = None
             if forward:
                 m = _row_max(st, z)
                 dist.all_reduce(m, op=dist.ReduceOp.MAX, group=st.group)
-                pack = _local_sums(st, z, m, sl)
+                pack, p = _local_sums(st, z, m, sl)
                 dist.all_reduce(pack, group=st.group)
                 lse[sl] = m + torch.log(pack[0])
                 zy[sl], wz[sl] = pack[1], pack[2]
+                p.div_(pack[0][:, None])  # exp(z - m) / Σ exp = the softmax over all shards
             if per_chunk:
-                dz = grads.logit_grad(z, t, lse[sl], wy[sl], c_ce[sl], c_z[sl], sl)
+                dz = grads.logit_grad(z, t, lse[sl], wy[sl], c_ce[sl], c_z[sl], sl, p)
                 if dh is not None:
                     dh[sl] = dz.to(w.dtype) @ w
                 if dw is not None:
