@@ -147,7 +147,9 @@ def run_case(case: Any, rank: int, world: int, groups: dict[str, Any], mesh: Any
             kw["class_weight"] = t["class_weight"]
         if "sample_weight" in t:
             kw["sample_weight"] = t["sample_weight"]
-        if case.layout in ("explicit", "reversed"):
+        if case.fault == "smoothing_differs" and grank == last:
+            kw["label_smoothing"] = kw.get("label_smoothing", 0.0) + 0.1
+        if case.layout in ("explicit", "reversed", "empty_shard"):
             kw["vocab_start"] = a
         elif case.layout == "overlap":
             kw["vocab_start"] = 0
@@ -165,7 +167,7 @@ def run_case(case: Any, rank: int, world: int, groups: dict[str, Any], mesh: Any
         return rec
 
     t = local_leaves()
-    if case.fault is not None and grank == last:
+    if case.fault in FAULTS and grank == last:
         t = _fault(case, t)
     if case.layout == "dtensor":
         t = _to_dtensor(case, t, full, mesh)
@@ -253,6 +255,15 @@ FAULTS = {
         if "logits" in t
         else {**t, "weight": t["weight"].detach().long()}
     ),
+    # not a tensor at all
+    "numpy": lambda t, torch: (
+        {**t, "logits": t["logits"].detach().numpy()}
+        if "logits" in t
+        else {**t, "weight": t["weight"].detach().numpy()}
+    ),
+    # replicated arguments that are not the same on every rank
+    "hidden_differs": lambda t, torch: {**t, "hidden": t["hidden"] + 1e-3},
+    "sample_weight_differs": lambda t, torch: {**t, "sample_weight": t["sample_weight"] * 1.5},
 }
 
 
@@ -260,7 +271,10 @@ def _fault(case: Any, t: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     t = FAULTS[case.fault](t, torch)
-    return {k: (v.detach().requires_grad_(v.is_floating_point())) for k, v in t.items()}
+    return {
+        k: v.detach().requires_grad_(v.is_floating_point()) if isinstance(v, torch.Tensor) else v
+        for k, v in t.items()
+    }
 
 
 def _gradcheck(case: Any, full: dict[str, Any], call: Any, a: int, b: int, group: Any) -> Any:

@@ -144,6 +144,8 @@ def cases_for(world: int) -> list[Case]:
             _case("explicit_vocab_start", fn, "mean", layout="explicit", opts={"z_loss": 1e-2}),
             _case("reversed_shards", fn, "mean", layout="reversed", opts=OPTION_SETS["all"]),
             _case("reversed_shards", fn, "none", layout="reversed", opts={"class_weight": "shard"}),
+            _case("empty_shard", fn, "mean", layout="empty_shard", opts=OPTION_SETS["all"]),
+            _case("empty_shard", fn, "none", layout="empty_shard", opts={"class_weight": "shard"}),
             _case("dtensor", fn, "mean", layout="dtensor", opts={"label_smoothing": 0.1}),
             _case("dtensor", fn, "none", layout="dtensor", opts={"class_weight": "whole"}),
         ]
@@ -185,7 +187,21 @@ def cases_for(world: int) -> list[Case]:
                 expect="error_all",
             ),
             _case("bad_shape_on_one_rank", fn, fault="shape", expect="error_local"),
+            _case("numpy_on_one_rank", fn, fault="numpy", expect="error_local"),
+            _case("smoothing_differs", fn, fault="smoothing_differs", expect="error_all"),
+            _case(
+                "sample_weight_differs",
+                fn,
+                fault="sample_weight_differs",
+                opts={"sample_weight": "full"},
+                expect="error_all",
+            ),
             _case("bad_dtype_on_one_rank", fn, fault="int_dtype", expect="error_local"),
+            *(
+                [_case("hidden_differs", fn, fault="hidden_differs", expect="error_all")]
+                if fn == "linear"
+                else []
+            ),
             # the group still works after the errors: nothing was left half-done
             _case("after_errors", fn, "mean", opts=OPTION_SETS["all"], seed=6),
         ]
@@ -245,6 +261,8 @@ def shard_bounds(case: Case, world: int) -> list[tuple[int, int]]:
     if case.group == "sub":
         return bounds(SHARDS[len(SUBGROUP)])
     sizes = SHARDS[world]
+    if case.layout == "empty_shard":  # the middle (or first) rank holds no class
+        sizes = (5, 0, 6) if world == 3 else (0, V)
     if case.layout == "reversed":  # rank r holds the r-th shard from the end
         rev = bounds(sizes[::-1])
         return rev[::-1]

@@ -157,11 +157,11 @@ class ExtraCollectives(AssertionError):
 KNOWN = {
     "gradcheck": (
         lambda c: c.fn == "linear" and c.reduction != "none",
-        pytest.mark.xfail(raises=OneBackwardOnly, strict=True, reason=OneBackwardOnly.__doc__),
+        pytest.mark.xfail(raises=OneBackwardOnly, strict=True, reason="one backward only"),
     ),
     "comm": (
         lambda c: c.options.get("class_weight") == "shard",
-        pytest.mark.xfail(raises=ExtraCollectives, strict=True, reason=ExtraCollectives.__doc__),
+        pytest.mark.xfail(raises=ExtraCollectives, strict=True, reason="class-weight shards"),
     ),
 }
 
@@ -290,6 +290,9 @@ ALL_RANK_ERRORS = {
     "label_negative": (ValueError, r"`labels` must be in \[0, 11\).*got -3 at position \(2,\)"),
     "labels_differ": (ValueError, r"`labels` must be the same on every rank"),
     "labels_differ_by_a_swap": (ValueError, r"`labels` must be the same on every rank"),
+    "smoothing_differs": (ValueError, r"`label_smoothing` must be the same on every rank"),
+    "sample_weight_differs": (ValueError, r"`sample_weight` must be the same on every rank"),
+    "hidden_differs": (ValueError, r"`hidden` must be the same on every rank"),
     "overlapping_shards": (ValueError, r"the shards must tile the vocabulary \[0, 11\)"),
     # checked in the metadata exchange, so every rank can say which rank passed what
     "bad_class_weight_on_one_rank": (
@@ -321,6 +324,8 @@ LOCAL_ERRORS = {
     ("linear", "shape"): (ValueError, r"`weight_shard` must have shape"),
     ("logits", "int_dtype"): (TypeError, r"`logits_shard` must be a real floating"),
     ("linear", "int_dtype"): (TypeError, r"`weight_shard` must"),
+    ("logits", "numpy"): (TypeError, r"`logits_shard` must be a torch\.Tensor; got ndarray"),
+    ("linear", "numpy"): (TypeError, r"`weight_shard` must be a torch\.Tensor; got ndarray"),
 }
 
 
