@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -27,7 +28,7 @@ import pytest
 
 pytest.importorskip("numba")
 
-from losskit.kernels._ctc import ctc_loss_and_grad
+from losskit.kernels._ctc import ctc_loss_and_grad, last_paths
 
 TOL = {  # (loss rtol, gradient atol): a float32 gradient is rounded to float32
     np.float32: (1e-5, 2e-6),
@@ -347,6 +348,62 @@ def test_a_4000_frame_sequence_keeps_its_precision(dtype):
     # 2e-12 per step, over 4000 steps: its posteriors are good to about 1e-10.
     nll, _ = check(cases, 0, dtype, ref_atol=1e-9)
     assert (nll > 1000).all()
+
+
+# --------------------------------------------------------------------------- scaled or extended
+
+
+def test_random_batches_take_the_scaled_recursions():
+    # Logits like a network's (the benchmark's shapes, smaller): the plain float64
+    # recursions scaled per frame hold, and give the log-space recursions' numbers.
+    rng = np.random.default_rng(12)
+    C = 40
+    cases = [(rng.normal(size=(120, C)), random_labels(rng, 30, C, 0, 0.1)) for _ in range(4)]
+    check(cases, 0, np.float64)
+    assert last_paths().tolist() == [0, 0, 0, 0]
+    check(cases, 0, np.float32)
+    assert last_paths().tolist() == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_where_underflow_could_matter_the_extended_range_runs(dtype):
+    # Every frame favours the blank by d over the two labels: the states that have
+    # emitted all 10 labels (those the paths must end in) carry about e^-10d of the
+    # frame's alpha, and the overlap of alpha and beta shrinks likewise. At d = 20 all of
+    # it is a normal float64 (the scaled recursions, path 0); at d = 66 alpha stays above
+    # 2^-1000 but the overlaps fall below 2^-900 (the loss is the scaled one, the
+    # gradient the extended range's, path 2); at d = 80 and 700 states underflow
+    # (path 1: both from the extended range). Every one equals the log-space recursions.
+    T, C, lab = 30, 3, [1, 2] * 5
+    cases, paths = [], []
+    for d, path in [(20.0, 0), (66.0, 2), (80.0, 1), (700.0, 1)]:
+        x = np.zeros((T, C))
+        x[:, 1:] = -d
+        cases.append((x, lab))
+        paths.append(path)
+    nll, _ = check(cases, 0, dtype)
+    assert last_paths().tolist() == [0, 0, 1, 1]  # the forward-only call of ``check``
+    nll_again, _ = ctc_loss_and_grad(*batch(cases, dtype), 0, grad_scale=np.ones(4))
+    assert last_paths().tolist() == paths
+    np.testing.assert_array_equal(nll_again, nll)
+    # p is about C(30, 10) e^-10d: the alignments that spend one frame on each label (the
+    # labels alternate, so no blank is needed between them; more label frames cost e^-d)
+    d = np.array([20.0, 66.0, 80.0, 700.0])
+    np.testing.assert_allclose(nll, 10 * d - math.log(math.comb(30, 10)), rtol=1e-6)
+
+
+def test_a_nan_or_inf_logit_gives_a_nan_loss_and_gradient_for_its_example():
+    rng = np.random.default_rng(13)
+    x = rng.normal(size=(3, 10, 5))
+    x[0, 4, 3] = np.nan
+    x[1, 7, 0] = np.inf
+    labels = np.array([[1, 2], [1, 2], [1, 2]])
+    tl, ll = np.array([10, 10, 10]), np.array([2, 2, 2])
+    nll, g = ctc_loss_and_grad(x, labels, tl, ll, 0, grad_scale=np.ones(3))
+    assert np.isnan(nll[:2]).all() and np.isnan(g[:2]).all()
+    nll2, g2 = ctc_loss_and_grad(x[2:], labels[2:], tl[2:], ll[2:], 0, grad_scale=np.ones(1))
+    np.testing.assert_array_equal(nll[2:], nll2)  # the other example is untouched
+    np.testing.assert_array_equal(g[2:], g2)
 
 
 # --------------------------------------------------------------------------- threads, fork

@@ -17,41 +17,52 @@ leaves out frame t's own emission, so alpha + beta is the log-probability of
 the paths through state s at frame t and its exponential, divided by the
 total, is the posterior occupation of the gradient.
 
-Three parallel passes, none with a T x C x S temporary:
+Two passes, none with a T x C x S temporary:
 
 1. ``_frames`` (parallel over examples and frame ranges): each frame's
-   logits are read once (``row_max_sumexp``: blocked max and sum of
-   exponentials) and the L + 1 probabilities the lattice needs (blank and
-   the labels) are stored as m 2^k (below).
-2. ``_forward`` (parallel over examples): the alpha recursion, each frame a
-   vector loop over the states; with a gradient, log alpha is stored
-   (N, T, S'), float64.
-3. ``_backward`` (parallel over examples): the beta recursion from the last
-   frame, and as soon as a frame's beta is known its gradient row: the
+   logits are read once (max and sum of exponentials: for a row of at most
+   L + 1 classes all its exponentials in float64, gathered; for a longer one
+   ``row_max_sumexp``, blocked, then the L + 1 exponentials the lattice
+   needs) and the probabilities of the blank and the labels are stored,
+   float64.
+2. ``_lattice`` (parallel over examples), per example ``_example``: the alpha
+   recursion, and with a gradient the beta recursion from the last frame,
+   each frame's gradient row written as soon as its beta is known: the
    logits read a second time, the row written once (scale softmax), minus
    the posterior of the states scattered onto their classes.
 
-With at least two examples per thread, ``_fused`` runs the three passes of
-each example in one parallel region instead (one synchronisation per call
-rather than three, which matters on a busy machine, and an example's tables
-stay in cache between its passes); smaller batches take the three passes, so
-that the first spreads the frames over the threads. The scratch (the
-lattice's probabilities, and log alpha with a gradient: about 3 N T S'
-float64) is kept per thread between calls up to ``SCRATCH_KEEP_BYTES``.
+With at least two examples per thread, ``_fused`` runs both passes of each
+example in one parallel region instead (one synchronisation per call, and an
+example's tables stay in cache between its passes); smaller batches take the
+two passes, so that the first spreads the frames over the threads. The
+scratch (the lattice's probabilities, and the alpha table with a gradient:
+about 3 N T S' float64) is kept per thread between calls up to
+``SCRATCH_KEEP_BYTES``.
 
-The recursions run in an extended range instead of log space: a value is
-m 2^k with m in [1, 2) and k an integer held in a float64, so a product adds
-exponents and a sum scales its terms by 2^(k_i - k_max) (bit operations),
-with no exp or log per state and no underflow however long the sequence or
-large the logits (a term 2^-1022 below the largest of its sum is dropped,
-which is below the sum's own rounding). The log-space version with
-vectorised float64 exp and log polynomials (three exponentials and a log per
-state) was exact too and 2.4-2.7x slower (the forward recursion at the
-benchmark's shapes, CPU time).
+The recursions run in plain float64, each frame's alpha (and beta) divided
+by its sum (the log of the sums accumulated, as m 2^k), the posterior of a
+state alpha beta over the frame's sum of alpha beta: two multiplications and
+two additions per state, no exp or log. Float64 covers 2^-1022 below a
+frame's largest state; where a state that a path reaches falls below that
+(long sequences, where the number of paths through the lattice's middle
+states dwarfs the one through its first; logits far apart), the error that
+underflow can cause is bounded by the overlaps of alpha and beta (see
+``TINY`` below): where the bound is not below 2^-79, the example runs again
+in an extended range, a value kept as m 2^k with m in [1, 2) and k an
+integer held in a float64, so that a product adds exponents and a sum scales
+its terms by 2^(k_i - k_max) (bit operations), with no underflow however long
+the sequence or large the logits (a term 2^-1022 below the largest of its sum
+is dropped, which is below the sum's own rounding). ``last_paths`` says which
+ran. At 200 x 32 x 32 with 50 labels the scaled recursions took the forward
+plus backward pass from 5.6 to 2.3 ms (one thread, CPU time); the long
+benchmark shape (T = 4000, 400 labels) takes the extended range (overlaps of
+2^-1674). The log-space version with vectorised float64 exp and log
+polynomials (three exponentials and a log per state) was exact too and
+2.4-2.7x slower than the extended range.
 
 Accuracy: everything after the logits is float64 whatever their dtype, so a
 float32 gradient is the float64 one rounded (its softmax term the float32
-``fexp``, within 2 ulp). A first version that kept the lattice's
+``vexp``, within 2 ulp). A first version that kept the lattice's
 log-probabilities and tables in float32 for float32 logits was measured 1e-3
 off in the gradient at logits of +-1e4 (lp of magnitude 2e4 rounds at 2e-3).
 Checked against a float64 brute-force enumeration, a float64 NumPy
@@ -246,54 +257,7 @@ def exponent(typingctx: Any, p: Any) -> Any:
     return None
 
 
-# --------------------------------------------------------------------------- pass 1
-
-
-@njit(fastmath=FASTMATH, cache=True)
-def _frame_range(xn, lab, L, blank, t0, t1, mxn, smn, emn, ekn):
-    """Frames t0 <= t < t1 of one example: mxn[t], smn[t] = max and sum of exponentials;
-    the probabilities the lattice needs, blank first then label j at 1 + j, as
-    emn[t, :] 2^ekn[t, :] (in [1, 2), or 0 with DEAD; NaN for a NaN or +inf logit)."""
-    for t in range(t0, t1):
-        row = xn[t]
-        m, s = row_max_sumexp(row)
-        mxn[t] = m
-        smn[t] = s
-        # lp = (x - m) - log(s), in that order: m + log(s) would round log(s) at the scale
-        # of m (all of it at logits of 1e30).
-        nls = -math.log(s)
-        emt = emn[t]
-        ekt = ekn[t]
-        emt[0] = sub_add(np.float64(row[blank]), m, nls)  # lp first, converted below
-        for j in range(L):
-            emt[j + 1] = sub_add(np.float64(row[lab[j]]), m, nls)
-        for j in range(L + 1):
-            # lp = k ln2 + r, k = floor(lp / ln2): e^lp = e^r 2^k, e^r in [1, 2). The clamp
-            # only acts where lp is so large (|lp| > 1e15) that k ln2 rounds.
-            lp = emt[j]
-            kk = np.floor(lp * 1.4426950408889634)
-            live = lp > -np.inf
-            kk = kk if live else 0.0
-            r = min(max(lp - kk * _LN2, 0.0), _LN2)
-            emt[j] = vexp(r) if live else 0.0
-            ekt[j] = kk if live else DEAD
-
-
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _frames(x, labels, logit_lengths, label_lengths, blank, K, mx, sm, em, ek):
-    """``_frame_range`` of every example, its frames split into K ranges (parallel)."""
-    N = x.shape[0]
-    for task in prange(N * K):
-        n = task // K
-        k = task % K
-        Tn = logit_lengths[n]
-        L = label_lengths[n]
-        t0 = k * Tn // K
-        t1 = (k + 1) * Tn // K
-        _frame_range(x[n], labels[n], L, blank, t0, t1, mx[n], sm[n], em[n], ek[n])
-
-
-# --------------------------------------------------------------------------- pass 2
+# ------------------------------------------------------------ extended range: the recursions
 
 
 @njit(fastmath=FASTMATH, cache=True)
@@ -404,21 +368,7 @@ def _alpha(emn, ekn, lab, Tn, L, store, An):
     return _log_sum2(cm[Sp - 1], ck[Sp - 1], cm[Sp - 2], ck[Sp - 2])
 
 
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _forward(labels, logit_lengths, label_lengths, em, ek, do_grad, A, logz):
-    """logz[n] = log p(labels_n), parallel over the examples; with ``do_grad`` log alpha
-    into A (N, T, S')."""
-    N = em.shape[0]
-    for n in prange(N):
-        Tn = logit_lengths[n]
-        L = label_lengths[n]
-        if Tn == 0:
-            logz[n] = 0.0 if L == 0 else -np.inf
-        else:
-            logz[n] = _alpha(em[n], ek[n], labels[n], Tn, L, do_grad, A[n])
-
-
-# --------------------------------------------------------------------------- pass 3
+# ------------------------------------------------------------ extended range: backward, rows
 
 
 @njit(fastmath=FASTMATH, cache=True)
@@ -483,42 +433,362 @@ def _backward_one(xn, lab, Tn, L, blank, mxn, smn, emn, ekn, An, lz, sc, gn):
         _write_row(row, gn[t], shift, f, lab, blank, post, L)
 
 
+# --------------------------------------------------------------------------- pass 1: frames
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _frame_range(xn, lab, L, blank, t0, t1, mxn, smn, wn):
+    """Frames t0 <= t < t1 of one example: mxn[t], smn[t] = max and sum of exponentials;
+    the probabilities the lattice needs, blank first then label j at 1 + j, in wn[t],
+    e^(x - m) / s in float64 (NaN for a NaN or +inf logit; 0 or subnormal below e^-708)."""
+    C = xn.shape[1]
+    by_class = C <= L + 1  # fewer exponentials: one per class, then gathered
+    e = np.empty(C if by_class else L + 1)
+    for t in range(t0, t1):
+        row = xn[t]
+        if by_class:  # a short row: its max, then its exponentials in float64 and their sum
+            mr = row[0]
+            for c in range(1, C):
+                mr = maxnum(mr, row[c])
+            m = np.float64(mr)
+            shift = m if m > -np.inf else 0.0  # an all -inf row: exp(-inf) = 0, s = 0
+            s = 0.0
+            for c in range(C):
+                v = vexp(np.float64(row[c]) - shift)
+                e[c] = v
+                s += v
+        else:
+            m, s = row_max_sumexp(row)
+        mxn[t] = m
+        smn[t] = s
+        inv = 1.0 / s if s > 0.0 else np.nan  # (NaN, or an all -inf row: NaN as lp)
+        wt = wn[t]
+        if by_class:
+            wt[0] = e[blank] * inv
+            for j in range(L):
+                wt[j + 1] = e[lab[j]] * inv
+        else:
+            e[0] = np.float64(row[blank])
+            for j in range(L):
+                e[j + 1] = np.float64(row[lab[j]])
+            for j in range(L + 1):
+                wt[j] = vexp(e[j] - m) * inv
+
+
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _backward(x, labels, logit_lengths, label_lengths, blank, mx, sm, em, ek, A, logz, scale, g):
-    """``_backward_one`` of every example (parallel)."""
+def _frames(x, labels, logit_lengths, label_lengths, blank, K, mx, sm, w):
+    """``_frame_range`` of every example, its frames split into K ranges (parallel)."""
     N = x.shape[0]
-    for n in prange(N):
+    for task in prange(N * K):
+        n = task // K
+        k = task % K
         Tn = logit_lengths[n]
         L = label_lengths[n]
-        args = (mx[n], sm[n], em[n], ek[n], A[n], logz[n], scale[n], g[n])
-        _backward_one(x[n], labels[n], Tn, L, blank, *args)
+        t0 = k * Tn // K
+        t1 = (k + 1) * Tn // K
+        _frame_range(x[n], labels[n], L, blank, t0, t1, mx[n], sm[n], w[n])
 
 
-# --------------------------------------------------------------------------- one region
+@njit(fastmath=FASTMATH, cache=True)
+def _extended_range(xn, lab, Tn, L, blank, mxn, smn):
+    """The lattice's probabilities of frames t < Tn as m 2^k (m in [1, 2), or 0 with
+    DEAD; NaN for a NaN or +inf logit), from lp = (x - m) - log s in float64."""
+    emn = np.empty((Tn, L + 1))
+    ekn = np.empty((Tn, L + 1))
+    lpt = np.empty(L + 1)
+    for t in range(Tn):
+        row = xn[t]
+        m = mxn[t]
+        # lp = (x - m) - log(s), in that order: m + log(s) would round log(s) at the scale
+        # of m (all of it at logits of 1e30).
+        nls = -math.log(smn[t])
+        lpt[0] = sub_add(np.float64(row[blank]), m, nls)
+        for j in range(L):
+            lpt[j + 1] = sub_add(np.float64(row[lab[j]]), m, nls)
+        for j in range(L + 1):
+            # lp = k ln2 + r, k = floor(lp / ln2): e^lp = e^r 2^k, e^r in [1, 2). The clamp
+            # only acts where lp is so large (|lp| > 1e15) that k ln2 rounds.
+            lp = lpt[j]
+            kk = np.floor(lp * 1.4426950408889634)
+            live = lp > -np.inf
+            kk = kk if live else 0.0
+            r = min(max(lp - kk * _LN2, 0.0), _LN2)
+            emn[t, j] = vexp(r) if live else (lp if lp != lp else 0.0)  # NaN stays NaN
+            ekn[t, j] = kk if live else DEAD
+    return emn, ekn
+
+
+# ------------------------------------------------------------ pass 2: the scaled recursions
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _lattice_masks(lab, L):
+    """(skip, first, last) of the extended states: skip[s] = 1.0 where state s may be
+    entered from s - 2 (a label unlike the one before it), else 0.0 (two 0.0 entries
+    after the S' states); first[s] the first frame at which state s can be reached from
+    the start, last[s] the number of frames that state s needs to reach an end state
+    (both as float64, for vector compares)."""
+    Sp = 2 * L + 1
+    skip = np.zeros(Sp + 2)
+    for j in range(1, L):
+        if lab[j] != lab[j - 1]:
+            skip[2 * j + 1] = 1.0
+    first = np.empty(Sp)
+    first[0] = 0.0
+    for s in range(1, Sp):
+        f = first[s - 1]
+        if s == 1:
+            f = -1.0
+        elif skip[s] != 0.0:
+            f = min(f, first[s - 2])
+        first[s] = f + 1.0
+    last = np.empty(Sp)
+    last[Sp - 1] = 0.0
+    for s in range(Sp - 2, -1, -1):
+        f = last[s + 1]
+        if s == Sp - 2:
+            f = -1.0
+        elif skip[s + 2] != 0.0:
+            f = min(f, last[s + 2])
+        last[s] = f + 1.0
+    return skip, first, last
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _expand_w(wt, L, out):
+    """out[s] = the emission probability of extended state s (blank at even s)."""
+    b = wt[0]
+    for j in range(L):
+        out[2 * j] = b
+        out[2 * j + 1] = wt[j + 1]
+    out[2 * L] = b
+
+
+# The scaled recursions keep each frame's alpha (and beta) summed to 1 in plain float64.
+# A state that a path reaches and whose scaled value falls below TINY (2^-1000) may have
+# lost digits to underflow; an example where none does is exact (every product and sum is
+# a normal float64, rounded as in the extended range). Where some do, what underflow can
+# lose is bounded: each state's loss is below 3 2^-1022 of the scaled previous frame, so
+# below 3 2^-1022 / total_t of its own frame (total_t its frame's sum before scaling), and
+# the paths through state s at frame t carry alpha_t(s) beta_t(s) <= A_t B_t of the p =
+# A_t B_t overlap_t, A_t and B_t the frame's sums and overlap_t = sum_s alpha beta with
+# both scaled to sum 1. The loss and every posterior are then off by at most
+# 6 S' T 2^-1022 / min_t (overlap_t min(1, total_t, btotal_t)) (relative, resp.
+# absolute): with that minimum >= MIN_OVERLAP (2^-900) and S' T <= MAX_STATES (2^40),
+# below 2^-79. Otherwise the extended-range recursions run instead.
+TINY = 2.0**-1000
+MIN_OVERLAP = 2.0**-900
+MAX_STATES = 2.0**40
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _alpha_scaled(wn, lab, Tn, L, store, An, Zn):
+    """Forward recursion of one example in plain float64, each frame scaled to sum 1.
+
+    Returns (log p(labels), exact); with ``store``, the scaled alpha into An (Tn, S')
+    and each frame's sum before scaling into Zn (Tn,). ``exact`` is False where a
+    reachable state's scaled value fell below ``TINY`` (the loss then holds only once
+    ``_beta_scaled`` has checked the overlaps).
+    """
+    Sp = 2 * L + 1
+    skip, first, _ = _lattice_masks(lab, L)
+    bufs = np.empty((0 if store else 2, Sp))
+    wv = np.empty(Sp)
+    pm = 1.0  # the product of the frames' totals, pm 2^pk
+    pk = 0.0
+    bad = 0.0
+    prev = bufs[0] if not store else An[0]
+    for t in range(Tn):
+        cur = An[t] if store else bufs[t % 2]
+        _expand_w(wn[t], L, wv)
+        tf = np.float64(t)
+        total = 0.0
+        if t == 0:
+            for s in range(Sp):
+                cur[s] = 0.0
+            cur[0] = wv[0]
+            if Sp > 1:
+                cur[1] = wv[1]
+            total = cur[0] + cur[1] if Sp > 1 else cur[0]
+            bad += 1.0 if cur[0] < TINY else 0.0
+            if Sp > 1:
+                bad += 1.0 if cur[1] < TINY else 0.0
+        else:
+            v = wv[0] * prev[0]
+            cur[0] = v
+            total += v
+            bad += 1.0 if v < TINY else 0.0
+            if Sp > 1:
+                v = wv[1] * (prev[1] + prev[0])
+                cur[1] = v
+                total += v
+                bad += 1.0 if (v < TINY and first[1] <= tf) else 0.0
+            for s in range(2, Sp):
+                v = wv[s] * (prev[s] + prev[s - 1] + skip[s] * prev[s - 2])
+                cur[s] = v
+                total += v
+                bad += 1.0 if (v < TINY and first[s] <= tf) else 0.0
+        if store:
+            Zn[t] = total
+        inv = 1.0 / total if total > 0.0 else 0.0  # (0: no state reached, all stay 0)
+        for s in range(Sp):
+            cur[s] *= inv
+        if total > 0.0:
+            pm *= total
+            pk += exponent(pm)
+            pm = mantissa(pm)
+        elif total != total:
+            pm = total  # NaN: stays to the end
+        prev = cur
+    end = prev[0] if Sp == 1 else prev[Sp - 1] + prev[Sp - 2]
+    if pm != pm or end != end:
+        return np.nan, True
+    if not end > 0.0:  # no path ends in time (or the end states underflowed: not exact)
+        return -np.inf, bad == 0.0
+    return pk * _LN2 + math.log(pm * end), bad == 0.0
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _zero_rows(gn, t0):
+    """gn[t] = 0 for t >= t0."""
+    zero = gn.dtype.type(0.0)
+    for t in range(t0, gn.shape[0]):
+        grow = gn[t]
+        for c in range(grow.shape[0]):
+            grow[c] = zero
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _fill_rows(gn, Tn, value):
+    """gn[t] = value for t < Tn."""
+    v = gn.dtype.type(value)
+    for t in range(min(Tn, gn.shape[0])):
+        grow = gn[t]
+        for c in range(grow.shape[0]):
+            grow[c] = v
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, An, Zn, sc, gn, write):
+    """The backward recursion of one example in plain float64 (each frame scaled to sum
+    1), given the scaled alpha ``An`` and frame sums ``Zn`` of ``_alpha_scaled``; with
+    ``write``, the gradient rows gn[t] = sc (softmax(x[t]) - posterior occupation), the
+    posterior of state s alpha beta / overlap_t. Returns whether the bound above holds
+    (every overlap_t min(1, total_t, btotal_t) >= ``MIN_OVERLAP``, S' T <= ``MAX_STATES``):
+    otherwise the rows written are not to be used."""
+    Sp = 2 * L + 1
+    if Sp * np.float64(Tn) > MAX_STATES:
+        return False
+    skip, _, _ = _lattice_masks(lab, L)
+    beta = np.zeros(Sp + 2)  # beta[t] (the frames after t), scaled; two 0 states after
+    wv = np.empty(Sp)
+    post = np.empty(Sp)
+    for t in range(Tn - 1, -1, -1):
+        btotal = 1.0
+        if t == Tn - 1:
+            beta[Sp - 1] = 1.0
+            if Sp > 1:
+                beta[Sp - 2] = 1.0
+        else:
+            _expand_w(wn[t + 1], L, wv)
+            for s in range(Sp):
+                beta[s] *= wv[s]
+            # beta[t, s] = x[s] + x[s + 1] + x[s + 2] [skip s + 2], x = emission beta[t + 1]
+            btotal = 0.0
+            for s in range(Sp):
+                v = beta[s] + beta[s + 1] + skip[s + 2] * beta[s + 2]
+                beta[s] = v
+                btotal += v
+            if not btotal > 0.0:
+                return False
+            inv = 1.0 / btotal
+            for s in range(Sp):
+                beta[s] *= inv
+        At = An[t]
+        overlap = 0.0
+        for s in range(Sp):
+            p = At[s] * beta[s]
+            post[s] = p
+            overlap += p
+        if not overlap * min(1.0, Zn[t], btotal) >= MIN_OVERLAP:
+            return False
+        if write:
+            f = sc / overlap
+            for s in range(Sp):
+                post[s] *= f
+            m = mxn[t]
+            row = xn[t]
+            zero = row.dtype.type(0.0)
+            shift = row.dtype.type(m) if m > -np.inf else zero
+            _write_row(row, gn[t], shift, row.dtype.type(sc / smn[t]), lab, blank, post, L)
+    return True
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _example(xn, lab, Tn, L, blank, mxn, smn, wn, do_grad, An, Zn, sc, gn, path):
+    """log p(labels) of one example and, with ``do_grad``, its gradient rows: the scaled
+    recursions, or the extended-range ones where those do not hold. path[0] says which
+    ran: 0 the scaled ones, 1 the extended range for the loss and the gradient, 2 the
+    extended range for the gradient only (the scaled loss was exact)."""
+    path[0] = 0.0
+    rows = do_grad and sc != 0.0
+    if do_grad:
+        _zero_rows(gn, Tn if rows else 0)
+    if Tn == 0:
+        return 0.0 if L == 0 else -np.inf
+    lz, exact = _alpha_scaled(wn, lab, Tn, L, do_grad, An, Zn)
+    if lz != lz:  # a NaN (or +inf) logit: the loss and the example's rows are NaN
+        if rows:
+            _fill_rows(gn, Tn, np.nan)
+        return lz
+    if exact and (not rows or lz == -np.inf):
+        if rows:  # no alignment fits: a zero gradient (the caller decides what it is)
+            _zero_rows(gn, 0)
+        return lz
+    At = An
+    Zt = Zn
+    if not do_grad:  # a loss to check without a gradient: the scaled alpha again, kept
+        At = np.empty((Tn, 2 * L + 1))
+        Zt = np.empty(Tn)
+        _alpha_scaled(wn, lab, Tn, L, True, At, Zt)
+    if _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, At, Zt, sc, gn, rows):
+        return lz
+    path[0] = 2.0 if exact else 1.0
+    emn, ekn = _extended_range(xn, lab, Tn, L, blank, mxn, smn)
+    lz_exact = _alpha(emn, ekn, lab, Tn, L, rows, An)
+    if rows:
+        _backward_one(xn, lab, Tn, L, blank, mxn, smn, emn, ekn, An, lz_exact, sc, gn)
+    return lz if exact else lz_exact
+
+
+# --------------------------------------------------------------------------- drivers
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _lattice(
+    x, labels, logit_lengths, label_lengths, blank, mx, sm, w, do_grad, A, Z, logz, scale, g, path
+):
+    """``_example`` of every example after ``_frames`` (parallel over the examples)."""
+    N = x.shape[0]
+    for n in prange(N):
+        args = (mx[n], sm[n], w[n], do_grad, A[n], Z[n], scale[n], g[n], path[n : n + 1])
+        logz[n] = _example(x[n], labels[n], logit_lengths[n], label_lengths[n], blank, *args)
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def _fused(
-    x, labels, logit_lengths, label_lengths, blank, mx, sm, em, ek, do_grad, A, logz, scale, g
+    x, labels, logit_lengths, label_lengths, blank, mx, sm, w, do_grad, A, Z, logz, scale, g, path
 ):
-    """The three passes of each example in one parallel region over the examples: for a
-    batch of at least two examples per thread (one synchronisation instead of three, and
+    """Both passes of each example in one parallel region over the examples: for a
+    batch of at least two examples per thread (one synchronisation instead of two, and
     an example's tables stay in cache between its passes)."""
     N = x.shape[0]
     for n in prange(N):
         Tn = logit_lengths[n]
         L = label_lengths[n]
-        xn = x[n]
-        lab = labels[n]
-        _frame_range(xn, lab, L, blank, 0, Tn, mx[n], sm[n], em[n], ek[n])
-        if Tn == 0:
-            lz = 0.0 if L == 0 else -np.inf
-        else:
-            lz = _alpha(em[n], ek[n], lab, Tn, L, do_grad, A[n])
-        logz[n] = lz
-        if do_grad:
-            args = (mx[n], sm[n], em[n], ek[n], A[n], lz, scale[n], g[n])
-            _backward_one(xn, lab, Tn, L, blank, *args)
+        _frame_range(x[n], labels[n], L, blank, 0, Tn, mx[n], sm[n], w[n])
+        args = (mx[n], sm[n], w[n], do_grad, A[n], Z[n], scale[n], g[n], path[n : n + 1])
+        logz[n] = _example(x[n], labels[n], Tn, L, blank, *args)
 
 
 # Scratch (the lattice's probabilities and, with a gradient, log alpha: about
@@ -541,10 +811,17 @@ def _carve(buf: np.ndarray, *shapes: tuple[int, ...]) -> list[np.ndarray]:
     """C-contiguous float64 arrays of ``shapes`` laid one after the other in ``buf``."""
     out, at = [], 0
     for shape in shapes:
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         out.append(buf[at : at + size].reshape(shape))
         at += size
     return out
+
+
+def last_paths() -> np.ndarray | None:
+    """Which recursions the last call on this thread ran, per example (int8): 0 the
+    scaled ones, 1 the extended range (the scaled forward gave up), 2 the extended range
+    after the scaled backward gave up. For tests and benchmarks."""
+    return getattr(_scratch, "paths", None)
 
 
 def _chunks(n: int, threads: int) -> int:
@@ -602,25 +879,24 @@ def ctc_loss_and_grad(
     do_grad = grad_scale is not None
     _threads.ensure()
     threads = int(numba.get_num_threads())
-    shapes = [(N, T), (N, T), (N, T, lmax + 1), (N, T, lmax + 1), (N,)]
-    shapes.append((N, T, 2 * lmax + 1) if do_grad else (N, 0, 0))
-    need = sum(int(np.prod(sh)) for sh in shapes)
-    mx, sm, em, ek, logz, A = _carve(_scratch_f64(need), *shapes)
+    shapes = [(N, T), (N, T), (N, T, lmax + 1), (N,), (N,)]
+    shapes += [(N, T, 2 * lmax + 1), (N, T)] if do_grad else [(N, 0, 0), (N, 0)]
+    need = sum(math.prod(sh) for sh in shapes)
+    mx, sm, w, logz, path, A, Z = _carve(_scratch_f64(need), *shapes)
     if grad_scale is not None:
         g = grad_out if grad_out is not None else np.empty_like(x)
         scale = _small(grad_scale, np.float64)
     else:
         g = np.empty((N, 0, 0), dtype=x.dtype)
         scale = np.zeros(N)
-    kern: tuple[Any, Any, Any, Any] = (_frames, _forward, _backward, _fused)
+    kern: tuple[Any, Any, Any] = (_frames, _lattice, _fused)
     sizes = (x, labels, logit_lengths, label_lengths, blank)
     with _threads.serial():
         if N >= 2 * threads:
-            kern[3](*sizes, mx, sm, em, ek, do_grad, A, logz, scale, g)
+            kern[2](*sizes, mx, sm, w, do_grad, A, Z, logz, scale, g, path)
         else:
-            kern[0](*sizes, _chunks(N, threads), mx, sm, em, ek)
-            kern[1](labels, logit_lengths, label_lengths, em, ek, do_grad, A, logz)
-            if do_grad:
-                kern[2](*sizes, mx, sm, em, ek, A, logz, scale, g)
+            kern[0](*sizes, _chunks(N, threads), mx, sm, w)
+            kern[1](*sizes, mx, sm, w, do_grad, A, Z, logz, scale, g, path)
+    _scratch.paths = path.astype(np.int8)
     nll = 0.0 - logz  # (not -logz: -0.0 for an empty label sequence in no frames)
     return nll, (g if do_grad else None)
