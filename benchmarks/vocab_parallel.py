@@ -49,7 +49,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import json
+import math
 import os
 import re
 import socket
@@ -65,7 +67,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
-DEFAULT_SHAPES = ["4096x32000", "2048x1024x32000", "1024x2048x128256"]
+DEFAULT_SHAPES = ["4096x32000", "2048x1024x32000", "512x2048x128256"]
 
 
 # --------------------------------------------------------------------------- counting bytes
@@ -228,8 +230,9 @@ def linear_methods(n: int, d: int, v: int, world: int, rank: int) -> dict[str, C
     return {"losskit": ours, "gather logits": gather, "DTensor loss_parallel": dtensor}
 
 
-def single_process(n: int, d: int, v: int, repeats: int) -> float:
-    """Median fwd+bwd seconds of ``lk.linear_cross_entropy`` on the full weight, one process."""
+def single_process(n: int, d: int, v: int, repeats: int) -> tuple[float, float]:
+    """Median fwd+bwd seconds of ``lk.linear_cross_entropy`` on the full weight in one process,
+    and its peak memory above the steady state (MB)."""
     import losskit as lk
 
     hidden, weight, labels = linear_inputs(n, d, v)
@@ -241,30 +244,51 @@ def single_process(n: int, d: int, v: int, repeats: int) -> float:
         lk.linear_cross_entropy(hidden, weight, labels).backward()
 
     step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    runs = [peak_above_steady(step) for _ in range(repeats)]
+    return statistics.median(r[0] for r in runs), max(r[1] for r in runs)
 
 
 # --------------------------------------------------------------------------- measuring
-def measure(fn: Callable[[], None], repeats: int, world: int) -> dict[str, float]:
-    """Bytes this rank sends in one call (a counted warm-up call), then the median call time."""
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return math.nan
+
+
+def peak_above_steady(fn: Callable[[], None]) -> tuple[float, float]:
+    """Seconds of ``fn()`` and its peak resident memory (MB, Linux ``VmHWM``) above the memory
+    held before it (inputs and the previous call's gradients: the steady state of training)."""
+    gc.collect()
+    try:
+        with open("/proc/self/clear_refs", "w") as refs:
+            refs.write("5")  # resets VmHWM to the current RSS
+        steady = _status_mb("VmRSS")
+    except OSError:
+        steady = math.nan
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start, _status_mb("VmHWM") - steady
+
+
+def measure(fn: Callable[[], None], repeats: int, world: int) -> dict[str, Any]:
+    """Bytes this rank sends in one call (a counted warm-up call), then the median time and
+    the peak memory above the steady state of the calls, the slowest / largest rank's."""
     counter = CountCollectives(world)
     with counter:
         fn()
-    times = []
+    times, peaks = [], []
     for _ in range(repeats):
         dist.barrier()
-        start = time.perf_counter()
-        fn()
-        elapsed = torch.tensor([time.perf_counter() - start], dtype=torch.float64)
-        dist.all_reduce(elapsed, op=dist.ReduceOp.MAX)  # the slowest rank's time
-        times.append(float(elapsed))
+        seconds, peak = peak_above_steady(fn)
+        both = torch.tensor([seconds, peak], dtype=torch.float64)
+        dist.all_reduce(both, op=dist.ReduceOp.MAX)  # the slowest rank, the largest peak
+        times.append(float(both[0]))
+        peaks.append(float(both[1]))
     return {
         "seconds": statistics.median(times),
+        "peak_mb": max(peaks),
         "bytes": counter.bytes,
         "calls": counter.calls,
         "collectives": counter.log,
@@ -308,10 +332,10 @@ def run_rank(args: argparse.Namespace) -> None:
     for text in args.shapes:
         dims = parse_shape(text)
         if len(dims) == 3:
-            seconds = single_process(*dims, repeats=args.repeats)
+            seconds, peak = single_process(*dims, repeats=args.repeats)
             rows.append(
                 {"shape": text, "method": "single process", "n": dims[0], "seconds": seconds}
-                | {"bytes": 0.0, "calls": 0}
+                | {"peak_mb": peak, "bytes": 0.0, "calls": 0}
             )
     if args.json:
         print(json.dumps(rows))
@@ -326,20 +350,22 @@ def table(rows: list[dict[str, Any]], world: int, threads: int) -> str:
     """The markdown table: one row per shape and method, times relative to losskit's."""
     out = [
         f"{world} gloo ranks x {threads} thread(s) (single process: {world * threads} threads), "
-        "float32, fwd+bwd median; bytes: what each rank sends (ring algorithm)",
+        "float32, fwd+bwd median; peak MB: the largest rank's peak resident memory above the "
+        "steady state (inputs, gradients); bytes: what each rank sends (ring algorithm)",
         "",
-        "| shape | method | fwd+bwd (s) | vs losskit | collectives | bytes / token |",
-        "|---|---|---:|---:|---:|---:|",
+        "| shape | method | fwd+bwd (s) | vs losskit | peak MB | collectives | bytes / token |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     ours = {r["shape"]: r.get("seconds") for r in rows if r["method"] == "losskit"}
     for r in rows:
         dims = r["shape"].replace("x", " x ")
         label = ("N x V = " if r["shape"].count("x") == 1 else "N x D x V = ") + dims
         if "error" in r:
-            out.append(f"| {label} | {r['method']} | fails: {r['error']} | | | |")
+            out.append(f"| {label} | {r['method']} | fails: {r['error']} | | | | |")
             continue
         ratio = r["seconds"] / ours[r["shape"]] if ours.get(r["shape"]) else float("nan")
-        cells = [label, r["method"], f"{r['seconds']:.3f}", f"{ratio:.2f}x", str(r["calls"])]
+        cells = [label, r["method"], f"{r['seconds']:.3f}", f"{ratio:.2f}x", f"{r['peak_mb']:.0f}"]
+        cells.append(str(r["calls"]))
         cells.append(f"{r['bytes'] / r['n']:,.1f}")
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
@@ -368,8 +394,15 @@ def main(argv: list[str] | None = None) -> int:
         del rest[rest.index("--nproc") : rest.index("--nproc") + 2]
     rest = [a for a in rest if not a.startswith("--nproc=")]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(args.nproc)]
-    cmd += ["--master-port", str(free_port()), __file__, *rest]
+    # as a script: this file; imported (e.g. moved into the package for ``losskit bench``):
+    # its module, which torchrun runs with -m
+    spec = globals().get("__spec__")
+    target = [__file__] if spec is None or spec.name == "__main__" else ["-m", spec.name]
+    cmd += ["--master-port", str(free_port()), *target, *rest]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), GLOO_SOCKET_IFNAME="lo")
+    # large buffers mmap'd and returned to the system when freed, so that VmHWM counts
+    # each method's own temporaries rather than heap kept from the previous one
+    env.setdefault("MALLOC_MMAP_THRESHOLD_", str(1 << 20))
     return subprocess.run(cmd, check=False, env=env).returncode
 
 

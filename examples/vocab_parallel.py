@@ -45,6 +45,7 @@ import subprocess
 import sys
 import time
 import zlib
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
@@ -89,7 +90,11 @@ def body(p: dict[str, torch.Tensor], context: torch.Tensor) -> torch.Tensor:
 
 
 def train(
-    p: dict[str, torch.Tensor], loss_fn: object, steps: int, lr: float, on_step: object = None
+    p: dict[str, torch.Tensor],
+    loss_fn: Callable[[dict[str, torch.Tensor]], torch.Tensor],
+    steps: int,
+    lr: float,
+    on_step: Callable[[int, float], None] | None = None,
 ) -> list[float]:
     """Adam on every tensor of ``p`` (in place); the loss of each step."""
     params = [t.requires_grad_() for t in p.values()]
@@ -97,12 +102,12 @@ def train(
     losses = []
     for step in range(steps):
         opt.zero_grad()
-        loss = loss_fn(p)  # type: ignore[operator]
+        loss = loss_fn(p)
         loss.backward()
         opt.step()
         losses.append(loss.item())
         if on_step is not None:
-            on_step(step, losses[-1])  # type: ignore[operator]
+            on_step(step, losses[-1])
     return losses
 
 
