@@ -154,6 +154,17 @@ def cases_for(world: int) -> list[Case]:
     out += [
         _case("float16", "logits", "mean", dtype="float16", opts={"label_smoothing": 0.1}),
         _case("bfloat16", "logits", "sum", dtype="bfloat16", opts={"z_loss": 1e-2}),
+        _case("bfloat16", "linear", "mean", dtype="bfloat16", opts={"label_smoothing": 0.1}),
+        _case("float16", "linear", "none", dtype="float16", opts={"class_weight": "shard"}),
+        _case(
+            "large_1e4_float32",
+            "logits",
+            "mean",
+            dtype="float32",
+            scale=1e4,
+            seed=8,
+            opts={"z_loss": 1e-4, "class_weight": "whole"},
+        ),
         # A memory budget of 16 rows of the widest shard: the narrower shards would
         # take more rows per chunk, so a per-shard chunking would disagree on the
         # number of chunks (and of collectives) between ranks.

@@ -228,9 +228,10 @@ def test_every_rank_matches_the_single_process_float64_answer(launched, world, c
             assert not rec["lse_requires_grad"]
         if case.layout == "dtensor":
             assert rec["result_kind"] == "replicated DTensor"
-    # the same loss on every rank, bit for bit
-    losses = [rec["loss"] for _, rec in recs]
-    assert all(torch.equal(x, losses[0]) for x in losses[1:])
+    # the same loss (and aux outputs) on every rank, bit for bit
+    for key in ("loss", "z_loss", "lse") if case.return_aux else ("loss",):
+        values = [rec[key] for _, rec in recs]
+        assert all(torch.equal(x, values[0]) for x in values[1:]), key
     # and the same gradient of every replicated input
     for name in used_inputs(case):
         if split_of(case, name) == "full":
