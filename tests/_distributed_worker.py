@@ -125,7 +125,8 @@ def run_case(case: Any, rank: int, world: int, groups: dict[str, Any], mesh: Any
     used = used_inputs(case)
 
     def local_leaves() -> dict[str, Any]:
-        """This rank's arguments as leaves that require grad (its shard of the split ones)."""
+        """This rank's arguments as leaves (its shard of the split ones), requiring grad
+        as the case says."""
         t: dict[str, Any] = {}
         for k in used:
             v = full[k]
@@ -133,7 +134,7 @@ def run_case(case: Any, rank: int, world: int, groups: dict[str, Any], mesh: Any
                 v = v[..., a:b]
             elif k in ("weight", "bias") or (k == "class_weight" and o[k] == "shard"):
                 v = v[a:b]
-            t[k] = v.clone().requires_grad_(True)
+            t[k] = v.clone().requires_grad_(case.grad == "all" or k == case.grad)
         return t
 
     def call(t: dict[str, Any]) -> Any:
@@ -191,6 +192,8 @@ def run_case(case: Any, rank: int, world: int, groups: dict[str, Any], mesh: Any
         up = torch.tensor(x["upstream"]).to(_local(loss).dtype)
     else:
         up = torch.tensor(0.75, dtype=_local(loss).dtype)
+    rec["requires_grad"] = bool(loss.requires_grad)
+    rec["comm"] = {"forward": forward, "backward": []}
     if loss.requires_grad:
         if case.layout == "dtensor":
             from torch.distributed.tensor import Replicate, distribute_tensor
@@ -201,7 +204,7 @@ def run_case(case: Any, rank: int, world: int, groups: dict[str, Any], mesh: Any
             loss.backward(up)
         finally:
             COMM["log"] = None
-        rec["comm"] = {"forward": forward, "backward": backward}
+        rec["comm"]["backward"] = backward
     rec["grads"] = {
         k: None if v.grad is None else _local(v.grad).detach().clone() for k, v in t.items()
     }

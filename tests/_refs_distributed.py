@@ -60,6 +60,7 @@ class Case:
     group: str = "world"  # world | sub (the ranks SUBGROUP of world 3)
     gradcheck: tuple[str, ...] = ()  # gradcheck w.r.t. these inputs instead of one backward
     gradcheck_mode: str = "fast"  # fast (random projections) | full (element by element)
+    grad: str = "all"  # which inputs require grad: all | none | one input's name
 
     @property
     def id(self) -> str:
@@ -151,6 +152,18 @@ def cases_for(world: int) -> list[Case]:
         ]
         if world == 3:
             out.append(_case("subgroup", fn, "mean", group="sub", opts=OPTION_SETS["all"]))
+        out += [
+            _case("no_grad", fn, "mean", grad="none", opts=OPTION_SETS["all"]),
+            # class ids on both sides of every shard boundary
+            _case("boundary_labels", fn, "sum", labels="edges", opts={"label_smoothing": 0.1}),
+            # an ignore_index inside the vocabulary: class 3 counts nowhere
+            _case("ignore_index_in_vocab", fn, "mean", labels="edges", opts={"ignore_index": 3}),
+        ]
+    out += [
+        # only the weight requires grad: backward communicates nothing
+        _case("weight_only", "linear", red, grad="weight", opts={"class_weight": "whole"})
+        for red in ("mean", "none")
+    ]
     out += [
         _case("float16", "logits", "mean", dtype="float16", opts={"label_smoothing": 0.1}),
         _case("bfloat16", "logits", "sum", dtype="bfloat16", opts={"z_loss": 1e-2}),
@@ -298,11 +311,13 @@ def make_inputs(case: Case) -> dict[str, np.ndarray]:
     flat = labels.reshape(-1)
     kind = case.labels
     if kind == "auto":
-        kind = "ignored" if "ignore_index" in case.options else "random"
+        kind = "ignored" if case.options.get("ignore_index") == IGNORE else "random"
     if kind == "ignored":
         flat[[1, 5] if flat.size > 5 else [1]] = IGNORE
     elif kind == "all_ignored":
         flat[:] = IGNORE
+    elif kind == "edges":
+        flat[:] = np.resize([0, 3, 4, 5, 6, 7, 10], flat.size)
     elif kind == "low":
         flat[:] = x["low"].reshape(-1)
     elif kind == "out_of_range":
