@@ -134,7 +134,10 @@ def run_case(case: Any, rank: int, world: int, groups: dict[str, Any], mesh: Any
                 v = v[..., a:b]
             elif k in ("weight", "bias") or (k == "class_weight" and o[k] == "shard"):
                 v = v[a:b]
-            t[k] = v.clone().requires_grad_(case.grad == "all" or k == case.grad)
+            v = v.clone()
+            if not case.contiguous and v.ndim == 2:  # the same values, column-major
+                v = v.mT.contiguous().mT
+            t[k] = v.requires_grad_(case.grad == "all" or k == case.grad)
         return t
 
     def call(t: dict[str, Any]) -> Any:

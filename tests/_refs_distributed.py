@@ -61,6 +61,7 @@ class Case:
     gradcheck: tuple[str, ...] = ()  # gradcheck w.r.t. these inputs instead of one backward
     gradcheck_mode: str = "fast"  # fast (random projections) | full (element by element)
     grad: str = "all"  # which inputs require grad: all | none | one input's name
+    contiguous: bool = True  # False: every 2-d input (logits, hidden, weight) column-major
 
     @property
     def id(self) -> str:
@@ -154,6 +155,7 @@ def cases_for(world: int) -> list[Case]:
             out.append(_case("subgroup", fn, "mean", group="sub", opts=OPTION_SETS["all"]))
         out += [
             _case("no_grad", fn, "mean", grad="none", opts=OPTION_SETS["all"]),
+            _case("non_contiguous", fn, "mean", contiguous=False, opts=OPTION_SETS["all"]),
             # class ids on both sides of every shard boundary
             _case("boundary_labels", fn, "sum", labels="edges", opts={"label_smoothing": 0.1}),
             # an ignore_index inside the vocabulary: class 3 counts nowhere
