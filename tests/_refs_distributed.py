@@ -215,6 +215,7 @@ def cases_for(world: int) -> list[Case]:
             _case("bad_shape_on_one_rank", fn, fault="shape", expect="error_local"),
             _case("numpy_on_one_rank", fn, fault="numpy", expect="error_local"),
             _case("smoothing_differs", fn, fault="smoothing_differs", expect="error_all"),
+            _case("batch_differs", fn, fault="batch", expect="error_all"),
             _case(
                 "sample_weight_differs",
                 fn,

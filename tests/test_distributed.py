@@ -297,6 +297,7 @@ ALL_RANK_ERRORS = {
     "labels_differ": (ValueError, r"`labels` must be the same on every rank"),
     "labels_differ_by_a_swap": (ValueError, r"`labels` must be the same on every rank"),
     "smoothing_differs": (ValueError, r"`label_smoothing` must be the same on every rank"),
+    "batch_differs": (ValueError, r"the batch \(labels' shape\) must be the same on every rank"),
     "sample_weight_differs": (ValueError, r"`sample_weight` must be the same on every rank"),
     "hidden_differs": (ValueError, r"`hidden` must be the same on every rank"),
     "overlapping_shards": (ValueError, r"the shards must tile the vocabulary \[0, 11\)"),
