@@ -153,10 +153,11 @@ def run(args: argparse.Namespace) -> None:
 
     def report(step: int, loss: float) -> None:
         if step % every == 0 or step == args.steps - 1:
-            print(
-                f"rank {rank}/{world} (classes {lo}-{hi - 1}): step {step + 1:3d} loss {loss:.6f}",
-                flush=True,
-            )
+            for turn in range(world):  # in rank order (all ranks reach this line together)
+                if turn == rank:
+                    line = f"rank {rank}/{world} (classes {lo}-{hi - 1}): step {step + 1:3d} "
+                    print(line + f"loss {loss:.6f}", flush=True)
+                dist.barrier()
 
     losses = train(mine, parallel_loss, args.steps, args.lr, report)
     seconds = time.perf_counter() - start
