@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 import pytest
 
-from conftest import assert_close
+from conftest import GRAD_TOL, LOSS_TOL, assert_close, round_to
 
 torch = pytest.importorskip("torch")
 F = pytest.importorskip("torch.nn.functional")
@@ -361,6 +361,71 @@ def test_optax_nan_rule_under_jit_and_errors(optax):
         lo.ctc_loss(logits, half, labels, ypad)
 
 
+# Against a framework's own half-precision result: optax takes the log-softmax of
+# half-precision logits in that precision (a rounding of |lp| ~ 3 per frame, T = 7
+# frames), losskit in float32; a float64 reference on the rounded input is tight.
+HALF_VS_FRAMEWORK = {  # (loss, gradient) tolerances; measured 3e-4 / 1.1e-3 and 2.5e-3 / 3.9e-3
+    "float16": (dict(rtol=1e-3, atol=1e-3), dict(rtol=0.0, atol=3e-3)),
+    "bfloat16": (dict(rtol=1e-2, atol=1e-2), dict(rtol=0.0, atol=1.5e-2)),
+}
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_optax_half_precision(optax, dtype):
+    """Half-precision logits: optax's dtype (its default float), its values within the
+    precision of its half-precision log-softmax, the exact loss of the rounded logits
+    within float32's, and a gradient in the logits' dtype as optax's."""
+    import jax
+    import jax.numpy as jnp
+
+    from losskit.compat import optax as lo
+
+    logits, lpad, labels, ypad = _optax_case(seed=3)
+    x = jnp.asarray(logits, dtype=getattr(jnp, dtype))
+    args = tuple(jnp.asarray(a) for a in (lpad, labels, ypad))
+    expected = optax.ctc_loss(x, *args)
+    got = lo.ctc_loss(x, *args)
+    assert got.dtype == expected.dtype == jnp.ones(()).dtype  # float64 here (x64 is on)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(expected), **HALF_VS_FRAMEWORK[dtype][0])
+    exact = lo.ctc_loss(round_to(logits, dtype), lpad, labels, ypad)  # float64 in, float64 out
+    np.testing.assert_allclose(np.asarray(got), exact, **LOSS_TOL["float32"])
+    feasible = slice(0, 3)  # example 3 is infeasible: optax's log_epsilon slope, not compared
+
+    def grad(fn):
+        return jax.grad(lambda z: fn(z, *args)[feasible].sum())(x)
+
+    g, g_ref = grad(lo.ctc_loss), grad(optax.ctc_loss)
+    assert g.dtype == g_ref.dtype == x.dtype
+    g64, g_ref64 = (np.asarray(a.astype(jnp.float32), np.float64) for a in (g, g_ref))
+    np.testing.assert_allclose(g64, g_ref64, **HALF_VS_FRAMEWORK[dtype][1])
+    # torch half tensors and NumPy float16: optax's default (float32) result
+    xt = torch.tensor(logits).to(getattr(torch, dtype))
+    lt = lo.ctc_loss(xt, *(torch.tensor(a) for a in (lpad, labels, ypad)))
+    assert lt.dtype == torch.float32
+    np.testing.assert_allclose(lt.numpy(), np.asarray(got), **LOSS_TOL["float32"])
+    if dtype == "float16":
+        ln = lo.ctc_loss(logits.astype(np.float16), lpad, labels, ypad)
+        assert ln.dtype == np.float32
+        np.testing.assert_allclose(ln, np.asarray(got), **LOSS_TOL["float32"])
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_optax_forward_probs_half_precision(optax, dtype):
+    import jax.numpy as jnp
+
+    from losskit.compat import optax as lo
+
+    logits, lpad, labels, ypad = _optax_case(seed=4)
+    x = jnp.asarray(logits, dtype=getattr(jnp, dtype))
+    args = tuple(jnp.asarray(a) for a in (lpad, labels, ypad))
+    expected = optax.ctc_loss_with_forward_probs(x, *args)
+    got = lo.ctc_loss_with_forward_probs(x, *args)
+    for a, b in zip(got, expected, strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        # the tables hold log_epsilon (-1e5) sums: relative precision
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), **HALF_VS_FRAMEWORK[dtype][0])
+
+
 # --------------------------------------------------------------------------- Keras
 
 
@@ -417,3 +482,34 @@ def test_keras_deliberate_differences(keras_losses):
     # (1, 1, 1) needs 5 frames; 3 given: inf (Keras: a finite artefact near 710)
     assert float(ltf.keras.losses.ctc(np.array([[1, 1, 1]]), x[:1, :3])[0]) == math.inf
     assert np.isfinite(np.asarray(keras_losses.ctc(np.array([[1, 1, 1]]), x[:1, :3]))).all()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_keras_ctc_half_precision(tf, keras_losses, dtype):
+    """Keras casts half-precision y_pred to float32 and returns float32; the gradient
+    comes back in y_pred's dtype."""
+    from losskit.compat import tf as ltf
+
+    x = _keras_logits(seed=3, dtype=np.float64)
+    xv = tf.Variable(tf.cast(x, dtype))
+    with tf.GradientTape() as tape:
+        ref = keras_losses.ctc(_Y_TRUE, xv)
+        total = tf.reduce_sum(ref)
+    g_ref = tape.gradient(total, xv)
+    assert ref.dtype == tf.float32 and g_ref.dtype == xv.dtype
+    xt = torch.tensor(x).to(getattr(torch, dtype)).requires_grad_(True)
+    got = ltf.keras.losses.ctc(torch.tensor(_Y_TRUE), xt)
+    assert got.dtype == torch.float32
+    assert_close(got.detach().numpy(), ref.numpy(), "float32")  # both float32 arithmetic
+    got.sum().backward()
+    assert xt.grad.dtype == xt.dtype
+    g = xt.grad.float().numpy()
+    np.testing.assert_allclose(g, tf.cast(g_ref, tf.float32).numpy(), **GRAD_TOL[dtype])
+    klass = keras_losses.CTC()(_Y_TRUE, tf.cast(x, dtype))
+    ours = ltf.keras.losses.CTC()(torch.tensor(_Y_TRUE), xt.detach())
+    assert ours.dtype == torch.float32
+    assert_close(ours.numpy(), klass.numpy(), "float32")
+    if dtype == "float16":  # NumPy has float16 only
+        got_np = ltf.keras.losses.ctc(_Y_TRUE, x.astype(np.float16))
+        assert got_np.dtype == np.float32
+        assert_close(got_np, ref.numpy(), "float32")

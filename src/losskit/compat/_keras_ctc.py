@@ -24,7 +24,7 @@ from typing import Any
 from .._backend import Array, cast, compute_dtype, device_of, shape_of
 from .._validation import Invalid
 from ..losses.sequence import _first_bad, checked_sequences, index_dtype, per_example_nll
-from ._common import framework_semantics, half_back
+from ._common import framework_semantics
 
 if f"{__package__}.tf" not in sys.modules:
     # Imported on its own (a doctest run, a direct import): tf.py imports this
@@ -44,7 +44,9 @@ def ctc(y_true: Any, y_pred: Any) -> Array:
         \ell_b = -\log \sum_{\pi \in \mathcal{B}^{-1}(y_b)} \prod_t
             \operatorname{softmax}(x_{b,t})_{\pi_t}
 
-    with blank 0 and ``y_b`` the non-zero ids of ``y_true[b]``.
+    with blank 0 and ``y_b`` the non-zero ids of ``y_true[b]``. As Keras, the
+    loss of half-precision ``y_pred`` is float32 (computed in float32; the
+    gradient keeps ``y_pred``'s dtype).
 
     >>> import numpy as np
     >>> from losskit.compat import tf
@@ -100,7 +102,8 @@ def ctc(y_true: Any, y_pred: Any) -> Array:
     invalid.add(bad_rows)
     z = cast(xp, x, compute_dtype(xp, x.dtype))
     nll, _ = per_example_nll(xp, z, labels, t_len, s_len, 0, zero_infinity=False)
-    return half_back(xp, invalid.poison(nll), x.dtype)
+    # Keras: result_type(y_pred.dtype, "float32"), so float32 for half-precision input
+    return invalid.poison(nll)
 
 
 class CTC(_Wrapper):

@@ -44,7 +44,7 @@ from ..losses.sequence import (
     index_dtype,
     per_example_nll,
 )
-from ._common import framework_semantics, half_back
+from ._common import framework_semantics
 
 __all__ = ["ctc_loss", "ctc_loss_with_forward_probs"]
 
@@ -173,6 +173,17 @@ def _recursion(
     return _optax_recursion(xp, lp, lpad, labels, ypad, blank, log_epsilon)
 
 
+def _result_dtype(xp: Any, x: Array) -> Any:
+    """optax's result dtype: its tables start as ``jnp.ones(...) * log_epsilon`` in JAX's
+    default float, so the loss is ``x``'s dtype promoted with it (float32 for
+    half-precision logits, and float64 for any logits under ``jax_enable_x64``); for
+    NumPy and torch input, the promotion with float32 (optax's default configuration)."""
+    if _is_jax(x):
+        jnp = sys.modules["jax"].numpy
+        return jnp.promote_types(x.dtype, jnp.ones(()).dtype)
+    return compute_dtype(xp, x.dtype)
+
+
 def _log_softmax(xp: Any, x: Array) -> Array:
     m = xp.max(x, axis=-1, keepdims=True)
     m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
@@ -196,7 +207,10 @@ def ctc_loss(
     ``N - sum(label_paddings[b])`` labels are the sequence.  The value is
     the exact ``-log p(labels | logits)`` and its gradient the exact
     ``softmax - gamma`` (the core's); an infeasible example gets optax's
-    finite value, in which each forbidden step costs ``-log_epsilon``.
+    finite value, in which each forbidden step costs ``-log_epsilon``.  The
+    result's dtype is optax's: half-precision logits give float32 (computed
+    in float32 here; optax takes their log-softmax in half precision), and
+    under ``jax_enable_x64`` JAX logits give float64.
 
     >>> import numpy as np
     >>> from losskit.compat import optax
@@ -241,7 +255,7 @@ def ctc_loss(
         nll = jax.lax.cond(xp.any(infinite), with_optax_values, lambda: nll)
     else:
         nll = with_optax_values()
-    return half_back(xp, bad.poison(nll), x.dtype)
+    return cast(xp, bad.poison(nll), _result_dtype(xp, x))
 
 
 @framework_semantics
@@ -281,5 +295,5 @@ def ctc_loss_with_forward_probs(
     bad.add(bad_rows)
     lp = _log_softmax(xp, cast(xp, x, dtype))
     loss, alpha_phi, alpha_emit = _optax_recursion(xp, lp, lpad, checked, ypad, blank, log_epsilon)
-    loss = half_back(xp, bad.poison(loss), x.dtype)
-    return loss, half_back(xp, alpha_phi, x.dtype), half_back(xp, alpha_emit, x.dtype)
+    out = _result_dtype(xp, x)
+    return cast(xp, bad.poison(loss), out), cast(xp, alpha_phi, out), cast(xp, alpha_emit, out)
