@@ -194,7 +194,7 @@ def _check_local(
         "sample_weight": -1.0 if sw is None else _checksum(sw) + len(sw.shape),
         "hidden": 0.0 if hidden is None else _checksum(hidden),
         "cw_len": -1.0 if cw is None else cw.shape[0],
-        "cw_sum": 0.0,
+        "cw_sum": 0.0 if cw is None else _total(cw),
         "eps": eps,
         "z_loss": zl,
         "softcap": cap,
@@ -317,14 +317,25 @@ def _agree(group: Any, local: _Local, meta: Any) -> _Setup:
             )
             raise ValueError(msg)
     whole = [has_cw and lengths[r] == vocab for r in range(world)]
+    # the sum of all class weights: a whole vector's, else the shards' (in rank order)
+    sums = [float(v) for v in meta[:, _K["cw_sum"]]]
+    whole_ranks = [r for r in range(world) if whole[r] and sizes[r] != vocab]
+    w_sum = float(vocab) if not has_cw else sums[whole_ranks[0]] if whole_ranks else sum(sums)
     xp = _torch_xp()
     check_label_range(xp, local.y, vocab, local.ignore_index)  # the same labels everywhere
     rows = int(meta[:, _K["rows"]].min()) if local.rows else 0
-    return _build(group, local, vocab, starts[rank], whole[rank], all(whole), rows)
+    return _build(group, local, vocab, starts[rank], whole[rank], all(whole), w_sum, rows)
 
 
 def _build(
-    group: Any, local: _Local, vocab: int, start: int, cw_whole: bool, all_whole: bool, rows: int
+    group: Any,
+    local: _Local,
+    vocab: int,
+    start: int,
+    cw_whole: bool,
+    all_whole: bool,
+    w_sum: float,
+    rows: int,
 ) -> _Setup:
     y, cdt, v_local = local.y, local.cdt, local.v_local
     n = y.shape[0]
@@ -334,29 +345,18 @@ def _build(
     mine = counted & (y >= start) & (y < start + v_local)
     y_local = torch.where(mine, y - start, torch.zeros_like(y))
     w_local = wy_local = wy_known = None
-    w_sum = float(vocab)
     if local.cw is not None:
         cw = local.cw.detach().to(cdt)
         w_local = cw[start : start + v_local] if cw_whole else cw
         wy_local = torch.where(mine, w_local[y_local] if v_local else 0.0, 0.0).to(cdt)
         if all_whole:
             wy_known = torch.where(counted, cw[y], 0.0).to(cdt)
-            w_sum = float(cw.to(torch.float64).sum())
-        else:
-            w_sum = _sum_over_group(float(w_local.to(torch.float64).sum()), group, y.device)
     base = counted.to(cdt) if local.s is None else counted.to(cdt) * local.s.detach()
     return _Setup(
         group, local.batch, n, vocab, start, v_local, y, counted, mine, y_local, w_local,
         wy_local, wy_known, w_sum, cw_whole, base, local.eps, local.zl, local.cap,
         local.reduction, cdt, rows,
     )  # fmt: skip
-
-
-def _sum_over_group(value: float, group: Any, device: Any) -> float:
-    """A float summed over the ranks (the class weights' total, once per call)."""
-    t = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(t, group=group)
-    return float(t[0])
 
 
 def _setup(group: Any, device: Any, check_local: Any) -> _Setup:
@@ -390,10 +390,21 @@ def _total(x: Any) -> float:
     return float(torch.sum(x.detach(), dtype=torch.float64))
 
 
+class _Tokens(NamedTuple):
+    """What a chunk's gradient needs of every token (a :class:`_Stats` has them too)."""
+
+    m: Any
+    ssum: Any
+    lse: Any
+    wy: Any
+
+
 class _Stats(NamedTuple):
     """Every token's global numbers after the all-reduces, and the reduced parts."""
 
-    lse: Any  # (N,) log-sum-exp over the whole vocabulary (soft-capped logits)
+    m: Any  # (N,) the largest (soft-capped) logit over the whole vocabulary
+    ssum: Any  # (N,) Σ exp(z' - m) over the whole vocabulary
+    lse: Any  # (N,) m + log(ssum)
     zy: Any  # (N,) the target's logit
     wy: Any  # (N,) the target's class weight (ones without class weights)
     ce: Any  # (N,) cross-entropy part per token (0 where not counted)
@@ -423,20 +434,22 @@ def _denominators(st: _Setup, wy: Any) -> tuple[float, float]:
     return d_ce, d_z
 
 
-def _reduce(st: _Setup, lse: Any, zy: Any, wz: Any, wy: Any) -> tuple[_Stats, Any, Any]:
+def _reduce(
+    st: _Setup, m: Any, ssum: Any, lse: Any, zy: Any, wz: Any, wy: Any
+) -> tuple[_Stats, Any, Any]:
     """The statistics, the value and the z-loss term (the same ops on every rank)."""
     ce, zr = _token_losses(st, lse, zy, wz, wy)
     d_ce, d_z = _denominators(st, wy)
     if st.reduction == "none":
         value = (st.base * (ce + zr)).reshape(st.batch)
         zterm = (st.base * zr).reshape(st.batch)
-        return _Stats(lse, zy, wy, ce, zr, 0.0, 0.0, d_ce, d_z), value, zterm
+        return _Stats(m, ssum, lse, zy, wy, ce, zr, 0.0, 0.0, d_ce, d_z), value, zterm
     s_ce, s_z = _total(st.base * ce), _total(st.base * zr)
     l_ce = s_ce / d_ce if d_ce else 0.0
     l_z = s_z / d_z if d_z else 0.0
     value = torch.tensor(l_ce + l_z, dtype=st.cdt, device=lse.device)
     zterm = torch.tensor(l_z, dtype=st.cdt, device=lse.device)
-    return _Stats(lse, zy, wy, ce, zr, l_ce, l_z, d_ce, d_z), value, zterm
+    return _Stats(m, ssum, lse, zy, wy, ce, zr, l_ce, l_z, d_ce, d_z), value, zterm
 
 
 def _coefficients(st: _Setup, d_ce: float, d_z: float, g: Any) -> tuple[Any, Any]:
@@ -459,17 +472,22 @@ class _Grads:
             self.colsum = torch.zeros(st.v_local, dtype=st.cdt, device=st.y.device)
 
     def logit_grad(
-        self, z: Any, t: Any, lse: Any, wy: Any, cc: Any, cz: Any, sl: slice, p: Any = None
+        self, z: Any, t: Any, stats: Any, cc: Any, cz: Any, sl: slice, p: Any = None
     ) -> Any:
-        """d/dz of the tokens ``sl`` (``z`` soft-capped, ``t`` its tanh or None; ``lse``,
-        ``wy``, ``cc``, ``cz`` those tokens' numbers; ``p`` their softmax if at hand),
-        in the compute dtype. ``p`` and ``t`` are overwritten."""
+        """d/dz of the tokens ``sl`` (``z`` soft-capped, ``t`` its tanh or None; ``stats``
+        with ``m``, ``ssum``, ``lse``, ``wy`` of at least those tokens, indexed by ``sl``;
+        ``cc``, ``cz`` their coefficients; ``p`` their softmax if at hand), in the compute
+        dtype. ``p`` and ``t`` are overwritten. The softmax is exp(z - m) / ssum, the
+        forward's own operations, so that a recomputing backward gives the same bits."""
         st = self.st
+        lse, wy = stats.lse[sl], stats.wy[sl]
         hard = (1 - st.eps) * wy
         coef = cc * (hard + st.eps * st.w_sum / st.vocab)
         if st.zl:
             coef = coef + cz * (2 * st.zl) * lse
-        g = p if p is not None else torch.exp(z - lse[:, None])
+        if p is None:
+            p = torch.sub(z, stats.m[sl][:, None]).exp_().div_(stats.ssum[sl][:, None])
+        g = p
         g.mul_(coef[:, None])
         if st.v_local:
             rows = torch.nonzero(st.mine[sl]).reshape(-1)
@@ -524,11 +542,16 @@ def _sample_weight_grad(st: _Setup, stats: _Stats, g: Any, sw: Any) -> Any:
     return (per.sum(dim=extra) if extra else per).to(sw.dtype)
 
 
+def _sum_rows(st: _Setup) -> int:
+    """Rows of the SUM all-reduce: Σ exp, the target logit, and Σ w z with label smoothing."""
+    return 3 if st.eps else 2
+
+
 def _local_sums(st: _Setup, z: Any, m: Any, sl: slice) -> tuple[Any, Any]:
-    """This shard's part of the tokens ``sl``'s SUM, [Σ exp(z - m), target logit, Σ w z],
+    """This shard's part of the tokens ``sl``'s SUM, [Σ exp(z - m), target logit(, Σ w z)],
     and exp(z - m) (the softmax numerators, for a gradient from the same logits)."""
-    pack = torch.zeros((3, z.shape[0]), dtype=st.cdt, device=z.device)
-    ex = torch.exp(z - m[:, None])
+    pack = torch.zeros((_sum_rows(st), z.shape[0]), dtype=st.cdt, device=z.device)
+    ex = torch.sub(z, m[:, None]).exp_()
     pack[0] = ex.sum(dim=-1)
     if st.v_local:
         zy = z.gather(1, st.y_local[sl][:, None])[:, 0]
@@ -545,16 +568,12 @@ def _row_max(st: _Setup, z: Any) -> Any:
 
 
 def _target_weights(st: _Setup) -> Any:
-    """Every token's target class weight: known locally when every rank holds all the
-    weights, else one SUM all-reduce of each shard's part (ones without class weights)."""
+    """Every token's target class weight where this rank knows them all (ones without
+    class weights; all of them when every rank holds the whole vector), else None: the
+    shards' parts ride on an all-reduce that is made anyway."""
     if st.w_local is None:
         return torch.ones(st.n, dtype=st.cdt, device=st.y.device)
-    if st.wy_known is not None:
-        return st.wy_known
-    wy = st.wy_local.clone()
-    if st.n:
-        dist.all_reduce(wy, group=st.group)
-    return wy
+    return st.wy_known
 
 
 # --------------------------------------------------------------------------- the logits version
@@ -572,20 +591,30 @@ def _logits_stats(x2: Any, st: _Setup) -> tuple[_Stats, Any, Any]:
         for i0 in range(0, n, rows):  # max(cap tanh(z / cap)) = cap tanh(max z / cap)
             m[i0 : i0 + rows] = x2[i0 : i0 + rows].amax(dim=-1).to(st.cdt)
         m = _capped(m, st.cap)[0]
-    if n:
-        dist.all_reduce(m, op=dist.ReduceOp.MAX, group=st.group)
-    send_wy = st.w_local is not None and st.wy_known is None
-    pack = torch.zeros((3 + send_wy, n), dtype=st.cdt, device=x2.device)
+    m, wy = _all_max(st, m)
+    pack = torch.zeros((_sum_rows(st), n), dtype=st.cdt, device=x2.device)
     for i0 in range(0, n, rows):
         sl = slice(i0, i0 + rows)
-        pack[:3, sl] = _local_sums(st, _capped(x2[sl].to(st.cdt), st.cap)[0], m[sl], sl)[0]
-    if send_wy:
-        pack[3] = st.wy_local
+        pack[:, sl] = _local_sums(st, _capped(x2[sl].to(st.cdt), st.cap)[0], m[sl], sl)[0]
     if n:
         dist.all_reduce(pack, group=st.group)
     lse = m + torch.log(pack[0])
-    wy = pack[3] if send_wy else _target_weights(st)
-    return _reduce(st, lse, pack[1], pack[2], wy)
+    return _reduce(st, m, pack[0], lse, pack[1], pack[2] if st.eps else None, wy)
+
+
+def _all_max(st: _Setup, m: Any, wy: Any = None) -> tuple[Any, Any]:
+    """The MAX all-reduce of the row maxima ``m``; with class weights given per shard
+    (``wy`` None and not known here), every token's target weight rides on it (weights
+    are >= 0 and the shards without the target send 0). Returns (maxima, target weights)."""
+    wy = _target_weights(st) if wy is None else wy
+    if wy is None:
+        both = torch.cat([m, st.wy_local])
+        if both.numel():
+            dist.all_reduce(both, op=dist.ReduceOp.MAX, group=st.group)
+        return both[: m.shape[0]], both[m.shape[0] :]
+    if m.numel():
+        dist.all_reduce(m, op=dist.ReduceOp.MAX, group=st.group)
+    return m, wy
 
 
 class _LogitsFn(torch.autograd.Function):
@@ -613,7 +642,7 @@ class _LogitsFn(torch.autograd.Function):
         for i0 in range(0, st.n, rows) if want_x or grads.colsum is not None else ():
             sl = slice(i0, i0 + rows)
             z, t = _capped(x2[sl].detach().to(st.cdt), st.cap)
-            g = grads.logit_grad(z, t, stats.lse[sl], stats.wy[sl], c_ce[sl], c_z[sl], sl)
+            g = grads.logit_grad(z, t, stats, c_ce[sl], c_z[sl], sl)
             if dx is not None:
                 dx[sl] = g
         dcw = grads.class_weight(stats, c_ce, cw) if want_cw else None
@@ -634,25 +663,21 @@ class _LinearPass:
     collective. d(hidden) is this shard's part; the caller all-reduces it.
     """
 
-    def __init__(self, h2: Any, w: Any, b: Any, cw: Any, sw: Any, st: _Setup) -> None:
+    def __init__(self, *tensors: Any, st: _Setup) -> None:
+        h2, w, b, cw, sw = tensors
         self.h2, self.w, self.b, self.cw, self.sw, self.st = h2, w, b, cw, sw, st
 
     def run(self, want: tuple[bool, ...], g: Any, stats: _Stats | None = None) -> Any:
         st, h2, w, dev = self.st, self.h2, self.w, self.h2.device
         forward = stats is None
         if stats is None:
-            wy = _target_weights(st)
-            d_ce, d_z = _denominators(st, wy)
-            lse = torch.empty(st.n, dtype=st.cdt, device=dev)
-            zy = torch.empty(st.n, dtype=st.cdt, device=dev)
-            wz = torch.empty(st.n, dtype=st.cdt, device=dev)
+            wy = _target_weights(st)  # None: learnt in the first chunk's MAX all-reduce
+            m_all, s_all, lse, zy, wz = torch.empty((5, st.n), dtype=st.cdt, device=dev)
         else:
-            wy, lse, d_ce, d_z = stats.wy, stats.lse, stats.d_ce, stats.d_z
+            wy = stats.wy
         want_h, want_w, want_b, want_cw, want_sw = want
         c_ce: Any = None
         c_z: Any = None
-        if any(want):
-            c_ce, c_z = _coefficients(st, d_ce, d_z, g)
         grads = _Grads(st, want_cw)
         dh = torch.empty_like(h2) if want_h else None
         dw = torch.zeros(w.shape, dtype=st.cdt, device=dev) if want_w else None
@@ -661,27 +686,38 @@ class _LinearPass:
         for i0 in range(0, st.n, st.rows):
             sl = slice(i0, min(i0 + st.rows, st.n))
             z = h2[sl] @ w.T
-            z, t = _capped((z if self.b is None else z + self.b).to(st.cdt), st.cap)
+            if self.b is not None:
+                z.add_(self.b)
+            z, t = _capped(z.to(st.cdt), st.cap)
             p = None
+            tokens: Any = stats
             if forward:
-                m = _row_max(st, z)
-                dist.all_reduce(m, op=dist.ReduceOp.MAX, group=st.group)
+                m, wy = _all_max(st, _row_max(st, z), wy)  # the first chunk learns wy
                 pack, p = _local_sums(st, z, m, sl)
                 dist.all_reduce(pack, group=st.group)
+                m_all[sl], s_all[sl], zy[sl] = m, pack[0], pack[1]
                 lse[sl] = m + torch.log(pack[0])
-                zy[sl], wz[sl] = pack[1], pack[2]
+                if st.eps:
+                    wz[sl] = pack[2]
                 p.div_(pack[0][:, None])  # exp(z - m) / Σ exp = the softmax over all shards
+                tokens = _Tokens(m_all, s_all, lse, wy)
+            if c_ce is None and any(want):
+                c_ce, c_z = _coefficients(st, *_denominators(st, wy), g)
             if per_chunk:
-                dz = grads.logit_grad(z, t, lse[sl], wy[sl], c_ce[sl], c_z[sl], sl, p)
+                dz = grads.logit_grad(z, t, tokens, c_ce[sl], c_z[sl], sl, p)
                 if dh is not None:
                     dh[sl] = dz.to(w.dtype) @ w
                 if dw is not None:
                     dw.addmm_(dz.T, h2[sl].to(st.cdt))
                 if db is not None:
                     db += dz.sum(dim=0)
+        if wy is None:  # no chunk (an empty batch)
+            wy = st.wy_local
+        if c_ce is None and any(want):
+            c_ce, c_z = _coefficients(st, *_denominators(st, wy), g)
         value = zterm = None
         if stats is None:
-            stats, value, zterm = _reduce(st, lse, zy, wz, wy)
+            stats, value, zterm = _reduce(st, m_all, s_all, lse, zy, wz, wy)
         dcw = grads.class_weight(stats, c_ce, self.cw) if want_cw else None
         dsw = _sample_weight_grad(st, stats, g, self.sw) if want_sw else None
         dw = None if dw is None else dw.to(w.dtype)
@@ -690,19 +726,19 @@ class _LinearPass:
 
 
 class _LinearFn(torch.autograd.Function):
-    """Forward: the loss (and for "mean"/"sum" the gradients, scaled in place by the
-    upstream gradient in backward); "none" recomputes the gradients in backward.
+    """Forward: the loss, and for "mean"/"sum" its gradients (scaled in place by the
+    upstream gradient in the first backward). "none", and any further backward (with
+    ``retain_graph``), recompute the gradients from the saved inputs and O(N) numbers.
     Backward all-reduces d(hidden) once; every other gradient is local."""
 
     @staticmethod
     def forward(ctx: Any, h2: Any, w: Any, b: Any, cw: Any, sw: Any, st: _Setup, want: Any) -> Any:
-        h2, w, b, cw, sw = (None if t is None else t.detach() for t in (h2, w, b, cw, sw))
-        run = _LinearPass(h2, w, b, cw, sw, st)
+        run = _LinearPass(*_detached(h2, w, b, cw, sw), st=st)
         now = want if st.reduction != "none" else (False,) * 5
         stats, value, zterm, grads = run.run(now, torch.ones((), dtype=st.cdt))
-        ctx.st, ctx.stats, ctx.want, ctx.used = st, stats, want, False
-        ctx.grads = grads
-        ctx.run = run if st.reduction == "none" else None  # else keep the gradients only
+        ctx.st, ctx.stats, ctx.want = st, stats, want
+        ctx.grads = grads if any(now) else None
+        ctx.save_for_backward(h2, w, b, cw, sw)
         lse = stats.lse.reshape(st.batch)
         ctx.mark_non_differentiable(zterm, lse)
         return value, zterm, lse
@@ -711,28 +747,26 @@ class _LinearFn(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, gv: Any, _gz: Any, _gl: Any) -> Any:
         st = ctx.st
-        if st.reduction == "none":
-            dh, dw, db, dcw, dsw = ctx.run.run(ctx.want, gv, ctx.stats)[3]
-            scale = 1.0
-        else:
-            if ctx.used:
-                msg = (
-                    "vocab_parallel_linear_cross_entropy: backward was called a second time "
-                    "through the same loss; its gradients are computed once (in forward) and "
-                    "released by the first backward. Compute the loss again for another."
-                )
-                raise RuntimeError(msg)
-            ctx.used = True
+        saved = ctx.saved_tensors  # autograd refuses here once the graph is freed
+        scale = 1.0
+        if ctx.grads is not None:  # the first backward of "mean"/"sum": made in forward
             (dh, dw, db, dcw, dsw), ctx.grads = ctx.grads, None
             scale = float(gv)
             for t in (dw, db, dcw, dsw) if scale != 1.0 else ():
                 if t is not None:
                     t.mul_(scale)
+        else:
+            run = _LinearPass(*_detached(*saved), st=st)
+            dh, dw, db, dcw, dsw = run.run(ctx.want, gv, ctx.stats)[3]
         if dh is not None and st.n:
             dist.all_reduce(dh, group=st.group)  # the sum of every shard's part
             if scale != 1.0:
                 dh.mul_(scale)
         return dh, dw, db, dcw, dsw, None, None
+
+
+def _detached(*tensors: Any) -> list[Any]:
+    return [None if t is None else t.detach() for t in tensors]
 
 
 # --------------------------------------------------------------------------- entry points
@@ -788,6 +822,11 @@ def _group_of(group: Any, meshes: list[Any]) -> Any:
         group = mesh_group
     if group is None:
         group = dist.group.WORLD
+    if not isinstance(group, dist.ProcessGroup):
+        msg = (
+            f"`group` must be None or a torch.distributed ProcessGroup; got {type(group).__name__}"
+        )
+        raise TypeError(msg)
     if dist.get_rank(group) < 0:
         msg = "this process is not a member of `group`"
         raise ValueError(msg)
