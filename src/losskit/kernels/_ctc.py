@@ -372,16 +372,16 @@ def _alpha(emn, ekn, lab, Tn, L, store, An):
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _write_row(row, grow, shift, f, lab, blank, post, L):
-    """grow[c] = f exp(x[c] - shift) - (scaled) posterior of the states with l'_s = c."""
+def _write_row(row, grow, shift, f, lab, blank, post, pf, L):
+    """grow[c] = f exp(x[c] - shift) - pf (posterior of the states with l'_s = c)."""
     # d nll / d x[t, c] = softmax[t, c] - sum_{s: l'_s = c} e^(alpha + beta - log p)
     for c in range(row.shape[0]):
         grow[c] = vexp(row[c] - shift) * f
     blank_occ = 0.0
     for j in range(L):
         blank_occ += post[2 * j]
-        grow[lab[j]] -= post[2 * j + 1]
-    grow[blank] -= blank_occ + post[2 * L]
+        grow[lab[j]] -= post[2 * j + 1] * pf
+    grow[blank] -= (blank_occ + post[2 * L]) * pf
 
 
 @njit(fastmath=FASTMATH, cache=True)
@@ -430,7 +430,7 @@ def _backward_one(xn, lab, Tn, L, blank, mxn, smn, emn, ekn, An, lz, sc, gn):
         row = xn[t]
         shift = row.dtype.type(m) if m > -np.inf else zero
         f = row.dtype.type(sc / smn[t])
-        _write_row(row, gn[t], shift, f, lab, blank, post, L)
+        _write_row(row, gn[t], shift, f, lab, blank, post, 1.0, L)
 
 
 # --------------------------------------------------------------------------- pass 1: frames
@@ -439,8 +439,9 @@ def _backward_one(xn, lab, Tn, L, blank, mxn, smn, emn, ekn, An, lz, sc, gn):
 @njit(fastmath=FASTMATH, cache=True)
 def _frame_range(xn, lab, L, blank, t0, t1, mxn, smn, wn):
     """Frames t0 <= t < t1 of one example: mxn[t], smn[t] = max and sum of exponentials;
-    the probabilities the lattice needs, blank first then label j at 1 + j, in wn[t],
-    e^(x - m) / s in float64 (NaN for a NaN or +inf logit; 0 or subnormal below e^-708)."""
+    the probability of each extended state (the blank at even s, label (s - 1) / 2 at odd
+    s) in wn[t], e^(x - m) / s in float64 (NaN for a NaN or +inf logit; 0 or subnormal
+    below e^-708)."""
     C = xn.shape[1]
     by_class = C <= L + 1  # fewer exponentials: one per class, then gathered
     e = np.empty(C if by_class else L + 1)
@@ -464,15 +465,22 @@ def _frame_range(xn, lab, L, blank, t0, t1, mxn, smn, wn):
         inv = 1.0 / s if s > 0.0 else np.nan  # (NaN, or an all -inf row: NaN as lp)
         wt = wn[t]
         if by_class:
-            wt[0] = e[blank] * inv
+            b = e[blank] * inv
             for j in range(L):
-                wt[j + 1] = e[lab[j]] * inv
+                wt[2 * j] = b
+                wt[2 * j + 1] = e[lab[j]] * inv
+            wt[2 * L] = b
         else:
             e[0] = np.float64(row[blank])
             for j in range(L):
                 e[j + 1] = np.float64(row[lab[j]])
             for j in range(L + 1):
-                wt[j] = vexp(e[j] - m) * inv
+                e[j] = vexp(e[j] - m) * inv
+            b = e[0]
+            for j in range(L):
+                wt[2 * j] = b
+                wt[2 * j + 1] = e[j + 1]
+            wt[2 * L] = b
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -554,16 +562,6 @@ def _lattice_masks(lab, L):
     return skip, first, last
 
 
-@njit(fastmath=FASTMATH, cache=True)
-def _expand_w(wt, L, out):
-    """out[s] = the emission probability of extended state s (blank at even s)."""
-    b = wt[0]
-    for j in range(L):
-        out[2 * j] = b
-        out[2 * j + 1] = wt[j + 1]
-    out[2 * L] = b
-
-
 # The scaled recursions keep each frame's alpha (and beta) summed to 1 in plain float64.
 # A state that a path reaches and whose scaled value falls below TINY (2^-1000) may have
 # lost digits to underflow; an example where none does is exact (every product and sum is
@@ -592,55 +590,43 @@ def _alpha_scaled(wn, lab, Tn, L, store, An, Zn):
     """
     Sp = 2 * L + 1
     skip, first, _ = _lattice_masks(lab, L)
-    bufs = np.empty((0 if store else 2, Sp))
-    wv = np.empty(Sp)
-    pm = 1.0  # the product of the frames' totals, pm 2^pk
+    prev = np.zeros(Sp + 2)  # prev[s + 2]: state s of the previous frame; two 0 states first
+    cur = np.empty(Sp)
+    pm = 1.0  # the product of the frames' sums, pm 2^pk
     pk = 0.0
     bad = 0.0
-    prev = bufs[0] if not store else An[0]
     for t in range(Tn):
-        cur = An[t] if store else bufs[t % 2]
-        _expand_w(wn[t], L, wv)
-        tf = np.float64(t)
-        total = 0.0
+        wt = wn[t]
         if t == 0:
             for s in range(Sp):
                 cur[s] = 0.0
-            cur[0] = wv[0]
+            cur[0] = wt[0]
             if Sp > 1:
-                cur[1] = wv[1]
-            total = cur[0] + cur[1] if Sp > 1 else cur[0]
-            bad += 1.0 if cur[0] < TINY else 0.0
-            if Sp > 1:
-                bad += 1.0 if cur[1] < TINY else 0.0
+                cur[1] = wt[1]
         else:
-            v = wv[0] * prev[0]
-            cur[0] = v
+            for s in range(Sp):
+                cur[s] = wt[s] * (prev[s + 2] + prev[s + 1] + skip[s] * prev[s])
+        total = 0.0
+        tf = np.float64(t)
+        for s in range(Sp):
+            v = cur[s]
             total += v
-            bad += 1.0 if v < TINY else 0.0
-            if Sp > 1:
-                v = wv[1] * (prev[1] + prev[0])
-                cur[1] = v
-                total += v
-                bad += 1.0 if (v < TINY and first[1] <= tf) else 0.0
-            for s in range(2, Sp):
-                v = wv[s] * (prev[s] + prev[s - 1] + skip[s] * prev[s - 2])
-                cur[s] = v
-                total += v
-                bad += 1.0 if (v < TINY and first[s] <= tf) else 0.0
-        if store:
-            Zn[t] = total
+            bad += 1.0 if (v < TINY and first[s] <= tf) else 0.0
         inv = 1.0 / total if total > 0.0 else 0.0  # (0: no state reached, all stay 0)
         for s in range(Sp):
-            cur[s] *= inv
+            prev[s + 2] = cur[s] * inv
+        if store:
+            Zn[t] = total
+            At = An[t]
+            for s in range(Sp):
+                At[s] = prev[s + 2]
         if total > 0.0:
             pm *= total
             pk += exponent(pm)
             pm = mantissa(pm)
         elif total != total:
             pm = total  # NaN: stays to the end
-        prev = cur
-    end = prev[0] if Sp == 1 else prev[Sp - 1] + prev[Sp - 2]
+    end = prev[2] if Sp == 1 else prev[Sp + 1] + prev[Sp]
     if pm != pm or end != end:
         return np.nan, True
     if not end > 0.0:  # no path ends in time (or the end states underflowed: not exact)
@@ -670,19 +656,21 @@ def _fill_rows(gn, Tn, value):
 
 @njit(fastmath=FASTMATH, cache=True)
 def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, An, Zn, sc, gn, write):
-    """The backward recursion of one example in plain float64 (each frame scaled to sum
-    1), given the scaled alpha ``An`` and frame sums ``Zn`` of ``_alpha_scaled``; with
-    ``write``, the gradient rows gn[t] = sc (softmax(x[t]) - posterior occupation), the
-    posterior of state s alpha beta / overlap_t. Returns whether the bound above holds
-    (every overlap_t min(1, total_t, btotal_t) >= ``MIN_OVERLAP``, S' T <= ``MAX_STATES``):
-    otherwise the rows written are not to be used."""
+    """The backward recursion of one example in plain float64 (each frame scaled by the
+    sum of the one after), given the scaled alpha ``An`` and the frame sums ``Zn`` of
+    ``_alpha_scaled``; with ``write``, the gradient rows gn[t] = sc (softmax(x[t]) -
+    posterior occupation), the posterior of state s alpha beta / sum_s alpha beta.
+    Returns whether the bound above holds (every overlap_t min(1, total_t, btotal_t) >=
+    ``MIN_OVERLAP``, S' T <= ``MAX_STATES``): otherwise the rows written are not to be
+    used."""
     Sp = 2 * L + 1
     if Sp * np.float64(Tn) > MAX_STATES:
         return False
     skip, _, _ = _lattice_masks(lab, L)
-    beta = np.zeros(Sp + 2)  # beta[t] (the frames after t), scaled; two 0 states after
-    wv = np.empty(Sp)
+    beta = np.zeros(Sp)  # beta[t] (the frames after t), over the sum of beta[t + 1]
+    xm = np.zeros(Sp + 2)  # emission of t + 1 times beta[t + 1], scaled; two 0 states after
     post = np.empty(Sp)
+    ib = 1.0  # 1 / the sum of beta[t + 1]
     for t in range(Tn - 1, -1, -1):
         btotal = 1.0
         if t == Tn - 1:
@@ -690,37 +678,33 @@ def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, An, Zn, sc, gn, write):
             if Sp > 1:
                 beta[Sp - 2] = 1.0
         else:
-            _expand_w(wn[t + 1], L, wv)
+            wt = wn[t + 1]
             for s in range(Sp):
-                beta[s] *= wv[s]
-            # beta[t, s] = x[s] + x[s + 1] + x[s + 2] [skip s + 2], x = emission beta[t + 1]
+                xm[s] = wt[s] * beta[s] * ib
+            # beta[t, s] = x[s] + x[s + 1] + x[s + 2] [skip s + 2]
             btotal = 0.0
             for s in range(Sp):
-                v = beta[s] + beta[s + 1] + skip[s + 2] * beta[s + 2]
+                v = xm[s] + xm[s + 1] + skip[s + 2] * xm[s + 2]
                 beta[s] = v
                 btotal += v
             if not btotal > 0.0:
                 return False
-            inv = 1.0 / btotal
-            for s in range(Sp):
-                beta[s] *= inv
+            ib = 1.0 / btotal
         At = An[t]
-        overlap = 0.0
+        overlap = 0.0  # sum_s alpha beta, alpha scaled to sum 1, beta to btotal
         for s in range(Sp):
             p = At[s] * beta[s]
             post[s] = p
             overlap += p
-        if not overlap * min(1.0, Zn[t], btotal) >= MIN_OVERLAP:
+        if not (overlap / btotal) * min(1.0, Zn[t], btotal) >= MIN_OVERLAP:
             return False
         if write:
-            f = sc / overlap
-            for s in range(Sp):
-                post[s] *= f
             m = mxn[t]
             row = xn[t]
             zero = row.dtype.type(0.0)
             shift = row.dtype.type(m) if m > -np.inf else zero
-            _write_row(row, gn[t], shift, row.dtype.type(sc / smn[t]), lab, blank, post, L)
+            f = row.dtype.type(sc / smn[t])
+            _write_row(row, gn[t], shift, f, lab, blank, post, sc / overlap, L)
     return True
 
 
@@ -879,7 +863,7 @@ def ctc_loss_and_grad(
     do_grad = grad_scale is not None
     _threads.ensure()
     threads = int(numba.get_num_threads())
-    shapes = [(N, T), (N, T), (N, T, lmax + 1), (N,), (N,)]
+    shapes = [(N, T), (N, T), (N, T, 2 * lmax + 1), (N,), (N,)]
     shapes += [(N, T, 2 * lmax + 1), (N, T)] if do_grad else [(N, 0, 0), (N, 0)]
     need = sum(math.prod(sh) for sh in shapes)
     mx, sm, w, logz, path, A, Z = _carve(_scratch_f64(need), *shapes)
