@@ -702,14 +702,16 @@ def test_torch_hidden_alone_may_require_grad():
     assert tw.grad is None
 
 
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("backend", ["numpy", "numpy_transposed_dh", "torch"])
 def test_weight_gradient_in_vocabulary_blocks(backend, monkeypatch):
     # the smallest blocks (1024 classes): V = 2500 takes three, the last one short
     monkeypatch.setattr(large_vocab, "_PACK_BYTES", 1)
+    if backend == "numpy_transposed_dh":  # the form of G W used above V = 65536
+        monkeypatch.setattr(large_vocab, "_PLAIN_DH_MAX_V", 0)
     case = make_case(16, n=50, d=5, v=2500)
     y, opts = options_of(case, {"bias": True, "ignore_index": -100})
     ref = reference(case["h"], case["W"], y, **opts)
-    runner = run_numpy if backend == "numpy" else run_torch
+    runner = run_torch if backend == "torch" else run_numpy
     value, grads = runner(case["h"], case["W"], y, {**opts, "chunk_size": 16})
     np.testing.assert_allclose(value, ref[0], rtol=1e-12)
     assert_grads(grads, ref[3:])
@@ -723,20 +725,44 @@ def test_benchmark_table_ratios_and_memory_columns():
 
     shape = [4, 2, 8]
     grads = 1.0  # MiB
+    floor = {
+        "numpy_full_s": 3.0,
+        "numpy_chunked_s": 2.5,
+        "torch_full_s": 2.0,
+        "torch_chunked_s": 2.1,
+        "numpy_s": 2.5,
+        "torch_s": 2.0,
+    }
     results = [
-        {"method": "floor", "shape": shape, "seconds": 2.0, "numpy_s": 2.5, "torch_s": 2.0},
-        {"method": "losskit numpy", "shape": shape, "seconds": 2.2, "peak_mib": 51.0,
+        {"method": "floor", "shape": shape, "seconds": 2.0, **floor},
+        {"method": "losskit numpy", "shape": shape, "seconds": 2.75, "peak_mib": 51.0,
          "grads_mib": grads},
-        {"method": "torch naive", "shape": shape, "seconds": 4.4, "peak_mib": 11.0,
+        {"method": "torch naive", "shape": shape, "seconds": 5.5, "peak_mib": 11.0,
          "grads_mib": grads},
         {"method": "torch chunked", "shape": shape, "seconds": 6.6, "error": "boom"},
     ]  # fmt: skip
     text = bl.table(results)
-    # 2.2 / 2.0 = 1.10 of the floor, 4.4 / 2.2 = 2x faster than naive; (51 - 1) MiB = 52 MB
-    assert "| 4x2x8 | losskit numpy | 2.20 | 1.10 | 2.00x | - | 53 | 52 |" in text
-    assert "floor (numpy 2.50, torch 2.00)" in text and "error: boom" in text
+    # NumPy against NumPy's floor: 2.75 / 2.5 = 1.10, against torch's 2.75 / 2 = 1.38;
+    # 5.5 / 2.75 = 2x faster than naive; (51 - 1) MiB = 52 MB
+    assert "| 4x2x8 | losskit numpy | 2.75 | 1.10 | 1.38 | 2.00x | - | 53 | 52 |" in text
+    assert "| 4x2x8 | torch naive | 5.50 | 2.75 | 2.75 | 1.00x |" in text
+    assert "| numpy floor (full 3.00, chunked 2.50) | 2.50 | 1.00 | 1.25 |" in text
+    assert "| torch floor (full 2.00, chunked 2.10) | 2.00 | 1.00 | 1.00 |" in text
+    assert "error: boom" in text
     with pytest.raises(SystemExit):
         bl.main(["--shapes", "4x2"])
+
+
+def test_benchmark_floor_times_every_form_in_a_child_process(capsys):
+    from losskit import benchmark_linear as bl
+
+    args = ["--shapes", "64x8x300", "--methods", "floor", "--repeats", "1", "--json"]
+    assert bl.main(args) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    forms = ("numpy_full_s", "numpy_chunked_s", "torch_full_s", "torch_chunked_s")
+    assert all(result[k] > 0 for k in forms)
+    assert result["numpy_s"] == min(result["numpy_full_s"], result["numpy_chunked_s"])
+    assert result["torch_s"] == min(result["torch_full_s"], result["torch_chunked_s"])
 
 
 def test_benchmark_runs_a_method_in_a_child_process(capsys):
