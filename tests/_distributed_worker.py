@@ -211,7 +211,8 @@ def run_case(case: Any, rank: int, world: int, groups: dict[str, Any], mesh: Any
             up = distribute_tensor(up, mesh, [Replicate()])
         COMM["log"] = backward = []
         try:
-            loss.backward(up)
+            for i in range(case.backwards):  # the gradients accumulate
+                loss.backward(up, retain_graph=i + 1 < case.backwards)
         finally:
             COMM["log"] = None
         rec["comm"]["backward"] = backward

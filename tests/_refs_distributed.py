@@ -62,6 +62,7 @@ class Case:
     gradcheck_mode: str = "fast"  # fast (random projections) | full (element by element)
     grad: str = "all"  # which inputs require grad: all | none | one input's name
     contiguous: bool = True  # False: every 2-d input (logits, hidden, weight) column-major
+    backwards: int = 1  # backward passes through the same graph (retain_graph)
 
     @property
     def id(self) -> str:
@@ -156,6 +157,7 @@ def cases_for(world: int) -> list[Case]:
         out += [
             _case("no_grad", fn, "mean", grad="none", opts=OPTION_SETS["all"]),
             _case("non_contiguous", fn, "mean", contiguous=False, opts=OPTION_SETS["all"]),
+            _case("backward_twice", fn, "sum", backwards=2, opts=OPTION_SETS["all"]),
             # class ids on both sides of every shard boundary
             _case("boundary_labels", fn, "sum", labels="edges", opts={"label_smoothing": 0.1}),
             # an ignore_index inside the vocabulary: class 3 counts nowhere
@@ -346,7 +348,8 @@ def reference(case: Case) -> dict[str, Any]:
     Returns ``loss``, ``z_loss`` (the z-loss term reduced as the loss), ``lse``
     (every token's log-sum-exp of the capped logits) and ``grads``: the full
     gradient of ``sum(loss * upstream)`` (upstream: the case's random weights for
-    "none", 1 otherwise) w.r.t. each floating input the case uses.  Inputs of a
+    "none", 1 otherwise) w.r.t. each floating input the case uses, times the
+    case's number of backward passes (they accumulate).  Inputs of a
     half or single precision case are rounded to that dtype first.
     """
     import torch
@@ -403,7 +406,7 @@ def reference(case: Case) -> dict[str, Any]:
     else:  # an empty batch
         grads = (None,) * len(used)
     out_grads = {
-        k: (torch.zeros_like(t[k]) if g is None else g).numpy()
+        k: (torch.zeros_like(t[k]) if g is None else g * case.backwards).numpy()
         for k, g in zip(used, grads, strict=True)
     }
     return {
