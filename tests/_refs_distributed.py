@@ -63,6 +63,7 @@ class Case:
     grad: str = "all"  # which inputs require grad: all | none | one input's name
     contiguous: bool = True  # False: every 2-d input (logits, hidden, weight) column-major
     backwards: int = 1  # backward passes through the same graph (retain_graph)
+    row_pass_bytes: int | None = None  # the logits version's row-pass bound (private knob)
 
     @property
     def id(self) -> str:
@@ -158,6 +159,15 @@ def cases_for(world: int) -> list[Case]:
             _case("no_grad", fn, "mean", grad="none", opts=OPTION_SETS["all"]),
             _case("non_contiguous", fn, "mean", contiguous=False, opts=OPTION_SETS["all"]),
             _case("backward_twice", fn, "sum", backwards=2, opts=OPTION_SETS["all"]),
+            *(
+                [
+                    # row passes of 2 rows (3 on the narrowest shard): 7 tokens in 3-4 passes
+                    _case("row_passes", fn, red, row_pass_bytes=2 * 6 * 4, opts=OPTION_SETS["all"])
+                    for red in ("mean", "none")
+                ]
+                if fn == "logits"
+                else []
+            ),
             # class ids on both sides of every shard boundary
             _case("boundary_labels", fn, "sum", labels="edges", opts={"label_smoothing": 0.1}),
             # an ignore_index inside the vocabulary: class 3 counts nowhere
