@@ -64,6 +64,7 @@ class Case:
     contiguous: bool = True  # False: every 2-d input (logits, hidden, weight) column-major
     backwards: int = 1  # backward passes through the same graph (retain_graph)
     row_pass_bytes: int | None = None  # the logits version's row-pass bound (private knob)
+    nonfinite: float | None = None  # put in token 1's logits (last class) or hidden (1st dim)
 
     @property
     def id(self) -> str:
@@ -159,6 +160,10 @@ def cases_for(world: int) -> list[Case]:
             _case("no_grad", fn, "mean", grad="none", opts=OPTION_SETS["all"]),
             _case("non_contiguous", fn, "mean", contiguous=False, opts=OPTION_SETS["all"]),
             _case("backward_twice", fn, "sum", backwards=2, opts=OPTION_SETS["all"]),
+            # a NaN or inf makes its token's loss NaN (as the single-process functions)
+            _case("nan", fn, "none", nonfinite=math.nan, opts={"label_smoothing": 0.1}),
+            _case("inf", fn, "none", nonfinite=math.inf, opts={"z_loss": 1e-2}),
+            _case("nan", fn, "mean", nonfinite=math.nan),
             *(
                 [
                     # row passes of 2 rows (3 on the narrowest shard): 7 tokens in 3-4 passes
@@ -339,6 +344,9 @@ def make_inputs(case: Case) -> dict[str, np.ndarray]:
         flat[3] = V
     elif kind == "negative":
         flat[2] = -3
+    if case.nonfinite is not None:
+        x["logits"].reshape(-1, V)[1, V - 1] = case.nonfinite
+        x["hidden"].reshape(-1, D)[1, 0] = case.nonfinite
     if case.options.get("sample_weight") == "leading":
         x["sample_weight"] = x["sample_weight"].reshape(shape[0], -1)[:, 0].copy()
     if case.fn == "linear" and case.scale != 1.0:

@@ -165,9 +165,14 @@ def _params(kind: str) -> list[Any]:
 def _close(got: Any, want: np.ndarray, dtype: str, what: str) -> None:
     rtol, atol = TOL[dtype]
     got = np.asarray(got.double() if hasattr(got, "double") else got, dtype=np.float64)
-    scale = float(np.max(np.abs(want), initial=1.0))
+    scale = float(np.max(np.abs(want[np.isfinite(want)]), initial=1.0))
     assert got.shape == want.shape, f"{what}: shape {got.shape}, expected {want.shape}"
     np.testing.assert_allclose(got, want, rtol=rtol, atol=atol * scale, err_msg=what)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Bit for bit, NaN where NaN."""
+    return torch.equal(a.isnan(), b.isnan()) and torch.equal(a[~a.isnan()], b[~b.isnan()])
 
 
 def _expected_grad(case: Case, name: str, full: np.ndarray, a: int, b: int) -> np.ndarray:
@@ -215,12 +220,12 @@ def test_every_rank_matches_the_single_process_float64_answer(launched, world, c
     # the same loss (and aux outputs) on every rank, bit for bit
     for key in ("loss", "z_loss", "lse") if case.return_aux else ("loss",):
         values = [rec[key] for _, rec in recs]
-        assert all(torch.equal(x, values[0]) for x in values[1:]), key
+        assert all(_same(x, values[0]) for x in values[1:]), key
     # and the same gradient of every replicated input
     for name in used_inputs(case) if case.grad == "all" else ():
         if split_of(case, name) == "full":
             gs = [rec["grads"][name] for _, rec in recs]
-            assert all(torch.equal(g, gs[0]) for g in gs[1:]), name
+            assert all(_same(g, gs[0]) for g in gs[1:]), name
 
 
 @pytest.mark.parametrize(("world", "case"), _params("gradcheck"))
@@ -333,10 +338,18 @@ def test_a_local_error_raises_there_and_a_runtime_error_on_the_others(launched, 
 # --------------------------------------------------------------------------- the reference itself
 
 
+#: lk.linear_cross_entropy's numba row kernel (losses/large_vocab.py -> kernels/_linear.py,
+#: the gradient pass) raises ZeroDivisionError on a NaN or inf in the logits instead of
+#: giving NaN; value_and_grad on NumPy does the same.  Not distributed.py's.
+NONFINITE_KERNEL_BUG = pytest.mark.xfail(
+    raises=ZeroDivisionError, strict=True, reason="linear_cross_entropy's kernel on NaN/inf"
+)
+
+
 def _ref_cases() -> list[Any]:
     """Each float64 "ok" case of world 2 (the reference does not depend on the world)."""
     return [
-        pytest.param(c, id=c.id)
+        pytest.param(c, id=c.id, marks=(NONFINITE_KERNEL_BUG,) if c.nonfinite is not None else ())
         for c in cases_for(2)
         if c.expect == "ok" and c.dtype == "float64" and not c.gradcheck and c.backwards == 1
     ]
