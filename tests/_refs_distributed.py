@@ -65,6 +65,7 @@ class Case:
     backwards: int = 1  # backward passes through the same graph (retain_graph)
     row_pass_bytes: int | None = None  # the logits version's row-pass bound (private knob)
     nonfinite: float | None = None  # put in token 1's logits (last class) or hidden (1st dim)
+    labels_dtype: str = "int64"
 
     @property
     def id(self) -> str:
@@ -160,6 +161,7 @@ def cases_for(world: int) -> list[Case]:
             _case("no_grad", fn, "mean", grad="none", opts=OPTION_SETS["all"]),
             _case("non_contiguous", fn, "mean", contiguous=False, opts=OPTION_SETS["all"]),
             _case("backward_twice", fn, "sum", backwards=2, opts=OPTION_SETS["all"]),
+            _case("int32_labels", fn, "mean", labels_dtype="int32", opts=OPTION_SETS["all"]),
             # a NaN or inf makes its token's loss NaN (as the single-process functions)
             _case("nan", fn, "none", nonfinite=math.nan, opts={"label_smoothing": 0.1}),
             _case("inf", fn, "none", nonfinite=math.inf, opts={"z_loss": 1e-2}),
@@ -353,7 +355,7 @@ def make_inputs(case: Case) -> dict[str, np.ndarray]:
         # logits of the scale asked for: unit hidden rows times a scaled weight would
         # do the same; here hidden carries the scale and the weight rows are unit
         x["weight"] /= np.linalg.norm(x["weight"], axis=1, keepdims=True)
-    x["labels"] = labels
+    x["labels"] = labels.astype(case.labels_dtype)
     return x
 
 
@@ -380,7 +382,7 @@ def reference(case: Case) -> dict[str, Any]:
         return torch.tensor(a).to(dt).double().requires_grad_(True)
 
     t = {k: leaf(x[k]) for k in GRAD_NAMES}
-    y = torch.tensor(x["labels"])
+    y = torch.tensor(x["labels"]).long()
     if case.fn == "logits":
         z = t["logits"]
     else:
