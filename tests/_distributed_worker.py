@@ -278,16 +278,20 @@ FAULTS = {
     # replicated arguments that are not the same on every rank
     "hidden_differs": lambda t, torch: {**t, "hidden": t["hidden"] + 1e-3},
     "sample_weight_differs": lambda t, torch: {**t, "sample_weight": t["sample_weight"] * 1.5},
+    # hidden requires grad on the other ranks only (their backward would all-reduce alone)
+    "hidden_no_grad": lambda t, torch: {**t, "hidden": t["hidden"].detach().clone()},
 }
 
 
 def _fault(case: Any, t: dict[str, Any]) -> dict[str, Any]:
     import torch
 
-    t = FAULTS[case.fault](t, torch)
+    out = FAULTS[case.fault](t, torch)
     return {
-        k: v.detach().requires_grad_(v.is_floating_point()) if isinstance(v, torch.Tensor) else v
-        for k, v in t.items()
+        k: v
+        if not isinstance(v, torch.Tensor) or v is t.get(k) or not v.requires_grad
+        else v.detach().requires_grad_(v.is_floating_point())
+        for k, v in out.items()
     }
 
 

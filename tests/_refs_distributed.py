@@ -244,7 +244,10 @@ def cases_for(world: int) -> list[Case]:
             ),
             _case("bad_dtype_on_one_rank", fn, fault="int_dtype", expect="error_local"),
             *(
-                [_case("hidden_differs", fn, fault="hidden_differs", expect="error_all")]
+                [
+                    _case("hidden_differs", fn, fault="hidden_differs", expect="error_all"),
+                    _case("hidden_grad_differs", fn, fault="hidden_no_grad", expect="error_all"),
+                ]
                 if fn == "linear"
                 else []
             ),

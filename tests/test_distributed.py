@@ -281,6 +281,10 @@ ALL_RANK_ERRORS = {
     "batch_differs": (ValueError, r"the batch \(labels' shape\) must be the same on every rank"),
     "sample_weight_differs": (ValueError, r"`sample_weight` must be the same on every rank"),
     "hidden_differs": (ValueError, r"`hidden` must be the same on every rank"),
+    "hidden_grad_differs": (
+        ValueError,
+        r"which inputs require gradients must be the same on every rank",
+    ),
     "overlapping_shards": (ValueError, r"the shards must tile the vocabulary \[0, 11\)"),
     # checked in the metadata exchange, so every rank can say which rank passed what
     "bad_class_weight_on_one_rank": (
