@@ -13,12 +13,11 @@ int64 labels), fwd+bwd of the mean loss, i.e. the loss and the gradients of
   ``Gᵀ h``) timed alone into preallocated outputs, for each library with its
   own BLAS (NumPy: OpenBLAS; torch: MKL/oneDNN), each in two forms: full size
   (one N x V matrix) and in the chunks and product forms the fused loss uses
-  (``large_vocab``'s default rows). A library's floor is its faster form; each
-  method is compared with the floor of the BLAS it runs on (the NumPy path
-  against NumPy's, the torch methods against torch's): a NumPy path cannot
-  beat another library's BLAS, and the full-size products are not always the
-  fastest form (OpenBLAS ran them 1.6x slower than in chunks at 4096 x 1024 x
-  32000).
+  (``large_vocab``'s default rows for that library). A library's floor is its
+  faster form; each method is compared with the floor of the BLAS it runs on
+  (the NumPy path against NumPy's, the torch methods against torch's), since
+  a NumPy path cannot beat another library's BLAS, and with torch's floor.
+  The forms are timed interleaved, so a busy moment hits each alike.
 
 Every method runs in a fresh child process with the thread count set before
 any library loads (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``,
@@ -168,8 +167,8 @@ def _floors(h: Any, w: Any, th: Any, tw: Any) -> dict[str, Callable[[], None]]:
     dw = np.zeros((v, d), dtype=np.float32)
     zt, dht, dwt = torch.from_numpy(z), torch.from_numpy(dh), torch.from_numpy(dw)
     hd, wd = th.detach(), tw.detach()
-    rows = lv.chunk_rows(n, v, 4, None, None)
-    buf = z[:rows]  # a chunk of logits (the full-size buffer's first rows)
+    rows_np = lv.chunk_rows(n, v, 4, None, None, default_bytes=lv.NUMPY_CHUNK_BYTES)
+    rows_torch = lv.chunk_rows(n, v, 4, None, None)
 
     def numpy_full() -> None:
         np.matmul(h, w.T, out=z)
@@ -181,7 +180,9 @@ def _floors(h: Any, w: Any, th: Any, tw: Any) -> dict[str, Callable[[], None]]:
         torch.matmul(zt, wd, out=dht)
         torch.matmul(zt.T, hd, out=dwt)
 
-    def chunked(products: Any) -> Callable[[], None]:
+    def chunked(products: Any, rows: int) -> Callable[[], None]:
+        buf = z[:rows]  # a chunk of logits (the full-size buffer's first rows)
+
         def run() -> None:
             for i0 in range(0, n, rows):
                 i1 = min(n, i0 + rows)
@@ -194,9 +195,9 @@ def _floors(h: Any, w: Any, th: Any, tw: Any) -> dict[str, Callable[[], None]]:
 
     return {
         "numpy_full_s": numpy_full,
-        "numpy_chunked_s": chunked(lv._NumpyProducts(h, w, rows)),
+        "numpy_chunked_s": chunked(lv._NumpyProducts(h, w, rows_np), rows_np),
         "torch_full_s": torch_full,
-        "torch_chunked_s": chunked(lv._TorchProducts(hd, wd)),
+        "torch_chunked_s": chunked(lv._TorchProducts(hd, wd), rows_torch),
     }
 
 

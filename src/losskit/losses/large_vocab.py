@@ -70,6 +70,12 @@ __all__ = ["LinearCrossEntropyOutput", "linear_cross_entropy"]
 #: gradients under 64 MB at V = 32000 (316 rows); at V = 128256 the 256-row floor
 #: gives 131 MB of logits.
 DEFAULT_CHUNK_BYTES = 40 << 20
+#: The NumPy path's default: each chunk packs the weight twice and rewrites the weight
+#: gradient once (OpenBLAS), traffic that fewer, larger chunks save: 456 rows ran
+#: 4096 x 1024 x 32000 in 2.40 s against 2.52 s for 316 (the minimum of interleaved
+#: runs), 61 MB above the gradients; the torch path keeps 40 MiB (its buffers take
+#: 10 MB more).
+NUMPY_CHUNK_BYTES = 56 << 20
 DEFAULT_MIN_ROWS = 256
 DEFAULT_MAX_ROWS = 4096
 #: The smallest chunk a memory budget may make (below it the products slow down).
@@ -141,12 +147,18 @@ def _positive_finite(v: float) -> bool:
 
 
 def chunk_rows(
-    n: int, v: int, itemsize: int, chunk_size: int | None, memory_budget: int | None
+    n: int,
+    v: int,
+    itemsize: int,
+    chunk_size: int | None,
+    memory_budget: int | None,
+    *,
+    default_bytes: int = DEFAULT_CHUNK_BYTES,
 ) -> int:
     """Rows per chunk: ``chunk_size``, else what ``memory_budget`` bytes of logits allow
     (at least ``MIN_CHUNK_ROWS``), else the default (``DEFAULT_CHUNK_BYTES`` of
-    logits within [``DEFAULT_MIN_ROWS``, ``DEFAULT_MAX_ROWS``]); balanced so that the
-    last chunk is not a sliver.
+    logits, or ``default_bytes``, within [``DEFAULT_MIN_ROWS``, ``DEFAULT_MAX_ROWS``]);
+    balanced so that the last chunk is not a sliver.
 
     >>> chunk_rows(4096, 32000, 4, None, None), chunk_rows(2048, 128256, 4, None, None)
     (316, 256)
@@ -159,7 +171,7 @@ def chunk_rows(
     if memory_budget is not None:
         rows = max(MIN_CHUNK_ROWS, int(memory_budget) // per_row)
     else:
-        rows = min(DEFAULT_MAX_ROWS, max(DEFAULT_MIN_ROWS, DEFAULT_CHUNK_BYTES // per_row))
+        rows = min(DEFAULT_MAX_ROWS, max(DEFAULT_MIN_ROWS, default_bytes // per_row))
     rows = max(1, min(rows, n))
     nchunks = -(-n // rows) if n else 1
     return -(-n // nchunks) if n else 1
@@ -279,7 +291,10 @@ def _plan(
         a_z = _safe_div(xp, base, den_z) if wy is not None else a_ce
     else:
         a_ce = a_z = base
-    rows = chunk_rows(n, v, _itemsize(dtype), chunk_size, memory_budget)
+    default_bytes = NUMPY_CHUNK_BYTES if is_numpy(xp) else DEFAULT_CHUNK_BYTES
+    rows = chunk_rows(
+        n, v, _itemsize(dtype), chunk_size, memory_budget, default_bytes=default_bytes
+    )
     return _Plan(
         xp, h2, weight, bias, y_safe, counted, w, class_weight is not None, s, a_ce, a_z,
         bad, batch, eps, zl, cap, reduction, rows, dtype,
@@ -1162,7 +1177,8 @@ def linear_cross_entropy(
     Tokens labelled ``ignore_index`` count nowhere; nothing counted gives 0.
 
     The tokens are processed ``chunk_size`` rows at a time (default: what 40 MiB
-    of logits hold, at least 256 rows; or what ``memory_budget`` bytes allow), so at most one
+    of logits hold, 56 MiB on NumPy, at least 256 rows; or what ``memory_budget``
+    bytes allow), so at most one
     chunk of logits exists at once. ``losskit.value_and_grad(linear_cross_entropy)``
     returns ``(value, (d_hidden, d_weight, d_bias))`` (``d_bias`` None without
     ``bias``). Under PyTorch autograd and ``jax.grad`` the same gradients flow
