@@ -392,6 +392,20 @@ def test_where_underflow_could_matter_the_extended_range_runs(dtype):
     np.testing.assert_allclose(nll, 10 * d - math.log(math.comb(30, 10)), rtol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_states_underflow_where_the_bound_holds_the_gradient_stays_scaled(dtype):
+    # 500 frames, 100 labels, logits of spread 2: the first and last lattice states fall
+    # far below 2^-1022 of the frame's total (the loss comes from the extended range),
+    # but alpha and beta overlap enough for the scaled posteriors (path 3).
+    rng = np.random.default_rng(14)
+    cases = [(rng.normal(0.0, 2.0, (500, 8)), random_labels(rng, 100, 8, 0, 0.0))]
+    # the log-space reference rounds its log-probabilities (about -900) at 1e-13 a step
+    check(cases, 0, dtype, ref_atol=1e-11)
+    assert last_paths().tolist() == [1]  # the forward-only call: the extended range
+    ctc_loss_and_grad(*batch(cases, dtype), 0, grad_scale=np.ones(1))
+    assert last_paths().tolist() == [3]
+
+
 def test_a_nan_or_inf_logit_gives_a_nan_loss_and_gradient_for_its_example():
     rng = np.random.default_rng(13)
     x = rng.normal(size=(3, 10, 5))

@@ -47,16 +47,18 @@ frame's largest state; where a state that a path reaches falls below that
 (long sequences, where the number of paths through the lattice's middle
 states dwarfs the one through its first; logits far apart), the error that
 underflow can cause is bounded by the overlaps of alpha and beta (see
-``TINY`` below): where the bound is not below 2^-79, the example runs again
-in an extended range, a value kept as m 2^k with m in [1, 2) and k an
-integer held in a float64, so that a product adds exponents and a sum scales
+``TINY`` below). There the loss comes from an extended range, and the
+gradient too where the bound is not below 2^-79: a value kept as m 2^k with
+m in [1, 2) and k an integer held in a float64, so that a product adds exponents and a sum scales
 its terms by 2^(k_i - k_max) (bit operations), with no underflow however long
 the sequence or large the logits (a term 2^-1022 below the largest of its sum
 is dropped, which is below the sum's own rounding). ``last_paths`` says which
 ran. At 200 x 32 x 32 with 50 labels the scaled recursions took the forward
-plus backward pass from 5.6 to 2.3 ms (one thread, CPU time); the long
-benchmark shape (T = 4000, 400 labels) takes the extended range (overlaps of
-2^-1674). The log-space version with vectorised float64 exp and log
+plus backward pass from 5.6 to 2.1 ms (one thread); at 1000 x 8 x 5000 with
+200 labels states underflow (2^-1572) but the bound holds (overlaps down to
+2^-318): the loss from the extended range, the gradient scaled; the long
+benchmark shape (T = 4000, 400 labels) takes the extended range for both
+(overlaps of 2^-1674). The log-space version with vectorised float64 exp and log
 polynomials (three exponentials and a log per state) was exact too and
 2.4-2.7x slower than the extended range.
 
@@ -206,6 +208,7 @@ def vlog(typingctx: Any, x: Any) -> Any:
 DEAD = -1e300
 _LN2 = math.log(2.0)
 _MANT = 0x000FFFFFFFFFFFFF
+_NORMAL_MIN = 2.0**-1022
 _ONE_BITS = 0x3FF0000000000000
 
 
@@ -333,7 +336,7 @@ def _log_sum2(m1, k1, m2, k2):
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _alpha(emn, ekn, lab, Tn, L, store, An):
+def _alpha(wn, xn, lab, Tn, L, blank, mxn, smn, store, An):
     """Forward recursion of one example; returns log p(labels). With ``store``, log alpha
     into An (Tn, S')."""
     Sp = 2 * L + 1
@@ -344,10 +347,13 @@ def _alpha(emn, ekn, lab, Tn, L, store, An):
     wk = np.empty(Sp)
     cm = np.empty(Sp)
     ck = np.empty(Sp)
+    emt = np.empty(L + 1)
+    ekt = np.empty(L + 1)
     for t in range(Tn):
-        if emn[t, 0] != emn[t, 0]:
+        _ext_row(wn[t], xn[t], lab, L, blank, mxn[t], smn[t], emt, ekt)
+        if emt[0] != emt[0]:
             return np.nan  # a NaN (or +inf) logit in the frame
-        _expand(emn[t], ekn[t], L, wm, wk)
+        _expand(emt, ekt, L, wm, wk)
         if t == 0:
             for s in range(Sp):
                 cm[s] = 0.0
@@ -385,7 +391,7 @@ def _write_row(row, grow, shift, f, lab, blank, post, pf, L):
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _backward_one(xn, lab, Tn, L, blank, mxn, smn, emn, ekn, An, lz, sc, gn):
+def _backward_one(xn, lab, Tn, L, blank, mxn, smn, wn, An, lz, sc, gn):
     """One example: the backward recursion from the last frame, each frame's gradient
     row written as soon as its beta is known, gn[t] = sc (softmax(x[t]) - posterior
     occupation of each class); 0 past Tn, where no alignment fits, and where sc is 0."""
@@ -406,6 +412,8 @@ def _backward_one(xn, lab, Tn, L, blank, mxn, smn, emn, ekn, An, lz, sc, gn):
     xk = np.full(Sp + 2, DEAD)
     wm = np.empty(Sp)
     wk = np.empty(Sp)
+    emt = np.empty(L + 1)
+    ekt = np.empty(L + 1)
     ones = np.ones(Sp)  # beta[t] leaves frame t's emission out: a sum, times 1
     zeros = np.zeros(Sp)
     post = np.empty(Sp)
@@ -417,7 +425,8 @@ def _backward_one(xn, lab, Tn, L, blank, mxn, smn, emn, ekn, An, lz, sc, gn):
                 bm[Sp - 2] = 1.0
                 bk[Sp - 2] = 0.0
         else:
-            _expand(emn[t + 1], ekn[t + 1], L, wm, wk)
+            _ext_row(wn[t + 1], xn[t + 1], lab, L, blank, mxn[t + 1], smn[t + 1], emt, ekt)
+            _expand(emt, ekt, L, wm, wk)
             _emit(bm, bk, wm, wk, xm, xk, Sp)
             # beta[t, s] = x[s] + x[s + 1] + x[s + 2] [skip s + 2]
             _step(xm[:], xk[:], xm[1:], xk[1:], xm[2:], xk[2:], skip[2:], ones, zeros, bm, bk, Sp)
@@ -498,35 +507,39 @@ def _frames(x, labels, logit_lengths, label_lengths, blank, K, mx, sm, w):
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _extended_range(xn, lab, Tn, L, blank, mxn, smn):
-    """The lattice's probabilities of frames t < Tn as m 2^k (m in [1, 2), or 0 with
-    DEAD; NaN for a NaN or +inf logit), from lp = (x - m) - log s in float64."""
-    emn = np.empty((Tn, L + 1))
-    ekn = np.empty((Tn, L + 1))
-    lpt = np.empty(L + 1)
-    for t in range(Tn):
-        row = xn[t]
-        m = mxn[t]
-        # lp = (x - m) - log(s), in that order: m + log(s) would round log(s) at the scale
-        # of m (all of it at logits of 1e30).
-        nls = -math.log(smn[t])
-        lpt[0] = sub_add(np.float64(row[blank]), m, nls)
-        for j in range(L):
-            lpt[j + 1] = sub_add(np.float64(row[lab[j]]), m, nls)
-        for j in range(L + 1):
-            # lp = k ln2 + r, k = floor(lp / ln2): e^lp = e^r 2^k, e^r in [1, 2). The clamp
-            # only acts where lp is so large (|lp| > 1e15) that k ln2 rounds.
-            lp = lpt[j]
-            kk = np.floor(lp * 1.4426950408889634)
-            live = lp > -np.inf
-            kk = kk if live else 0.0
-            r = min(max(lp - kk * _LN2, 0.0), _LN2)
-            emn[t, j] = vexp(r) if live else (lp if lp != lp else 0.0)  # NaN stays NaN
-            ekn[t, j] = kk if live else DEAD
-    return emn, ekn
-
-
-# ------------------------------------------------------------ pass 2: the scaled recursions
+def _ext_row(wt, row, lab, L, blank, m, s, emt, ekt):
+    """One frame's lattice probabilities as m 2^k (m in [1, 2), or 0 with DEAD; NaN for
+    a NaN or +inf logit) into emt, ekt (L + 1, blank first): the bits of a normal
+    float64 probability in ``wt`` (extended states), else (below 2^-1022) from
+    lp = (x - m) - log s in float64."""
+    normal = 0.0
+    for j in range(L + 1):
+        v = wt[2 * j]  # (the blank's; a label's below)
+        v = wt[2 * j - 1] if j > 0 else v
+        emt[j] = mantissa(v)
+        ekt[j] = exponent(v)
+        normal += 1.0 if v >= _NORMAL_MIN else 0.0
+    if normal == L + 1:
+        return
+    for j in range(L + 1):
+        v = wt[2 * j - 1] if j > 0 else wt[0]
+        if v >= _NORMAL_MIN:
+            continue
+        if v != v:  # NaN stays NaN
+            emt[j] = v
+            ekt[j] = 0.0
+            continue
+        # lp = (x - m) - log(s), in that order: m + log(s) would round log(s) at the
+        # scale of m (all of it at logits of 1e30)
+        lp = sub_add(np.float64(row[lab[j - 1] if j > 0 else blank]), m, -math.log(s))
+        # lp = k ln2 + r, k = floor(lp / ln2): e^lp = e^r 2^k, e^r in [1, 2). The clamp
+        # only acts where lp is so large (|lp| > 1e15) that k ln2 rounds.
+        kk = np.floor(lp * 1.4426950408889634)
+        live = lp > -np.inf
+        kk = kk if live else 0.0
+        r = min(max(lp - kk * _LN2, 0.0), _LN2)
+        emt[j] = vexp(r) if live else 0.0
+        ekt[j] = kk if live else DEAD
 
 
 @njit(fastmath=FASTMATH, cache=True)
@@ -573,20 +586,24 @@ def _lattice_masks(lab, L):
 # both scaled to sum 1. The loss and every posterior are then off by at most
 # 6 S' T 2^-1022 / min_t (overlap_t min(1, total_t, btotal_t)) (relative, resp.
 # absolute): with that minimum >= MIN_OVERLAP (2^-900) and S' T <= MAX_STATES (2^40),
-# below 2^-79. Otherwise the extended-range recursions run instead.
+# below 2^-79: the gradient rows are then the scaled recursions'. Otherwise the
+# extended-range recursions run instead; the loss is the extended range's wherever a
+# state underflowed (whether or not a gradient is asked for, so that the loss of a call
+# with a gradient and of one without are the same number).
 TINY = 2.0**-1000
 MIN_OVERLAP = 2.0**-900
 MAX_STATES = 2.0**40
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _alpha_scaled(wn, lab, Tn, L, store, An, Zn):
+def _alpha_scaled(wn, lab, Tn, L, store, An, Zn, give_up):
     """Forward recursion of one example in plain float64, each frame scaled to sum 1.
 
     Returns (log p(labels), exact); with ``store``, the scaled alpha into An (Tn, S')
     and each frame's sum before scaling into Zn (Tn,). ``exact`` is False where a
-    reachable state's scaled value fell below ``TINY`` (the loss then holds only once
-    ``_beta_scaled`` has checked the overlaps).
+    reachable state's scaled value fell below ``TINY``: the loss is then taken from the
+    extended range (the scaled alpha still serves the posteriors where
+    ``_beta_scaled``'s bound holds); with ``give_up`` the recursion stops there.
     """
     Sp = 2 * L + 1
     skip, first, _ = _lattice_masks(lab, L)
@@ -612,6 +629,8 @@ def _alpha_scaled(wn, lab, Tn, L, store, An, Zn):
             v = cur[s]
             total += v
             bad += 1.0 if (v < TINY and first[s] <= tf) else 0.0
+        if give_up and bad != 0.0:
+            return 0.0, False
         inv = 1.0 / total if total > 0.0 else 0.0  # (0: no state reached, all stay 0)
         for s in range(Sp):
             prev[s + 2] = cur[s] * inv
@@ -711,16 +730,18 @@ def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, An, Zn, sc, gn, write):
 @njit(fastmath=FASTMATH, cache=True)
 def _example(xn, lab, Tn, L, blank, mxn, smn, wn, do_grad, An, Zn, sc, gn, path):
     """log p(labels) of one example and, with ``do_grad``, its gradient rows: the scaled
-    recursions, or the extended-range ones where those do not hold. path[0] says which
-    ran: 0 the scaled ones, 1 the extended range for the loss and the gradient, 2 the
-    extended range for the gradient only (the scaled loss was exact)."""
+    recursions, or the extended-range ones where those do not hold. The loss is the
+    scaled one where no reachable state underflowed (else the extended range's, so that
+    it does not depend on ``do_grad``); the rows are the scaled ones where the bound on
+    underflow holds. path[0] says which ran: 0 the scaled ones, 1 the extended range for
+    both, 2 the extended range for the rows only, 3 for the loss only."""
     path[0] = 0.0
     rows = do_grad and sc != 0.0
     if do_grad:
         _zero_rows(gn, Tn if rows else 0)
     if Tn == 0:
         return 0.0 if L == 0 else -np.inf
-    lz, exact = _alpha_scaled(wn, lab, Tn, L, do_grad, An, Zn)
+    lz, exact = _alpha_scaled(wn, lab, Tn, L, rows, An, Zn, not rows)
     if lz != lz:  # a NaN (or +inf) logit: the loss and the example's rows are NaN
         if rows:
             _fill_rows(gn, Tn, np.nan)
@@ -729,23 +750,19 @@ def _example(xn, lab, Tn, L, blank, mxn, smn, wn, do_grad, An, Zn, sc, gn, path)
         if rows:  # no alignment fits: a zero gradient (the caller decides what it is)
             _zero_rows(gn, 0)
         return lz
-    At = An
-    Zt = Zn
-    if not do_grad:  # a loss to check without a gradient: the scaled alpha again, kept
-        At = np.empty((Tn, 2 * L + 1))
-        Zt = np.empty(Tn)
-        _alpha_scaled(wn, lab, Tn, L, True, At, Zt)
-    if _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, At, Zt, sc, gn, rows):
+    scaled_rows = rows and _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, An, Zn, sc, gn, True)
+    if exact and scaled_rows:
         return lz
-    path[0] = 2.0 if exact else 1.0
-    emn, ekn = _extended_range(xn, lab, Tn, L, blank, mxn, smn)
-    lz_exact = _alpha(emn, ekn, lab, Tn, L, rows, An)
+    lz_exact = _alpha(wn, xn, lab, Tn, L, blank, mxn, smn, rows and not scaled_rows, An)
+    if scaled_rows:
+        path[0] = 3.0
+        if lz_exact == -np.inf:  # (not met: the bound holds where the paths have mass)
+            _zero_rows(gn, 0)
+        return lz_exact
+    path[0] = 1.0 if not exact else 2.0
     if rows:
-        _backward_one(xn, lab, Tn, L, blank, mxn, smn, emn, ekn, An, lz_exact, sc, gn)
+        _backward_one(xn, lab, Tn, L, blank, mxn, smn, wn, An, lz_exact, sc, gn)
     return lz if exact else lz_exact
-
-
-# --------------------------------------------------------------------------- drivers
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -773,6 +790,36 @@ def _fused(
         _frame_range(x[n], labels[n], L, blank, 0, Tn, mx[n], sm[n], w[n])
         args = (mx[n], sm[n], w[n], do_grad, A[n], Z[n], scale[n], g[n], path[n : n + 1])
         logz[n] = _example(x[n], labels[n], Tn, L, blank, *args)
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _scale_rows(g, scale):
+    """g[n] *= scale[n] for g (N, T, C), parallel over the N T rows."""
+    N, T, C = g.shape
+    for r in prange(N * T):
+        n = r // T
+        row = g[n, r - n * T]
+        f = row.dtype.type(scale[n])
+        for c in range(C):
+            row[c] *= f
+
+
+def scale_rows(g: np.ndarray, scale: np.ndarray) -> None:
+    """``g[n] *= scale[n]`` in place, for a C-contiguous (N, T, C) float32/float64 ``g``.
+
+    The torch backward's scaling of a saved gradient by the incoming one, in the
+    kernels' threads rather than torch's (whose OpenMP workers, spinning after a
+    parallel op, took a core from the next call's kernel on a 2-core machine).
+
+    >>> g = np.ones((2, 1, 3), np.float32)
+    >>> scale_rows(g, np.array([2.0, -1.0]))
+    >>> g[:, 0]
+    array([[ 2.,  2.,  2.],
+           [-1., -1., -1.]], dtype=float32)
+    """
+    _threads.ensure()
+    with _threads.serial():
+        _scale_rows(g, np.ascontiguousarray(scale, dtype=np.float64))
 
 
 # Scratch (the lattice's probabilities and, with a gradient, log alpha: about
@@ -803,8 +850,9 @@ def _carve(buf: np.ndarray, *shapes: tuple[int, ...]) -> list[np.ndarray]:
 
 def last_paths() -> np.ndarray | None:
     """Which recursions the last call on this thread ran, per example (int8): 0 the
-    scaled ones, 1 the extended range (the scaled forward gave up), 2 the extended range
-    after the scaled backward gave up. For tests and benchmarks."""
+    scaled ones, 1 the extended range, 2 the extended range for the gradient only (the
+    scaled loss was exact but the bound on its posteriors failed), 3 the extended range
+    for the loss only (a state underflowed, the bound held). For tests and benchmarks."""
     return getattr(_scratch, "paths", None)
 
 

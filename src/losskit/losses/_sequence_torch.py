@@ -44,6 +44,23 @@ def _nll_and_grad(
     return nll, _infeasible_rows(xp, nll, d, zero_infinity, logit_lengths)
 
 
+def _scaled(d: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``d * g[:, None, None]``, in place: on CPU through the kernels' threads (and not at
+    all where every ``g`` is 1, as for ``reduction="sum"``), else a torch ``mul_``."""
+    if d.device.type == "cpu" and d.is_contiguous() and not g.requires_grad:
+        from ..kernels import dispatch
+
+        host = d.numpy()
+        if dispatch.use_kernel(host):
+            scale = g.detach().to(torch.float64).contiguous().numpy()
+            if not (scale == 1.0).all():
+                from ..kernels._ctc import scale_rows
+
+                scale_rows(host, scale)
+            return d
+    return d.mul_(g[:, None, None])
+
+
 def _forward(
     ctx: Any,
     as_given: bool,
@@ -81,7 +98,7 @@ class _Saved(torch.autograd.Function):
         d, ctx.d = ctx.d, None
         if d is None:
             d = _nll_and_grad(*ctx.saved_tensors, *ctx.options)[1]
-        return (d.mul_(g[:, None, None]), *none)
+        return (_scaled(d, g), *none)
 
 
 class CTCFunction(_Saved):
