@@ -272,6 +272,36 @@ def test_medium_shape_against_torch(dtype):
     assert_close(xt2.grad.numpy(), ref_g.numpy(), dtype, kind="grad")
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_torch_backward_scales_by_the_incoming_gradient(dtype):
+    """The saved gradient times each example's incoming gradient (the kernels' threads
+    scale it on CPU; every incoming 1 skips the pass), as PyTorch's own."""
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(8)
+    n, t, c, s = 4, 60, 12, 15
+    x = (rng.normal(size=(n, t, c)) * 2).astype(dtype)
+    labels = torch.tensor(rng.integers(1, c, size=(n, s)))
+    tl, sl = torch.tensor([60, 50, 41, 60]), torch.tensor([15, 12, 9, 4])
+    coef = torch.tensor([2.0, -0.5, 0.0, 1.0], dtype=getattr(torch, dtype))
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)  # the reference: float64
+    ref = F.ctc_loss(torch.log_softmax(xt, -1).transpose(0, 1), labels, tl, sl, reduction="none")
+    (ref_g,) = torch.autograd.grad((ref * coef.double()).sum(), xt, retain_graph=True)
+    ours = torch.tensor(x, requires_grad=True)
+    per = lk.ctc(ours, labels, logit_lengths=tl, label_lengths=sl, reduction="none")
+    (per * coef).sum().backward()
+    assert_close(ours.grad.numpy(), ref_g.numpy(), dtype, kind="grad")
+    assert not ours.grad[2].any()  # an incoming 0
+    w = torch.tensor([1.0, 2.0, 0.5, 0.0], dtype=getattr(torch, dtype))
+    (ref_g,) = torch.autograd.grad((ref * w.double()).sum() / w.sum(), xt)
+    ours.grad = None
+    lk.ctc(
+        ours, labels, logit_lengths=tl, label_lengths=sl, reduction="mean", sample_weight=w
+    ).backward()
+    assert_close(ours.grad.numpy(), ref_g.numpy(), dtype, kind="grad")
+
+
 # --------------------------------------------------------------------------- extremes
 
 
