@@ -20,7 +20,10 @@ backward pass (the loss and the gradient of the logits) of:
 
 The methods are interleaved: after two warm-up calls each, every round times
 one call of every method, and each figure is the median over ``--repeats``
-rounds, so a change of load on a shared machine touches them all alike.
+rounds, so a change of load on a shared machine touches them all alike; each
+round starts one method later than the one before, so that no method always
+follows the same other one (PyTorch's OpenMP workers keep spinning for a while
+after its call and slow whichever runs next).
 Each row shows ``vs torch`` (torch time / row time: above 1 is faster than
 PyTorch), ``vs jax`` (the same against jax+optax) and ``x floor`` (row time /
 floor time: the read floor for the forward pass, the read-plus-write floor for
@@ -232,16 +235,23 @@ def _cases(
 
 def _interleaved_ms(calls: Sequence[Callable[[], Any]], repeats: int) -> list[float]:
     """Median ms of each call: two warm-up calls each, then ``repeats`` rounds of one call
-    of every method (fewer rounds, at least 3, where one round takes over 10 s)."""
+    of every method (fewer rounds, at least 3, where one round takes over 10 s).
+
+    Round r starts at method r (mod the number of methods), so that no method always
+    runs right after the same other one: a framework's thread pool that keeps spinning
+    after its call (PyTorch's OpenMP workers) slows whichever runs next.
+    """
     for fn in calls:
         fn()
         fn()
     times: list[list[float]] = [[] for _ in calls]
+    m = len(calls)
     for r in range(max(repeats, 1)):
         start = time.perf_counter()
-        for k, fn in enumerate(calls):
+        for i in range(m):
+            k = (r + i) % m
             t0 = time.perf_counter()
-            fn()
+            calls[k]()
             times[k].append(time.perf_counter() - t0)
         if r >= 2 and time.perf_counter() - start > 10.0:
             break
