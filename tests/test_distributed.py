@@ -25,6 +25,7 @@ functions, torch.compile around the call.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -161,6 +162,9 @@ def _params(kind: str) -> list[Any]:
 
 # --------------------------------------------------------------------------- comparisons
 
+#: The reference of a case, computed once (cases repeat across tests and world sizes).
+_reference = functools.lru_cache(maxsize=None)(reference)
+
 
 def _close(got: Any, want: np.ndarray, dtype: str, what: str) -> None:
     rtol, atol = TOL[dtype]
@@ -196,7 +200,7 @@ def test_every_rank_matches_the_single_process_float64_answer(launched, world, c
     for r, rec in recs:
         assert "error" not in rec, f"rank {r} raised {rec['error']}\n{rec.get('traceback')}"
         assert rec["warnings"] == [], f"rank {r} warned: {rec['warnings']}"
-    ref = reference(case)
+    ref = _reference(case)
     for r, rec in recs:
         a, b = rec["bounds"]
         # half precision gives a float32 loss, as the single-process functions
@@ -378,7 +382,7 @@ def test_the_reference_is_losskits_single_process_function(case):
     """reference == lk.linear_cross_entropy (hidden/weight, or logits with eye(V)), and
     lk.sparse_softmax_cross_entropy when there is no z-loss nor soft cap: values, aux
     outputs and every gradient."""
-    ref = reference(case)
+    ref = _reference(case)
     t, y, kw = _torch_inputs(case)
     kw["reduction"] = case.reduction
     if case.fn == "logits":
@@ -411,7 +415,7 @@ def test_the_reference_is_torch_cross_entropy(reduction, opts):
     """Without z-loss, soft cap and sample weights: F.cross_entropy itself (ignore_index,
     weight, label_smoothing over the global V)."""
     case = Case("x", "logits", reduction, tuple({**opts, "ignore_index": IGNORE}.items()))
-    ref = reference(case)
+    ref = _reference(case)
     x = make_inputs(case)
     z = torch.tensor(x["logits"], requires_grad=True)
     w = torch.tensor(x["class_weight"]) if opts else None
