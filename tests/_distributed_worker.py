@@ -188,6 +188,7 @@ def run_case(case: Any, rank: int, world: int, groups: dict[str, Any], mesh: Any
     finally:
         COMM["log"] = None
     if case.return_aux:
+        rec["aux_type"] = type(out).__name__
         loss, zterm, lse = out
         rec["z_loss"] = _local(zterm).detach().clone()
         rec["lse"] = _local(lse).detach().clone()
@@ -219,6 +220,9 @@ def run_case(case: Any, rank: int, world: int, groups: dict[str, Any], mesh: Any
     rec["grads"] = {
         k: None if v.grad is None else _local(v.grad).detach().clone() for k, v in t.items()
     }
+    if case.layout == "dtensor":
+        g = t["logits" if case.fn == "logits" else "weight"].grad
+        rec["grad_kind"] = None if g is None else _placements(g)
     return rec
 
 
@@ -228,13 +232,15 @@ def _local(t: Any) -> Any:
 
 def _placements(t: Any) -> str:
     """ "replicated DTensor", or what ``t`` is instead."""
-    from torch.distributed.tensor import Replicate
+    from torch.distributed.tensor import Replicate, Shard
 
     if not hasattr(t, "placements"):
         return type(t).__name__
     if all(isinstance(p, Replicate) for p in t.placements):
         return "replicated DTensor"
-    return f"DTensor{tuple(str(p) for p in t.placements)}"
+    return "DTensor " + ", ".join(
+        f"Shard({p.dim})" if isinstance(p, Shard) else str(p) for p in t.placements
+    )
 
 
 def _to_dtensor(case: Any, t: dict[str, Any], full: dict[str, Any], mesh: Any) -> dict[str, Any]:

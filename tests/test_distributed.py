@@ -219,8 +219,12 @@ def test_every_rank_matches_the_single_process_float64_answer(launched, world, c
             _close(rec["z_loss"], ref["z_loss"], case.dtype, f"rank {r}: aux z_loss")
             _close(rec["lse"], ref["lse"], case.dtype, f"rank {r}: aux lse")
             assert not rec["lse_requires_grad"]
+            assert rec["aux_type"] == "LinearCrossEntropyOutput"
         if case.layout == "dtensor":
             assert rec["result_kind"] == "replicated DTensor"
+            # the shard's gradient is sharded as the shard (logits: its last dim)
+            dim = len(case.shape) if case.fn == "logits" else 0
+            assert rec["grad_kind"] == f"DTensor Shard({dim})"
     # the same loss (and aux outputs) on every rank, bit for bit
     for key in ("loss", "z_loss", "lse") if case.return_aux else ("loss",):
         values = [rec[key] for _, rec in recs]
