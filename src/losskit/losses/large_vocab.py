@@ -692,7 +692,8 @@ def _torch_core(
         a_ce, a_z = a_ce.detach(), a_z.detach()
         n, d = h2.shape
         v = wt.shape[0]
-        col = do_grad and need[3] and p.has_cw
+        cw = do_grad and need[3] and p.has_cw
+        col = cw and p.eps != 0  # the column sums enter with smoothing only
         if _torch_fast(p):
             dt = h2.dtype
             # only the gradients some input asks for (a frozen head skips G^T h)
@@ -708,18 +709,19 @@ def _torch_core(
             )  # fmt: skip
             ce, lse, zy = (torch.from_numpy(a) for a in (ce_n, lse_n, zy_n))
             dcw = None
-            if col and colsum is not None:
-                cs = torch.from_numpy(colsum)
+            if cw:
+                cs = None if colsum is None else torch.from_numpy(colsum)
                 dcw = _class_weight_grad(p.xp, p, a_ce, lse, zy, cs, v).to(p.w.dtype)
             return ce, lse, dh, dw, db, dcw
-        return _torch_generic(p, h2, wt, bias, a_ce, a_z, do_grad, col)
+        return _torch_generic(p, h2, wt, bias, a_ce, a_z, do_grad, cw)
 
 
 def _torch_generic(
-    p: _Plan, h2: Any, wt: Any, bias: Any, a_ce: Any, a_z: Any, do_grad: bool, col: bool
+    p: _Plan, h2: Any, wt: Any, bias: Any, a_ce: Any, a_z: Any, do_grad: bool, cw: bool
 ) -> tuple[Any, Any, Any, Any, Any, Any]:
     """Chunks in torch ops: products in the input dtype, the row pass in the compute dtype;
-    the weight and bias gradients accumulate in the compute dtype (float32 for half)."""
+    the weight and bias gradients accumulate in the compute dtype (float32 for half);
+    with ``cw``, the derivative in the class weights too."""
     import torch
 
     from .._backend import _torch_xp
@@ -731,6 +733,7 @@ def _torch_generic(
     ce = torch.zeros(n, dtype=cdt, device=h2.device)
     lse = torch.zeros(n, dtype=cdt, device=h2.device)
     zy = torch.zeros(n, dtype=cdt, device=h2.device)
+    col = cw and p.eps != 0
     colsum = torch.zeros(v, dtype=cdt, device=h2.device) if col else None
     dh = torch.empty((n, d), dtype=h2.dtype, device=h2.device) if do_grad else None
     dw = torch.zeros((v, d), dtype=cdt, device=h2.device) if do_grad else None
@@ -761,7 +764,7 @@ def _torch_generic(
     if db is not None:
         db = db.to(h2.dtype)
     dcw = None
-    if colsum is not None:
+    if cw:
         dcw = _class_weight_grad(xp, q, a_ce, lse, zy, colsum, v).to(p.w.dtype)
     return ce, lse, dh, dw, db, dcw
 
@@ -918,7 +921,8 @@ def _jax_core(p: _Plan) -> Any:
     n = int(p.h2.shape[0])
     nchunks = max(1, -(-n // rows))
     pad = nchunks * rows - n
-    col = p.has_cw
+    cw = p.has_cw
+    col = cw and p.eps != 0  # the column sums enter with smoothing only
 
     def chunks(x: Any) -> Any:
         if pad:
@@ -957,7 +961,7 @@ def _jax_core(p: _Plan) -> Any:
             return ce, lse, zy, None
         dh = outs[3].reshape(nchunks * rows, d)[:n]
         dw, db, colsum = carry
-        dcw = _class_weight_grad(jnp, q, q.a_ce, lse, zy, colsum, v) if col else None
+        dcw = _class_weight_grad(jnp, q, q.a_ce, lse, zy, colsum, v) if cw else None
         return ce, lse, zy, (dh, dw.astype(wt.dtype), db.astype(wt.dtype), dcw)
 
     def plan_of(a_ce: Any, a_z: Any, w: Any, aux: Any) -> _Plan:
