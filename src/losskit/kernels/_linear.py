@@ -112,7 +112,9 @@ def _row(row, bias, has_bias, yi, counted, w, W, e, cap, zl, ace, az, do_grad, l
             for c in range(blk.shape[0]):
                 swb += wblk[c] * blk[c]
             sw += float(swb)
-    lse = m + math.log(s)
+    if not s > 0.0:  # a row of NaN/inf logits: NaN loss, lse and gradient (no 1/0)
+        s = math.nan
+    lse = m if m == math.inf else m + math.log(s)  # logsumexp with a +inf logit is inf
     if not counted:
         if do_grad:
             row[:] = zero
@@ -123,7 +125,9 @@ def _row(row, bias, has_bias, yi, counted, w, W, e, cap, zl, ace, az, do_grad, l
     ce = hard * ((m - zy) + math.log(s))
     if smooth:
         ce += e / C * (W * lse - sw)
-    if do_grad:
+    if do_grad and math.isnan(s):
+        row[:] = row.dtype.type(math.nan)
+    elif do_grad:
         P = ace * (hard + e * W / C) + az * 2.0 * zl * lse
         scale = row.dtype.type(P / s)
         q = row.dtype.type(ace * e / C)
