@@ -941,9 +941,15 @@ def _vocab_parallel_linear_cross_entropy(
     return _outputs(_LinearFn.apply(*args), mesh, return_aux)
 
 
-# The collectives and the Python chunk loop are not for a compiler: a graph break.
-_logits_eager = torch.compiler.disable(_vocab_parallel_cross_entropy)
-_linear_eager = torch.compiler.disable(_vocab_parallel_linear_cross_entropy)
+_EAGER: dict[str, Any] = {}
+
+
+def _eager(fn: Any) -> Any:
+    """``fn`` outside any torch.compile graph (the collectives and the chunk loop are not
+    for a compiler: a graph break), wrapped on first use: importing dynamo costs seconds."""
+    if fn.__name__ not in _EAGER:
+        _EAGER[fn.__name__] = torch.compiler.disable(fn)
+    return _EAGER[fn.__name__]
 
 
 def vocab_parallel_cross_entropy(
@@ -1061,7 +1067,9 @@ def vocab_parallel_cross_entropy(
         class_weight=class_weight, ignore_index=ignore_index, label_smoothing=label_smoothing,
         z_loss=z_loss, softcap=softcap, reduction=reduction, sample_weight=sample_weight,
     )  # fmt: skip
-    return _logits_eager(logits_shard, labels, group, vocab_start, options, return_aux)
+    return _eager(_vocab_parallel_cross_entropy)(
+        logits_shard, labels, group, vocab_start, options, return_aux
+    )
 
 
 def vocab_parallel_linear_cross_entropy(
@@ -1145,6 +1153,6 @@ def vocab_parallel_linear_cross_entropy(
         z_loss=z_loss, softcap=softcap, reduction=reduction, sample_weight=sample_weight,
         chunk_size=chunk_size, memory_budget=memory_budget,
     )  # fmt: skip
-    return _linear_eager(
+    return _eager(_vocab_parallel_linear_cross_entropy)(
         hidden, weight_shard, labels, bias_shard, group, vocab_start, options, return_aux
     )
