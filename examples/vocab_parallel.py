@@ -194,6 +194,9 @@ def run(args: argparse.Namespace) -> None:
         print(f"single process: loss {ref_losses[0]:.6f} -> {ref_losses[-1]:.6f}")
         print(f"max |loss difference| over {args.steps} steps: {dloss:.3e}")
         print(f"max |final weight difference|: {dweight:.3e}", flush=True)
+    # leave together: a rank that tears its gloo connections down while rank 0 is still
+    # running the single-process comparison can abort at exit ("terminate called ...")
+    dist.barrier()
     dist.destroy_process_group()
 
 
