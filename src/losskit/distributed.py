@@ -199,14 +199,13 @@ def _check_local(
         "z_loss": zl,
         "softcap": cap,
         "reduction": _REDUCTION_CODE[reduction],
-        "ignore_index": math.nan if ignore_index is None else float(ignore_index),
+        # None as -2**70, which no int64 maps to (NaN would never compare equal across ranks)
+        "ignore_index": -(2.0**70) if ignore_index is None else float(ignore_index),
         "needs": sum(2.0**i for i, need in enumerate(needs) if need),
         "rows": rows,
     }
     for name, value in values.items():
         meta[_K[name]] = value
-    if math.isnan(meta[_K["ignore_index"]]):
-        meta[_K["ignore_index"]] = -(2.0**70)  # "none": no int64 maps to it
     return _Local(
         batch, y, v_local, None if vocab_start is None else int(vocab_start), cw, s,
         ignore_index, eps, zl, cap, reduction, cdt, rows, meta,
@@ -456,7 +455,8 @@ def _coefficients(st: _Setup, d_ce: float, d_z: float, g: Any) -> tuple[Any, Any
     """d(g . value)/d(ce_i) and d(g . value)/d(zr_i): the per-token weights of the gradient."""
     if st.reduction == "none":
         g = g.reshape(st.n).to(st.cdt)
-        return g * st.base, g * st.base
+        c = g * st.base
+        return c, c
     g = float(g)
     return st.base * (g / d_ce if d_ce else 0.0), st.base * (g / d_z if d_z else 0.0)
 
