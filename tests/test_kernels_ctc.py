@@ -28,7 +28,7 @@ import pytest
 
 pytest.importorskip("numba")
 
-from losskit.kernels._ctc import ctc_loss_and_grad, last_paths
+from losskit.kernels._ctc import ctc_loss_and_grad, last_paths, tilt
 
 TOL = {  # (loss rtol, gradient atol): a float32 gradient is rounded to float32
     np.float32: (1e-5, 2e-6),
@@ -393,17 +393,47 @@ def test_where_underflow_could_matter_the_extended_range_runs(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_states_underflow_where_the_bound_holds_the_gradient_stays_scaled(dtype):
+def test_states_underflow_where_the_bound_holds_the_scaled_recursions_stand(dtype):
     # 500 frames, 100 labels, logits of spread 2: the first and last lattice states fall
-    # far below 2^-1022 of the frame's total (the loss comes from the extended range),
-    # but alpha and beta overlap enough for the scaled posteriors (path 3).
+    # far below 2^-1022 of the frame's total, but alpha and beta overlap enough for the
+    # bound: loss and gradient are the scaled recursions' (path 0), with or without a
+    # gradient (the forward-only call runs beta to check the bound), and equal the
+    # log-space recursions.
     rng = np.random.default_rng(14)
     cases = [(rng.normal(0.0, 2.0, (500, 8)), random_labels(rng, 100, 8, 0, 0.0))]
     # the log-space reference rounds its log-probabilities (about -900) at 1e-13 a step
-    check(cases, 0, dtype, ref_atol=1e-11)
-    assert last_paths().tolist() == [1]  # the forward-only call: the extended range
-    ctc_loss_and_grad(*batch(cases, dtype), 0, grad_scale=np.ones(1))
-    assert last_paths().tolist() == [3]
+    nll, _ = check(cases, 0, dtype, ref_atol=1e-11)
+    assert last_paths().tolist() == [0]  # the forward-only call
+    nll_again, _ = ctc_loss_and_grad(*batch(cases, dtype), 0, grad_scale=np.ones(1))
+    assert last_paths().tolist() == [0]
+    np.testing.assert_array_equal(nll_again, nll)
+
+
+def test_long_sequences_of_uninformative_logits_stay_in_plain_float64():
+    # Logits like an untrained network's over 2000 frames and 150 labels (rate 0.15 states
+    # a frame): without the tilt alpha's mass ran ahead of the paths that end in time and
+    # its overlap with beta fell below 2^-900 (the benchmark's T = 4000 took the extended
+    # range); tilted, the scaled recursions hold and give the log-space numbers.
+    rng = np.random.default_rng(15)
+    C = 30
+    cases = [(rng.normal(size=(2000, C)), random_labels(rng, 150, C, 0, 0.0)) for _ in range(2)]
+    check(cases, 0, np.float64, ref_atol=1e-10)
+    assert last_paths().tolist() == [0, 0]
+    ctc_loss_and_grad(*batch(cases, np.float64), 0, grad_scale=np.ones(2))
+    assert last_paths().tolist() == [0, 0]
+
+
+@pytest.mark.parametrize(("frames", "states", "lam"), [(1, 3, 1.0), (5, 1, 1.0), (11, 9, 1.0)])
+def test_the_tilt_is_one_where_alignments_are_few(frames, states, lam):
+    assert tilt(frames, states) == lam  # rate (S' - 1) / (T - 1) >= 0.8, or one state
+
+
+def test_the_tilt_moves_alpha_at_the_paths_rate():
+    # alpha's drift under the tilt, 2 lam (1 + lam) / (2 + 2 lam + lam^2), is the rate
+    for frames, states in [(4000, 801), (200, 101), (100000, 3)]:
+        lam = tilt(frames, states)
+        rate = (states - 1) / (frames - 1)
+        assert 2 * lam * (1 + lam) / (2 + 2 * lam + lam**2) == pytest.approx(rate, rel=1e-12)
 
 
 def test_a_nan_or_inf_logit_gives_a_nan_loss_and_gradient_for_its_example():

@@ -36,29 +36,33 @@ example in one parallel region instead (one synchronisation per call, and an
 example's tables stay in cache between its passes); smaller batches take the
 two passes, so that the first spreads the frames over the threads. The
 scratch (the lattice's probabilities, and the alpha table with a gradient:
-about 3 N T S' float64) is kept per thread between calls up to
+about 1.5 N T S' float64) is kept per thread between calls up to
 ``SCRATCH_KEEP_BYTES``.
 
 The recursions run in plain float64, each frame's alpha (and beta) divided
 by its sum (the log of the sums accumulated, as m 2^k), the posterior of a
 state alpha beta over the frame's sum of alpha beta: two multiplications and
-two additions per state, no exp or log. Float64 covers 2^-1022 below a
-frame's largest state; where a state that a path reaches falls below that
-(long sequences, where the number of paths through the lattice's middle
-states dwarfs the one through its first; logits far apart), the error that
-underflow can cause is bounded by the overlaps of alpha and beta (see
-``TINY`` below). There the loss comes from an extended range, and the
-gradient too where the bound is not below 2^-79: a value kept as m 2^k with
+two additions per state, no exp or log. They are tilted: alpha(s) lam^s and
+beta(s) lam^-s (``tilt``), which leaves alpha beta as it is but keeps both
+tables' mass on the paths that end in time; untilted, alpha runs ahead of
+them (0.8 states a frame with uninformative logits) and beta lags behind, and
+at 4000 frames and 400 labels their overlap fell to 2^-1674 (tilted 2^-90;
+at 1000 frames and 200 labels 2^-312 against 2^-21). Float64 covers 2^-1022
+below a frame's largest state; where a state that a path reaches falls below
+that, the error that underflow can cause is bounded by the overlaps of alpha
+and beta (see ``TINY`` below), and where the bound is not below 2^-79 the
+loss and the gradient come from an extended range: a value kept as m 2^k with
 m in [1, 2) and k an integer held in a float64, so that a product adds exponents and a sum scales
 its terms by 2^(k_i - k_max) (bit operations), with no underflow however long
 the sequence or large the logits (a term 2^-1022 below the largest of its sum
 is dropped, which is below the sum's own rounding). ``last_paths`` says which
 ran. At 200 x 32 x 32 with 50 labels the scaled recursions took the forward
-plus backward pass from 5.6 to 2.1 ms (one thread); at 1000 x 8 x 5000 with
-200 labels states underflow (2^-1572) but the bound holds (overlaps down to
-2^-318): the loss from the extended range, the gradient scaled; the long
-benchmark shape (T = 4000, 400 labels) takes the extended range for both
-(overlaps of 2^-1674). The log-space version with vectorised float64 exp and log
+plus backward pass from 5.6 to 2.1 ms (one thread); the tilt took the
+benchmark's T = 4000 (4 x 1000 classes, 400 labels) from 175 to 82 ms, which
+had needed the extended range for both, and 1000 x 8 x 5000 from 71 to 61 ms
+(the loss had needed it). The lattice's probabilities are stored per label
+(L + 1 a frame, not 2L + 1): at T = 4000 the table's traffic was a fifth of
+the time. The log-space version with vectorised float64 exp and log
 polynomials (three exponentials and a log per state) was exact too and
 2.4-2.7x slower than the extended range.
 
@@ -448,9 +452,10 @@ def _backward_one(xn, lab, Tn, L, blank, mxn, smn, wn, An, lz, sc, gn):
 @njit(fastmath=FASTMATH, cache=True)
 def _frame_range(xn, lab, L, blank, t0, t1, mxn, smn, wn):
     """Frames t0 <= t < t1 of one example: mxn[t], smn[t] = max and sum of exponentials;
-    the probability of each extended state (the blank at even s, label (s - 1) / 2 at odd
-    s) in wn[t], e^(x - m) / s in float64 (NaN for a NaN or +inf logit; 0 or subnormal
-    below e^-708)."""
+    the probability of the blank (wn[t, 0]) and of each label (wn[t, j + 1]), e^(x - m) / s
+    in float64 (NaN for a NaN or +inf logit; 0 or subnormal below e^-708). Stored per
+    label, not per extended state: the table is read by both recursions, and at long
+    sequences its traffic was a fifth of the time."""
     C = xn.shape[1]
     by_class = C <= L + 1  # fewer exponentials: one per class, then gathered
     e = np.empty(C if by_class else L + 1)
@@ -474,22 +479,26 @@ def _frame_range(xn, lab, L, blank, t0, t1, mxn, smn, wn):
         inv = 1.0 / s if s > 0.0 else np.nan  # (NaN, or an all -inf row: NaN as lp)
         wt = wn[t]
         if by_class:
-            b = e[blank] * inv
+            wt[0] = e[blank] * inv
             for j in range(L):
-                wt[2 * j] = b
-                wt[2 * j + 1] = e[lab[j]] * inv
-            wt[2 * L] = b
+                wt[j + 1] = e[lab[j]] * inv
         else:
             e[0] = np.float64(row[blank])
             for j in range(L):
                 e[j + 1] = np.float64(row[lab[j]])
             for j in range(L + 1):
-                e[j] = vexp(e[j] - m) * inv
-            b = e[0]
-            for j in range(L):
-                wt[2 * j] = b
-                wt[2 * j + 1] = e[j + 1]
-            wt[2 * L] = b
+                wt[j] = vexp(e[j] - m) * inv
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _spread(wt, L, we):
+    """we[s] = the probability of extended state s: the blank's (wt[0]) at even s, label
+    (s - 1) / 2's (wt[(s + 1) / 2]) at odd s."""
+    b = wt[0]
+    for j in range(L):
+        we[2 * j] = b
+        we[2 * j + 1] = wt[j + 1]
+    we[2 * L] = b
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -510,19 +519,18 @@ def _frames(x, labels, logit_lengths, label_lengths, blank, K, mx, sm, w):
 def _ext_row(wt, row, lab, L, blank, m, s, emt, ekt):
     """One frame's lattice probabilities as m 2^k (m in [1, 2), or 0 with DEAD; NaN for
     a NaN or +inf logit) into emt, ekt (L + 1, blank first): the bits of a normal
-    float64 probability in ``wt`` (extended states), else (below 2^-1022) from
+    float64 probability in ``wt`` (blank first, as emt), else (below 2^-1022) from
     lp = (x - m) - log s in float64."""
     normal = 0.0
     for j in range(L + 1):
-        v = wt[2 * j]  # (the blank's; a label's below)
-        v = wt[2 * j - 1] if j > 0 else v
+        v = wt[j]  # (the blank's at j = 0, label j - 1's after)
         emt[j] = mantissa(v)
         ekt[j] = exponent(v)
         normal += 1.0 if v >= _NORMAL_MIN else 0.0
     if normal == L + 1:
         return
     for j in range(L + 1):
-        v = wt[2 * j - 1] if j > 0 else wt[0]
+        v = wt[j]
         if v >= _NORMAL_MIN:
             continue
         if v != v:  # NaN stays NaN
@@ -579,78 +587,115 @@ def _lattice_masks(lab, L):
 # A state that a path reaches and whose scaled value falls below TINY (2^-1000) may have
 # lost digits to underflow; an example where none does is exact (every product and sum is
 # a normal float64, rounded as in the extended range). Where some do, what underflow can
-# lose is bounded: each state's loss is below 3 2^-1022 of the scaled previous frame, so
-# below 3 2^-1022 / total_t of its own frame (total_t its frame's sum before scaling), and
-# the paths through state s at frame t carry alpha_t(s) beta_t(s) <= A_t B_t of the p =
-# A_t B_t overlap_t, A_t and B_t the frame's sums and overlap_t = sum_s alpha beta with
-# both scaled to sum 1. The loss and every posterior are then off by at most
-# 6 S' T 2^-1022 / min_t (overlap_t min(1, total_t, btotal_t)) (relative, resp.
-# absolute): with that minimum >= MIN_OVERLAP (2^-900) and S' T <= MAX_STATES (2^40),
-# below 2^-79: the gradient rows are then the scaled recursions'. Otherwise the
-# extended-range recursions run instead; the loss is the extended range's wherever a
-# state underflowed (whether or not a gradient is asked for, so that the loss of a call
-# with a gradient and of one without are the same number).
+# lose is bounded: each state's loss is below 5 2^-1022 of the scaled previous frame (five
+# roundings: two tilt products, two sums, the emission), so below 5 2^-1022 / total_t of
+# its own frame (total_t its frame's sum before scaling), and the paths through state s
+# at frame t carry alpha_t(s) beta_t(s) <= A_t B_t of the p = A_t B_t overlap_t, A_t and
+# B_t the frame's sums and overlap_t = sum_s alpha beta with both scaled to sum 1 (the
+# tilt lam^s of alpha and lam^-s of beta cancel in alpha beta). The loss and every
+# posterior are then off by at most 10 S' T 2^-1022 / min_t (overlap_t min(1, total_t,
+# btotal_t)) (relative, resp. absolute): with that minimum >= MIN_OVERLAP (2^-899) and
+# S' T <= MAX_STATES (2^40), below 2^-79: the loss and the gradient rows are then the
+# scaled recursions'. Otherwise the extended-range recursions run instead.
+#
+# The tilt: without it alpha's mass runs ahead of the paths that end in time (about 0.8
+# states a frame against the 0.2 of 400 labels in 4000 frames) and beta's lags behind:
+# their overlaps fell to 2^-1674 at that shape, and every long sequence took the
+# extended range. With the tilt (``tilt``) both stay on the paths: the overlaps at that
+# shape stay above 2^-91 and the scaled recursions hold.
 TINY = 2.0**-1000
-MIN_OVERLAP = 2.0**-900
+MIN_OVERLAP = 2.0**-899
 MAX_STATES = 2.0**40
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _alpha_scaled(wn, lab, Tn, L, store, An, Zn, give_up):
-    """Forward recursion of one example in plain float64, each frame scaled to sum 1.
+def tilt(Tn, Sp):
+    """The factor lam of the tilted recursions for Tn frames and Sp extended states.
+
+    With probabilities alike for every class (a network early in training), a step
+    weighs 1 (stay), lam (to the next state) and lam^2 (a skip, from a label state), and
+    alpha's mass moves 2 lam (1 + lam) / (2 + 2 lam + lam^2) states per frame (a renewal
+    argument: from a label state two states are gained either way, after 1 / leave
+    frames there and, through the blank, 1 / lam more). The posterior moves
+    r = (Sp - 1) / (Tn - 1) per frame; lam solves (2 - r) lam^2 + (2 - 2r) lam - 2r = 0
+    so that alpha's mass (and beta's) stays where the paths are. At r >= 0.8 (lam = 1:
+    no tilt) the label leaves few alignments and none is needed.
+    """
+    if Sp < 2 or Tn < 2:
+        return 1.0
+    r = (Sp - 1.0) / (Tn - 1.0)
+    if r >= 0.8:
+        return 1.0
+    a = 2.0 - r
+    b = 2.0 - 2.0 * r
+    return max((math.sqrt(b * b + 8.0 * r * a) - b) / (2.0 * a), 1e-150)
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _alpha_scaled(wn, lab, Tn, L, store, An, Zn, give_up, lam):
+    """Forward recursion of one example in plain float64, tilted by ``lam`` and each
+    frame scaled to sum 1.
 
     Returns (log p(labels), exact); with ``store``, the scaled alpha into An (Tn, S')
     and each frame's sum before scaling into Zn (Tn,). ``exact`` is False where a
-    reachable state's scaled value fell below ``TINY``: the loss is then taken from the
-    extended range (the scaled alpha still serves the posteriors where
-    ``_beta_scaled``'s bound holds); with ``give_up`` the recursion stops there.
+    reachable state's scaled value fell below ``TINY``: the loss is then the scaled one
+    only where ``_beta_scaled``'s bound holds; with ``give_up`` the recursion stops there.
     """
     Sp = 2 * L + 1
     skip, first, _ = _lattice_masks(lab, L)
+    lam2 = lam * lam
+    for s in range(Sp):
+        skip[s] *= lam2  # the tilted weight of a skip into s
     prev = np.zeros(Sp + 2)  # prev[s + 2]: state s of the previous frame; two 0 states first
     cur = np.empty(Sp)
+    wt = np.empty(Sp)
     pm = 1.0  # the product of the frames' sums, pm 2^pk
     pk = 0.0
     bad = 0.0
     for t in range(Tn):
-        wt = wn[t]
+        _spread(wn[t], L, wt)
+        total = 0.0
         if t == 0:
             for s in range(Sp):
                 cur[s] = 0.0
             cur[0] = wt[0]
             if Sp > 1:
-                cur[1] = wt[1]
+                cur[1] = wt[1] * lam  # tilted: alpha(s) lam^s
+            total = cur[0] + cur[1] if Sp > 1 else cur[0]
         else:
             for s in range(Sp):
-                cur[s] = wt[s] * (prev[s + 2] + prev[s + 1] + skip[s] * prev[s])
-        total = 0.0
+                v = wt[s] * (prev[s + 2] + lam * prev[s + 1] + skip[s] * prev[s])
+                cur[s] = v
+                total += v
+        inv = 1.0 / total if total > 0.0 else 0.0  # (0: no state reached, all stay 0)
+        # the scaled frame: the next frame's input, the stored row, and the check for a
+        # reachable state below TINY, in one pass
         tf = np.float64(t)
         for s in range(Sp):
-            v = cur[s]
-            total += v
+            v = cur[s] * inv
+            prev[s + 2] = v
             bad += 1.0 if (v < TINY and first[s] <= tf) else 0.0
-        if give_up and bad != 0.0:
-            return 0.0, False
-        inv = 1.0 / total if total > 0.0 else 0.0  # (0: no state reached, all stay 0)
-        for s in range(Sp):
-            prev[s + 2] = cur[s] * inv
         if store:
             Zn[t] = total
             At = An[t]
             for s in range(Sp):
                 At[s] = prev[s + 2]
+        if give_up and bad != 0.0:
+            return 0.0, False
         if total > 0.0:
             pm *= total
             pk += exponent(pm)
             pm = mantissa(pm)
         elif total != total:
             pm = total  # NaN: stays to the end
-    end = prev[2] if Sp == 1 else prev[Sp + 1] + prev[Sp]
+    # untilted: alpha(S' - 1) + alpha(S' - 2) = lam^-(S' - 1) (tilted(S' - 1) + lam tilted(S' - 2))
+    end = prev[2] if Sp == 1 else prev[Sp + 1] + lam * prev[Sp]
     if pm != pm or end != end:
         return np.nan, True
     if not end > 0.0:  # no path ends in time (or the end states underflowed: not exact)
         return -np.inf, bad == 0.0
-    return pk * _LN2 + math.log(pm * end), bad == 0.0
+    untilt = 0.0 if lam == 1.0 else (Sp - 1) * math.log(lam)
+    return pk * _LN2 + math.log(pm * end) - untilt, bad == 0.0
 
 
 @njit(fastmath=FASTMATH, cache=True)
@@ -674,9 +719,10 @@ def _fill_rows(gn, Tn, value):
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, An, Zn, sc, gn, write):
+def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, An, Zn, sc, gn, write, lam):
     """The backward recursion of one example in plain float64 (each frame scaled by the
-    sum of the one after), given the scaled alpha ``An`` and the frame sums ``Zn`` of
+    sum of the one after, tilted by 1 / ``lam``: beta(s) lam^-s, so that alpha beta is
+    untilted), given the scaled alpha ``An`` and the frame sums ``Zn`` of
     ``_alpha_scaled``; with ``write``, the gradient rows gn[t] = sc (softmax(x[t]) -
     posterior occupation), the posterior of state s alpha beta / sum_s alpha beta.
     Returns whether the bound above holds (every overlap_t min(1, total_t, btotal_t) >=
@@ -686,24 +732,28 @@ def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, An, Zn, sc, gn, write):
     if Sp * np.float64(Tn) > MAX_STATES:
         return False
     skip, _, _ = _lattice_masks(lab, L)
+    lam2 = lam * lam
+    for s in range(Sp + 2):
+        skip[s] *= lam2
     beta = np.zeros(Sp)  # beta[t] (the frames after t), over the sum of beta[t + 1]
     xm = np.zeros(Sp + 2)  # emission of t + 1 times beta[t + 1], scaled; two 0 states after
     post = np.empty(Sp)
+    wt = np.empty(Sp)
     ib = 1.0  # 1 / the sum of beta[t + 1]
     for t in range(Tn - 1, -1, -1):
         btotal = 1.0
         if t == Tn - 1:
             beta[Sp - 1] = 1.0
             if Sp > 1:
-                beta[Sp - 2] = 1.0
+                beta[Sp - 2] = lam  # lam^-(S' - 2) over lam^-(S' - 1)
         else:
-            wt = wn[t + 1]
+            _spread(wn[t + 1], L, wt)
             for s in range(Sp):
                 xm[s] = wt[s] * beta[s] * ib
-            # beta[t, s] = x[s] + x[s + 1] + x[s + 2] [skip s + 2]
+            # beta[t, s] = x[s] + x[s + 1] + x[s + 2] [skip s + 2], tilted
             btotal = 0.0
             for s in range(Sp):
-                v = xm[s] + xm[s + 1] + skip[s + 2] * xm[s + 2]
+                v = xm[s] + lam * xm[s + 1] + skip[s + 2] * xm[s + 2]
                 beta[s] = v
                 btotal += v
             if not btotal > 0.0:
@@ -731,17 +781,20 @@ def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, An, Zn, sc, gn, write):
 def _example(xn, lab, Tn, L, blank, mxn, smn, wn, do_grad, An, Zn, sc, gn, path):
     """log p(labels) of one example and, with ``do_grad``, its gradient rows: the scaled
     recursions, or the extended-range ones where those do not hold. The loss is the
-    scaled one where no reachable state underflowed (else the extended range's, so that
-    it does not depend on ``do_grad``); the rows are the scaled ones where the bound on
-    underflow holds. path[0] says which ran: 0 the scaled ones, 1 the extended range for
-    both, 2 the extended range for the rows only, 3 for the loss only."""
+    scaled one where no reachable state underflowed or the bound on underflow holds
+    (checked the same way with or without a gradient, so that both calls give the same
+    number), else the extended range's; the rows are the scaled ones where the bound
+    holds. path[0] says which ran: 0 the scaled ones, 1 the extended range for both,
+    2 the extended range for the rows only."""
     path[0] = 0.0
     rows = do_grad and sc != 0.0
     if do_grad:
         _zero_rows(gn, Tn if rows else 0)
     if Tn == 0:
         return 0.0 if L == 0 else -np.inf
-    lz, exact = _alpha_scaled(wn, lab, Tn, L, rows, An, Zn, not rows)
+    Sp = 2 * L + 1
+    lam = tilt(Tn, Sp)
+    lz, exact = _alpha_scaled(wn, lab, Tn, L, rows, An, Zn, not rows, lam)
     if lz != lz:  # a NaN (or +inf) logit: the loss and the example's rows are NaN
         if rows:
             _fill_rows(gn, Tn, np.nan)
@@ -750,18 +803,25 @@ def _example(xn, lab, Tn, L, blank, mxn, smn, wn, do_grad, An, Zn, sc, gn, path)
         if rows:  # no alignment fits: a zero gradient (the caller decides what it is)
             _zero_rows(gn, 0)
         return lz
-    scaled_rows = rows and _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, An, Zn, sc, gn, True)
-    if exact and scaled_rows:
+    if not rows:
+        # A state underflowed and only the loss is asked for: the bound decides, from
+        # the same recursions that a call with a gradient runs (tables of this example's
+        # own; the rows are not written).
+        An1 = np.empty((Tn, Sp))
+        Zn1 = np.empty(Tn)
+        lz, _ = _alpha_scaled(wn, lab, Tn, L, True, An1, Zn1, False, lam)
+        holds = lz > -np.inf and _beta_scaled(
+            xn, lab, Tn, L, blank, mxn, smn, wn, An1, Zn1, sc, gn, False, lam
+        )
+        if holds:
+            return lz
+        path[0] = 1.0
+        return _alpha(wn, xn, lab, Tn, L, blank, mxn, smn, False, An)
+    if _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, An, Zn, sc, gn, True, lam):
         return lz
-    lz_exact = _alpha(wn, xn, lab, Tn, L, blank, mxn, smn, rows and not scaled_rows, An)
-    if scaled_rows:
-        path[0] = 3.0
-        if lz_exact == -np.inf:  # (not met: the bound holds where the paths have mass)
-            _zero_rows(gn, 0)
-        return lz_exact
+    lz_exact = _alpha(wn, xn, lab, Tn, L, blank, mxn, smn, True, An)
     path[0] = 1.0 if not exact else 2.0
-    if rows:
-        _backward_one(xn, lab, Tn, L, blank, mxn, smn, wn, An, lz_exact, sc, gn)
+    _backward_one(xn, lab, Tn, L, blank, mxn, smn, wn, An, lz_exact, sc, gn)
     return lz if exact else lz_exact
 
 
@@ -823,7 +883,7 @@ def scale_rows(g: np.ndarray, scale: np.ndarray) -> None:
 
 
 # Scratch (the lattice's probabilities and, with a gradient, log alpha: about
-# 3 N T S' float64) is kept per thread between calls up to this size and reused:
+# 1.5 N T S' float64) is kept per thread between calls up to this size and reused:
 # fresh memory costs page faults and zeroing, measured 30% of a call at 200 x 32 x 32.
 SCRATCH_KEEP_BYTES = 256 << 20
 _scratch = threading.local()
@@ -851,8 +911,8 @@ def _carve(buf: np.ndarray, *shapes: tuple[int, ...]) -> list[np.ndarray]:
 def last_paths() -> np.ndarray | None:
     """Which recursions the last call on this thread ran, per example (int8): 0 the
     scaled ones, 1 the extended range, 2 the extended range for the gradient only (the
-    scaled loss was exact but the bound on its posteriors failed), 3 the extended range
-    for the loss only (a state underflowed, the bound held). For tests and benchmarks."""
+    scaled loss was exact but the bound on its posteriors failed). For tests and
+    benchmarks."""
     return getattr(_scratch, "paths", None)
 
 
@@ -911,7 +971,7 @@ def ctc_loss_and_grad(
     do_grad = grad_scale is not None
     _threads.ensure()
     threads = int(numba.get_num_threads())
-    shapes = [(N, T), (N, T), (N, T, 2 * lmax + 1), (N,), (N,)]
+    shapes = [(N, T), (N, T), (N, T, lmax + 1), (N,), (N,)]
     shapes += [(N, T, 2 * lmax + 1), (N, T)] if do_grad else [(N, 0, 0), (N, 0)]
     need = sum(math.prod(sh) for sh in shapes)
     mx, sm, w, logz, path, A, Z = _carve(_scratch_f64(need), *shapes)
