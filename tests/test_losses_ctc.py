@@ -621,3 +621,144 @@ def test_float32_long_sequence_against_torch(backend):
             v, g = lk.value_and_grad(lk.ctc)(x.astype(np.float32), labels, **kw)
     np.testing.assert_allclose(float(v), float(ref.detach()), rtol=1e-6)
     np.testing.assert_allclose(np.asarray(g), ref_g.numpy(), atol=5e-5)
+
+
+# --------------------------------------------------------------------------- host fast path
+
+
+def _force_kernel(monkeypatch, fast_only=True):
+    """The kernel at any size; with ``fast_only`` the general path raises if it is taken
+    (the fast path for NumPy arrays and CPU tensors never builds an array namespace)."""
+    from losskit.kernels import dispatch
+    from losskit.losses import sequence
+
+    monkeypatch.setattr(dispatch, "MIN_KERNEL_SIZE", 0)
+    if fast_only:
+
+        def general(*args, **kwargs):
+            raise AssertionError("the general path was taken")
+
+        monkeypatch.setattr(sequence, "namespace", general)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("zero_infinity", [False, True])
+def test_fast_path_values_and_gradients(monkeypatch, backend, reduction, zero_infinity):
+    """NumPy arrays and CPU tensors the kernel takes skip the general path: the same numbers
+    (brute force) for value_and_grad, autograd with an incoming gradient other than 1 and
+    the forward alone; int32 labels, lengths given or not, an infeasible example."""
+    mod = pytest.importorskip(backend)
+    _force_kernel(monkeypatch)
+    x, labels, _, _, tl, sl, blank = _case("repeats_and_lengths", seed=15)
+    tl = np.array([2, 3, 4, 2, 3])  # (1, 1) cannot fit in 2 frames: infeasible
+    nll, grad = brute_force_batch(x, labels, tl, sl, blank)
+    if zero_infinity:
+        nll[0], grad[0] = 0.0, 0.0
+    coef = {"none": 1.0, "sum": 1.0, "mean": 1 / 5}[reduction]
+    expected = {"none": nll, "sum": nll.sum(), "mean": nll.mean()}[reduction]
+    to = (lambda a: a) if backend == "numpy" else mod.from_numpy
+    for dtype, y, lengths in [
+        ("float64", labels.astype(np.int32), dict(logit_lengths=tl, label_lengths=sl)),
+        ("float32", labels, dict(logit_lengths=tl.astype(np.int32), label_lengths=sl)),
+    ]:
+        kw = {k: to(v) for k, v in lengths.items()}
+        kw.update(reduction=reduction, zero_infinity=zero_infinity, blank=blank)
+        xb, yb = to(x.astype(dtype)), to(y)
+        value, g = lk.value_and_grad(lk.ctc)(xb, yb, **kw)
+        assert value.dtype == xb.dtype and g.dtype == xb.dtype
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # inf - inf in the comparison
+            assert_close(np.asarray(value), expected, dtype)
+        assert np.array_equal(np.isnan(np.asarray(g)), np.isnan(grad * coef))
+        assert_close(np.nan_to_num(np.asarray(g)), np.nan_to_num(grad * coef), dtype, kind="grad")
+        assert np.array_equal(np.asarray(lk.ctc(xb, yb, **kw)), np.asarray(value))
+        if backend == "torch":
+            xt = xb.clone().requires_grad_(True)
+            out = lk.ctc(xt, yb, **kw)
+            weight = mod.linspace(-1.0, 2.0, 5, dtype=xt.dtype) if reduction == "none" else 2.5
+            (out * weight).sum().backward()
+            assert np.array_equal(out.detach().numpy(), np.asarray(value))
+            w = np.linspace(-1.0, 2.0, 5)[:, None, None] if reduction == "none" else 2.5
+            want = grad * coef * w
+            assert np.array_equal(np.isnan(xt.grad.numpy()), np.isnan(want))
+            got = np.nan_to_num(xt.grad.numpy())
+            assert_close(got, np.nan_to_num(want), dtype, kind="grad")
+
+
+def test_fast_path_labels_past_their_length_and_uint8():
+    """Padding past label_lengths is never read (a -1, the blank, a large id), uint8 labels
+    are taken; the fast path gives the numbers of the general one."""
+    rng = np.random.default_rng(16)
+    x = rng.normal(size=(3, 40, 10))  # 1200 elements: the kernel's size
+    labels = np.array([[1, 2, -1, 99], [3, 0, 0, 0], [4, 4, 5, 9]])
+    sl = np.array([2, 1, 4])
+    with lk.portable():
+        ref = lk.value_and_grad(lk.ctc)(x, labels, label_lengths=sl, reduction="none")
+    from losskit.losses import sequence
+
+    assert sequence._numpy_fast(x, labels, None, sl, 0, False, "none", True, None) is not None
+    got = lk.value_and_grad(lk.ctc)(x, labels, label_lengths=sl, reduction="none")
+    assert_close(got[0], ref[0])
+    assert_close(got[1], ref[1], kind="grad")
+    y8 = np.where(labels < 0, 0, labels % 10).astype(np.uint8)
+    got8 = lk.value_and_grad(lk.ctc)(x, y8, label_lengths=sl.astype(np.uint8), reduction="none")
+    assert_close(got8[0], ref[0])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(labels=np.array([[1, 0], [3, 3]])), "got 0 at position (0, 1)"),
+        (dict(labels=np.array([[1, 2], [3, 4]])), "got 4 at position (1, 1)"),
+        (dict(labels=np.array([[1, 2], [-1, 3]]), blank=3), "got -1 at position (1, 0)"),
+        (dict(labels=np.array([[1, 2], [3, 0]]), label_lengths=np.array([2, 2])), "got 0 at"),
+        (dict(label_lengths=np.array([1, 3])), "got 3 at position (1,)"),
+        (dict(label_lengths=np.array([1, -3], np.int8)), "got -3 at position (1,)"),
+        (dict(logit_lengths=np.array([-1, 3])), "got -1 at position (0,)"),
+        (dict(logit_lengths=np.array([3, 4], np.int32)), "got 4 at position (1,)"),
+        (dict(blank=4), "`blank` must be an int in [0, 4); got 4"),
+        (dict(blank=-1), "`blank` must be an int in [0, 4); got -1"),
+    ],
+)
+def test_fast_path_bad_values_raise_as_the_general_path(monkeypatch, backend, kwargs, message):
+    """With the kernel taking every size, a bad value still raises the general path's
+    error (the fast path only decides; the general one phrases), on NumPy and torch."""
+    mod = pytest.importorskip(backend)
+    _force_kernel(monkeypatch, fast_only=False)
+    to = (lambda a: a) if backend == "numpy" else mod.from_numpy
+    kwargs = {k: to(v) if isinstance(v, np.ndarray) else v for k, v in kwargs.items()}
+    x = kwargs.pop("logits", to(_X))
+    y = kwargs.pop("labels", to(_Y))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        lk.ctc(x, y, **kwargs)
+    if backend == "torch":
+        with pytest.raises(ValueError, match=re.escape(message)):
+            lk.ctc(x.clone().requires_grad_(True), y, **kwargs)
+
+
+def test_fast_path_torch_backward_twice_and_in_place_change(monkeypatch):
+    """A second backward (retain_graph) recomputes the gradient; logits changed in place
+    after the forward make that backward an error, as for any saved tensor."""
+    torch = pytest.importorskip("torch")
+    _force_kernel(monkeypatch)
+    x, labels, _, _, tl, sl, blank = _case("repeats_and_lengths", seed=17)
+    _, grad = brute_force_batch(x, labels, tl, sl, blank)
+    xt = torch.tensor(x, requires_grad=True)
+    kw = dict(logit_lengths=torch.tensor(tl), label_lengths=torch.tensor(sl), reduction="mean")
+    loss = lk.ctc(xt, torch.tensor(labels), **kw)
+    (g1,) = torch.autograd.grad(loss, xt, retain_graph=True)
+    (g2,) = torch.autograd.grad(3 * loss, xt, retain_graph=True)
+    assert_close(g1.numpy(), grad / 5, kind="grad")
+    assert_close(g2.numpy(), 3 * grad / 5, kind="grad")
+    (g,) = torch.autograd.grad(lk.ctc(xt, torch.tensor(labels), **kw), xt, create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad(g.sum(), xt)
+    with torch.no_grad():
+        xt.mul_(2.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        torch.autograd.grad(loss, xt)
+    assert torch.autograd.gradcheck(
+        lambda z: lk.ctc(z, torch.tensor(labels), **{**kw, "reduction": "none"}), (xt,)
+    )

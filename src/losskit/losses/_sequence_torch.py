@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
-from .sequence import _infeasible_rows, _torch_nll_and_grad, _torch_xp
+from .sequence import _host_ctc, _infeasible_rows, _torch_nll_and_grad, _torch_xp
 
 
 def _nll_and_grad(
@@ -45,20 +46,21 @@ def _nll_and_grad(
 
 
 def _scaled(d: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """``d * g[:, None, None]``, in place: on CPU through the kernels' threads (and not at
-    all where every ``g`` is 1, as for ``reduction="sum"``), else a torch ``mul_``."""
+    """``d * g[:, None, None]`` (``d * g`` for a 0-d ``g``), in place: on CPU through the
+    kernels' threads (and not at all where every ``g`` is 1, as for ``reduction="sum"``),
+    else a torch ``mul_``."""
     if d.device.type == "cpu" and d.is_contiguous() and not g.requires_grad:
         from ..kernels import dispatch
 
         host = d.numpy()
         if dispatch.use_kernel(host):
-            scale = g.detach().to(torch.float64).contiguous().numpy()
+            scale = g.detach().to(torch.float64).numpy()
             if not (scale == 1.0).all():
                 from ..kernels._ctc import scale_rows
 
-                scale_rows(host, scale)
+                scale_rows(host, np.broadcast_to(scale, d.shape[:1]))
             return d
-    return d.mul_(g[:, None, None])
+    return d.mul_(g if g.ndim == 0 else g[:, None, None])
 
 
 def _forward(
@@ -123,3 +125,59 @@ class TorchCTCFunction(_Saved):
     @staticmethod
     def forward(ctx: Any, *args: Any) -> torch.Tensor:
         return _forward(ctx, True, *args)
+
+
+class HostCTCFunction(torch.autograd.Function):
+    """The reduced CTC loss of an eager CPU tensor, checked by :func:`~losskit.losses.sequence.
+    _torch_fast` (the kernel on zero-copy NumPy views).
+
+    One node instead of the general path's function, ``where`` and sum: the
+    forward computes the value and the gradient of the value (scaled by the
+    reduction's coefficient in the kernel), the first backward scales that
+    by the incoming gradient in place (nothing when it is 1), a later one
+    (``retain_graph``) recomputes it.  ``options`` is ``(checked, blank,
+    zero_infinity, reduction)``, ``checked`` the kernel and the int64 NumPy
+    labels and lengths; the tensors are saved only so that autograd refuses
+    a backward after they were modified in place.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        labels: torch.Tensor,
+        logit_lengths: torch.Tensor | None,
+        label_lengths: torch.Tensor | None,
+        options: tuple[Any, ...],
+    ) -> torch.Tensor:
+        value, d = _host_ctc_of(x, options)
+        ctx.save_for_backward(x, labels, logit_lengths, label_lengths)
+        ctx.d, ctx.options = torch.from_numpy(d), options
+        return torch.from_numpy(np.asarray(value))
+
+    @staticmethod
+    @once_differentiable  # no second derivative (as PyTorch's ctc_loss): an error, not a 0
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
+        d, ctx.d = ctx.d, None
+        if d is None:
+            d = torch.from_numpy(_host_ctc_of(ctx.saved_tensors[0], ctx.options)[1])
+        if g.ndim or g.requires_grad:
+            return (_scaled(d, g), None, None, None, None)
+        factor = float(g)  # "mean" and "sum": one incoming gradient, mostly 1
+        if factor != 1.0:
+            _scale_rows(d.numpy(), np.full(d.shape[0], factor))
+        return (d, None, None, None, None)
+
+
+def _host_ctc_of(x: torch.Tensor, options: tuple[Any, ...]) -> tuple[Any, np.ndarray]:
+    """The value and gradient of :func:`~losskit.losses.sequence._host_ctc` for ``x``."""
+    checked, blank, zero_infinity, reduction = options
+    value, d = _host_ctc(checked, x.detach().numpy(), blank, zero_infinity, reduction, True)
+    assert d is not None
+    return value, d
+
+
+def _scale_rows(g: np.ndarray, scale: np.ndarray) -> None:
+    from ..kernels._ctc import scale_rows
+
+    scale_rows(g, scale)

@@ -491,6 +491,212 @@ def _is_jax(x: Any) -> bool:
     return mod is not None and isinstance(x, mod.Array)
 
 
+# --------------------------------------------------------------------------- host fast path
+
+# At 200 x 32 x 32 (S = 50) the kernel takes about 2 ms for the loss and its gradient;
+# the general path around it (array-API namespaces, traced-value plumbing, a reduction
+# plan, torch operations on the small arrays) cost 0.2-0.5 ms of Python per call.  For
+# NumPy arrays and eager CPU tensors that the kernel takes, the path below checks the
+# small arrays once with plain NumPy and calls the kernel directly.  Whatever it does
+# not take exactly (another dtype or library, ``sample_weight``, a bad value) goes the
+# general way, which raises the errors: the checks here only decide, never phrase.
+
+_KERNEL_FLOATS = frozenset((np.dtype(np.float32), np.dtype(np.float64)))
+# integer dtypes whose values int64 holds (uint64 goes the general way)
+_HOST_INTS = frozenset(
+    np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32)
+)
+_entry: Any = None  # the kernel's entry, imported once
+
+
+def _kernel_entry(x: np.ndarray) -> Any:
+    """``ctc_loss_and_grad`` where the kernel takes ``x`` (see :func:`_kernel`), else None."""
+    global _entry
+    from ..kernels import dispatch
+
+    if not dispatch.use_kernel(x):
+        return None
+    if _entry is None:
+        try:
+            from ..kernels._ctc import ctc_loss_and_grad
+        except ImportError:
+            return None
+        _entry = ctc_loss_and_grad
+    return _entry
+
+
+def _host_lengths(lengths: Any, n: int, size: int) -> np.ndarray | None:
+    """``lengths`` as int64 (N,) in ``[0, size]`` (all ``size`` when None), or None
+    when they are anything else."""
+    if lengths is None:
+        return np.full(n, size, dtype=np.int64)
+    if type(lengths) is not np.ndarray or lengths.dtype not in _HOST_INTS:
+        return None
+    if lengths.shape != (n,):
+        return None
+    lengths = lengths.astype(np.int64, copy=False)
+    # as unsigned, a negative length is above every size
+    if n and bool((lengths.view(np.uint64) > size).any()):
+        return None
+    return lengths
+
+
+def _host_checked(
+    x: np.ndarray,
+    labels: Any,
+    logit_lengths: Any,
+    label_lengths: Any,
+    blank: Any,
+    zero_infinity: Any,
+    reduction: Any,
+) -> tuple[Any, ...] | None:
+    """``(kernel, labels, logit_lengths, label_lengths)`` (int64 NumPy) when the kernel
+    takes ``x`` (N, T, C) and every argument is valid, else None (the general path)."""
+    if x.ndim != 3 or reduction not in ("mean", "sum", "none"):
+        return None
+    if zero_infinity is not True and zero_infinity is not False:
+        return None
+    kernel = _kernel_entry(x)
+    if kernel is None:
+        return None
+    n, steps, num_classes = x.shape
+    if type(labels) is not np.ndarray or labels.dtype not in _HOST_INTS:
+        return None
+    if labels.ndim != 2 or labels.shape[0] != n:
+        return None
+    if not (type(blank) is int or _is_int(blank)) or not 0 <= blank < num_classes:
+        return None
+    t_len = _host_lengths(logit_lengths, n, steps)
+    s_len = _host_lengths(label_lengths, n, labels.shape[1])
+    if t_len is None or s_len is None:
+        return None
+    y = labels.astype(np.int64, copy=False)
+    if y.size:
+        # a class id in [0, C) other than the blank (negative ones are large as unsigned)
+        bad = (y.view(np.uint64) >= num_classes) | (y == blank)
+        if label_lengths is not None:
+            bad &= np.arange(y.shape[1]) < s_len[:, None]
+        if bool(bad.any()):
+            return None
+    return kernel, y, t_len, s_len
+
+
+def _host_ctc(
+    checked: tuple[Any, ...],
+    x: np.ndarray,
+    blank: int,
+    zero_infinity: bool,
+    reduction: str,
+    with_grad: bool,
+    grad_out: np.ndarray | None = None,
+) -> tuple[Any, np.ndarray | None]:
+    """The value (the reduction's, in ``x``'s dtype) and the gradient of checked input.
+
+    The same numbers as the general path: the per-example losses rounded to
+    ``x``'s dtype, then reduced; infeasible examples 0 with ``zero_infinity``,
+    else ``inf`` with NaN on their frames in the gradient.
+    """
+    kernel, y, t_len, s_len = checked
+    n = x.shape[0]
+    coef = (1.0 / n if n else 0.0) if reduction == "mean" else 1.0
+    x = np.ascontiguousarray(x)
+    out = None
+    if grad_out is not None and grad_out.flags.c_contiguous and not np.shares_memory(grad_out, x):
+        out = grad_out  # the kernel writes the gradient there
+    scale = np.full(n, coef) if with_grad else None
+    nll64, d = kernel(x, y, t_len, s_len, int(blank), grad_scale=scale, grad_out=out)
+    nll = nll64.astype(x.dtype)
+    # one reduction over the losses, and a look for infinite ones only where it is not finite
+    total = nll.max(initial=-math.inf) if reduction == "none" else nll.sum()
+    if not total < math.inf:
+        infinite = nll == math.inf
+        if zero_infinity:
+            nll[infinite] = 0.0  # the kernel's gradient rows are 0 there already
+            total = nll.sum()
+        elif d is not None:
+            for i in np.flatnonzero(infinite):
+                d[i, : int(t_len[i])] = math.nan
+    if reduction == "none":
+        value = nll
+    else:
+        value = total if reduction == "sum" else total * coef
+    if grad_out is not None and d is not None and d is not grad_out:
+        grad_out[...] = d
+        d = grad_out
+    return value, d
+
+
+def _numpy_fast(
+    logits: Any,
+    labels: Any,
+    logit_lengths: Any,
+    label_lengths: Any,
+    blank: Any,
+    zero_infinity: Any,
+    reduction: Any,
+    with_grad: bool,
+    grad_out: Any,
+) -> tuple[Any, Any] | None:
+    """:func:`_ctc_impl` for NumPy input the kernel takes, or None."""
+    if grad_out is not None and (
+        type(grad_out) is not np.ndarray
+        or grad_out.shape != logits.shape
+        or grad_out.dtype != logits.dtype
+        or not grad_out.flags.writeable
+    ):
+        return None
+    checked = _host_checked(
+        logits, labels, logit_lengths, label_lengths, blank, zero_infinity, reduction
+    )
+    if checked is None:
+        return None
+    return _host_ctc(checked, logits, blank, zero_infinity, reduction, with_grad, grad_out)
+
+
+def _torch_fast(
+    logits: Any,
+    labels: Any,
+    logit_lengths: Any,
+    label_lengths: Any,
+    blank: Any,
+    zero_infinity: Any,
+    reduction: Any,
+    with_grad: bool,
+) -> tuple[Any, Any] | None:
+    """:func:`_ctc_impl` for eager CPU tensors the kernel takes (through zero-copy NumPy
+    views), or None: autograd gets one ``autograd.Function`` that returns the reduced
+    value, its gradient computed by the forward pass."""
+    torch = sys.modules["torch"]
+    if logits.device.type != "cpu" or logits.dtype not in (torch.float32, torch.float64):
+        return None
+    if torch.compiler.is_compiling():
+        return None
+    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+    tensors = (logits, labels, logit_lengths, label_lengths)
+    for a in tensors:
+        if a is not None and (
+            not isinstance(a, torch.Tensor) or a.device.type != "cpu" or wrapped(a)
+        ):
+            return None
+    host = []
+    for a in tensors[1:]:
+        if a is not None and (a.requires_grad or a.dtype.is_floating_point or a.is_complex()):
+            return None
+        host.append(None if a is None else a.numpy())
+    x = logits.detach().numpy()
+    y, t_len, s_len = host
+    checked = _host_checked(x, y, t_len, s_len, blank, zero_infinity, reduction)
+    if checked is None:
+        return None
+    if with_grad or not (logits.requires_grad and torch.is_grad_enabled()):
+        value, d = _host_ctc(checked, x, blank, zero_infinity, reduction, with_grad)
+        return torch.from_numpy(np.asarray(value)), None if d is None else torch.from_numpy(d)
+    from ._sequence_torch import HostCTCFunction
+
+    options = (checked, int(blank), zero_infinity, reduction)
+    return HostCTCFunction.apply(logits, labels, logit_lengths, label_lengths, options), None
+
+
 # --------------------------------------------------------------------------- the loss
 
 
@@ -667,6 +873,16 @@ def _ctc_impl(
     with_grad: bool = False,
     grad_out: Any = None,
 ) -> tuple[Array, Array | None]:
+    if sample_weight is None:
+        args = (logits, labels, logit_lengths, label_lengths, blank, zero_infinity, reduction)
+        if type(logits) is np.ndarray:
+            fast = _numpy_fast(*args, with_grad, grad_out)
+        elif grad_out is None and is_torch_tensor(logits):
+            fast = _torch_fast(*args, with_grad)
+        else:
+            fast = None
+        if fast is not None:
+            return fast
     xp, x, labels, logit_lengths, label_lengths, sample_weight = namespace(
         logits,
         labels,
