@@ -507,14 +507,18 @@ _HOST_INTS = frozenset(
     np.dtype(t) for t in (np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32)
 )
 _entry: Any = None  # the kernel's entry, imported once
+_dispatch: Any = None  # losskit.kernels.dispatch, imported once
+_full: dict[tuple[int, int], np.ndarray] = {}  # lengths all equal to the padded size
 
 
 def _kernel_entry(x: np.ndarray) -> Any:
     """``ctc_loss_and_grad`` where the kernel takes ``x`` (see :func:`_kernel`), else None."""
-    global _entry
-    from ..kernels import dispatch
+    global _entry, _dispatch
+    if _dispatch is None:
+        from ..kernels import dispatch
 
-    if not dispatch.use_kernel(x):
+        _dispatch = dispatch
+    if not _dispatch.use_kernel(x):
         return None
     if _entry is None:
         try:
@@ -529,16 +533,31 @@ def _host_lengths(lengths: Any, n: int, size: int) -> np.ndarray | None:
     """``lengths`` as int64 (N,) in ``[0, size]`` (all ``size`` when None), or None
     when they are anything else."""
     if lengths is None:
-        return np.full(n, size, dtype=np.int64)
+        full = _full.get((n, size))
+        if full is None:
+            if len(_full) >= 16:
+                _full.clear()
+            full = _full[n, size] = np.full(n, size, dtype=np.int64)
+        return full  # read by the kernel only, never handed out
     if type(lengths) is not np.ndarray or lengths.dtype not in _HOST_INTS:
         return None
     if lengths.shape != (n,):
         return None
     lengths = lengths.astype(np.int64, copy=False)
     # as unsigned, a negative length is above every size
-    if n and bool((lengths.view(np.uint64) > size).any()):
+    if n and (lengths.view(np.uint64) > size).any():
         return None
     return lengths
+
+
+def _bad_labels(y: np.ndarray, num_classes: int, blank: int) -> bool:
+    """Whether any of the int64 ``y`` is not a class id in [0, C) other than ``blank``
+    (as unsigned, a negative id is above every class)."""
+    if blank == 0:  # the usual blank: y - 1 in [0, C - 1)
+        return bool(((y - 1).view(np.uint64) >= num_classes - 1).any())
+    if blank == num_classes - 1:
+        return bool((y.view(np.uint64) >= num_classes - 1).any())
+    return bool(((y.view(np.uint64) >= num_classes) | (y == blank)).any())
 
 
 def _host_checked(
@@ -566,17 +585,18 @@ def _host_checked(
         return None
     if not (type(blank) is int or _is_int(blank)) or not 0 <= blank < num_classes:
         return None
+    blank = int(blank)
     t_len = _host_lengths(logit_lengths, n, steps)
     s_len = _host_lengths(label_lengths, n, labels.shape[1])
     if t_len is None or s_len is None:
         return None
     y = labels.astype(np.int64, copy=False)
-    if y.size:
-        # a class id in [0, C) other than the blank (negative ones are large as unsigned)
-        bad = (y.view(np.uint64) >= num_classes) | (y == blank)
-        if label_lengths is not None:
-            bad &= np.arange(y.shape[1]) < s_len[:, None]
-        if bool(bad.any()):
+    if y.size and _bad_labels(y, num_classes, blank):
+        if label_lengths is None:
+            return None
+        # padding past a label's length may hold anything: look within the lengths
+        within = np.arange(y.shape[1]) < s_len[:, None]
+        if _bad_labels(np.where(within, y, (blank + 1) % num_classes), num_classes, blank):
             return None
     return kernel, y, t_len, s_len
 
@@ -667,22 +687,23 @@ def _torch_fast(
     views), or None: autograd gets one ``autograd.Function`` that returns the reduced
     value, its gradient computed by the forward pass."""
     torch = sys.modules["torch"]
-    if logits.device.type != "cpu" or logits.dtype not in (torch.float32, torch.float64):
+    if type(logits) is not torch.Tensor and type(logits) is not torch.nn.Parameter:
         return None
-    if torch.compiler.is_compiling():
+    if logits.dtype not in (torch.float32, torch.float64) or logits.device.type != "cpu":
         return None
-    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
-    tensors = (logits, labels, logit_lengths, label_lengths)
-    for a in tensors:
-        if a is not None and (
-            not isinstance(a, torch.Tensor) or a.device.type != "cpu" or wrapped(a)
-        ):
-            return None
+    if torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(logits):
+        return None
     host = []
-    for a in tensors[1:]:
-        if a is not None and (a.requires_grad or a.dtype.is_floating_point or a.is_complex()):
+    for a in (labels, logit_lengths, label_lengths):
+        if a is None:
+            host.append(None)
+            continue
+        if type(a) is not torch.Tensor:
             return None
-        host.append(None if a is None else a.numpy())
+        try:  # CPU integer tensors only (a float one that requires grad raises here)
+            host.append(a.numpy())
+        except (RuntimeError, TypeError):  # another device, a functorch wrapper
+            return None
     x = logits.detach().numpy()
     y, t_len, s_len = host
     checked = _host_checked(x, y, t_len, s_len, blank, zero_infinity, reduction)
