@@ -28,6 +28,7 @@ import pytest
 
 pytest.importorskip("numba")
 
+from losskit.kernels import _ctc as ctc_kernel
 from losskit.kernels._ctc import ctc_loss_and_grad, last_paths, tilt
 
 TOL = {  # (loss rtol, gradient atol): a float32 gradient is rounded to float32
@@ -421,6 +422,29 @@ def test_long_sequences_of_uninformative_logits_stay_in_plain_float64():
     assert last_paths().tolist() == [0, 0]
     ctc_loss_and_grad(*batch(cases, np.float64), 0, grad_scale=np.ones(2))
     assert last_paths().tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_alpha_kept_every_16th_frame_gives_the_same_numbers(monkeypatch, dtype):
+    # Past CHECKPOINT_BYTES of alpha table the backward pass recomputes alpha from every
+    # 16th frame: the same loss (bit for bit) and gradient (to rounding) as the full table,
+    # frame counts not a multiple of 16, examples shorter than the batch's frames, a
+    # label-free example and one that cannot fit included.
+    rng = np.random.default_rng(16)
+    C = 9
+    cases = [
+        (rng.normal(size=(T, C)), random_labels(rng, L, C, 0, 0.2))
+        for T, L in [(77, 20), (33, 5), (16, 3), (1, 0), (40, 0), (4, 5)]
+    ]
+    x, labels, tl, ll = batch(cases, dtype)
+    nll_full, g_full = ctc_loss_and_grad(x, labels, tl, ll, 0, grad_scale=np.ones(len(cases)))
+    monkeypatch.setattr(ctc_kernel, "CHECKPOINT_BYTES", 0)
+    nll, g = ctc_loss_and_grad(x, labels, tl, ll, 0, grad_scale=np.ones(len(cases)))
+    np.testing.assert_array_equal(nll, nll_full)
+    assert np.isinf(nll[-1]) and np.isfinite(nll[:-1]).all()
+    scale = np.abs(g_full).max()
+    np.testing.assert_allclose(g, g_full, rtol=0, atol=scale * TOL[dtype][1])
+    check(cases, 0, dtype)  # and both against the log-space reference
 
 
 @pytest.mark.parametrize(("frames", "states", "lam"), [(1, 3, 1.0), (5, 1, 1.0), (11, 9, 1.0)])

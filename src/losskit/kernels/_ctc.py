@@ -36,7 +36,7 @@ example in one parallel region instead (one synchronisation per call, and an
 example's tables stay in cache between its passes); smaller batches take the
 two passes, so that the first spreads the frames over the threads. The
 scratch (the lattice's probabilities, and the alpha table with a gradient:
-about 1.5 N T S' float64) is kept per thread between calls up to
+about 1.5 N T S' float64, less past ``CHECKPOINT_BYTES``) is kept per thread between calls up to
 ``SCRATCH_KEEP_BYTES``.
 
 The recursions run in plain float64, each frame's alpha (and beta) divided
@@ -631,13 +631,24 @@ def tilt(Tn, Sp):
     return max((math.sqrt(b * b + 8.0 * r * a) - b) / (2.0 * a), 1e-150)
 
 
+#: Where the alpha table would exceed CHECKPOINT_BYTES, the scaled alpha is stored every
+#: CHECKPOINT frames only, and the backward pass recomputes the frames between from
+#: there, a block at a time in a table that stays in cache. Storing every frame wrote
+#: and read back N T S' float64: at 4000 x 4 frames and 400 labels (100 MB) 13 ms of the
+#: 84 (1 thread), more than recomputing (fwd+bwd 80 -> 77 ms); at 200 x 32 frames and 50
+#: labels (5 MB) recomputing took fwd+bwd from 2.2 to 2.85 ms.
+CHECKPOINT = 16
+CHECKPOINT_BYTES = 16 << 20
+
+
 @njit(fastmath=FASTMATH, cache=True)
-def _alpha_scaled(wn, lab, Tn, L, store, An, Zn, give_up, lam):
+def _alpha_scaled(wn, lab, Tn, L, store, An, Zn, give_up, lam, every):
     """Forward recursion of one example in plain float64, tilted by ``lam`` and each
     frame scaled to sum 1.
 
-    Returns (log p(labels), exact); with ``store``, the scaled alpha into An (Tn, S')
-    and each frame's sum before scaling into Zn (Tn,). ``exact`` is False where a
+    Returns (log p(labels), exact); with ``store``, the scaled alpha of every
+    ``every``-th frame into An (ceil(Tn / every), S') and each frame's sum before
+    scaling into Zn (Tn,). ``exact`` is False where a
     reachable state's scaled value fell below ``TINY``: the loss is then the scaled one
     only where ``_beta_scaled``'s bound holds; with ``give_up`` the recursion stops there.
     """
@@ -662,14 +673,14 @@ def _alpha_scaled(wn, lab, Tn, L, store, An, Zn, give_up, lam):
             if Sp > 1:
                 cur[1] = wt[1] * lam  # tilted: alpha(s) lam^s
             total = cur[0] + cur[1] if Sp > 1 else cur[0]
-        else:
+        else:  # (repeated in _beta_scaled's recomputation: a shared function ran 40% slower)
             for s in range(Sp):
                 v = wt[s] * (prev[s + 2] + lam * prev[s + 1] + skip[s] * prev[s])
                 cur[s] = v
                 total += v
         inv = 1.0 / total if total > 0.0 else 0.0  # (0: no state reached, all stay 0)
-        # the scaled frame: the next frame's input, the stored row, and the check for a
-        # reachable state below TINY, in one pass
+        # the scaled frame: the next frame's input and the check for a reachable state
+        # below TINY, in one pass
         tf = np.float64(t)
         for s in range(Sp):
             v = cur[s] * inv
@@ -677,9 +688,10 @@ def _alpha_scaled(wn, lab, Tn, L, store, An, Zn, give_up, lam):
             bad += 1.0 if (v < TINY and first[s] <= tf) else 0.0
         if store:
             Zn[t] = total
-            At = An[t]
-            for s in range(Sp):
-                At[s] = prev[s + 2]
+            if t % every == 0:
+                At = An[t // every]
+                for s in range(Sp):
+                    At[s] = prev[s + 2]
         if give_up and bad != 0.0:
             return 0.0, False
         if total > 0.0:
@@ -719,12 +731,14 @@ def _fill_rows(gn, Tn, value):
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, An, Zn, sc, gn, write, lam):
+def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, An, Zn, sc, gn, write, lam, every):
     """The backward recursion of one example in plain float64 (each frame scaled by the
     sum of the one after, tilted by 1 / ``lam``: beta(s) lam^-s, so that alpha beta is
     untilted), given the scaled alpha ``An`` and the frame sums ``Zn`` of
-    ``_alpha_scaled``; with ``write``, the gradient rows gn[t] = sc (softmax(x[t]) -
-    posterior occupation), the posterior of state s alpha beta / sum_s alpha beta.
+    ``_alpha_scaled`` (each frame's, or every ``every``-th: the frames between recomputed
+    from there by the same operations); with ``write``, the gradient rows
+    gn[t] = sc (softmax(x[t]) - posterior occupation), the posterior of state s
+    alpha beta / sum_s alpha beta.
     Returns whether the bound above holds (every overlap_t min(1, total_t, btotal_t) >=
     ``MIN_OVERLAP``, S' T <= ``MAX_STATES``): otherwise the rows written are not to be
     used."""
@@ -739,8 +753,35 @@ def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, An, Zn, sc, gn, write, lam
     xm = np.zeros(Sp + 2)  # emission of t + 1 times beta[t + 1], scaled; two 0 states after
     post = np.empty(Sp)
     wt = np.empty(Sp)
+    # alpha's recomputation: its skips (skip[s] here is the one into s), a block of frames
+    askip, _, _ = _lattice_masks(lab, L)
+    for s in range(Sp):
+        askip[s] *= lam2
+    prev = np.zeros(Sp + 2)
+    cur = np.empty(Sp)
+    block = np.empty((every, Sp))
+    t0 = Tn
     ib = 1.0  # 1 / the sum of beta[t + 1]
     for t in range(Tn - 1, -1, -1):
+        if every > 1 and t < t0:  # frames t0..t, from the checkpoint at t0
+            t0 = t - t % every
+            check = An[t0 // every]
+            for s in range(Sp):
+                prev[s + 2] = check[s]
+                block[0, s] = check[s]
+            for u in range(t0 + 1, t + 1):  # (u > 0: alpha's recursion as it ran)
+                _spread(wn[u], L, wt)
+                total = 0.0
+                for s in range(Sp):
+                    v = wt[s] * (prev[s + 2] + lam * prev[s + 1] + askip[s] * prev[s])
+                    cur[s] = v
+                    total += v
+                inv = 1.0 / total if total > 0.0 else 0.0
+                row_u = block[u - t0]
+                for s in range(Sp):
+                    v = cur[s] * inv
+                    prev[s + 2] = v
+                    row_u[s] = v
         btotal = 1.0
         if t == Tn - 1:
             beta[Sp - 1] = 1.0
@@ -759,7 +800,7 @@ def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, An, Zn, sc, gn, write, lam
             if not btotal > 0.0:
                 return False
             ib = 1.0 / btotal
-        At = An[t]
+        At = An[t] if every == 1 else block[t - t0]
         overlap = 0.0  # sum_s alpha beta, alpha scaled to sum 1, beta to btotal
         for s in range(Sp):
             p = At[s] * beta[s]
@@ -778,14 +819,15 @@ def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, An, Zn, sc, gn, write, lam
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _example(xn, lab, Tn, L, blank, mxn, smn, wn, do_grad, An, Zn, sc, gn, path):
+def _example(xn, lab, Tn, L, blank, mxn, smn, wn, do_grad, An, Zn, sc, gn, path, every):
     """log p(labels) of one example and, with ``do_grad``, its gradient rows: the scaled
     recursions, or the extended-range ones where those do not hold. The loss is the
     scaled one where no reachable state underflowed or the bound on underflow holds
     (checked the same way with or without a gradient, so that both calls give the same
     number), else the extended range's; the rows are the scaled ones where the bound
     holds. path[0] says which ran: 0 the scaled ones, 1 the extended range for both,
-    2 the extended range for the rows only."""
+    2 the extended range for the rows only. ``every``: the frames between the alpha
+    table's rows (An (ceil(T / every), S'))."""
     path[0] = 0.0
     rows = do_grad and sc != 0.0
     if do_grad:
@@ -794,7 +836,7 @@ def _example(xn, lab, Tn, L, blank, mxn, smn, wn, do_grad, An, Zn, sc, gn, path)
         return 0.0 if L == 0 else -np.inf
     Sp = 2 * L + 1
     lam = tilt(Tn, Sp)
-    lz, exact = _alpha_scaled(wn, lab, Tn, L, rows, An, Zn, not rows, lam)
+    lz, exact = _alpha_scaled(wn, lab, Tn, L, rows, An, Zn, not rows, lam, every)
     if lz != lz:  # a NaN (or +inf) logit: the loss and the example's rows are NaN
         if rows:
             _fill_rows(gn, Tn, np.nan)
@@ -807,38 +849,69 @@ def _example(xn, lab, Tn, L, blank, mxn, smn, wn, do_grad, An, Zn, sc, gn, path)
         # A state underflowed and only the loss is asked for: the bound decides, from
         # the same recursions that a call with a gradient runs (tables of this example's
         # own; the rows are not written).
-        An1 = np.empty((Tn, Sp))
+        An1 = np.empty(((Tn + every - 1) // every, Sp))
         Zn1 = np.empty(Tn)
-        lz, _ = _alpha_scaled(wn, lab, Tn, L, True, An1, Zn1, False, lam)
+        lz, _ = _alpha_scaled(wn, lab, Tn, L, True, An1, Zn1, False, lam, every)
         holds = lz > -np.inf and _beta_scaled(
-            xn, lab, Tn, L, blank, mxn, smn, wn, An1, Zn1, sc, gn, False, lam
+            xn, lab, Tn, L, blank, mxn, smn, wn, An1, Zn1, sc, gn, False, lam, every
         )
         if holds:
             return lz
         path[0] = 1.0
         return _alpha(wn, xn, lab, Tn, L, blank, mxn, smn, False, An)
-    if _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, An, Zn, sc, gn, True, lam):
+    if _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, An, Zn, sc, gn, True, lam, every):
         return lz
-    lz_exact = _alpha(wn, xn, lab, Tn, L, blank, mxn, smn, True, An)
+    log_alpha = np.empty((Tn, Sp))  # (every frame's: the extended range is the rare path)
+    lz_exact = _alpha(wn, xn, lab, Tn, L, blank, mxn, smn, True, log_alpha)
     path[0] = 1.0 if not exact else 2.0
-    _backward_one(xn, lab, Tn, L, blank, mxn, smn, wn, An, lz_exact, sc, gn)
+    _backward_one(xn, lab, Tn, L, blank, mxn, smn, wn, log_alpha, lz_exact, sc, gn)
     return lz if exact else lz_exact
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def _lattice(
-    x, labels, logit_lengths, label_lengths, blank, mx, sm, w, do_grad, A, Z, logz, scale, g, path
+    x,
+    labels,
+    logit_lengths,
+    label_lengths,
+    blank,
+    mx,
+    sm,
+    w,
+    do_grad,
+    A,
+    Z,
+    logz,
+    scale,
+    g,
+    path,
+    every,
 ):
     """``_example`` of every example after ``_frames`` (parallel over the examples)."""
     N = x.shape[0]
     for n in prange(N):
-        args = (mx[n], sm[n], w[n], do_grad, A[n], Z[n], scale[n], g[n], path[n : n + 1])
+        args = (mx[n], sm[n], w[n], do_grad, A[n], Z[n], scale[n], g[n], path[n : n + 1], every)
         logz[n] = _example(x[n], labels[n], logit_lengths[n], label_lengths[n], blank, *args)
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def _fused(
-    x, labels, logit_lengths, label_lengths, blank, mx, sm, w, do_grad, A, Z, logz, scale, g, path
+    x,
+    labels,
+    logit_lengths,
+    label_lengths,
+    blank,
+    mx,
+    sm,
+    w,
+    do_grad,
+    A,
+    Z,
+    logz,
+    scale,
+    g,
+    path,
+    every,
 ):
     """Both passes of each example in one parallel region over the examples: for a
     batch of at least two examples per thread (one synchronisation instead of two, and
@@ -848,7 +921,7 @@ def _fused(
         Tn = logit_lengths[n]
         L = label_lengths[n]
         _frame_range(x[n], labels[n], L, blank, 0, Tn, mx[n], sm[n], w[n])
-        args = (mx[n], sm[n], w[n], do_grad, A[n], Z[n], scale[n], g[n], path[n : n + 1])
+        args = (mx[n], sm[n], w[n], do_grad, A[n], Z[n], scale[n], g[n], path[n : n + 1], every)
         logz[n] = _example(x[n], labels[n], Tn, L, blank, *args)
 
 
@@ -972,7 +1045,9 @@ def ctc_loss_and_grad(
     _threads.ensure()
     threads = int(numba.get_num_threads())
     shapes = [(N, T), (N, T), (N, T, lmax + 1), (N,), (N,)]
-    shapes += [(N, T, 2 * lmax + 1), (N, T)] if do_grad else [(N, 0, 0), (N, 0)]
+    every = CHECKPOINT if 8 * N * T * (2 * lmax + 1) > CHECKPOINT_BYTES else 1
+    checks = -(-T // every)
+    shapes += [(N, checks, 2 * lmax + 1), (N, T)] if do_grad else [(N, 0, 0), (N, 0)]
     need = sum(math.prod(sh) for sh in shapes)
     mx, sm, w, logz, path, A, Z = _carve(_scratch_f64(need), *shapes)
     if grad_scale is not None:
@@ -985,10 +1060,10 @@ def ctc_loss_and_grad(
     sizes = (x, labels, logit_lengths, label_lengths, blank)
     with _threads.serial():
         if N >= 2 * threads:
-            kern[2](*sizes, mx, sm, w, do_grad, A, Z, logz, scale, g, path)
+            kern[2](*sizes, mx, sm, w, do_grad, A, Z, logz, scale, g, path, every)
         else:
             kern[0](*sizes, _chunks(N, threads), mx, sm, w)
-            kern[1](*sizes, mx, sm, w, do_grad, A, Z, logz, scale, g, path)
+            kern[1](*sizes, mx, sm, w, do_grad, A, Z, logz, scale, g, path, every)
     _scratch.paths = path.astype(np.int8)
     nll = 0.0 - logz  # (not -logz: -0.0 for an empty label sequence in no frames)
     return nll, (g if do_grad else None)
