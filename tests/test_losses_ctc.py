@@ -762,3 +762,82 @@ def test_fast_path_torch_backward_twice_and_in_place_change(monkeypatch):
     assert torch.autograd.gradcheck(
         lambda z: lk.ctc(z, torch.tensor(labels), **{**kw, "reduction": "none"}), (xt,)
     )
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("zero_infinity", [False, True])
+@pytest.mark.parametrize("normalised", [True, False])
+def test_compat_ctc_loss_fast_path_matches_torch(monkeypatch, reduction, zero_infinity, normalised):
+    """losskit.compat.torch.ctc_loss on CPU tensors the kernel takes (no torch operation on
+    the (T, N, C) arrays): PyTorch's value and its own gradient exp(lp) - gamma, for
+    log-probabilities normalised or not, padded and concatenated targets, tuple lengths,
+    an infeasible example, an incoming gradient other than 1 and a second backward."""
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+
+    from losskit.compat.torch import _ctc as compat_ctc
+    from losskit.compat.torch import ctc_loss
+
+    _force_kernel(monkeypatch, fast_only=False)
+    taken = []
+    real = compat_ctc._host_fast
+    monkeypatch.setattr(compat_ctc, "_host_fast", lambda *a: taken.append(real(*a)) or taken[-1])
+    rng = np.random.default_rng(18)
+    t, n, c = 7, 4, 5
+    x = rng.normal(size=(t, n, c)) * 2
+    lp = torch.log_softmax(torch.tensor(x), -1) if normalised else torch.tensor(x) - 1.5
+    targets = np.array([[1, 1, 2], [3, 1, 3], [2, 4, 0], [1, 2, 3]])
+    il, tl = (7, 5, 6, 1), (3, 2, 2, 2)  # the last: 2 labels in 1 frame, infeasible
+    flat = torch.tensor(np.concatenate([r[:k] for r, k in zip(targets, tl, strict=True)]))
+    kw = dict(reduction=reduction, zero_infinity=zero_infinity)
+    for dtype in (torch.float64, torch.float32):
+        for tg in (torch.tensor(targets), flat):
+            ref_x = lp.clone().to(dtype).requires_grad_(True)
+            ref = F.ctc_loss(ref_x, tg, torch.tensor(il), torch.tensor(tl), **kw)
+            ours_x = lp.clone().to(dtype).requires_grad_(True)
+            ours = ctc_loss(ours_x, tg, il, tl, **kw)
+            assert taken[-1] is not None and ours.dtype == dtype and ours.shape == ref.shape
+            w = torch.linspace(-1.0, 2.0, n, dtype=dtype) if reduction == "none" else 2.5
+            (g_ref,) = torch.autograd.grad((ref * w).sum(), ref_x, retain_graph=True)
+            (g_ref2,) = torch.autograd.grad(ref.sum(), ref_x)
+            (g1,) = torch.autograd.grad((ours * w).sum(), ours_x, retain_graph=True)
+            (g2,) = torch.autograd.grad(ours.sum(), ours_x)  # recomputed
+            name = "float64" if dtype == torch.float64 else "float32"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # inf - inf
+                assert_close(ours.detach().numpy(), ref.detach().numpy(), name)
+            for got, want in ((g1, g_ref), (g2, g_ref2)):
+                got, want = got.numpy(), want.numpy()
+                assert np.array_equal(np.isnan(got), np.isnan(want))
+                assert_close(np.nan_to_num(got), np.nan_to_num(want), name, kind="grad")
+            with torch.no_grad():
+                same = ctc_loss(ours_x, tg, il, tl, **kw)
+            assert np.array_equal(same.numpy(), ours.detach().numpy())
+
+
+def test_compat_ctc_loss_fast_path_huge_log_probs(monkeypatch):
+    """Log-probabilities far from normalised (exp overflows or underflows in a frame):
+    the stable log-sum-exp there, PyTorch's numbers."""
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+
+    from losskit.compat.torch import ctc_loss
+
+    _force_kernel(monkeypatch, fast_only=False)
+    rng = np.random.default_rng(19)
+    x = torch.tensor(rng.normal(size=(6, 2, 4)))
+    x[1] += 200.0  # exp overflows float32's range, not float64's
+    x[2] -= 200.0
+    tg, il, tl = torch.tensor([[1, 2], [3, 3]]), torch.tensor([6, 6]), torch.tensor([2, 2])
+    for dtype in (torch.float64, torch.float32):
+        ref_x = x.clone().to(dtype).requires_grad_(True)
+        ours_x = x.clone().to(dtype).requires_grad_(True)
+        ref = F.ctc_loss(ref_x, tg, il, tl, reduction="sum")
+        ours = ctc_loss(ours_x, tg, il, tl, reduction="sum")
+        (g_ref,) = torch.autograd.grad(ref, ref_x)
+        (g,) = torch.autograd.grad(ours, ours_x)
+        name = "float64" if dtype == torch.float64 else "float32"
+        assert_close(ours.detach().numpy(), ref.detach().numpy(), name)
+        finite = np.isfinite(g_ref.numpy())
+        assert np.array_equal(np.isfinite(g.numpy()), finite)
+        assert_close(g.numpy()[finite], g_ref.numpy()[finite], name, kind="grad")

@@ -8,6 +8,8 @@ it knows rather than a class being built while it traces.
 
 from __future__ import annotations
 
+import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -181,3 +183,141 @@ def _scale_rows(g: np.ndarray, scale: np.ndarray) -> None:
     from ..kernels._ctc import scale_rows
 
     scale_rows(g, scale)
+
+
+# --------------------------------------------------------------------------- PyTorch's ctc_loss
+
+
+_scratch = threading.local()
+_SCRATCH_KEEP_BYTES = 64 << 20
+
+
+def _batch_first_copy(x: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of ``x`` (N, T, C) in this thread's buffer (fresh memory for
+    each call cost page faults: kept up to 64 MiB); overwritten by the next call."""
+    size = x.size * x.itemsize
+    buf: np.ndarray | None = getattr(_scratch, "buf", None)
+    if buf is None or buf.size < size:
+        buf = np.empty(size, dtype=np.uint8)
+        _scratch.buf = buf if size <= _SCRATCH_KEEP_BYTES else None
+    out = buf[:size].view(x.dtype).reshape(x.shape)
+    np.copyto(out, x)
+    return out
+
+
+def _as_given(
+    checked: tuple[Any, ...],
+    x: np.ndarray,
+    blank: int,
+    coef: np.ndarray,
+    with_grad: bool,
+    zero_infinity: bool,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """PyTorch's ``ctc_loss`` per example (float64) on log-probabilities ``x`` (N, T, C)
+    taken as given, and ``coef[n]`` times PyTorch's gradient ``exp(x) - gamma`` (N, T, C)
+    (for :func:`losskit.compat.torch.ctc_loss`, on host arrays the kernel takes).
+
+    The kernel normalises each frame (``lse_t = log sum_c exp(x_t)``): PyTorch's loss
+    is the kernel's minus ``sum_t lse_t`` over the counted frames, its gradient the
+    kernel's ``softmax(x) - gamma`` plus ``exp(x) - softmax(x) = exp(x) (1 - e^-lse)``.
+    One pass of ``exp`` gives both (the sum of a frame's exponentials, where it is a
+    normal number; the stable ``max + log sum exp(x - max)`` elsewhere).  Where every
+    counted frame has ``|lse| <= 4 eps`` (log_softmax's output, within a few ulp of
+    normalised) the second term, at most 4 ulp of ``exp(x)``, is left out.  Infeasible
+    examples: 0 with ``zero_infinity`` (loss and gradient), else ``inf`` and NaN on
+    their frames.
+    """
+    kernel, y, t_len, s_len = checked
+    steps = x.shape[1]
+    xc = _batch_first_copy(x)
+    nll, d = kernel(xc, y, t_len, s_len, blank, grad_scale=coef if with_grad else None)
+    # exp overflows (inf, as PyTorch's exp(lp)) or underflows where log-probabilities are huge
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        e = np.exp(xc, out=xc)  # the copy is not needed any more
+        total = np.einsum("ntc->nt", e).astype(np.float64)  # sum_c exp(x[n, t, c])
+        normal = (total >= np.finfo(x.dtype).tiny) & (total < math.inf)
+        lse = np.log(total)
+        if not normal.all():  # a frame of huge or tiny log-probabilities (or NaN)
+            rows = ~normal
+            m = x[rows].max(axis=-1, initial=-math.inf).astype(np.float64)
+            m = np.where(np.isfinite(m), m, 0.0)
+            lse[rows] = m + np.log(np.exp(x[rows] - m[:, None]).sum(axis=-1, dtype=np.float64))
+        counted = np.arange(steps) < t_len[:, None]
+        lse = np.where(counted, lse, 0.0)
+        nll = nll - lse.sum(axis=1)
+        infinite = nll == math.inf
+        if d is not None:
+            # exp(x) - softmax(x) = exp(x) (1 - e^-lse), on the counted frames of feasible examples
+            on = counted & ~infinite[:, None]
+            # Normalised input (log_softmax's output: |lse| within a few ulp) makes the term
+            # at most 4 ulp of exp(x): below the rounding of exp(x) itself, left out.
+            if np.abs(np.where(on, lse, 0.0)).max(initial=0.0) > 4 * np.finfo(x.dtype).eps:
+                f = np.where(on, -np.expm1(-lse) * coef[:, None], 0.0)
+                e *= f.astype(x.dtype)[:, :, None]
+                if not normal.all():  # exp(x) and e^-lse may overflow: the difference itself
+                    rows = ~normal
+                    xr = x[rows].astype(np.float64)
+                    diff = np.exp(xr) - np.exp(xr - lse[rows][:, None])
+                    fr = np.where(on, coef[:, None], 0.0)[rows][:, None]
+                    e[rows] = np.where(fr != 0.0, diff * fr, 0.0)
+                d += e
+            if not zero_infinity:
+                for i in np.flatnonzero(infinite):
+                    d[i, : int(t_len[i])] = math.nan
+    if zero_infinity:
+        nll = np.where(infinite, 0.0, nll)
+    return nll, d
+
+
+class TorchHostCTCFunction(torch.autograd.Function):
+    """PyTorch's ``ctc_loss`` of time-first ``log_probs`` (T, N, C), reduced, on an eager
+    CPU tensor checked by :func:`losskit.compat.torch._ctc._host_fast`.
+
+    The forward computes the value and its gradient (:func:`_as_given` on a
+    batch-first copy); the backward writes the gradient back time first, scaled by
+    the incoming gradient, in one pass; a later backward (``retain_graph``)
+    recomputes it.  ``options`` is ``(checked, blank, zero_infinity, reduction)``.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, log_probs: torch.Tensor, options: tuple[Any, ...]) -> torch.Tensor:
+        value, d = _torch_as_given(log_probs, options, True)
+        ctx.save_for_backward(log_probs)
+        ctx.d, ctx.options = d, options
+        return torch.from_numpy(np.asarray(value))
+
+    @staticmethod
+    @once_differentiable  # no second derivative (as PyTorch's ctc_loss): an error, not a 0
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, ...]:
+        d, ctx.d = ctx.d, None
+        if d is None:
+            d = _torch_as_given(ctx.saved_tensors[0], ctx.options, True)[1]
+        # (N, T, C) -> (T, N, C), times the incoming gradient, in one pass
+        scale = g.detach().to(torch.float64).numpy()
+        factor = scale.astype(d.dtype)[None, :, None] if scale.ndim else d.dtype.type(scale)
+        out = np.empty((d.shape[1], d.shape[0], d.shape[2]), dtype=d.dtype)
+        if scale.ndim == 0 and factor == 1.0:
+            np.copyto(out, d.transpose(1, 0, 2))
+        else:
+            np.multiply(d.transpose(1, 0, 2), factor, out=out)
+        return torch.from_numpy(out), None
+
+
+def _torch_as_given(
+    log_probs: torch.Tensor, options: tuple[Any, ...], with_grad: bool
+) -> tuple[Any, np.ndarray | None]:
+    """The reduced value (in ``log_probs``' dtype) and the scaled gradient (N, T, C)."""
+    checked, blank, zero_infinity, reduction = options
+    lp = log_probs.detach().numpy().transpose(1, 0, 2)
+    n = lp.shape[0]
+    s_len = checked[3]
+    if reduction == "mean":  # PyTorch: each loss over its target length (at least 1), then the mean
+        coef = 1.0 / (n * np.maximum(s_len, 1).astype(np.float64))
+    else:
+        coef = np.ones(n)
+    nll, d = _as_given(checked, lp, blank, coef, with_grad, zero_infinity)
+    if reduction == "none":
+        value = nll.astype(lp.dtype)
+    else:
+        value = (nll * coef).sum().astype(lp.dtype)
+    return value, d

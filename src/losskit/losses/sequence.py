@@ -693,7 +693,7 @@ def _torch_fast(
         return None
     if torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(logits):
         return None
-    host = []
+    host: list[Any] = []
     for a in (labels, logit_lengths, label_lengths):
         if a is None:
             host.append(None)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
+
+import numpy as np
 
 from ..._backend import (
     Array,
@@ -17,8 +20,11 @@ from ..._backend import (
 )
 from ..._validation import check_floating, check_values
 from ...losses.sequence import (
+    _HOST_INTS,
+    _bad_labels,
     _check_blank,
     _check_flag,
+    _host_checked,
     checked_sequences,
     index_dtype,
     per_example_nll,
@@ -101,6 +107,77 @@ def _logsumexp(xp: Any, z: Array) -> Array:
     return (m + xp.log(xp.sum(xp.exp(z - m), axis=-1, keepdims=True)))[..., 0]
 
 
+def _host_array(a: Any) -> np.ndarray | None:
+    """A CPU integer tensor's NumPy view, a tuple or list of ints as int64, else None."""
+    torch = sys.modules["torch"]
+    if type(a) is torch.Tensor:
+        try:
+            return a.numpy()
+        except (RuntimeError, TypeError):  # another device, a functorch wrapper, grad
+            return None
+    if isinstance(a, (tuple, list)) and all(type(v) is int for v in a):
+        return np.array(a, dtype=np.int64)
+    return None
+
+
+def _host_fast(
+    log_probs: Any,
+    targets: Any,
+    input_lengths: Any,
+    target_lengths: Any,
+    blank: Any,
+    reduction: Any,
+    zero_infinity: Any,
+) -> Any:
+    """:func:`ctc_loss` for an eager, batched CPU float32/float64 tensor the kernel takes,
+    its targets and lengths CPU integer tensors (or the lengths tuples of ints), every
+    value valid; else None (the general path, which raises for what is bad).
+
+    No torch operation runs on the (T, N, C) arrays: the kernel, one ``exp`` pass for
+    PyTorch's un-normalised semantics and the transposes run in NumPy on the calling
+    thread and the kernels' threads, not in torch's pool.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None or not (
+        type(log_probs) is torch.Tensor or type(log_probs) is torch.nn.Parameter
+    ):
+        return None
+    if log_probs.dtype not in (torch.float32, torch.float64) or log_probs.device.type != "cpu":
+        return None
+    if log_probs.ndim != 3 or reduction not in ("mean", "sum", "none"):
+        return None
+    if torch.compiler.is_compiling() or torch._C._functorch.is_functorch_wrapped_tensor(log_probs):
+        return None
+    y, t_len, s_len = (_host_array(a) for a in (targets, input_lengths, target_lengths))
+    if y is None or t_len is None or s_len is None:
+        return None
+    if y.ndim == 1:  # concatenated: every id is a target; rows of max(target_lengths)
+        if y.dtype not in _HOST_INTS or s_len.dtype not in _HOST_INTS or s_len.ndim != 1:
+            return None
+        lengths = s_len.astype(np.int64)
+        if (lengths < 0).any() or int(lengths.sum()) != y.shape[0]:
+            return None
+        num_classes = int(log_probs.shape[2])
+        if not (type(blank) is int and 0 <= blank < num_classes):
+            return None
+        flat = y.astype(np.int64, copy=False)
+        if flat.size and _bad_labels(flat, num_classes, blank):
+            return None
+        width = int(lengths.max()) if lengths.size else 0
+        index = (np.cumsum(lengths) - lengths)[:, None] + np.arange(width)
+        y = flat[np.minimum(index, max(flat.size - 1, 0))] if flat.size else index * 0
+    x = log_probs.detach().numpy().transpose(1, 0, 2)  # (N, T, C), a view
+    checked = _host_checked(x, y, t_len, s_len, blank, zero_infinity, reduction)
+    if checked is None:
+        return None
+    from ...losses._sequence_torch import TorchHostCTCFunction, _torch_as_given
+
+    options = (checked, int(blank), zero_infinity, reduction)
+    if log_probs.requires_grad and torch.is_grad_enabled():
+        return TorchHostCTCFunction.apply(log_probs, options)
+    return torch.from_numpy(np.asarray(_torch_as_given(log_probs, options, False)[0]))
+
+
 @framework_semantics
 def ctc_loss(
     log_probs: Any,
@@ -146,6 +223,9 @@ def ctc_loss(
     from . import _reduce_by_count, _reduction
 
     red = _reduction(None, None, reduction)
+    fast = _host_fast(log_probs, targets, input_lengths, target_lengths, blank, red, zero_infinity)
+    if fast is not None:
+        return fast
     xp, lp, y, t_len, s_len = namespace(
         log_probs,
         targets,
