@@ -707,6 +707,123 @@ def test_weight_gradient_in_vocabulary_blocks(backend, monkeypatch):
     assert_grads(grads, ref[3:])
 
 
+# --------------------------------------------------------------------------- the fused chunk
+
+
+@pytest.fixture
+def fused(monkeypatch):
+    """The NumPy path's fused chunk (``G W`` folded into the logits' pass) at every
+    vocabulary size, in blocks of 16 classes (V = 53: three blocks and a short one);
+    yields a list that counts the fused chunk loops run (so a test fails if the
+    loss quietly took the three separate products)."""
+    monkeypatch.setattr(large_vocab, "_FUSED_MIN_V", 1)
+    monkeypatch.setattr(large_vocab._NumpyProducts, "fused_block", 16)
+    calls: list[int] = []
+    real = large_vocab._fused_chunks
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(large_vocab, "_fused_chunks", counted)
+    return calls
+
+
+FUSED_SETS = [k for k in OPTION_SETS if k not in ("softcap", "all")] + ["all_but_softcap"]
+
+
+@pytest.mark.parametrize("name", FUSED_SETS)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_fused_chunk_every_option_against_the_unchunked_formula(name, reduction, fused):
+    case = make_case(21)
+    spec = OPTION_SETS[name] if name in OPTION_SETS else dict(OPTION_SETS["all"])
+    spec.pop("softcap", None)
+    y, opts = options_of(case, spec)
+    ref = reference(case["h"], case["W"], y, reduction=reduction, **opts)
+    value, grads = run_numpy(
+        case["h"], case["W"], y, {**opts, "reduction": reduction, "chunk_size": CHUNK}
+    )
+    assert fused, "the fused chunk loop did not run"
+    np.testing.assert_allclose(value, ref[0], rtol=1e-12)
+    assert_grads(grads, ref[3:])
+
+
+def test_fused_chunk_not_taken_with_a_softcap_nor_for_the_class_weight_column_sums(fused):
+    case = make_case(22)
+    y, opts = options_of(case, {"softcap": 3.0})
+    ref = reference(case["h"], case["W"], y, **opts)
+    value, grads = run_numpy(case["h"], case["W"], y, {**opts, "chunk_size": CHUNK})
+    assert not fused  # the cap's factor enters every product: the separate products
+    np.testing.assert_allclose(value, ref[0], rtol=1e-12)
+    assert_grads(grads, ref[3:])
+
+
+def test_fused_chunk_float32_within_1e5_of_unchunked_float64(fused, monkeypatch):
+    monkeypatch.setattr(large_vocab._NumpyProducts, "fused_block", 256)
+    case = make_case(23, n=300, d=32, v=2000)
+    h32, w32 = case["h"].astype(np.float32), (case["W"] * 0.3).astype(np.float32)
+    y = case["y"]
+    opts = {
+        "z_loss": 1e-4,
+        "label_smoothing": 0.1,
+        "ignore_index": -100,
+        "class_weight": case["cw"],
+    }
+    ref = reference(h32.astype(np.float64), w32.astype(np.float64), y, **opts)
+    value, grads = lk.value_and_grad(lk.linear_cross_entropy)(h32, w32, y, chunk_size=64, **opts)
+    assert fused and value.dtype == np.float32 and grads[0].dtype == np.float32
+    np.testing.assert_allclose(value, ref[0], rtol=1e-6)
+    for g, r in zip(grads[:2], ref[3:5], strict=True):
+        assert np.abs(g - r).max() <= 1e-5 * np.abs(r).max()
+
+
+@pytest.mark.parametrize("order", ["random", "rising"])
+def test_fused_chunk_rescales_when_the_row_max_grows(order, fused):
+    """Logits of a few thousand: a row's max found in a later block rescales what the
+    earlier blocks accumulated by exp(m_old - m_new), down to exactly 0 ("rising": the
+    classes sorted so that every block holds a larger max than the one before)."""
+    case = make_case(24, scale=300.0)
+    h, W = case["h"], case["W"]
+    if order == "rising":  # every row's logits rise with the class: W's rows along h's mean
+        W = np.outer(np.linspace(-1.0, 1.0, V), np.sign(h.sum(0))) + 0.01 * W
+        h = np.abs(h) * np.sign(h.sum(0))
+    y, opts = options_of(case, {"ignore_index": -100, "bias": True})
+    ref = reference(h, W, y, **opts)
+    value, grads = run_numpy(h, W, y, {**opts, "chunk_size": 5})
+    np.testing.assert_allclose(value, ref[0], rtol=1e-12)
+    assert_grads(grads, ref[3:], rtol=1e-9, atol=1e-12)
+    h32, w32, b32 = h.astype(np.float32), W.astype(np.float32), opts["bias"].astype(np.float32)
+    v32, g32 = run_numpy(h32, w32, y, {**opts, "bias": b32, "chunk_size": 5})
+    assert np.isfinite(v32) and all(np.isfinite(g).all() for g in g32)
+    np.testing.assert_allclose(v32, ref[0], rtol=1e-4)
+    assert np.abs(g32[0] - ref[3]).max() <= 1e-4 * np.abs(ref[3]).max()
+    assert len(fused) == 2
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_chunk_nan_rows_match_the_separate_products(dtype, monkeypatch):
+    """A NaN hidden row gives the same NaN pattern fused as apart: its loss, its
+    hidden-state gradient row and (through Gᵀ h) the whole weight gradient."""
+    case = make_case(25)
+    h = case["h"].astype(dtype)
+    h[3] = np.nan
+    W, y = case["W"].astype(dtype), case["y"]
+    vg = lk.value_and_grad(lk.linear_cross_entropy)
+    monkeypatch.setattr(large_vocab._NumpyProducts, "fused_block", 16)
+    runs = []
+    for fmin in (10**9, 1):
+        monkeypatch.setattr(large_vocab, "_FUSED_MIN_V", fmin)
+        runs.append(vg(h, W, y, ignore_index=-100, reduction="none", chunk_size=CHUNK))
+    (v0, (dh0, dw0, _)), (v1, (dh1, dw1, _)) = runs
+    assert np.isnan(v1[3]) and np.isnan(dh1[3]).all() and np.isnan(dw1).all()
+    assert np.isnan(dw0).all()
+    np.testing.assert_array_equal(np.isnan(v0), np.isnan(v1))
+    np.testing.assert_array_equal(np.isnan(dh0), np.isnan(dh1))
+    ok = ~np.isnan(dh0)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert np.abs(dh1[ok] - dh0[ok]).max() <= tol * np.abs(dh0[ok]).max()
+
+
 # --------------------------------------------------------------------------- the benchmark
 
 

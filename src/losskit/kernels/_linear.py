@@ -112,6 +112,16 @@ def _row(row, bias, has_bias, yi, counted, w, W, e, cap, zl, ace, az, do_grad, l
             for c in range(blk.shape[0]):
                 swb += wblk[c] * blk[c]
             sw += float(swb)
+    return _row_tail(row, yi, counted, w, W, e, cap, zl, ace, az, do_grad, cut, m, s, sw)
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _row_tail(row, yi, counted, w, W, e, cap, zl, ace, az, do_grad, cut, m, s, sw):
+    """The second half of ``_row``: from the row's max ``m``, sum ``s`` of exp(z' - m) and
+    ``sw = Σ w z'``, its (ce, lse, z'[y]) and, with ``do_grad``, its gradient in place."""
+    C = row.shape[0]
+    zero = row.dtype.type(0.0)
+    smooth = e != 0.0
     if not s > 0.0:  # a row of NaN/inf logits: NaN loss, lse and gradient (no 1/0)
         s = math.nan
     lse = m if m == math.inf else m + math.log(s)  # logsumexp with a +inf logit is inf
@@ -198,3 +208,110 @@ def lce_rows_parallel(
             z[i], bias, has_bias, y[i], counted[i], w, W, e, cap, zl, a_ce[i], a_z[i], do_grad,
             cut, False, colsum,
         )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- the fused chunk
+#
+# ``G W`` (the hidden states' gradient) folded into the logits' pass over the weight:
+# the chunk's logits come a vocabulary block at a time (``Z_b = H W_bᵀ``), and while
+# ``W_b`` is still in cache the product ``acc += exp(Z_b - m) W_b`` runs with the rows'
+# running max ``m`` (an online softmax: ``acc`` is rescaled by ``exp(m_old - m_new)``
+# when a row's max grows). After the last block, with ``s = Σ exp(z - m)``,
+#
+#     dh = (P / s) acc - q (w W) - a_ce (1-e) w[y] W[y]
+#
+# (``P``, ``q`` as in ``_row_tail``; the smoothing term ``w W = Σ_c w_c W_c`` is one
+# vector per call). The weight is then read twice per chunk instead of three times.
+# Without a soft cap only: its factor ``1 - (z'/c)²`` would enter every product.
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def lce_block_stats(z, v0, v1, bias, has_bias, w, smooth, m, s, sw, eb, acc, first, cut):
+    """One vocabulary block ``z[:, v0:v1]`` of a chunk's logits (bias added in place).
+
+    Per row: the running max ``m`` and sum ``s = Σ exp(z - m)`` (float64) and, with
+    ``smooth``, ``sw += Σ w z``; ``eb[i, :v1-v0] = exp(z - m)`` with the updated max,
+    and the row of ``acc`` (the products of earlier blocks; not read when ``first``)
+    multiplied by ``exp(m_old - m_new)`` when the max grew.
+    """
+    zero = z.dtype.type(0.0)
+    ct = z.dtype.type(cut)
+    width = v1 - v0
+    for i in range(z.shape[0]):
+        row = z[i]
+        blk = row[v0:v1]
+        if has_bias:
+            bb = bias[v0:v1]
+            for c in range(width):
+                blk[c] += bb[c]
+        mb = blk[0]
+        for c in range(1, width):
+            mb = maxnum(mb, blk[c])
+        mi = m[i]
+        if mb > mi:
+            f = math.exp(mi - float(mb))
+            s[i] *= f
+            if not first:
+                ar = acc[i]
+                fa = ar.dtype.type(f)
+                for k in range(ar.shape[0]):
+                    ar[k] *= fa
+            mi = float(mb)
+            m[i] = mi
+        shift = z.dtype.type(mi) if mi > -np.inf else zero
+        er = eb[i]
+        sb = zero
+        for c in range(width):
+            d = blk[c] - shift
+            ex = fexp(d) if d > ct else zero
+            er[c] = ex
+            sb += ex
+        s[i] += float(sb)
+        if smooth:
+            wb = w[v0:v1]
+            swb = zero
+            for c in range(width):
+                swb += wb[c] * blk[c]
+            sw[i] += float(swb)
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def lce_rows_finish(
+    z, y, counted, w, e, zl, a_ce, a_z, ce, lse, zy, m, s, sw, acc, wW, weight, dh, cut
+):
+    """After ``lce_block_stats`` over every block: each row's (ce, lse, z'[y]), its logit
+    gradient into ``z`` (as ``lce_rows_serial``) and its hidden-state gradient into ``dh``
+    from ``acc`` (see above); ``wW`` = ``w @ weight`` (used with smoothing only)."""
+    W = 0.0
+    for c in range(w.shape[0]):
+        W += float(w[c])
+    C = z.shape[1]
+    ct = z.dtype.type(cut)
+    zero = dh.dtype.type(0.0)
+    smooth = e != 0.0
+    for i in range(z.shape[0]):
+        yi = y[i]
+        ce[i], lse[i], zy[i] = _row_tail(
+            z[i], yi, counted[i], w, W, e, 0.0, zl, a_ce[i], a_z[i], True, ct, m[i], s[i], sw[i]
+        )
+        out = dh[i]
+        if not counted[i]:
+            out[:] = zero
+            continue
+        si = s[i]
+        if not si > 0.0:
+            out[:] = dh.dtype.type(math.nan)
+            continue
+        hard = (1.0 - e) * float(w[yi])
+        P = a_ce[i] * (hard + e * W / C) + a_z[i] * 2.0 * zl * lse[i]
+        scale = dh.dtype.type(P / si)
+        hy = dh.dtype.type(a_ce[i] * hard)
+        ar = acc[i]
+        wy = weight[yi]
+        if smooth:
+            q = dh.dtype.type(a_ce[i] * e / C)
+            for k in range(out.shape[0]):
+                out[k] = scale * ar[k] - q * wW[k] - hy * wy[k]
+        else:
+            for k in range(out.shape[0]):
+                out[k] = scale * ar[k] - hy * wy[k]

@@ -12,7 +12,12 @@ chunks into preallocated arrays). Backends:
 * NumPy: the products by NumPy's BLAS (the weight gradient accumulated by the
   BLAS's own ``gemm`` with beta = 1, no temporary of the weight's size, in
   vocabulary blocks so that the BLAS's packing stays small), the row pass by
-  the numba kernel ``kernels._linear``, else by array-API code. The row pass
+  the numba kernel ``kernels._linear``, else by array-API code. From
+  ``_FUSED_MIN_V`` classes up, without a soft cap, the hidden states' gradient
+  ``G W`` is folded into the logits' pass over the weight (``_fused_chunks``:
+  an online softmax per vocabulary block, the block of the weight still in
+  cache for its second product), which OpenBLAS runs faster than a separate
+  ``G W`` with the vocabulary as inner dimension. The row pass
   runs serially between the BLAS calls: it is a few percent of the time, and
   numba's parallel version, measured in the same loop at 4096 x 1024 x 32000,
   took 2.7-5.2 s against 2.7-2.9 s serial (the two thread pools fight).
@@ -470,8 +475,9 @@ def _vocab_blocks(v: int, rows: int, itemsize: int) -> range:
     return range(0, v, step)
 
 
-def _acc_gt_h(dw: np.ndarray, g: np.ndarray, h: np.ndarray) -> None:
-    """dw (V, D) += g.T (V, n) @ h (n, D), without a temporary of dw's size where possible."""
+def _acc_gt_h(dw: np.ndarray, g: np.ndarray, h: np.ndarray, first: bool = False) -> None:
+    """dw (V, D) += g.T (V, n) @ h (n, D), without a temporary of dw's size where possible;
+    ``first``: dw = g.T @ h (dw's old content, maybe uninitialised, is not read)."""
     gemm = _cblas_gemm(dw.dtype) if g.dtype == dw.dtype == h.dtype else None
     n, v = g.shape
     d = h.shape[1]
@@ -479,14 +485,18 @@ def _acc_gt_h(dw: np.ndarray, g: np.ndarray, h: np.ndarray) -> None:
     if gemm is None:
         for v0 in blocks:
             v1 = min(v, v0 + blocks.step)
-            dw[v0:v1] += (g[:, v0:v1].T @ h).astype(dw.dtype, copy=False)
+            if first:
+                dw[v0:v1] = g[:, v0:v1].T @ h
+            else:
+                dw[v0:v1] += (g[:, v0:v1].T @ h).astype(dw.dtype, copy=False)
         return
     # Row-major: C (V, D) = 1 * A^T (A: n x V) @ B (n x D) + 1 * C, a block of V at a time
     item = g.itemsize
+    beta = 0.0 if first else 1.0
     for v0 in blocks:
         m = min(v, v0 + blocks.step) - v0
         a_ptr, c_ptr = g.ctypes.data + item * v0, dw.ctypes.data + item * v0 * d
-        gemm(101, 112, 111, m, d, n, 1.0, a_ptr, v, h.ctypes.data, d, 1.0, c_ptr, d)
+        gemm(101, 112, 111, m, d, n, 1.0, a_ptr, v, h.ctypes.data, d, beta, c_ptr, d)
 
 
 #: The largest vocabulary for which ``G W`` runs as the plain product. Measured with
@@ -500,30 +510,65 @@ _PLAIN_DH_MAX_V = 65536
 class _NumpyProducts:
     """The three products on NumPy arrays (NumPy's BLAS)."""
 
+    #: The fused chunk's vocabulary block (columns of logits per product pair).
+    fused_block = 1024
+
     def __init__(self, h2: np.ndarray, weight: np.ndarray, rows: int) -> None:
-        self.h2, self.weight = h2, weight
+        self.h2, self.weight, self.weight_np = h2, weight, weight
         self.plain = weight.shape[0] <= _PLAIN_DH_MAX_V
-        self.dh_t = None if self.plain else np.empty((weight.shape[1], rows), dtype=weight.dtype)
+        self.rows = rows
+        self.dh_t: np.ndarray | None = None  # (D, rows), allocated on first use
+        self.gemm: Any = _cblas_gemm(weight.dtype) if h2.dtype == weight.dtype else None
+        self.fused_ok = self.gemm is not None
+
+    def logits_block(self, i0: int, i1: int, v0: int, v1: int, z: np.ndarray) -> None:
+        """z[:, v0:v1] = h[i0:i1] @ W[v0:v1].T (z: the chunk's C-contiguous logits)."""
+        n, v = z.shape
+        d = self.h2.shape[1]
+        item = z.itemsize
+        h_ptr = self.h2.ctypes.data + item * i0 * d
+        w_ptr = self.weight.ctypes.data + item * v0 * d
+        self.gemm(
+            101, 111, 112, n, v1 - v0, d, 1.0, h_ptr, d, w_ptr, d, 0.0, z.ctypes.data + item * v0, v
+        )
+
+    def acc_block(self, e: np.ndarray, v0: int, v1: int, acc: np.ndarray, first: bool) -> None:
+        """acc (= if first, else +=) e (n, v1-v0) @ W[v0:v1] (all C-contiguous)."""
+        n, d = acc.shape
+        w_ptr = self.weight.ctypes.data + e.itemsize * v0 * d
+        beta = 0.0 if first else 1.0
+        gemm, e_ptr, a_ptr, k = self.gemm, e.ctypes.data, acc.ctypes.data, v1 - v0
+        gemm(101, 111, 111, n, d, k, 1.0, e_ptr, k, w_ptr, d, beta, a_ptr, d)
 
     def logits(self, i0: int, i1: int, out: np.ndarray) -> None:
         np.matmul(self.h2[i0:i1], self.weight.T, out=out)
 
     def d_hidden(self, g: np.ndarray, out: np.ndarray) -> None:
-        if self.dh_t is None:
+        if self.plain:
             np.matmul(g, self.weight, out=out)
             return
+        if self.dh_t is None:
+            self.dh_t = np.empty((self.weight.shape[1], self.rows), dtype=self.weight.dtype)
         # (W.T @ g.T).T: at V = 128256 OpenBLAS ran g @ W (no operand transposed, a
         # long inner dimension V) 1.3-1.6x slower than this form and the small copy.
         t = self.dh_t[:, : g.shape[0]]
         np.matmul(self.weight.T, g.T, out=t)
         out[...] = t.T
 
-    def d_weight(self, g: np.ndarray, i0: int, i1: int, dw: np.ndarray) -> None:
-        _acc_gt_h(dw, g, self.h2[i0:i1])
+    def d_weight(
+        self, g: np.ndarray, i0: int, i1: int, dw: np.ndarray, first: bool = False
+    ) -> None:
+        _acc_gt_h(dw, g, self.h2[i0:i1], first)
 
 
 class _TorchProducts:
     """The three products on CPU torch tensors (torch's BLAS), NumPy views in and out."""
+
+    #: The fused chunk (see ``_fused_chunks``) is not for MKL: measured at 512 x 2048 x
+    #: 128256 (2 chunks, 6 interleaved runs, minimum): 2.66-2.70 s fused against
+    #: 2.64-2.68 s for the three products apart (MKL's ``G W`` is within 5% of its
+    #: full-size rate in 256-row chunks, where OpenBLAS's is not).
+    fused_ok = False
 
     def __init__(self, h2: Any, weight: Any) -> None:
         import torch
@@ -545,13 +590,18 @@ class _TorchProducts:
         t = self.torch
         t.matmul(t.from_numpy(g), self.weight, out=t.from_numpy(out))
 
-    def d_weight(self, g: np.ndarray, i0: int, i1: int, dw: np.ndarray) -> None:
+    def d_weight(
+        self, g: np.ndarray, i0: int, i1: int, dw: np.ndarray, first: bool = False
+    ) -> None:
         t = self.torch
         hc, gt, dwt = self.h2[i0:i1], t.from_numpy(g), t.from_numpy(dw)
         blocks = _vocab_blocks(g.shape[1], g.shape[0], g.itemsize)
         for v0 in blocks:  # in blocks, as _acc_gt_h (MKL packs the operand too)
             v1 = min(g.shape[1], v0 + blocks.step)
-            dwt[v0:v1].addmm_(gt[:, v0:v1].T, hc)
+            if first:
+                t.matmul(gt[:, v0:v1].T, hc, out=dwt[v0:v1])
+            else:
+                dwt[v0:v1].addmm_(gt[:, v0:v1].T, hc)
 
 
 def _use_kernel(dtype: Any) -> bool:
@@ -580,7 +630,8 @@ def _cpu_chunks(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """The chunk loop on CPU arrays: (ce, lse, z'[y]) rows in float64 and, with ``col``,
     the column sums ``Σ_i a_ce_i z'_i`` (float64, for the class weights' derivative);
-    gradients into dh/dw/db."""
+    gradients into dh/dw/db (``dw`` is overwritten by the first chunk: it may come
+    uninitialised, ``db`` must come zeroed)."""
     n = y.shape[0]
     v = w.shape[0]
     ce = np.zeros(n, dtype=np.float64)
@@ -592,6 +643,7 @@ def _cpu_chunks(
     rows = p.rows
     buf = np.empty((min(rows, n), v), dtype=dtype)
     kernel = None
+    cut = 0.0
     if _use_kernel(dtype):
         from ..kernels import _linear, dispatch
 
@@ -602,6 +654,17 @@ def _cpu_chunks(
     b = bias if bias is not None else np.zeros(1, dtype=dtype)
     wk = np.ascontiguousarray(w, dtype=dtype)
     ones = np.ones(min(rows, n), dtype=dtype) if (do_grad and db is not None) else None
+    fused = (
+        kernel is not None and do_grad and dh is not None and not p.cap
+        and not col and v >= _FUSED_MIN_V and products.fused_ok
+    )  # fmt: skip
+    if fused:
+        assert dh is not None
+        _fused_chunks(
+            p, products, b, has_bias, y, counted, wk, a_ce, a_z, ce, lse, zy, buf, dh, dw, db,
+            ones, cut,
+        )  # fmt: skip
+        return ce, lse, zy, None
     for i0 in range(0, n, rows):
         i1 = min(i0 + rows, n)
         z = buf[: i1 - i0]
@@ -626,10 +689,81 @@ def _cpu_chunks(
             if dh is not None:
                 products.d_hidden(z, dh[i0:i1])
             if dw is not None:
-                products.d_weight(z, i0, i1, dw)
+                products.d_weight(z, i0, i1, dw, i0 == 0)
             if db is not None and ones is not None:
                 db += ones[: i1 - i0] @ z
     return ce, lse, zy, (colsum if col else None)
+
+
+#: The fused chunk (``kernels._linear``'s ``G W`` folded into the logits' pass over the
+#: weight) from this vocabulary size up. MEASURED (see ``_fused_chunks``).
+_FUSED_MIN_V = 65536
+
+
+def _fused_chunks(
+    p: _Plan,
+    products: Any,
+    b: np.ndarray,
+    has_bias: bool,
+    y: np.ndarray,
+    counted: np.ndarray,
+    wk: np.ndarray,
+    a_ce: np.ndarray,
+    a_z: np.ndarray,
+    ce: np.ndarray,
+    lse: np.ndarray,
+    zy: np.ndarray,
+    buf: np.ndarray,
+    dh: np.ndarray,
+    dw: np.ndarray | None,
+    db: np.ndarray | None,
+    ones: np.ndarray | None,
+    cut: float,
+) -> None:
+    """The chunk loop with the hidden states' gradient folded into the logits' pass: per
+    chunk, per vocabulary block, ``Z_b = H W_bᵀ``, then (the row kernel) the rows' running
+    max and sum and ``E_b = exp(Z_b - m)``, then ``acc += E_b W_b`` while ``W_b`` is in
+    cache; after the last block the row kernel writes the loss rows, the logit gradient
+    (in place, for ``Gᵀ H``) and ``dh`` from ``acc``. No soft cap, no column sums."""
+    from ..kernels import _linear
+
+    n, v = y.shape[0], wk.shape[0]
+    d = dh.shape[1]
+    rows, dtype = buf.shape[0], buf.dtype
+    step = products.fused_block
+    m = np.empty(rows, dtype=np.float64)
+    s = np.empty(rows, dtype=np.float64)
+    sw = np.zeros(rows, dtype=np.float64)
+    acc_buf = np.empty(rows * d, dtype=dtype)
+    e_buf = np.empty(rows * min(step, v), dtype=dtype)
+    smooth = p.eps != 0
+    ww = (wk @ products.weight_np) if smooth else np.zeros(1, dtype=dtype)
+    weight = products.weight_np
+    for i0 in range(0, n, rows):
+        i1 = min(i0 + rows, n)
+        k = i1 - i0
+        z = buf[:k]
+        mc, sc, swc = m[:k], s[:k], sw[:k]
+        mc.fill(-np.inf)
+        sc.fill(0.0)
+        swc.fill(0.0)
+        acc = acc_buf[: k * d].reshape(k, d)
+        for v0 in range(0, v, step):
+            v1 = min(v, v0 + step)
+            e = e_buf[: k * (v1 - v0)].reshape(k, v1 - v0)
+            products.logits_block(i0, i1, v0, v1, z)
+            _linear.lce_block_stats(
+                z, v0, v1, b, has_bias, wk, smooth, mc, sc, swc, e, acc, v0 == 0, cut
+            )
+            products.acc_block(e, v0, v1, acc, v0 == 0)
+        _linear.lce_rows_finish(
+            z, y[i0:i1], counted[i0:i1], wk, p.eps, p.zl, a_ce[i0:i1], a_z[i0:i1],
+            ce[i0:i1], lse[i0:i1], zy[i0:i1], mc, sc, swc, acc, ww, weight, dh[i0:i1], cut,
+        )  # fmt: skip
+        if dw is not None:
+            products.d_weight(z, i0, i1, dw, i0 == 0)
+        if db is not None and ones is not None:
+            db += ones[:k] @ z
 
 
 def _numpy_core(p: _Plan, do_grad: bool) -> tuple[Any, Any, Any, Any, Any]:
@@ -641,7 +775,8 @@ def _numpy_core(p: _Plan, do_grad: bool) -> tuple[Any, Any, Any, Any, Any]:
     n, d = h2.shape
     v = wt.shape[0]
     dh = np.empty((n, d), dtype=dtype) if do_grad else None
-    dw = np.zeros((v, d), dtype=dtype) if do_grad else None
+    # overwritten by the first chunk (no pass to zero a weight-sized array)
+    dw = (np.empty if n else np.zeros)((v, d), dtype=dtype) if do_grad else None
     db = np.zeros(v, dtype=dtype) if (do_grad and bias is not None) else None
     ce, lse, _, _ = _cpu_chunks(
         p, _NumpyProducts(h2, wt, min(p.rows, max(n, 1))), bias, np.asarray(p.y, dtype=np.int64),
@@ -698,7 +833,8 @@ def _torch_core(
             dt = h2.dtype
             # only the gradients some input asks for (a frozen head skips G^T h)
             dh = torch.empty((n, d), dtype=dt) if do_grad and need[0] else None
-            dw = torch.zeros((v, d), dtype=dt) if do_grad and need[1] else None
+            alloc = torch.empty if n else torch.zeros  # dw: overwritten by the first chunk
+            dw = alloc((v, d), dtype=dt) if do_grad and need[1] else None
             db = torch.zeros(v, dtype=dt) if do_grad and need[2] and bias is not None else None
             ce_n, lse_n, zy_n, colsum = _cpu_chunks(
                 p, _TorchProducts(h2, wt), None if bias is None else bias.numpy(),
