@@ -13,7 +13,9 @@ int64 labels), fwd+bwd of the mean loss, i.e. the loss and the gradients of
   ``Gᵀ h``) timed alone into preallocated outputs, for each library with its
   own BLAS (NumPy: OpenBLAS; torch: MKL/oneDNN), each in two forms: full size
   (one N x V matrix) and in the chunks and product forms the fused loss uses
-  (``large_vocab``'s default rows for that library). A library's floor is its
+  (``large_vocab``'s default rows for that library; for NumPy from
+  ``large_vocab._FUSED_MIN_V`` classes, ``h W_bᵀ`` and ``E_b W_b`` per
+  vocabulary block, as its fused chunk). A library's floor is its
   faster form; each method is compared with the floor of the BLAS it runs on
   (the NumPy path against NumPy's, the torch methods against torch's), since
   a NumPy path cannot beat another library's BLAS, and with torch's floor.
@@ -182,6 +184,8 @@ def _floors(h: Any, w: Any, th: Any, tw: Any) -> dict[str, Callable[[], None]]:
 
     def chunked(products: Any, rows: int) -> Callable[[], None]:
         buf = z[:rows]  # a chunk of logits (the full-size buffer's first rows)
+        if products.fused_ok and v >= lv._FUSED_MIN_V:
+            return fused(products, rows, buf)
 
         def run() -> None:
             for i0 in range(0, n, rows):
@@ -189,7 +193,27 @@ def _floors(h: Any, w: Any, th: Any, tw: Any) -> dict[str, Callable[[], None]]:
                 zc = buf[: i1 - i0]
                 products.logits(i0, i1, zc)
                 products.d_hidden(zc, dh[i0:i1])
-                products.d_weight(zc, i0, i1, dw)
+                products.d_weight(zc, i0, i1, dw, i0 == 0)
+
+        return run
+
+    def fused(products: Any, rows: int, buf: Any) -> Callable[[], None]:
+        """The loss's fused chunk (``large_vocab._fused_chunks``), its products alone:
+        per vocabulary block ``Z_b = H W_bᵀ`` and ``acc += E_b W_b``, then ``Gᵀ H``."""
+        step = products.fused_block
+        e = np.zeros((rows, step), dtype=np.float32)  # stands for exp(Z_b - m)
+        acc = np.empty((rows, d), dtype=np.float32)
+
+        def run() -> None:
+            for i0 in range(0, n, rows):
+                i1 = min(n, i0 + rows)
+                zc = buf[: i1 - i0]
+                for v0 in range(0, v, step):
+                    v1 = min(v, v0 + step)
+                    products.logits_block(i0, i1, v0, v1, zc)
+                    eb = e.reshape(-1)[: (i1 - i0) * (v1 - v0)].reshape(i1 - i0, v1 - v0)
+                    products.acc_block(eb, v0, v1, acc[: i1 - i0], v0 == 0)
+                products.d_weight(zc, i0, i1, dw, i0 == 0)
 
         return run
 
