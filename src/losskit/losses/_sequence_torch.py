@@ -130,8 +130,8 @@ class TorchCTCFunction(_Saved):
 
 
 class HostCTCFunction(torch.autograd.Function):
-    """The reduced CTC loss of an eager CPU tensor, checked by :func:`~losskit.losses.sequence.
-    _torch_fast` (the kernel on zero-copy NumPy views).
+    """The reduced CTC loss of an eager CPU tensor checked by ``sequence._torch_fast``
+    (the kernel on zero-copy NumPy views).
 
     One node instead of the general path's function, ``where`` and sum: the
     forward computes the value and the gradient of the value (scaled by the
