@@ -233,27 +233,31 @@ def _cases(
     return cases
 
 
+#: Pause before each timed call: PyTorch's OpenMP workers keep spinning for 1-3 ms after
+#: a parallel op and took a core from whatever ran next (the kernel right after a torch
+#: op took 2.2 ms instead of 1.15 at 200 x 32 x 32, 2 threads); each method is timed on
+#: a machine that its predecessor has left.
+_SETTLE_S = 0.01
+
+
 def _interleaved_ms(calls: Sequence[Callable[[], Any]], repeats: int) -> list[float]:
     """Median ms of each call: two warm-up calls each, then ``repeats`` rounds of one call
-    of every method (fewer rounds, at least 3, where one round takes over 10 s).
-
-    Round r starts at method r (mod the number of methods), so that no method always
-    runs right after the same other one: a framework's thread pool that keeps spinning
-    after its call (PyTorch's OpenMP workers) slows whichever runs next.
+    of every method (fewer rounds, at least 3, where one round takes over 10 s), each
+    round in a fresh random order (seeded) and every call after a ``_SETTLE_S`` pause.
     """
     for fn in calls:
         fn()
         fn()
     times: list[list[float]] = [[] for _ in calls]
-    m = len(calls)
+    order = np.random.default_rng(0)
     for r in range(max(repeats, 1)):
         start = time.perf_counter()
-        for i in range(m):
-            k = (r + i) % m
+        for k in order.permutation(len(calls)):
+            time.sleep(_SETTLE_S)
             t0 = time.perf_counter()
             calls[k]()
             times[k].append(time.perf_counter() - t0)
-        if r >= 2 and time.perf_counter() - start > 10.0:
+        if r >= 2 and time.perf_counter() - start > 10.0 + _SETTLE_S * len(calls):
             break
     return [1e3 * statistics.median(ts) for ts in times]
 
