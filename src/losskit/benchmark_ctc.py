@@ -233,17 +233,16 @@ def _cases(
     return cases
 
 
-#: Pause before each timed call: PyTorch's OpenMP workers keep spinning for 1-3 ms after
-#: a parallel op and took a core from whatever ran next (the kernel right after a torch
-#: op took 2.2 ms instead of 1.15 at 200 x 32 x 32, 2 threads); each method is timed on
-#: a machine that its predecessor has left.
-_SETTLE_S = 0.01
-
-
 def _interleaved_ms(calls: Sequence[Callable[[], Any]], repeats: int) -> list[float]:
-    """Median ms of each call: two warm-up calls each, then ``repeats`` rounds of one call
-    of every method (fewer rounds, at least 3, where one round takes over 10 s), each
-    round in a fresh random order (seeded) and every call after a ``_SETTLE_S`` pause.
+    """Median ms of each call: two warm-up calls each, then ``repeats`` rounds of every
+    method (fewer rounds, at least 3, where one round takes over 10 s), each round in a
+    fresh random order (seeded), a method called twice in a row and its second call timed.
+
+    The untimed call absorbs what the method before left behind: PyTorch's OpenMP
+    workers keep spinning for 1-3 ms after a parallel op and took a core from whatever
+    ran next (the kernel right after a torch op took 2.2 ms instead of 1.15 at
+    200 x 32 x 32, 2 threads). A pause instead let every pool fall asleep, and each
+    timed call paid for waking it (the kernel at 2 threads ran as slowly as at one).
     """
     for fn in calls:
         fn()
@@ -253,11 +252,11 @@ def _interleaved_ms(calls: Sequence[Callable[[], Any]], repeats: int) -> list[fl
     for r in range(max(repeats, 1)):
         start = time.perf_counter()
         for k in order.permutation(len(calls)):
-            time.sleep(_SETTLE_S)
+            calls[k]()
             t0 = time.perf_counter()
             calls[k]()
             times[k].append(time.perf_counter() - t0)
-        if r >= 2 and time.perf_counter() - start > 10.0 + _SETTLE_S * len(calls):
+        if r >= 2 and time.perf_counter() - start > 20.0:
             break
     return [1e3 * statistics.median(ts) for ts in times]
 
