@@ -1,4 +1,5 @@
-"""``losskit bench [ctc|linear] ...``: forwarded to a benchmark module (imported only here).
+"""``losskit bench [ctc|linear|vocab-parallel] ...``: forwarded to a benchmark module
+(imported only here).
 
 Without a subject it times the softmax cross-entropy family (:mod:`losskit.benchmark`).
 """
@@ -16,13 +17,14 @@ SUBJECTS = {
     "softmax": "losskit.benchmark",
     "ctc": "losskit.benchmark_ctc",
     "linear": "losskit.benchmark_linear",
+    "vocab-parallel": "losskit.benchmark_vocab_parallel",
 }
 
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "bench",
-        help="speed against torch/jax and the bandwidth floor (softmax, ctc, linear)",
+        help="speed against torch/jax and the floor (softmax, ctc, linear, vocab-parallel)",
         add_help=False,
     )
     p.add_argument("rest", nargs=argparse.REMAINDER)
