@@ -392,7 +392,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if "RANK" in os.environ:  # under torchrun
         run_rank(args)
-        return 0
+        # without the interpreter's teardown: a rank that had destroyed its process group
+        # still aborted now and then while Python finalised ("terminate called without an
+        # active exception", C++ thread pools torn down under a finalising interpreter;
+        # seen with examples/vocab_parallel.py); only the output needs flushing
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     rest = list(sys.argv[1:] if argv is None else argv)
     if "--nproc" in rest:  # torchrun would take it for its own --nproc-per-node
         del rest[rest.index("--nproc") : rest.index("--nproc") + 2]
