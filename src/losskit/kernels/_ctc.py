@@ -753,10 +753,8 @@ def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, An, Zn, sc, gn, write, lam
     xm = np.zeros(Sp + 2)  # emission of t + 1 times beta[t + 1], scaled; two 0 states after
     post = np.empty(Sp)
     wt = np.empty(Sp)
-    # alpha's recomputation: its skips (skip[s] here is the one into s), a block of frames
-    askip, _, _ = _lattice_masks(lab, L)
-    for s in range(Sp):
-        askip[s] *= lam2
+    # alpha's recomputation (skip[s], the tilted skip into s, serves it as it is), a block
+    # of frames
     prev = np.zeros(Sp + 2)
     cur = np.empty(Sp)
     block = np.empty((every, Sp))
@@ -773,7 +771,7 @@ def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, An, Zn, sc, gn, write, lam
                 _spread(wn[u], L, wt)
                 total = 0.0
                 for s in range(Sp):
-                    v = wt[s] * (prev[s + 2] + lam * prev[s + 1] + askip[s] * prev[s])
+                    v = wt[s] * (prev[s + 2] + lam * prev[s + 1] + skip[s] * prev[s])
                     cur[s] = v
                     total += v
                 inv = 1.0 / total if total > 0.0 else 0.0
