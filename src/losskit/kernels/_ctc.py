@@ -20,23 +20,24 @@ total, is the posterior occupation of the gradient.
 Two passes, none with a T x C x S temporary:
 
 1. ``_frames`` (parallel over examples and frame ranges): each frame's
-   logits are read once (max and sum of exponentials: for a row of at most
-   L + 1 classes all its exponentials in float64, gathered; for a longer one
-   ``row_max_sumexp``, blocked, then the L + 1 exponentials the lattice
-   needs) and the probabilities of the blank and the labels are stored,
-   float64.
+   logits are read once (max and sum of exponentials: for a short row, of at
+   most L + 1 classes, all its exponentials in float64, its softmax kept for
+   the gradient and gathered; for a longer one ``row_max_sumexp``, blocked,
+   then the L + 1 exponentials the lattice needs) and the probabilities of
+   the blank and the labels are stored, float64.
 2. ``_lattice`` (parallel over examples), per example ``_example``: the alpha
    recursion, and with a gradient the beta recursion from the last frame,
-   each frame's gradient row written as soon as its beta is known: the
-   logits read a second time, the row written once (scale softmax), minus
-   the posterior of the states scattered onto their classes.
+   each frame's gradient row written as soon as its beta is known, once:
+   scale times the softmax (kept, for a short row; else from the logits, read
+   a second time) minus the posterior of the states, summed per class.
 
 With at least two examples per thread, ``_fused`` runs both passes of each
 example in one parallel region instead (one synchronisation per call, and an
 example's tables stay in cache between its passes); smaller batches take the
 two passes, so that the first spreads the frames over the threads. The
-scratch (the lattice's probabilities, and the alpha table with a gradient:
-about 1.5 N T S' float64, less past ``CHECKPOINT_BYTES``) is kept per thread between calls up to
+scratch (the lattice's probabilities, N T (L + 1), the softmax of short rows,
+N T C, and the alpha table with a gradient, N T S' float64, less past
+``CHECKPOINT_BYTES``) is kept per thread between calls up to
 ``SCRATCH_KEEP_BYTES``.
 
 The recursions run in plain float64, each frame's alpha (and beta) divided
@@ -57,7 +58,9 @@ its terms by 2^(k_i - k_max) (bit operations), with no underflow however long
 the sequence or large the logits (a term 2^-1022 below the largest of its sum
 is dropped, which is below the sum's own rounding). ``last_paths`` says which
 ran. At 200 x 32 x 32 with 50 labels the scaled recursions took the forward
-plus backward pass from 5.6 to 2.1 ms (one thread); the tilt took the
+plus backward pass from 5.6 to 2.1 ms (one thread), and keeping the short
+rows' softmax, summing the posteriors per class and scaling alpha where the
+next frame reads it took it on to 1.9; the tilt took the
 benchmark's T = 4000 (4 x 1000 classes, 400 labels) from 175 to 82 ms, which
 had needed the extended range for both, and 1000 x 8 x 5000 from 71 to 61 ms
 (the loss had needed it). The lattice's probabilities are stored per label
@@ -984,9 +987,10 @@ def scale_rows(g: np.ndarray, scale: np.ndarray) -> None:
         _scale_rows(g, np.ascontiguousarray(scale, dtype=np.float64))
 
 
-# Scratch (the lattice's probabilities and, with a gradient, log alpha: about
-# 1.5 N T S' float64) is kept per thread between calls up to this size and reused:
-# fresh memory costs page faults and zeroing, measured 30% of a call at 200 x 32 x 32.
+# Scratch (the lattice's probabilities, short rows' softmax and, with a gradient,
+# the alpha table: about 1.5 N T S' float64) is kept per thread between calls up to
+# this size and reused: fresh memory costs page faults and zeroing, measured 30% of a
+# call at 200 x 32 x 32.
 SCRATCH_KEEP_BYTES = 256 << 20
 _scratch = threading.local()
 
