@@ -343,7 +343,7 @@ def _log_sum2(m1, k1, m2, k2):
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _alpha(wn, xn, lab, Tn, L, blank, mxn, smn, store, An):
+def _alpha(wn, idx, xn, lab, Tn, L, blank, mxn, smn, store, An):
     """Forward recursion of one example; returns log p(labels). With ``store``, log alpha
     into An (Tn, S')."""
     Sp = 2 * L + 1
@@ -357,7 +357,7 @@ def _alpha(wn, xn, lab, Tn, L, blank, mxn, smn, store, An):
     emt = np.empty(L + 1)
     ekt = np.empty(L + 1)
     for t in range(Tn):
-        _ext_row(wn[t], xn[t], lab, L, blank, mxn[t], smn[t], emt, ekt)
+        _ext_row(wn[t], idx, xn[t], lab, L, blank, mxn[t], smn[t], emt, ekt)
         if emt[0] != emt[0]:
             return np.nan  # a NaN (or +inf) logit in the frame
         _expand(emt, ekt, L, wm, wk)
@@ -388,8 +388,8 @@ def _alpha(wn, xn, lab, Tn, L, blank, mxn, smn, store, An):
 def _write_row(row, pt, occ, grow, m, s, sc, lab, blank, post, pf, L):
     """grow[c] = sc softmax[c] - pf (posterior of the states with l'_s = c).
 
-    A short row (C <= L + 1) takes the softmax that ``_frame_range`` kept in ``pt``
-    and sums the posteriors per class in float64 first (``occ``, C): one rounding, and
+    A short row (C <= L + 1) takes its softmax from ``pt``, its row of
+    ``_frame_range``'s table, and sums the posteriors per class in float64 first (``occ``, C): one rounding, and
     no float32 read-modify-write per label (a fifth of the backward pass at 32
     classes). A longer one computes exp(x[c] - m) / s and subtracts the L + 1
     posteriors from its entries.
@@ -418,7 +418,7 @@ def _write_row(row, pt, occ, grow, m, s, sc, lab, blank, post, pf, L):
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _backward_one(xn, lab, Tn, L, blank, mxn, smn, wn, pn, An, lz, sc, gn):
+def _backward_one(xn, lab, Tn, L, blank, mxn, smn, wn, idx, An, lz, sc, gn):
     """One example: the backward recursion from the last frame, each frame's gradient
     row written as soon as its beta is known, gn[t] = sc (softmax(x[t]) - posterior
     occupation of each class); 0 past Tn, where no alignment fits, and where sc is 0."""
@@ -453,7 +453,7 @@ def _backward_one(xn, lab, Tn, L, blank, mxn, smn, wn, pn, An, lz, sc, gn):
                 bm[Sp - 2] = 1.0
                 bk[Sp - 2] = 0.0
         else:
-            _ext_row(wn[t + 1], xn[t + 1], lab, L, blank, mxn[t + 1], smn[t + 1], emt, ekt)
+            _ext_row(wn[t + 1], idx, xn[t + 1], lab, L, blank, mxn[t + 1], smn[t + 1], emt, ekt)
             _expand(emt, ekt, L, wm, wk)
             _emit(bm, bk, wm, wk, xm, xk, Sp)
             # beta[t, s] = x[s] + x[s + 1] + x[s + 2] [skip s + 2]
@@ -463,25 +463,27 @@ def _backward_one(xn, lab, Tn, L, blank, mxn, smn, wn, pn, An, lz, sc, gn):
             # the posterior of state s: alpha beta / p, scaled; at most 1 (its exponent
             # cancels to within rounding, which at logits of 1e30 is 1e14: kept finite)
             post[s] = sc * bm[s] * vexp(min(At[s] + bk[s] * _LN2 - lz, 0.0))
-        _write_row(xn[t], pn[t], occ, gn[t], mxn[t], smn[t], sc, lab, blank, post, 1.0, L)
+        _write_row(xn[t], wn[t], occ, gn[t], mxn[t], smn[t], sc, lab, blank, post, 1.0, L)
 
 
 # --------------------------------------------------------------------------- pass 1: frames
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _frame_range(xn, lab, L, blank, t0, t1, mxn, smn, wn, pn):
+def _frame_range(xn, lab, L, blank, t0, t1, mxn, smn, wn):
     """Frames t0 <= t < t1 of one example: mxn[t], smn[t] = max and sum of exponentials;
-    the probability of the blank (wn[t, 0]) and of each label (wn[t, j + 1]), e^(x - m) / s
-    in float64 (NaN for a NaN or +inf logit; 0 or subnormal below e^-708). Stored per
-    label, not per extended state: the table is read by both recursions, and at long
-    sequences its traffic was a fifth of the time."""
+    the probabilities e^(x - m) / s in float64 (NaN for a NaN or +inf logit; 0 or
+    subnormal below e^-708) that the lattice reads (``_table_index``): a short row's
+    (C <= L + 1) softmax, which its gradient row reads again, else the blank's (wn[t, 0])
+    and each label's (wn[t, j + 1]). Stored per class or label, not per extended state:
+    the table is read by both recursions, and at long sequences its traffic was a fifth
+    of the time."""
     C = xn.shape[1]
-    by_class = C <= L + 1  # fewer exponentials: one per class, then gathered
+    by_class = C <= L + 1  # fewer exponentials: one per class
     e = np.empty(L + 1)
     for t in range(t0, t1):
         row = xn[t]
-        pt = pn[t]
+        wt = wn[t]
         if by_class:  # a short row: its max, then its exponentials in float64 and their sum
             mr = row[0]
             for c in range(1, C):
@@ -492,20 +494,16 @@ def _frame_range(xn, lab, L, blank, t0, t1, mxn, smn, wn, pn):
             s = 0.0
             for c in range(C):
                 v = vexp(np.float64(row[c]) - shift)
-                pt[c] = v
+                wt[c] = v
                 s += v
         else:
             m, s = row_max_sumexp(row)
         mxn[t] = m
         smn[t] = s
         inv = 1.0 / s if s > 0.0 else np.nan  # (NaN, or an all -inf row: NaN as lp)
-        wt = wn[t]
         if by_class:
             for c in range(C):
-                pt[c] *= inv
-            wt[0] = pt[blank]
-            for j in range(L):
-                wt[j + 1] = pt[lab[j]]
+                wt[c] *= inv
         else:
             e[0] = np.float64(row[blank])
             for j in range(L):
@@ -515,18 +513,33 @@ def _frame_range(xn, lab, L, blank, t0, t1, mxn, smn, wn, pn):
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _spread(wt, L, we):
-    """we[s] = the probability of extended state s: the blank's (wt[0]) at even s, label
-    (s - 1) / 2's (wt[(s + 1) / 2]) at odd s."""
-    b = wt[0]
+def _spread(wt, idx, L, we):
+    """we[s] = the probability of extended state s: the blank's (wt[idx[0]]) at even s,
+    label (s - 1) / 2's (wt[idx[(s + 1) / 2]]) at odd s."""
+    b = wt[idx[0]]
     for j in range(L):
         we[2 * j] = b
-        we[2 * j + 1] = wt[j + 1]
+        we[2 * j + 1] = wt[idx[j + 1]]
     we[2 * L] = b
 
 
+@njit(fastmath=FASTMATH, cache=True)
+def _table_index(lab, L, blank, C):
+    """Where a row of ``_frame_range``'s table holds the blank's probability (j = 0) and
+    label j's (j >= 1): per class for a short row (C <= L + 1: the exponentials and
+    the softmax are the row's own, which the gradient row reads again; gathering them
+    per label cost as much as the recursions' reads through this index), else per
+    label."""
+    idx = np.empty(L + 1, np.int64)
+    by_class = C <= L + 1
+    idx[0] = blank if by_class else 0
+    for j in range(L):
+        idx[j + 1] = lab[j] if by_class else j + 1
+    return idx
+
+
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _frames(x, labels, logit_lengths, label_lengths, blank, K, mx, sm, w, P):
+def _frames(x, labels, logit_lengths, label_lengths, blank, K, mx, sm, w):
     """``_frame_range`` of every example, its frames split into K ranges (parallel)."""
     N = x.shape[0]
     for task in prange(N * K):
@@ -536,25 +549,25 @@ def _frames(x, labels, logit_lengths, label_lengths, blank, K, mx, sm, w, P):
         L = label_lengths[n]
         t0 = k * Tn // K
         t1 = (k + 1) * Tn // K
-        _frame_range(x[n], labels[n], L, blank, t0, t1, mx[n], sm[n], w[n], P[n])
+        _frame_range(x[n], labels[n], L, blank, t0, t1, mx[n], sm[n], w[n])
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _ext_row(wt, row, lab, L, blank, m, s, emt, ekt):
+def _ext_row(wt, idx, row, lab, L, blank, m, s, emt, ekt):
     """One frame's lattice probabilities as m 2^k (m in [1, 2), or 0 with DEAD; NaN for
     a NaN or +inf logit) into emt, ekt (L + 1, blank first): the bits of a normal
-    float64 probability in ``wt`` (blank first, as emt), else (below 2^-1022) from
+    float64 probability in ``wt`` (at ``idx``), else (below 2^-1022) from
     lp = (x - m) - log s in float64."""
     normal = 0.0
     for j in range(L + 1):
-        v = wt[j]  # (the blank's at j = 0, label j - 1's after)
+        v = wt[idx[j]]  # (the blank's at j = 0, label j - 1's after)
         emt[j] = mantissa(v)
         ekt[j] = exponent(v)
         normal += 1.0 if v >= _NORMAL_MIN else 0.0
     if normal == L + 1:
         return
     for j in range(L + 1):
-        v = wt[j]
+        v = wt[idx[j]]
         if v >= _NORMAL_MIN:
             continue
         if v != v:  # NaN stays NaN
@@ -666,7 +679,7 @@ CHECKPOINT_BYTES = 16 << 20
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _alpha_scaled(wn, lab, Tn, L, store, An, Zn, give_up, lam, every):
+def _alpha_scaled(wn, idx, lab, Tn, L, store, An, Zn, give_up, lam, every):
     """Forward recursion of one example in plain float64, tilted by ``lam`` and each
     frame scaled to sum 1.
 
@@ -693,7 +706,7 @@ def _alpha_scaled(wn, lab, Tn, L, store, An, Zn, give_up, lam, every):
     bad = 0.0
     pinv = 1.0
     for t in range(Tn):
-        _spread(wn[t], L, wt)
+        _spread(wn[t], idx, L, wt)
         total = 0.0
         tp = np.float64(t - 1)
         if t == 0:
@@ -762,7 +775,7 @@ def _fill_rows(gn, Tn, value):
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, pn, An, Zn, sc, gn, write, lam, every):
+def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, idx, An, Zn, sc, gn, write, lam, every):
     """The backward recursion of one example in plain float64 (each frame scaled by the
     sum of the one after, tilted by 1 / ``lam``: beta(s) lam^-s, so that alpha beta is
     untilted), given the scaled alpha ``An`` and the frame sums ``Zn`` of
@@ -800,7 +813,7 @@ def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, pn, An, Zn, sc, gn, write,
                 prev[s + 2] = check[s]
                 block[0, s] = check[s]
             for u in range(t0 + 1, t + 1):  # (u > 0: alpha's recursion as it ran)
-                _spread(wn[u], L, wt)
+                _spread(wn[u], idx, L, wt)
                 total = 0.0
                 for s in range(Sp):
                     v = wt[s] * (prev[s + 2] + lam * prev[s + 1] + skip[s] * prev[s])
@@ -824,7 +837,7 @@ def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, pn, An, Zn, sc, gn, write,
                 post[s] = p
                 overlap += p
         else:
-            _spread(wn[t + 1], L, wt)
+            _spread(wn[t + 1], idx, L, wt)
             for s in range(Sp):
                 xm[s] = wt[s] * beta[s] * ib
             # beta[t, s] = x[s] + x[s + 1] + x[s + 2] [skip s + 2], tilted, and the
@@ -844,12 +857,12 @@ def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, pn, An, Zn, sc, gn, write,
             return False
         if write:
             pf = sc / overlap
-            _write_row(xn[t], pn[t], occ, gn[t], mxn[t], smn[t], sc, lab, blank, post, pf, L)
+            _write_row(xn[t], wn[t], occ, gn[t], mxn[t], smn[t], sc, lab, blank, post, pf, L)
     return True
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _example(xn, lab, Tn, L, blank, mxn, smn, wn, pn, do_grad, An, Zn, sc, gn, path, every):
+def _example(xn, lab, Tn, L, blank, mxn, smn, wn, do_grad, An, Zn, sc, gn, path, every):
     """log p(labels) of one example and, with ``do_grad``, its gradient rows: the scaled
     recursions, or the extended-range ones where those do not hold. The loss is the
     scaled one where no reachable state underflowed or the bound on underflow holds
@@ -866,7 +879,8 @@ def _example(xn, lab, Tn, L, blank, mxn, smn, wn, pn, do_grad, An, Zn, sc, gn, p
         return 0.0 if L == 0 else -np.inf
     Sp = 2 * L + 1
     lam = tilt(Tn, Sp)
-    lz, exact = _alpha_scaled(wn, lab, Tn, L, rows, An, Zn, not rows, lam, every)
+    idx = _table_index(lab, L, blank, xn.shape[1])
+    lz, exact = _alpha_scaled(wn, idx, lab, Tn, L, rows, An, Zn, not rows, lam, every)
     if lz != lz:  # a NaN (or +inf) logit: the loss and the example's rows are NaN
         if rows:
             _fill_rows(gn, Tn, np.nan)
@@ -881,20 +895,20 @@ def _example(xn, lab, Tn, L, blank, mxn, smn, wn, pn, do_grad, An, Zn, sc, gn, p
         # own; the rows are not written).
         An1 = np.empty(((Tn + every - 1) // every, Sp))
         Zn1 = np.empty(Tn)
-        lz, _ = _alpha_scaled(wn, lab, Tn, L, True, An1, Zn1, False, lam, every)
+        lz, _ = _alpha_scaled(wn, idx, lab, Tn, L, True, An1, Zn1, False, lam, every)
         holds = lz > -np.inf and _beta_scaled(
-            xn, lab, Tn, L, blank, mxn, smn, wn, pn, An1, Zn1, sc, gn, False, lam, every
+            xn, lab, Tn, L, blank, mxn, smn, wn, idx, An1, Zn1, sc, gn, False, lam, every
         )
         if holds:
             return lz
         path[0] = 1.0
-        return _alpha(wn, xn, lab, Tn, L, blank, mxn, smn, False, An)
-    if _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, pn, An, Zn, sc, gn, True, lam, every):
+        return _alpha(wn, idx, xn, lab, Tn, L, blank, mxn, smn, False, An)
+    if _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, idx, An, Zn, sc, gn, True, lam, every):
         return lz
     log_alpha = np.empty((Tn, Sp))  # (every frame's: the extended range is the rare path)
-    lz_exact = _alpha(wn, xn, lab, Tn, L, blank, mxn, smn, True, log_alpha)
+    lz_exact = _alpha(wn, idx, xn, lab, Tn, L, blank, mxn, smn, True, log_alpha)
     path[0] = 1.0 if not exact else 2.0
-    _backward_one(xn, lab, Tn, L, blank, mxn, smn, wn, pn, log_alpha, lz_exact, sc, gn)
+    _backward_one(xn, lab, Tn, L, blank, mxn, smn, wn, idx, log_alpha, lz_exact, sc, gn)
     return lz if exact else lz_exact
 
 
@@ -908,7 +922,6 @@ def _lattice(
     mx,
     sm,
     w,
-    P,
     do_grad,
     A,
     Z,
@@ -921,8 +934,8 @@ def _lattice(
     """``_example`` of every example after ``_frames`` (parallel over the examples)."""
     N = x.shape[0]
     for n in prange(N):
-        args = (mx[n], sm[n], w[n], P[n], do_grad, A[n], Z[n], scale[n], g[n], path[n : n + 1])
-        logz[n] = _example(x[n], labels[n], logit_lengths[n], label_lengths[n], blank, *args, every)
+        args = (mx[n], sm[n], w[n], do_grad, A[n], Z[n], scale[n], g[n], path[n : n + 1], every)
+        logz[n] = _example(x[n], labels[n], logit_lengths[n], label_lengths[n], blank, *args)
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -935,7 +948,6 @@ def _fused(
     mx,
     sm,
     w,
-    P,
     do_grad,
     A,
     Z,
@@ -952,9 +964,9 @@ def _fused(
     for n in prange(N):
         Tn = logit_lengths[n]
         L = label_lengths[n]
-        _frame_range(x[n], labels[n], L, blank, 0, Tn, mx[n], sm[n], w[n], P[n])
-        args = (mx[n], sm[n], w[n], P[n], do_grad, A[n], Z[n], scale[n], g[n], path[n : n + 1])
-        logz[n] = _example(x[n], labels[n], Tn, L, blank, *args, every)
+        _frame_range(x[n], labels[n], L, blank, 0, Tn, mx[n], sm[n], w[n])
+        args = (mx[n], sm[n], w[n], do_grad, A[n], Z[n], scale[n], g[n], path[n : n + 1], every)
+        logz[n] = _example(x[n], labels[n], Tn, L, blank, *args)
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -1069,7 +1081,7 @@ def ctc_loss_and_grad(
     import numba
 
     x = logits
-    N, T, C = x.shape
+    N, T, _ = x.shape
     labels = _small(labels, np.int64)
     logit_lengths = _small(logit_lengths, np.int64)
     label_lengths = _small(label_lengths, np.int64)
@@ -1077,13 +1089,12 @@ def ctc_loss_and_grad(
     do_grad = grad_scale is not None
     _threads.ensure()
     threads = int(numba.get_num_threads())
-    # the softmax table where some example's rows are short enough to keep it
-    shapes = [(N, T), (N, T), (N, T, lmax + 1), (N, T, C if C <= lmax + 1 else 0), (N,), (N,)]
+    shapes = [(N, T), (N, T), (N, T, lmax + 1), (N,), (N,)]
     every = CHECKPOINT if 8 * N * T * (2 * lmax + 1) > CHECKPOINT_BYTES else 1
     checks = -(-T // every)
     shapes += [(N, checks, 2 * lmax + 1), (N, T)] if do_grad else [(N, 0, 0), (N, 0)]
     need = sum(math.prod(sh) for sh in shapes)
-    mx, sm, w, P, logz, path, A, Z = _carve(_scratch_f64(need), *shapes)
+    mx, sm, w, logz, path, A, Z = _carve(_scratch_f64(need), *shapes)
     if grad_scale is not None:
         g = grad_out if grad_out is not None else np.empty_like(x)
         scale = _small(grad_scale, np.float64)
@@ -1094,10 +1105,10 @@ def ctc_loss_and_grad(
     sizes = (x, labels, logit_lengths, label_lengths, blank)
     with _threads.serial():
         if N >= 2 * threads:
-            kern[2](*sizes, mx, sm, w, P, do_grad, A, Z, logz, scale, g, path, every)
+            kern[2](*sizes, mx, sm, w, do_grad, A, Z, logz, scale, g, path, every)
         else:
-            kern[0](*sizes, _chunks(N, threads), mx, sm, w, P)
-            kern[1](*sizes, mx, sm, w, P, do_grad, A, Z, logz, scale, g, path, every)
+            kern[0](*sizes, _chunks(N, threads), mx, sm, w)
+            kern[1](*sizes, mx, sm, w, do_grad, A, Z, logz, scale, g, path, every)
     _scratch.paths = path.astype(np.int8)
     nll = 0.0 - logz  # (not -logz: -0.0 for an empty label sequence in no frames)
     return nll, (g if do_grad else None)
