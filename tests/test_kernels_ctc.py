@@ -366,8 +366,9 @@ def test_random_batches_take_the_scaled_recursions():
     assert last_paths().tolist() == [0, 0, 0, 0]
 
 
+@pytest.mark.parametrize("wide", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_where_underflow_could_matter_the_extended_range_runs(dtype):
+def test_where_underflow_could_matter_the_extended_range_runs(dtype, wide):
     # Every frame favours the blank by d over the two labels: the states that have
     # emitted all 10 labels (those the paths must end in) carry about e^-10d of the
     # frame's alpha, and the overlap of alpha and beta shrinks likewise. At d = 20 all of
@@ -375,11 +376,14 @@ def test_where_underflow_could_matter_the_extended_range_runs(dtype):
     # 2^-1000 but the overlaps fall below 2^-900 (the loss is the scaled one, the
     # gradient the extended range's, path 2); at d = 80 and 700 states underflow
     # (path 1: both from the extended range). Every one equals the log-space recursions.
+    # wide: 9 more classes at -1e4 (probability 0), so that C > L + 1 and the kernel's
+    # table is per label, not per class (a short row's softmax, read through an index).
     T, C, lab = 30, 3, [1, 2] * 5
     cases, paths = [], []
     for d, path in [(20.0, 0), (66.0, 2), (80.0, 1), (700.0, 1)]:
-        x = np.zeros((T, C))
-        x[:, 1:] = -d
+        x = np.zeros((T, C + 9 if wide else C))
+        x[:, 1:C] = -d
+        x[:, C:] = -1e4
         cases.append((x, lab))
         paths.append(path)
     nll, _ = check(cases, 0, dtype)

@@ -389,10 +389,10 @@ def _write_row(row, pt, occ, grow, m, s, sc, lab, blank, post, pf, L):
     """grow[c] = sc softmax[c] - pf (posterior of the states with l'_s = c).
 
     A short row (C <= L + 1) takes its softmax from ``pt``, its row of
-    ``_frame_range``'s table, and sums the posteriors per class in float64 first (``occ``, C): one rounding, and
-    no float32 read-modify-write per label (a fifth of the backward pass at 32
-    classes). A longer one computes exp(x[c] - m) / s and subtracts the L + 1
-    posteriors from its entries.
+    ``_frame_range``'s table, and sums the posteriors per class in float64 first
+    (``occ``, C): one rounding, and no float32 read-modify-write per label (a fifth of
+    the backward pass at 32 classes). A longer one computes exp(x[c] - m) / s and
+    subtracts the L + 1 posteriors from its entries.
     """
     # d nll / d x[t, c] = softmax[t, c] - sum_{s: l'_s = c} e^(alpha + beta - log p)
     C = row.shape[0]
@@ -514,27 +514,34 @@ def _frame_range(xn, lab, L, blank, t0, t1, mxn, smn, wn):
 
 @njit(fastmath=FASTMATH, cache=True)
 def _spread(wt, idx, L, we):
-    """we[s] = the probability of extended state s: the blank's (wt[idx[0]]) at even s,
-    label (s - 1) / 2's (wt[idx[(s + 1) / 2]]) at odd s."""
-    b = wt[idx[0]]
-    for j in range(L):
-        we[2 * j] = b
-        we[2 * j + 1] = wt[idx[j + 1]]
+    """we[s] = the probability of extended state s: the blank's at even s, label
+    (s - 1) / 2's at odd s: wt[idx[j]] for j = 0, (s + 1) / 2 (``_table_index``), or
+    wt[j] where ``idx`` is None (a per-label table; numba compiles each case apart)."""
+    if idx is None:
+        b = wt[0]
+        for j in range(L):
+            we[2 * j] = b
+            we[2 * j + 1] = wt[j + 1]
+    else:
+        b = wt[idx[0]]
+        for j in range(L):
+            we[2 * j] = b
+            we[2 * j + 1] = wt[idx[j + 1]]
     we[2 * L] = b
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _table_index(lab, L, blank, C):
+def _table_index(lab, L, blank):
     """Where a row of ``_frame_range``'s table holds the blank's probability (j = 0) and
-    label j's (j >= 1): per class for a short row (C <= L + 1: the exponentials and
-    the softmax are the row's own, which the gradient row reads again; gathering them
-    per label cost as much as the recursions' reads through this index), else per
-    label."""
+    label j's (j >= 1), idx[j], for a short row (C <= L + 1), whose table row is per
+    class: the exponentials and the softmax are the row's own, which the gradient
+    row reads again (gathering them per label cost as much as the recursions' reads
+    through this index). A longer row's table is per label, read without an index
+    (``idx`` None: reading the identity through one cost 8% at T = 4000)."""
     idx = np.empty(L + 1, np.int64)
-    by_class = C <= L + 1
-    idx[0] = blank if by_class else 0
+    idx[0] = blank
     for j in range(L):
-        idx[j + 1] = lab[j] if by_class else j + 1
+        idx[j + 1] = lab[j]
     return idx
 
 
@@ -553,6 +560,14 @@ def _frames(x, labels, logit_lengths, label_lengths, blank, K, mx, sm, w):
 
 
 @njit(fastmath=FASTMATH, cache=True)
+def _entry(wt, idx, j):
+    """wt[idx[j]], or wt[j] where ``idx`` is None (see ``_spread``)."""
+    if idx is None:
+        return wt[j]
+    return wt[idx[j]]
+
+
+@njit(fastmath=FASTMATH, cache=True)
 def _ext_row(wt, idx, row, lab, L, blank, m, s, emt, ekt):
     """One frame's lattice probabilities as m 2^k (m in [1, 2), or 0 with DEAD; NaN for
     a NaN or +inf logit) into emt, ekt (L + 1, blank first): the bits of a normal
@@ -560,14 +575,14 @@ def _ext_row(wt, idx, row, lab, L, blank, m, s, emt, ekt):
     lp = (x - m) - log s in float64."""
     normal = 0.0
     for j in range(L + 1):
-        v = wt[idx[j]]  # (the blank's at j = 0, label j - 1's after)
+        v = _entry(wt, idx, j)  # (the blank's at j = 0, label j - 1's after)
         emt[j] = mantissa(v)
         ekt[j] = exponent(v)
         normal += 1.0 if v >= _NORMAL_MIN else 0.0
     if normal == L + 1:
         return
     for j in range(L + 1):
-        v = wt[idx[j]]
+        v = _entry(wt, idx, j)
         if v >= _NORMAL_MIN:
             continue
         if v != v:  # NaN stays NaN
@@ -863,6 +878,17 @@ def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, idx, An, Zn, sc, gn, write
 
 @njit(fastmath=FASTMATH, cache=True)
 def _example(xn, lab, Tn, L, blank, mxn, smn, wn, do_grad, An, Zn, sc, gn, path, every):
+    """``_example_in`` with the index of the example's table (``_table_index``)."""
+    args = (mxn, smn, wn)
+    rest = (do_grad, An, Zn, sc, gn, path, every)
+    if xn.shape[1] <= L + 1:
+        idx = _table_index(lab, L, blank)
+        return _example_in(xn, lab, Tn, L, blank, *args, idx, *rest)
+    return _example_in(xn, lab, Tn, L, blank, *args, None, *rest)
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _example_in(xn, lab, Tn, L, blank, mxn, smn, wn, idx, do_grad, An, Zn, sc, gn, path, every):
     """log p(labels) of one example and, with ``do_grad``, its gradient rows: the scaled
     recursions, or the extended-range ones where those do not hold. The loss is the
     scaled one where no reachable state underflowed or the bound on underflow holds
@@ -879,7 +905,6 @@ def _example(xn, lab, Tn, L, blank, mxn, smn, wn, do_grad, An, Zn, sc, gn, path,
         return 0.0 if L == 0 else -np.inf
     Sp = 2 * L + 1
     lam = tilt(Tn, Sp)
-    idx = _table_index(lab, L, blank, xn.shape[1])
     lz, exact = _alpha_scaled(wn, idx, lab, Tn, L, rows, An, Zn, not rows, lam, every)
     if lz != lz:  # a NaN (or +inf) logit: the loss and the example's rows are NaN
         if rows:
