@@ -20,11 +20,11 @@ total, is the posterior occupation of the gradient.
 Two passes, none with a T x C x S temporary:
 
 1. ``_frames`` (parallel over examples and frame ranges): each frame's
-   logits are read once (max and sum of exponentials: for a short row, of at
-   most L + 1 classes, all its exponentials in float64, its softmax kept for
-   the gradient and gathered; for a longer one ``row_max_sumexp``, blocked,
-   then the L + 1 exponentials the lattice needs) and the probabilities of
-   the blank and the labels are stored, float64.
+   logits are read once (max and sum of exponentials) and the probabilities
+   that the lattice needs are stored, float64: for a short row, of at most
+   L + 1 classes, all its exponentials, its softmax, which the recursions
+   read through an index (``_table_index``) and the gradient row again; for a
+   longer one ``row_max_sumexp``, blocked, then the blank's and the labels'.
 2. ``_lattice`` (parallel over examples), per example ``_example``: the alpha
    recursion, and with a gradient the beta recursion from the last frame,
    each frame's gradient row written as soon as its beta is known, once:
@@ -35,10 +35,9 @@ With at least two examples per thread, ``_fused`` runs both passes of each
 example in one parallel region instead (one synchronisation per call, and an
 example's tables stay in cache between its passes); smaller batches take the
 two passes, so that the first spreads the frames over the threads. The
-scratch (the lattice's probabilities, N T (L + 1), the softmax of short rows,
-N T C, and the alpha table with a gradient, N T S' float64, less past
-``CHECKPOINT_BYTES``) is kept per thread between calls up to
-``SCRATCH_KEEP_BYTES``.
+scratch (the lattice's probabilities, N T (L + 1), and the alpha table with a
+gradient, N T S' float64, less past ``CHECKPOINT_BYTES``) is kept per thread
+between calls up to ``SCRATCH_KEEP_BYTES``.
 
 The recursions run in plain float64, each frame's alpha (and beta) divided
 by its sum (the log of the sums accumulated, as m 2^k), the posterior of a
@@ -60,7 +59,7 @@ is dropped, which is below the sum's own rounding). ``last_paths`` says which
 ran. At 200 x 32 x 32 with 50 labels the scaled recursions took the forward
 plus backward pass from 5.6 to 2.1 ms (one thread), and keeping the short
 rows' softmax, summing the posteriors per class and scaling alpha where the
-next frame reads it took it on to 1.9; the tilt took the
+next frame reads it took it on to 1.8; the tilt took the
 benchmark's T = 4000 (4 x 1000 classes, 400 labels) from 175 to 82 ms, which
 had needed the extended range for both, and 1000 x 8 x 5000 from 71 to 61 ms
 (the loss had needed it). The lattice's probabilities are stored per label
@@ -711,7 +710,7 @@ def _alpha_scaled(wn, idx, lab, Tn, L, store, An, Zn, give_up, lam, every):
         skip[s] *= lam2  # the tilted weight of a skip into s
     # prev[s + 2]: state s of the previous frame before its scaling by pinv (1 / its sum),
     # two 0 states first. The scaling is done where the next frame reads it: a pass over
-    # the states fewer (alpha alone 0.43 -> 0.35 ms at 200 x 32 frames and 50 labels),
+    # the states fewer (alpha alone 0.43 -> 0.37 ms at 200 x 32 frames and 50 labels),
     # the same operations and values as scaling first.
     prev = np.zeros(Sp + 2)
     cur = np.zeros(Sp + 2)
@@ -878,7 +877,8 @@ def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, idx, An, Zn, sc, gn, write
 
 @njit(fastmath=FASTMATH, cache=True)
 def _example(xn, lab, Tn, L, blank, mxn, smn, wn, do_grad, An, Zn, sc, gn, path, every):
-    """``_example_in`` with the index of the example's table (``_table_index``)."""
+    """``_example_in`` with the index of the example's table (``_table_index``) for
+    short rows, None for a per-label table (numba compiles the two apart)."""
     args = (mxn, smn, wn)
     rest = (do_grad, An, Zn, sc, gn, path, every)
     if xn.shape[1] <= L + 1:
@@ -1024,10 +1024,9 @@ def scale_rows(g: np.ndarray, scale: np.ndarray) -> None:
         _scale_rows(g, np.ascontiguousarray(scale, dtype=np.float64))
 
 
-# Scratch (the lattice's probabilities, short rows' softmax and, with a gradient,
-# the alpha table: about 1.5 N T S' float64) is kept per thread between calls up to
-# this size and reused: fresh memory costs page faults and zeroing, measured 30% of a
-# call at 200 x 32 x 32.
+# Scratch (the lattice's probabilities and, with a gradient, the alpha table: about
+# 1.5 N T S' float64) is kept per thread between calls up to this size and reused:
+# fresh memory costs page faults and zeroing, measured 30% of a call at 200 x 32 x 32.
 SCRATCH_KEEP_BYTES = 256 << 20
 _scratch = threading.local()
 
