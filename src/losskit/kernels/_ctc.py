@@ -384,11 +384,11 @@ def _alpha(wn, idx, xn, lab, Tn, L, blank, mxn, smn, store, An):
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _write_row(row, pt, occ, grow, m, s, sc, lab, blank, post, pf, L):
+def _write_row(row, pt, idx, occ, grow, m, s, sc, lab, blank, post, pf, L):
     """grow[c] = sc softmax[c] - pf (posterior of the states with l'_s = c).
 
-    A short row (C <= L + 1) takes its softmax from ``pt``, its row of
-    ``_frame_range``'s table, and sums the posteriors per class in float64 first
+    A short row (a per-class table, ``idx`` not None) takes its softmax from ``pt``,
+    its row of ``_frame_range``'s table, and sums the posteriors per class in float64 first
     (``occ``, C): one rounding, and no float32 read-modify-write per label (a fifth of
     the backward pass at 32 classes). A longer one computes exp(x[c] - m) / s and
     subtracts the L + 1 posteriors from its entries.
@@ -396,7 +396,7 @@ def _write_row(row, pt, occ, grow, m, s, sc, lab, blank, post, pf, L):
     # d nll / d x[t, c] = softmax[t, c] - sum_{s: l'_s = c} e^(alpha + beta - log p)
     C = row.shape[0]
     blank_occ = 0.0
-    if C <= L + 1:
+    if idx is not None:
         for c in range(C):
             occ[c] = 0.0
         for j in range(L):
@@ -462,10 +462,18 @@ def _backward_one(xn, lab, Tn, L, blank, mxn, smn, wn, idx, An, lz, sc, gn):
             # the posterior of state s: alpha beta / p, scaled; at most 1 (its exponent
             # cancels to within rounding, which at logits of 1e30 is 1e14: kept finite)
             post[s] = sc * bm[s] * vexp(min(At[s] + bk[s] * _LN2 - lz, 0.0))
-        _write_row(xn[t], wn[t], occ, gn[t], mxn[t], smn[t], sc, lab, blank, post, 1.0, L)
+        _write_row(xn[t], wn[t], idx, occ, gn[t], mxn[t], smn[t], sc, lab, blank, post, 1.0, L)
 
 
 # --------------------------------------------------------------------------- pass 1: frames
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _per_class(C, L):
+    """Whether a row of C classes is short for L labels (C <= L + 1): its table row holds
+    every class's probability (fewer exponentials than one per label and the blank),
+    read through ``_table_index``."""
+    return C <= L + 1
 
 
 @njit(fastmath=FASTMATH, cache=True)
@@ -478,7 +486,7 @@ def _frame_range(xn, lab, L, blank, t0, t1, mxn, smn, wn):
     the table is read by both recursions, and at long sequences its traffic was a fifth
     of the time."""
     C = xn.shape[1]
-    by_class = C <= L + 1  # fewer exponentials: one per class
+    by_class = _per_class(C, L)
     e = np.empty(L + 1)
     for t in range(t0, t1):
         row = xn[t]
@@ -723,9 +731,7 @@ def _alpha_scaled(wn, idx, lab, Tn, L, store, An, Zn, give_up, lam, every):
         _spread(wn[t], idx, L, wt)
         total = 0.0
         tp = np.float64(t - 1)
-        if t == 0:
-            for s in range(Sp):
-                cur[s + 2] = 0.0
+        if t == 0:  # (cur is still the zeros it was made with)
             cur[2] = wt[0]
             if Sp > 1:
                 cur[3] = wt[1] * lam  # tilted: alpha(s) lam^s
@@ -871,7 +877,7 @@ def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, idx, An, Zn, sc, gn, write
             return False
         if write:
             pf = sc / overlap
-            _write_row(xn[t], wn[t], occ, gn[t], mxn[t], smn[t], sc, lab, blank, post, pf, L)
+            _write_row(xn[t], wn[t], idx, occ, gn[t], mxn[t], smn[t], sc, lab, blank, post, pf, L)
     return True
 
 
@@ -881,7 +887,7 @@ def _example(xn, lab, Tn, L, blank, mxn, smn, wn, do_grad, An, Zn, sc, gn, path,
     short rows, None for a per-label table (numba compiles the two apart)."""
     args = (mxn, smn, wn)
     rest = (do_grad, An, Zn, sc, gn, path, every)
-    if xn.shape[1] <= L + 1:
+    if _per_class(xn.shape[1], L):
         idx = _table_index(lab, L, blank)
         return _example_in(xn, lab, Tn, L, blank, *args, idx, *rest)
     return _example_in(xn, lab, Tn, L, blank, *args, None, *rest)
