@@ -386,6 +386,13 @@ def test_where_underflow_could_matter_the_extended_range_runs(dtype, wide):
         x[:, C:] = -1e4
         cases.append((x, lab))
         paths.append(path)
+    # The kernel keeps its scratch between calls: fill the table with other numbers first,
+    # so that an entry read from the wrong place of a short row's table (beyond its C
+    # classes) cannot come out right by reading fresh zeros, which the extended range
+    # would recompute from the logits.
+    rng = np.random.default_rng(17)
+    other = [(rng.normal(size=(T, C + 9)), lab[::-1]) for _ in cases]
+    ctc_loss_and_grad(*batch(other, dtype), 0, grad_scale=np.ones(4))
     nll, _ = check(cases, 0, dtype)
     assert last_paths().tolist() == [0, 0, 1, 1]  # the forward-only call of ``check``
     nll_again, _ = ctc_loss_and_grad(*batch(cases, dtype), 0, grad_scale=np.ones(4))
