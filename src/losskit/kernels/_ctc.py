@@ -705,11 +705,12 @@ def _alpha_scaled(wn, idx, lab, Tn, L, store, An, Zn, give_up, lam, every):
     """Forward recursion of one example in plain float64, tilted by ``lam`` and each
     frame scaled to sum 1.
 
-    Returns (log p(labels), exact); with ``store``, the scaled alpha of every
-    ``every``-th frame into An (ceil(Tn / every), S') and each frame's sum before
-    scaling into Zn (Tn,). ``exact`` is False where a
-    reachable state's scaled value fell below ``TINY``: the loss is then the scaled one
-    only where ``_beta_scaled``'s bound holds; with ``give_up`` the recursion stops there.
+    Returns (log p(labels), exact); with ``store``, each frame's sum before scaling
+    into Zn (Tn,) and the alpha of every ``every``-th frame before its scaling into
+    An (ceil(Tn / every), S' + 2), state s at An[t // every, s + 2] after two 0
+    states. ``exact`` is False where a reachable state's scaled value fell below
+    ``TINY``: the loss is then the scaled one only where ``_beta_scaled``'s bound
+    holds; with ``give_up`` the recursion stops there.
     """
     Sp = 2 * L + 1
     skip, first, _ = _lattice_masks(lab, L)
@@ -719,7 +720,11 @@ def _alpha_scaled(wn, idx, lab, Tn, L, store, An, Zn, give_up, lam, every):
     # prev[s + 2]: state s of the previous frame before its scaling by pinv (1 / its sum),
     # two 0 states first. The scaling is done where the next frame reads it: a pass over
     # the states fewer (alpha alone 0.43 -> 0.37 ms at 200 x 32 frames and 50 labels),
-    # the same operations and values as scaling first.
+    # the same operations and values as scaling first. Where every frame is kept
+    # (``direct``), frame t is computed in its row of the table, An[t], and read from
+    # there by the next: no copy (beta reads the unscaled values, its posteriors are
+    # ratios).
+    direct = store and every == 1
     prev = np.zeros(Sp + 2)
     cur = np.zeros(Sp + 2)
     wt = np.empty(Sp)
@@ -729,9 +734,16 @@ def _alpha_scaled(wn, idx, lab, Tn, L, store, An, Zn, give_up, lam, every):
     pinv = 1.0
     for t in range(Tn):
         _spread(wn[t], idx, L, wt)
+        if direct:
+            cur = An[t]
+            cur[0] = 0.0
+            cur[1] = 0.0
         total = 0.0
         tp = np.float64(t - 1)
-        if t == 0:  # (cur is still the zeros it was made with)
+        if t == 0:
+            if direct:  # (else cur is still the zeros it was made with)
+                for s in range(Sp):
+                    cur[s + 2] = 0.0
             cur[2] = wt[0]
             if Sp > 1:
                 cur[3] = wt[1] * lam  # tilted: alpha(s) lam^s
@@ -747,10 +759,10 @@ def _alpha_scaled(wn, idx, lab, Tn, L, store, An, Zn, give_up, lam, every):
         inv = 1.0 / total if total > 0.0 else 0.0  # (0: no state reached, all stay 0)
         if store:
             Zn[t] = total
-            if t % every == 0:
+            if not direct and t % every == 0:
                 At = An[t // every]
-                for s in range(Sp):
-                    At[s] = cur[s + 2] * inv
+                for s in range(Sp + 2):
+                    At[s] = cur[s]
         if give_up and bad != 0.0:
             return 0.0, False
         if total > 0.0:
@@ -798,9 +810,9 @@ def _fill_rows(gn, Tn, value):
 def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, idx, An, Zn, sc, gn, write, lam, every):
     """The backward recursion of one example in plain float64 (each frame scaled by the
     sum of the one after, tilted by 1 / ``lam``: beta(s) lam^-s, so that alpha beta is
-    untilted), given the scaled alpha ``An`` and the frame sums ``Zn`` of
-    ``_alpha_scaled`` (each frame's, or every ``every``-th: the frames between recomputed
-    from there by the same operations); with ``write``, the gradient rows
+    untilted), given the alpha ``An`` (before each frame's scaling) and the frame sums
+    ``Zn`` of ``_alpha_scaled`` (each frame's, or every ``every``-th: the frames between
+    recomputed from there by the same operations); with ``write``, the gradient rows
     gn[t] = sc (softmax(x[t]) - posterior occupation), the posterior of state s
     alpha beta / sum_s alpha beta.
     Returns whether the bound above holds (every overlap_t min(1, total_t, btotal_t) >=
@@ -822,16 +834,18 @@ def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, idx, An, Zn, sc, gn, write
     # of frames
     prev = np.zeros(Sp + 2)
     cur = np.empty(Sp)
-    block = np.empty((every, Sp))
+    block = np.empty((every, Sp + 2))  # laid out as An's rows
     t0 = Tn
     ib = 1.0  # 1 / the sum of beta[t + 1]
     for t in range(Tn - 1, -1, -1):
         if every > 1 and t < t0:  # frames t0..t, from the checkpoint at t0
             t0 = t - t % every
             check = An[t0 // every]
+            z = Zn[t0]
+            inv = 1.0 / z if z > 0.0 else 0.0  # (as alpha's)
             for s in range(Sp):
-                prev[s + 2] = check[s]
-                block[0, s] = check[s]
+                prev[s + 2] = check[s + 2] * inv
+                block[0, s + 2] = check[s + 2]
             for u in range(t0 + 1, t + 1):  # (u > 0: alpha's recursion as it ran)
                 _spread(wn[u], idx, L, wt)
                 total = 0.0
@@ -842,18 +856,18 @@ def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, idx, An, Zn, sc, gn, write
                 inv = 1.0 / total if total > 0.0 else 0.0
                 row_u = block[u - t0]
                 for s in range(Sp):
-                    v = cur[s] * inv
-                    prev[s + 2] = v
-                    row_u[s] = v
+                    v = cur[s]
+                    row_u[s + 2] = v
+                    prev[s + 2] = v * inv
         At = An[t] if every == 1 else block[t - t0]
         btotal = 1.0
-        overlap = 0.0  # sum_s alpha beta, alpha scaled to sum 1, beta to btotal
+        overlap = 0.0  # sum_s alpha beta, alpha to its sum Zn[t], beta to btotal
         if t == Tn - 1:
             beta[Sp - 1] = 1.0
             if Sp > 1:
                 beta[Sp - 2] = lam  # lam^-(S' - 2) over lam^-(S' - 1)
             for s in range(Sp):
-                p = At[s] * beta[s]
+                p = At[s + 2] * beta[s]
                 post[s] = p
                 overlap += p
         else:
@@ -867,13 +881,14 @@ def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, idx, An, Zn, sc, gn, write
                 v = xm[s] + lam * xm[s + 1] + skip[s + 2] * xm[s + 2]
                 beta[s] = v
                 btotal += v
-                p = At[s] * v
+                p = At[s + 2] * v
                 post[s] = p
                 overlap += p
             if not btotal > 0.0:
                 return False
             ib = 1.0 / btotal
-        if not (overlap / btotal) * min(1.0, Zn[t], btotal) >= MIN_OVERLAP:
+        z = Zn[t]  # (0 where alpha reached no state: no overlap, the bound fails)
+        if not (z > 0.0 and (overlap / (btotal * z)) * min(1.0, z, btotal) >= MIN_OVERLAP):
             return False
         if write:
             pf = sc / overlap
@@ -924,7 +939,7 @@ def _example_in(xn, lab, Tn, L, blank, mxn, smn, wn, idx, do_grad, An, Zn, sc, g
         # A state underflowed and only the loss is asked for: the bound decides, from
         # the same recursions that a call with a gradient runs (tables of this example's
         # own; the rows are not written).
-        An1 = np.empty(((Tn + every - 1) // every, Sp))
+        An1 = np.empty(((Tn + every - 1) // every, Sp + 2))
         Zn1 = np.empty(Tn)
         lz, _ = _alpha_scaled(wn, idx, lab, Tn, L, True, An1, Zn1, False, lam, every)
         holds = lz > -np.inf and _beta_scaled(
@@ -1122,7 +1137,7 @@ def ctc_loss_and_grad(
     shapes = [(N, T), (N, T), (N, T, lmax + 1), (N,), (N,)]
     every = CHECKPOINT if 8 * N * T * (2 * lmax + 1) > CHECKPOINT_BYTES else 1
     checks = -(-T // every)
-    shapes += [(N, checks, 2 * lmax + 1), (N, T)] if do_grad else [(N, 0, 0), (N, 0)]
+    shapes += [(N, checks, 2 * lmax + 3), (N, T)] if do_grad else [(N, 0, 0), (N, 0)]
     need = sum(math.prod(sh) for sh in shapes)
     mx, sm, w, logz, path, A, Z = _carve(_scratch_f64(need), *shapes)
     if grad_scale is not None:
