@@ -538,6 +538,16 @@ def _spread(wt, idx, L, we):
 
 
 @njit(fastmath=FASTMATH, cache=True)
+def _keeps(idx, En):
+    """Whether alpha leaves its emissions per state in En for beta: a short row's
+    (``_spread`` gathers them through ``idx``: keeping them took 3-5% off 200 x 32 x 32,
+    where a per-label table's copy cost more to keep than to redo), where En has room."""
+    if idx is None:
+        return False
+    return En.shape[0] > 0
+
+
+@njit(fastmath=FASTMATH, cache=True)
 def _table_index(lab, L, blank):
     """Where a row of ``_frame_range``'s table holds the blank's probability (j = 0) and
     label j's (j >= 1), idx[j], for a short row (C <= L + 1), whose table row is per
@@ -701,16 +711,17 @@ CHECKPOINT_BYTES = 16 << 20
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _alpha_scaled(wn, idx, lab, Tn, L, store, An, Zn, give_up, lam, every):
+def _alpha_scaled(wn, idx, lab, Tn, L, store, An, Zn, En, give_up, lam, every):
     """Forward recursion of one example in plain float64, tilted by ``lam`` and each
     frame scaled to sum 1.
 
     Returns (log p(labels), exact); with ``store``, each frame's sum before scaling
     into Zn (Tn,) and the alpha of every ``every``-th frame before its scaling into
     An (ceil(Tn / every), S' + 2), state s at An[t // every, s + 2] after two 0
-    states. ``exact`` is False where a reachable state's scaled value fell below
-    ``TINY``: the loss is then the scaled one only where ``_beta_scaled``'s bound
-    holds; with ``give_up`` the recursion stops there.
+    states; where En has rows (Tn, S'), each frame's emission per state (``_spread``)
+    there, which beta reads again. ``exact`` is False where a reachable state's scaled
+    value fell below ``TINY``: the loss is then the scaled one only where
+    ``_beta_scaled``'s bound holds; with ``give_up`` the recursion stops there.
     """
     Sp = 2 * L + 1
     skip, first, _ = _lattice_masks(lab, L)
@@ -725,14 +736,16 @@ def _alpha_scaled(wn, idx, lab, Tn, L, store, An, Zn, give_up, lam, every):
     # there by the next: no copy (beta reads the unscaled values, its posteriors are
     # ratios).
     direct = store and every == 1
+    keep = _keeps(idx, En)
     prev = np.zeros(Sp + 2)
     cur = np.zeros(Sp + 2)
-    wt = np.empty(Sp)
+    wbuf = np.empty(Sp)
     pm = 1.0  # the product of the frames' sums, pm 2^pk
     pk = 0.0
     bad = 0.0
     pinv = 1.0
     for t in range(Tn):
+        wt = En[t] if keep else wbuf
         _spread(wn[t], idx, L, wt)
         if direct:
             cur = An[t]
@@ -807,12 +820,13 @@ def _fill_rows(gn, Tn, value):
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, idx, An, Zn, sc, gn, write, lam, every):
+def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, idx, An, Zn, En, sc, gn, write, lam, every):
     """The backward recursion of one example in plain float64 (each frame scaled by the
     sum of the one after, tilted by 1 / ``lam``: beta(s) lam^-s, so that alpha beta is
     untilted), given the alpha ``An`` (before each frame's scaling) and the frame sums
     ``Zn`` of ``_alpha_scaled`` (each frame's, or every ``every``-th: the frames between
-    recomputed from there by the same operations); with ``write``, the gradient rows
+    recomputed from there by the same operations) and, where En has rows, the emissions
+    per state that alpha spread there; with ``write``, the gradient rows
     gn[t] = sc (softmax(x[t]) - posterior occupation), the posterior of state s
     alpha beta / sum_s alpha beta.
     Returns whether the bound above holds (every overlap_t min(1, total_t, btotal_t) >=
@@ -871,7 +885,10 @@ def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, idx, An, Zn, sc, gn, write
                 post[s] = p
                 overlap += p
         else:
-            _spread(wn[t + 1], idx, L, wt)
+            if _keeps(idx, En):
+                wt = En[t + 1]
+            else:
+                _spread(wn[t + 1], idx, L, wt)
             for s in range(Sp):
                 xm[s] = wt[s] * beta[s] * ib
             # beta[t, s] = x[s] + x[s + 1] + x[s + 2] [skip s + 2], tilted, and the
@@ -897,11 +914,11 @@ def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, idx, An, Zn, sc, gn, write
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _example(xn, lab, Tn, L, blank, mxn, smn, wn, do_grad, An, Zn, sc, gn, path, every):
+def _example(xn, lab, Tn, L, blank, mxn, smn, wn, do_grad, An, Zn, En, sc, gn, path, every):
     """``_example_in`` with the index of the example's table (``_table_index``) for
     short rows, None for a per-label table (numba compiles the two apart)."""
     args = (mxn, smn, wn)
-    rest = (do_grad, An, Zn, sc, gn, path, every)
+    rest = (do_grad, An, Zn, En, sc, gn, path, every)
     if _per_class(xn.shape[1], L):
         idx = _table_index(lab, L, blank)
         return _example_in(xn, lab, Tn, L, blank, *args, idx, *rest)
@@ -909,7 +926,7 @@ def _example(xn, lab, Tn, L, blank, mxn, smn, wn, do_grad, An, Zn, sc, gn, path,
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _example_in(xn, lab, Tn, L, blank, mxn, smn, wn, idx, do_grad, An, Zn, sc, gn, path, every):
+def _example_in(xn, lab, Tn, L, blank, mxn, smn, wn, idx, do_grad, An, Zn, En, sc, gn, path, every):
     """log p(labels) of one example and, with ``do_grad``, its gradient rows: the scaled
     recursions, or the extended-range ones where those do not hold. The loss is the
     scaled one where no reachable state underflowed or the bound on underflow holds
@@ -917,7 +934,8 @@ def _example_in(xn, lab, Tn, L, blank, mxn, smn, wn, idx, do_grad, An, Zn, sc, g
     number), else the extended range's; the rows are the scaled ones where the bound
     holds. path[0] says which ran: 0 the scaled ones, 1 the extended range for both,
     2 the extended range for the rows only. ``every``: the frames between the alpha
-    table's rows (An (ceil(T / every), S'))."""
+    table's rows (An (ceil(T / every), S' + 2)); En (T, S') or (0, 0): where alpha
+    leaves each frame's emissions per state for beta (``_alpha_scaled``)."""
     path[0] = 0.0
     rows = do_grad and sc != 0.0
     if do_grad:
@@ -926,7 +944,7 @@ def _example_in(xn, lab, Tn, L, blank, mxn, smn, wn, idx, do_grad, An, Zn, sc, g
         return 0.0 if L == 0 else -np.inf
     Sp = 2 * L + 1
     lam = tilt(Tn, Sp)
-    lz, exact = _alpha_scaled(wn, idx, lab, Tn, L, rows, An, Zn, not rows, lam, every)
+    lz, exact = _alpha_scaled(wn, idx, lab, Tn, L, rows, An, Zn, En, not rows, lam, every)
     if lz != lz:  # a NaN (or +inf) logit: the loss and the example's rows are NaN
         if rows:
             _fill_rows(gn, Tn, np.nan)
@@ -941,15 +959,17 @@ def _example_in(xn, lab, Tn, L, blank, mxn, smn, wn, idx, do_grad, An, Zn, sc, g
         # own; the rows are not written).
         An1 = np.empty(((Tn + every - 1) // every, Sp + 2))
         Zn1 = np.empty(Tn)
-        lz, _ = _alpha_scaled(wn, idx, lab, Tn, L, True, An1, Zn1, False, lam, every)
+        En1 = np.empty((0, 0))
+        lz, _ = _alpha_scaled(wn, idx, lab, Tn, L, True, An1, Zn1, En1, False, lam, every)
         holds = lz > -np.inf and _beta_scaled(
-            xn, lab, Tn, L, blank, mxn, smn, wn, idx, An1, Zn1, sc, gn, False, lam, every
+            xn, lab, Tn, L, blank, mxn, smn, wn, idx, An1, Zn1, En1, sc, gn, False, lam, every
         )
         if holds:
             return lz
         path[0] = 1.0
         return _alpha(wn, idx, xn, lab, Tn, L, blank, mxn, smn, False, An)
-    if _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, idx, An, Zn, sc, gn, True, lam, every):
+    beta_args = (mxn, smn, wn, idx, An, Zn, En, sc, gn, True, lam, every)
+    if _beta_scaled(xn, lab, Tn, L, blank, *beta_args):
         return lz
     log_alpha = np.empty((Tn, Sp))  # (every frame's: the extended range is the rare path)
     lz_exact = _alpha(wn, idx, xn, lab, Tn, L, blank, mxn, smn, True, log_alpha)
@@ -971,6 +991,7 @@ def _lattice(
     do_grad,
     A,
     Z,
+    E,
     logz,
     scale,
     g,
@@ -980,7 +1001,8 @@ def _lattice(
     """``_example`` of every example after ``_frames`` (parallel over the examples)."""
     N = x.shape[0]
     for n in prange(N):
-        args = (mx[n], sm[n], w[n], do_grad, A[n], Z[n], scale[n], g[n], path[n : n + 1], every)
+        tables = (A[n], Z[n], E[n])
+        args = (mx[n], sm[n], w[n], do_grad, *tables, scale[n], g[n], path[n : n + 1], every)
         logz[n] = _example(x[n], labels[n], logit_lengths[n], label_lengths[n], blank, *args)
 
 
@@ -997,6 +1019,7 @@ def _fused(
     do_grad,
     A,
     Z,
+    E,
     logz,
     scale,
     g,
@@ -1011,7 +1034,8 @@ def _fused(
         Tn = logit_lengths[n]
         L = label_lengths[n]
         _frame_range(x[n], labels[n], L, blank, 0, Tn, mx[n], sm[n], w[n])
-        args = (mx[n], sm[n], w[n], do_grad, A[n], Z[n], scale[n], g[n], path[n : n + 1], every)
+        tables = (A[n], Z[n], E[n])
+        args = (mx[n], sm[n], w[n], do_grad, *tables, scale[n], g[n], path[n : n + 1], every)
         logz[n] = _example(x[n], labels[n], Tn, L, blank, *args)
 
 
@@ -1138,8 +1162,12 @@ def ctc_loss_and_grad(
     every = CHECKPOINT if 8 * N * T * (2 * lmax + 1) > CHECKPOINT_BYTES else 1
     checks = -(-T // every)
     shapes += [(N, checks, 2 * lmax + 3), (N, T)] if do_grad else [(N, 0, 0), (N, 0)]
+    # short rows' emissions per state, spread by alpha and read again by beta (``_keeps``),
+    # where the alpha table keeps every frame (no larger than that table)
+    keep = do_grad and every == 1 and x.shape[2] <= lmax + 1
+    shapes += [(N, T, 2 * lmax + 1)] if keep else [(N, 0, 0)]
     need = sum(math.prod(sh) for sh in shapes)
-    mx, sm, w, logz, path, A, Z = _carve(_scratch_f64(need), *shapes)
+    mx, sm, w, logz, path, A, Z, E = _carve(_scratch_f64(need), *shapes)
     if grad_scale is not None:
         g = grad_out if grad_out is not None else np.empty_like(x)
         scale = _small(grad_scale, np.float64)
@@ -1150,10 +1178,10 @@ def ctc_loss_and_grad(
     sizes = (x, labels, logit_lengths, label_lengths, blank)
     with _threads.serial():
         if N >= 2 * threads:
-            kern[2](*sizes, mx, sm, w, do_grad, A, Z, logz, scale, g, path, every)
+            kern[2](*sizes, mx, sm, w, do_grad, A, Z, E, logz, scale, g, path, every)
         else:
             kern[0](*sizes, _chunks(N, threads), mx, sm, w)
-            kern[1](*sizes, mx, sm, w, do_grad, A, Z, logz, scale, g, path, every)
+            kern[1](*sizes, mx, sm, w, do_grad, A, Z, E, logz, scale, g, path, every)
     _scratch.paths = path.astype(np.int8)
     nll = 0.0 - logz  # (not -logz: -0.0 for an empty label sequence in no frames)
     return nll, (g if do_grad else None)
