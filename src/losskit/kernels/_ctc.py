@@ -477,6 +477,28 @@ def _per_class(C, L):
 
 
 @njit(fastmath=FASTMATH, cache=True)
+def _short_max(row, C):
+    """max(row[:C]) for C >= 1 in four independent running maxima: one chain of C
+    dependent compares (LLVM keeps this loop scalar, with or without maxnum) held the
+    short rows' pass at its latency. A NaN may or may not come out: the exponentials
+    that follow make the row's sum NaN either way."""
+    m0 = row[0]
+    m1 = m0
+    m2 = m0
+    m3 = m0
+    c = 1
+    while c + 4 <= C:
+        m0 = max(m0, row[c])
+        m1 = max(m1, row[c + 1])
+        m2 = max(m2, row[c + 2])
+        m3 = max(m3, row[c + 3])
+        c += 4
+    for k in range(c, C):
+        m0 = max(m0, row[k])
+    return max(max(m0, m1), max(m2, m3))
+
+
+@njit(fastmath=FASTMATH, cache=True)
 def _frame_range(xn, lab, L, blank, t0, t1, mxn, smn, wn):
     """Frames t0 <= t < t1 of one example: mxn[t], smn[t] = max and sum of exponentials;
     the probabilities e^(x - m) / s in float64 (NaN for a NaN or +inf logit; 0 or
@@ -492,11 +514,7 @@ def _frame_range(xn, lab, L, blank, t0, t1, mxn, smn, wn):
         row = xn[t]
         wt = wn[t]
         if by_class:  # a short row: its max, then its exponentials in float64 and their sum
-            mr = row[0]
-            for c in range(1, C):
-                # (not maxnum, which kept the loop scalar: a NaN makes the sum NaN either way)
-                mr = max(mr, row[c])
-            m = np.float64(mr)
+            m = np.float64(_short_max(row, C))
             shift = m if m > -np.inf else 0.0  # an all -inf row: exp(-inf) = 0, s = 0
             s = 0.0
             for c in range(C):
