@@ -551,6 +551,39 @@ def test_one_region_and_three_passes_give_the_same_numbers():
     np.testing.assert_array_equal(one[1], two[1])
 
 
+@pytest.mark.parametrize("classes", [6, 40])  # short rows (C <= L + 1), per-label rows
+def test_examples_sharing_a_threads_tables_give_each_examples_own_numbers(classes):
+    # The alpha table, frame sums and emissions are one example's per thread, written
+    # over by the next example on the thread: a batch at 2 threads (one region, both
+    # threads at once), longest example first so that shorter ones land on tables that
+    # hold more, gives each example what it gives alone, bit for bit.
+    numba = pytest.importorskip("numba")
+    rng = np.random.default_rng(21)
+    sizes = [(60, 12), (9, 3), (44, 11), (30, 0), (52, 7), (17, 8), (60, 5), (25, 12)]
+    cases = [
+        (rng.normal(size=(T, classes)), random_labels(rng, L, classes, 0, 0.2)) for T, L in sizes
+    ]
+    x, labels, tl, ll = batch(cases, np.float64)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        nll, g = ctc_loss_and_grad(x, labels, tl, ll, 0, grad_scale=np.ones(len(cases)))
+        numba.set_num_threads(1)
+        for n in range(len(cases)):
+            one = ctc_loss_and_grad(
+                x[n : n + 1],
+                labels[n : n + 1],
+                tl[n : n + 1],
+                ll[n : n + 1],
+                0,
+                grad_scale=np.ones(1),
+            )
+            np.testing.assert_array_equal(nll[n : n + 1], one[0])
+            np.testing.assert_array_equal(g[n : n + 1], one[1])
+    finally:
+        numba.set_num_threads(before)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_logits_of_1e30_give_a_finite_loss_and_gradient(dtype):
     # At this scale a path's log-probability is known to 1e14 (float64 rounding), so the

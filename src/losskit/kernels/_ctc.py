@@ -35,9 +35,10 @@ With at least two examples per thread, ``_fused`` runs both passes of each
 example in one parallel region instead (one synchronisation per call, and an
 example's tables stay in cache between its passes); smaller batches take the
 two passes, so that the first spreads the frames over the threads. The
-scratch (the lattice's probabilities, N T (L + 1), and the alpha table with a
-gradient, N T S' float64, less past ``CHECKPOINT_BYTES``) is kept per thread
-between calls up to ``SCRATCH_KEEP_BYTES``.
+scratch (the lattice's probabilities, N T (L + 1) float64, and with a gradient
+one example's tables per thread of the parallel region: the alpha table, T S',
+less past ``CHECKPOINT_BYTES``, and a short row's emissions per state) is kept
+per calling thread between calls up to ``SCRATCH_KEEP_BYTES``.
 
 The recursions run in plain float64, each frame's alpha (and beta) divided
 by its sum (the log of the sums accumulated, as m 2^k), the posterior of a
@@ -91,7 +92,7 @@ from typing import Any
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import get_thread_id, njit, prange, types
 from numba.extending import intrinsic
 
 from . import _threads
@@ -718,14 +719,17 @@ def tilt(Tn, Sp):
     return max((math.sqrt(b * b + 8.0 * r * a) - b) / (2.0 * a), 1e-150)
 
 
-#: Where the alpha table would exceed CHECKPOINT_BYTES, the scaled alpha is stored every
-#: CHECKPOINT frames only, and the backward pass recomputes the frames between from
-#: there, a block at a time in a table that stays in cache. Storing every frame wrote
-#: and read back N T S' float64: at 4000 x 4 frames and 400 labels (100 MB) 13 ms of the
-#: 84 (1 thread), more than recomputing (fwd+bwd 80 -> 77 ms); at 200 x 32 frames and 50
-#: labels (5 MB) recomputing took fwd+bwd from 2.2 to 2.85 ms.
+#: Where the threads' alpha tables (one example's each, T S' float64) would exceed
+#: CHECKPOINT_BYTES together, alpha is stored every CHECKPOINT frames only, and the
+#: backward pass recomputes the frames between from there, a block at a time in a table
+#: that stays in cache. While the table held all N examples (N T S'), storing every
+#: frame cost more than recomputing at 4000 x 4 frames and 400 labels (fwd+bwd 80 vs 77
+#: ms, one thread; 100 MB); one example's table per thread, written over while in
+#: cache, turned that round (80 vs 86 ms; 1000 x 8 x 5000 with 200 labels and 500 x 16 x
+#: 1000 with 100 equal or faster too). At 200 x 32 frames and 50 labels recomputing took
+#: fwd+bwd from 2.2 to 2.85 ms.
 CHECKPOINT = 16
-CHECKPOINT_BYTES = 16 << 20
+CHECKPOINT_BYTES = 64 << 20
 
 
 @njit(fastmath=FASTMATH, cache=True)
@@ -996,6 +1000,18 @@ def _example_in(xn, lab, Tn, L, blank, mxn, smn, wn, idx, do_grad, An, Zn, En, s
     return lz if exact else lz_exact
 
 
+@njit(fastmath=FASTMATH, cache=True)
+def _tables(A, Z, E):
+    """This thread's alpha table, frame sums and emissions (A, Z, E hold one set per
+    thread of the parallel region): an example's tables live while it runs, and the
+    next example on the thread writes over them while they are still in cache. (A
+    thread id past the sets, which numba does not give, would get fresh ones.)"""
+    k = get_thread_id()
+    if k < A.shape[0]:
+        return A[k], Z[k], E[k]
+    return np.empty(A.shape[1:]), np.empty(Z.shape[1:]), np.empty(E.shape[1:])
+
+
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def _lattice(
     x,
@@ -1019,7 +1035,7 @@ def _lattice(
     """``_example`` of every example after ``_frames`` (parallel over the examples)."""
     N = x.shape[0]
     for n in prange(N):
-        tables = (A[n], Z[n], E[n])
+        tables = _tables(A, Z, E)
         args = (mx[n], sm[n], w[n], do_grad, *tables, scale[n], g[n], path[n : n + 1], every)
         logz[n] = _example(x[n], labels[n], logit_lengths[n], label_lengths[n], blank, *args)
 
@@ -1052,7 +1068,7 @@ def _fused(
         Tn = logit_lengths[n]
         L = label_lengths[n]
         _frame_range(x[n], labels[n], L, blank, 0, Tn, mx[n], sm[n], w[n])
-        tables = (A[n], Z[n], E[n])
+        tables = _tables(A, Z, E)
         args = (mx[n], sm[n], w[n], do_grad, *tables, scale[n], g[n], path[n : n + 1], every)
         logz[n] = _example(x[n], labels[n], Tn, L, blank, *args)
 
@@ -1087,9 +1103,11 @@ def scale_rows(g: np.ndarray, scale: np.ndarray) -> None:
         _scale_rows(g, np.ascontiguousarray(scale, dtype=np.float64))
 
 
-# Scratch (the lattice's probabilities and, with a gradient, the alpha table: about
-# 1.5 N T S' float64) is kept per thread between calls up to this size and reused:
-# fresh memory costs page faults and zeroing, measured 30% of a call at 200 x 32 x 32.
+# Scratch (the lattice's probabilities, N T (L + 1) float64, and with a gradient each
+# kernel thread's tables for one example) is kept per thread between calls up to this
+# size and reused: fresh memory costs page faults and zeroing, measured 30% of a call at
+# 200 x 32 x 32. (The tables were N examples' until an example's were found to live
+# only while it runs: one set per thread, written over while in cache, took 4-10% off.)
 SCRATCH_KEEP_BYTES = 256 << 20
 _scratch = threading.local()
 
@@ -1177,13 +1195,17 @@ def ctc_loss_and_grad(
     _threads.ensure()
     threads = int(numba.get_num_threads())
     shapes = [(N, T), (N, T), (N, T, lmax + 1), (N,), (N,)]
-    every = CHECKPOINT if 8 * N * T * (2 * lmax + 1) > CHECKPOINT_BYTES else 1
+    every = CHECKPOINT if 8 * threads * T * (2 * lmax + 1) > CHECKPOINT_BYTES else 1
     checks = -(-T // every)
-    shapes += [(N, checks, 2 * lmax + 3), (N, T)] if do_grad else [(N, 0, 0), (N, 0)]
-    # short rows' emissions per state, spread by alpha and read again by beta (``_keeps``),
-    # where the alpha table keeps every frame (no larger than that table)
-    keep = do_grad and every == 1 and x.shape[2] <= lmax + 1
-    shapes += [(N, T, 2 * lmax + 1)] if keep else [(N, 0, 0)]
+    # one example's tables per thread (``_tables``): the alpha table, the frame sums and,
+    # where the alpha table keeps every frame, short rows' emissions per state, spread by
+    # alpha and read again by beta (``_keeps``)
+    if do_grad:
+        keep = every == 1 and x.shape[2] <= lmax + 1
+        ext = (T, 2 * lmax + 1) if keep else (0, 0)
+        shapes += [(threads, checks, 2 * lmax + 3), (threads, T), (threads, *ext)]
+    else:
+        shapes += [(threads, 0, 0), (threads, 0), (threads, 0, 0)]
     need = sum(math.prod(sh) for sh in shapes)
     mx, sm, w, logz, path, A, Z, E = _carve(_scratch_f64(need), *shapes)
     if grad_scale is not None:
