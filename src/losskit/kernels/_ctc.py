@@ -1002,10 +1002,11 @@ def _example_in(xn, lab, Tn, L, blank, mxn, smn, wn, idx, do_grad, An, Zn, En, s
 
 @njit(fastmath=FASTMATH, cache=True)
 def _tables(A, Z, E):
-    """This thread's alpha table, frame sums and emissions (A, Z, E hold one set per
-    thread of the parallel region): an example's tables live while it runs, and the
-    next example on the thread writes over them while they are still in cache. (A
-    thread id past the sets, which numba does not give, would get fresh ones.)"""
+    """This thread's set of A, Z, E (one set per thread of the parallel region: the
+    alpha table, frame sums and emissions, or in ``_fused`` the frames' maxima, sums and
+    probabilities): an example's tables live while it runs, and the next example on the
+    thread writes over them while they are still in cache. (A thread id past the sets,
+    which numba does not give, would get fresh ones.)"""
     k = get_thread_id()
     if k < A.shape[0]:
         return A[k], Z[k], E[k]
@@ -1062,14 +1063,16 @@ def _fused(
 ):
     """Both passes of each example in one parallel region over the examples: for a
     batch of at least two examples per thread (one synchronisation instead of two, and
-    an example's tables stay in cache between its passes)."""
+    an example's tables stay in cache between its passes). mx, sm, w hold one
+    example's frames per thread, like A, Z, E (``_tables``)."""
     N = x.shape[0]
     for n in prange(N):
         Tn = logit_lengths[n]
         L = label_lengths[n]
-        _frame_range(x[n], labels[n], L, blank, 0, Tn, mx[n], sm[n], w[n])
+        mxn, smn, wn = _tables(mx, sm, w)  # (one example's too, per thread)
+        _frame_range(x[n], labels[n], L, blank, 0, Tn, mxn, smn, wn)
         tables = _tables(A, Z, E)
-        args = (mx[n], sm[n], w[n], do_grad, *tables, scale[n], g[n], path[n : n + 1], every)
+        args = (mxn, smn, wn, do_grad, *tables, scale[n], g[n], path[n : n + 1], every)
         logz[n] = _example(x[n], labels[n], Tn, L, blank, *args)
 
 
@@ -1194,7 +1197,9 @@ def ctc_loss_and_grad(
     do_grad = grad_scale is not None
     _threads.ensure()
     threads = int(numba.get_num_threads())
-    shapes = [(N, T), (N, T), (N, T, lmax + 1), (N,), (N,)]
+    fused = N >= 2 * threads  # (then the frames' tables are per thread too: ``_fused``)
+    rows = threads if fused else N
+    shapes = [(rows, T), (rows, T), (rows, T, lmax + 1), (N,), (N,)]
     every = CHECKPOINT if 8 * threads * T * (2 * lmax + 1) > CHECKPOINT_BYTES else 1
     checks = -(-T // every)
     # one example's tables per thread (``_tables``): the alpha table, the frame sums and,
@@ -1217,7 +1222,7 @@ def ctc_loss_and_grad(
     kern: tuple[Any, Any, Any] = (_frames, _lattice, _fused)
     sizes = (x, labels, logit_lengths, label_lengths, blank)
     with _threads.serial():
-        if N >= 2 * threads:
+        if fused:
             kern[2](*sizes, mx, sm, w, do_grad, A, Z, E, logz, scale, g, path, every)
         else:
             kern[0](*sizes, _chunks(N, threads), mx, sm, w)
