@@ -60,7 +60,9 @@ is dropped, which is below the sum's own rounding). ``last_paths`` says which
 ran. At 200 x 32 x 32 with 50 labels the scaled recursions took the forward
 plus backward pass from 5.6 to 2.1 ms (one thread), and keeping the short
 rows' softmax, summing the posteriors per class and scaling alpha where the
-next frame reads it took it on to 1.8; the tilt took the
+next frame reads it took it on to 1.8, and alpha computed in its table, the
+short rows' emissions kept for beta, their max in four chains and one
+example's tables per thread to 1.5 (on a slower machine: 1.9 before); the tilt took the
 benchmark's T = 4000 (4 x 1000 classes, 400 labels) from 175 to 82 ms, which
 had needed the extended range for both, and 1000 x 8 x 5000 from 71 to 61 ms
 (the loss had needed it). The lattice's probabilities are stored per label
