@@ -62,10 +62,10 @@ plus backward pass from 5.6 to 2.1 ms (one thread), and keeping the short
 rows' softmax, summing the posteriors per class and scaling alpha where the
 next frame reads it took it on to 1.8, and alpha computed in its table, the
 short rows' emissions kept for beta, their max in four chains and one
-example's tables per thread to 1.5 (on a slower machine: 1.9 before); the tilt took the
-benchmark's T = 4000 (4 x 1000 classes, 400 labels) from 175 to 82 ms, which
-had needed the extended range for both, and 1000 x 8 x 5000 from 71 to 61 ms
-(the loss had needed it). The lattice's probabilities are stored per label
+example's tables per thread to 1.5 (on a slower machine: 1.9 before); the
+tilt took the benchmark's T = 4000 (4 x 1000 classes, 400 labels) from 175 to
+82 ms, which had needed the extended range for both, and 1000 x 8 x 5000 from
+71 to 61 ms (the loss had needed it). The lattice's probabilities are stored per label
 (L + 1 a frame, not 2L + 1): at T = 4000 the table's traffic was a fifth of
 the time. The log-space version with vectorised float64 exp and log
 polynomials (three exponentials and a log per state) was exact too and
@@ -561,7 +561,7 @@ def _spread(wt, idx, L, we):
 @njit(fastmath=FASTMATH, cache=True)
 def _keeps(idx, En):
     """Whether alpha leaves its emissions per state in En for beta: a short row's
-    (``_spread`` gathers them through ``idx``: keeping them took 3-5% off 200 x 32 x 32,
+    (``_spread`` gathers them through ``idx``: keeping them took 2-4% off 200 x 32 x 32,
     where a per-label table's copy cost more to keep than to redo), where En has room."""
     if idx is None:
         return False
