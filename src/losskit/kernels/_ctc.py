@@ -867,7 +867,8 @@ def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, idx, An, Zn, En, sc, gn, w
     xm = np.zeros(Sp + 2)  # emission of t + 1 times beta[t + 1], scaled; two 0 states after
     post = np.empty(Sp)
     occ = np.empty(xn.shape[1])
-    wt = np.empty(Sp)
+    wt = np.empty(Sp)  # a frame's emissions per state, spread here (En's rows stay alpha's)
+    keep = _keeps(idx, En)
     # alpha's recomputation (skip[s], the tilted skip into s, serves it as it is), a block
     # of frames
     prev = np.zeros(Sp + 2)
@@ -879,8 +880,8 @@ def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, idx, An, Zn, En, sc, gn, w
         if every > 1 and t < t0:  # frames t0..t, from the checkpoint at t0
             t0 = t - t % every
             check = An[t0 // every]
-            z = Zn[t0]
-            inv = 1.0 / z if z > 0.0 else 0.0  # (as alpha's)
+            z0 = Zn[t0]
+            inv = 1.0 / z0 if z0 > 0.0 else 0.0  # (as alpha's)
             for s in range(Sp):
                 prev[s + 2] = check[s + 2] * inv
                 block[0, s + 2] = check[s + 2]
@@ -909,12 +910,13 @@ def _beta_scaled(xn, lab, Tn, L, blank, mxn, smn, wn, idx, An, Zn, En, sc, gn, w
                 post[s] = p
                 overlap += p
         else:
-            if _keeps(idx, En):
-                wt = En[t + 1]
+            if keep:
+                we = En[t + 1]
             else:
                 _spread(wn[t + 1], idx, L, wt)
+                we = wt
             for s in range(Sp):
-                xm[s] = wt[s] * beta[s] * ib
+                xm[s] = we[s] * beta[s] * ib
             # beta[t, s] = x[s] + x[s + 1] + x[s + 2] [skip s + 2], tilted, and the
             # posterior numerator alpha beta in the same pass
             btotal = 0.0
@@ -1208,7 +1210,7 @@ def ctc_loss_and_grad(
     # where the alpha table keeps every frame, short rows' emissions per state, spread by
     # alpha and read again by beta (``_keeps``)
     if do_grad:
-        keep = every == 1 and x.shape[2] <= lmax + 1
+        keep = every == 1 and _per_class(x.shape[2], lmax)
         ext = (T, 2 * lmax + 1) if keep else (0, 0)
         shapes += [(threads, checks, 2 * lmax + 3), (threads, T), (threads, *ext)]
     else:
