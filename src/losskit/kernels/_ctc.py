@@ -62,10 +62,12 @@ plus backward pass from 5.6 to 2.1 ms (one thread), and keeping the short
 rows' softmax, summing the posteriors per class and scaling alpha where the
 next frame reads it took it on to 1.8, and alpha computed in its table, the
 short rows' emissions kept for beta, their max in four chains and one
-example's tables per thread to 1.5 (on a slower machine: 1.9 before); the
-tilt took the benchmark's T = 4000 (4 x 1000 classes, 400 labels) from 175 to
-82 ms, which had needed the extended range for both, and 1000 x 8 x 5000 from
-71 to 61 ms (the loss had needed it). The lattice's probabilities are stored per label
+example's tables per thread to 1.5 (from 1.9 on that round's machine: these
+figures come from different machines, each step measured against the one
+before on one; another box runs the current code in 2.0); the tilt took the
+benchmark's T = 4000 (4 x 1000 classes, 400 labels) from 175 to 82 ms, which
+had needed the extended range for both, and 1000 x 8 x 5000 from 71 to 61 ms
+(the loss had needed it). The lattice's probabilities are stored per label
 (L + 1 a frame, not 2L + 1): at T = 4000 the table's traffic was a fifth of
 the time. The log-space version with vectorised float64 exp and log
 polynomials (three exponentials and a log per state) was exact too and
@@ -728,8 +730,8 @@ def tilt(Tn, Sp):
 #: frame cost more than recomputing at 4000 x 4 frames and 400 labels (fwd+bwd 80 vs 77
 #: ms, one thread; 100 MB); one example's table per thread, written over while in
 #: cache, turned that round (80 vs 86 ms; 1000 x 8 x 5000 with 200 labels and 500 x 16 x
-#: 1000 with 100 equal or faster too). At 200 x 32 frames and 50 labels recomputing took
-#: fwd+bwd from 2.2 to 2.85 ms.
+#: 1000 with 100 equal or faster too; on a later box 89.5 vs 96.4 ms, one thread). At 200
+#: x 32 frames and 50 labels recomputing took fwd+bwd from 2.2 to 2.85 ms.
 CHECKPOINT = 16
 CHECKPOINT_BYTES = 64 << 20
 
