@@ -11,7 +11,10 @@ intrinsics), ``_rowpass`` (one row: blocked online max and sum), ``_softmax``
 (row-wise activations), ``_sparse`` and ``_dense`` (the cross-entropies, loss
 and fused gradient), ``_tiled`` (the small-C loop shape), ``_threads``
 (numba's threading layer: TBB, so that forked processes and concurrent calls
-from several threads are safe; chosen before the first kernel runs).
+from several threads are safe; chosen before the first kernel runs), ``_ctc``
+(CTC), ``_linear`` (a fused linear cross-entropy chunk's row pass),
+``_omp_team`` and ``_linear_team`` (that row pass on the OpenMP threads of
+torch's BLAS, which spin between its products).
 
 The kernels are compiled on first use (seconds) and cached by numba
 (``cache=True``, in ``__pycache__``). numba keys a cached function on its own

@@ -17,9 +17,10 @@ computed (for logging). Each row also gives ``z'[y]`` and, when asked (the
 class weights require a gradient), adds ``a_ce z'`` into column sums during
 its first pass: the derivative in the class weights needs ``Σ_rows a_ce z'``.
 
-The row body is shared by a serial and a parallel driver: the caller picks the
-serial one when BLAS threads surround the call (switching thread pools inside
-one chunk loop was measured to cost more than the row pass itself).
+The row body is shared by the serial driver here and ``_linear_team``'s, which
+spreads the rows over the OpenMP threads of torch's BLAS. Not over numba's
+threads: right after a product the BLAS's threads spin on the other core, and
+a numba-parallel row pass ran no faster than the serial one (see ``_omp_team``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._primitives import fexp, maxnum
 from ._rowpass import BLOCK, FASTMATH
@@ -175,6 +176,15 @@ def _row_tail(row, yi, counted, w, W, e, cap, zl, ace, az, do_grad, cut, m, s, s
 
 
 @njit(fastmath=FASTMATH, cache=True)
+def weight_sum(w):
+    """Σ w (float64), one compiled function for every driver: the same rounding in each."""
+    total = 0.0
+    for c in range(w.shape[0]):
+        total += float(w[c])
+    return total
+
+
+@njit(fastmath=FASTMATH, cache=True)
 def lce_rows_serial(
     z, bias, has_bias, y, counted, w, e, cap, zl, a_ce, a_z, do_grad, ce, lse, zy, col, colsum, cut
 ):
@@ -183,30 +193,11 @@ def lce_rows_serial(
 
     ``cut``: ``cut_for(z.dtype)``, where exponentials are taken as 0.
     """
-    W = 0.0
-    for c in range(w.shape[0]):
-        W += float(w[c])
+    W = weight_sum(w)
     for i in range(z.shape[0]):
         ce[i], lse[i], zy[i] = _row(
             z[i], bias, has_bias, y[i], counted[i], w, W, e, cap, zl, a_ce[i], a_z[i], do_grad,
             cut, col, colsum,
-        )  # fmt: skip
-
-
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
-def lce_rows_parallel(
-    z, bias, has_bias, y, counted, w, e, cap, zl, a_ce, a_z, do_grad, ce, lse, zy, cut
-):
-    """``lce_rows_serial`` with the rows spread over numba's threads (no column sums: the
-    threads would race on them)."""
-    W = 0.0
-    colsum = np.zeros(1, dtype=np.float64)
-    for c in range(w.shape[0]):
-        W += float(w[c])
-    for i in prange(z.shape[0]):
-        ce[i], lse[i], zy[i] = _row(
-            z[i], bias, has_bias, y[i], counted[i], w, W, e, cap, zl, a_ce[i], a_z[i], do_grad,
-            cut, False, colsum,
         )  # fmt: skip
 
 

@@ -512,6 +512,9 @@ class _NumpyProducts:
 
     #: The fused chunk's vocabulary block (columns of logits per product pair).
     fused_block = 1024
+    #: No threads to hand the row pass to: OpenBLAS's spin right after its products, and
+    #: it offers no way to run other work on them (see ``kernels._omp_team``).
+    row_team: Any = None
 
     def __init__(self, h2: np.ndarray, weight: np.ndarray, rows: int) -> None:
         self.h2, self.weight, self.weight_np = h2, weight, weight
@@ -575,6 +578,11 @@ class _TorchProducts:
 
         self.torch = torch
         self.h2, self.weight = h2, weight
+        # The row pass runs on the BLAS's own OpenMP threads, which spin right after
+        # each product (numba's would share a core with them): 4.5 against 9.1 ms on
+        # one thread for a 316 x 32000 chunk, 2 threads. None: one thread.
+        self.row_threads = torch.get_num_threads()
+        self.row_team = _row_team() if self.row_threads > 1 else None
 
     def logits(self, i0: int, i1: int, out: np.ndarray) -> None:
         # In vocabulary blocks: MKL packed a quarter of the weight for the full-width
@@ -602,6 +610,17 @@ class _TorchProducts:
                 t.matmul(gt[:, v0:v1].T, hc, out=dwt[v0:v1])
             else:
                 dwt[v0:v1].addmm_(gt[:, v0:v1].T, hc)
+
+
+def _row_team() -> Any:
+    from ..kernels import _omp_team
+
+    return _omp_team.torch_team()
+
+
+#: A chunk smaller than this many logits keeps the row pass on the calling thread
+#: (below ~0.1 ms of work, waking a second thread is not worth it).
+_ROW_TEAM_MIN = 1 << 17
 
 
 def _use_kernel(dtype: Any) -> bool:
@@ -644,12 +663,17 @@ def _cpu_chunks(
     buf = np.empty((min(rows, n), v), dtype=dtype)
     kernel = None
     cut = 0.0
+    team = None
     if _use_kernel(dtype):
         from ..kernels import _linear, dispatch
 
         dispatch.threading_layer()
         kernel = _linear.lce_rows_serial
         cut = _linear.cut_for(dtype)
+        if products.row_team is not None and not (col and do_grad):  # no racing column sums
+            from ..kernels import _linear_team
+
+            team = products.row_team
     has_bias = bias is not None
     b = bias if bias is not None else np.zeros(1, dtype=dtype)
     wk = np.ascontiguousarray(w, dtype=dtype)
@@ -670,11 +694,14 @@ def _cpu_chunks(
         z = buf[: i1 - i0]
         products.logits(i0, i1, z)
         if kernel is not None:
-            kernel(
+            args = (
                 z, b, has_bias, y[i0:i1], counted[i0:i1], wk, p.eps, p.cap, p.zl,
                 a_ce[i0:i1], a_z[i0:i1], do_grad, ce[i0:i1], lse[i0:i1], zy[i0:i1],
-                col and do_grad, colsum, cut,
             )  # fmt: skip
+            if team is not None and z.size >= _ROW_TEAM_MIN:
+                _linear_team.lce_rows_on_team(team, products.row_threads, *args, cut)
+            else:
+                kernel(*args, col and do_grad, colsum, cut)
         else:
             zz = z + b if has_bias else z
             c_, l_, g, zy_, cs = _chunk_math(
