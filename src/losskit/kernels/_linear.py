@@ -10,9 +10,9 @@ class weights w (W = sum w), label smoothing e, label y and z-loss weight zl::
 
 ``a_ce`` and ``a_z`` are the rows' reduction coefficients (the derivative of
 the returned value with respect to the row's cross-entropy and z-loss terms).
-The gradient overwrites the logits in place: the chunk's buffer is read once
-for (max, sum) and once more, from cache when the chunk's rows fit, to write
-the gradient. Ignored rows get loss 0 and gradient 0, but their lse is still
+The gradient overwrites the logits in place: a row is read once from the
+chunk's buffer for its max, then twice more from L2 (the sum of exponentials,
+kept in place, then scaled into the gradient). Ignored rows get loss 0 and gradient 0, but their lse is still
 computed (for logging). Each row also gives ``z'[y]`` and, when asked (the
 class weights require a gradient), adds ``a_ce z'`` into column sums during
 its first pass: the derivative in the class weights needs ``Σ_rows a_ce z'``.
@@ -79,12 +79,16 @@ def _row(row, bias, has_bias, yi, counted, w, W, e, cap, zl, ace, az, do_grad, l
 
     With ``col``, ``colsum[c] += ace z'[c]`` (counted rows): the column sums that the
     derivative in the class weights needs with label smoothing.
+
+    Three passes: z' and its max (and the sums over z'), then exp(z' - max) summed
+    and, where the gradient needs nothing else of z' (no soft cap), kept in the row,
+    then the gradient, by scaling those exponentials: one exponential an element
+    instead of two (the first pass brings the row into L2; the other two run there).
     """
     C = row.shape[0]
     zero = row.dtype.type(0.0)
     cut = row.dtype.type(lo_cut)
     m = -np.inf
-    s = 0.0
     sw = 0.0  # sum_c w[c] z'[c], for smoothing
     smooth = e != 0.0
     for lo in range(0, C, BLOCK):
@@ -96,14 +100,7 @@ def _row(row, bias, has_bias, yi, counted, w, W, e, cap, zl, ace, az, do_grad, l
         for c in range(1, blk.shape[0]):
             mb = maxnum(mb, blk[c])
         if mb > m:
-            s *= math.exp(m - mb)
             m = float(mb)
-        shift = row.dtype.type(m) if m > -np.inf else zero
-        sb = zero
-        for c in range(blk.shape[0]):
-            d = blk[c] - shift
-            sb += fexp(d) if d > cut else zero
-        s += float(sb)
         if col and counted:
             for c in range(blk.shape[0]):
                 colsum[lo + c] += ace * blk[c]
@@ -113,13 +110,33 @@ def _row(row, bias, has_bias, yi, counted, w, W, e, cap, zl, ace, az, do_grad, l
             for c in range(blk.shape[0]):
                 swb += wblk[c] * blk[c]
             sw += float(swb)
-    return _row_tail(row, yi, counted, w, W, e, cap, zl, ace, az, do_grad, cut, m, s, sw)
+    zy = float(row[yi]) if counted else 0.0  # before the exponentials replace z'
+    keep = do_grad and counted and not cap > 0.0
+    shift = row.dtype.type(m) if m > -np.inf else zero
+    s = 0.0
+    for lo in range(0, C, BLOCK):
+        hi = min(lo + BLOCK, C)
+        blk = row[lo:hi]
+        sb = zero
+        if keep:
+            for c in range(blk.shape[0]):
+                d = blk[c] - shift
+                ex = fexp(d) if d > cut else zero
+                blk[c] = ex
+                sb += ex
+        else:
+            for c in range(blk.shape[0]):
+                d = blk[c] - shift
+                sb += fexp(d) if d > cut else zero
+        s += float(sb)
+    return _row_tail(row, yi, counted, w, W, e, cap, zl, ace, az, do_grad, cut, m, s, sw, zy, keep)
 
 
 @njit(fastmath=FASTMATH, cache=True)
-def _row_tail(row, yi, counted, w, W, e, cap, zl, ace, az, do_grad, cut, m, s, sw):
-    """The second half of ``_row``: from the row's max ``m``, sum ``s`` of exp(z' - m) and
-    ``sw = Σ w z'``, its (ce, lse, z'[y]) and, with ``do_grad``, its gradient in place."""
+def _row_tail(row, yi, counted, w, W, e, cap, zl, ace, az, do_grad, cut, m, s, sw, zy, kept):
+    """The last pass of ``_row``: from the row's max ``m``, sum ``s`` of exp(z' - m),
+    ``sw = Σ w z'`` and ``zy = z'[y]``, its (ce, lse, z'[y]) and, with ``do_grad``, its
+    gradient in place. ``kept``: the row holds exp(z' - m) (0 below the cut), not z'."""
     C = row.shape[0]
     zero = row.dtype.type(0.0)
     smooth = e != 0.0
@@ -130,7 +147,6 @@ def _row_tail(row, yi, counted, w, W, e, cap, zl, ace, az, do_grad, cut, m, s, s
         if do_grad:
             row[:] = zero
         return 0.0, lse, 0.0
-    zy = float(row[yi])
     wy = float(w[yi])
     hard = (1.0 - e) * wy
     ce = hard * ((m - zy) + math.log(s))
@@ -158,6 +174,18 @@ def _row_tail(row, yi, counted, w, W, e, cap, zl, ace, az, do_grad, cut, m, s, s
                     ex = fexp(d) * scale if d > cut else zero
                     blk[c] = (ex - q * wblk[c]) * (one - t * t)
             row[yi] -= ace * hard * fy
+        elif kept:
+            for lo in range(0, C, BLOCK):
+                hi = min(lo + BLOCK, C)
+                blk = row[lo:hi]
+                if smooth:
+                    wblk = w[lo:hi]
+                    for c in range(blk.shape[0]):
+                        blk[c] = blk[c] * scale - q * wblk[c]
+                else:
+                    for c in range(blk.shape[0]):
+                        blk[c] = blk[c] * scale
+            row[yi] -= ace * hard
         else:
             for lo in range(0, C, BLOCK):
                 hi = min(lo + BLOCK, C)
@@ -273,18 +301,18 @@ def lce_rows_finish(
     """After ``lce_block_stats`` over every block: each row's (ce, lse, z'[y]), its logit
     gradient into ``z`` (as ``lce_rows_serial``) and its hidden-state gradient into ``dh``
     from ``acc`` (see above); ``wW`` = ``w @ weight`` (used with smoothing only)."""
-    W = 0.0
-    for c in range(w.shape[0]):
-        W += float(w[c])
+    W = weight_sum(w)
     C = z.shape[1]
     ct = z.dtype.type(cut)
     zero = dh.dtype.type(0.0)
     smooth = e != 0.0
     for i in range(z.shape[0]):
         yi = y[i]
+        zyi = float(z[i, yi]) if counted[i] else 0.0
         ce[i], lse[i], zy[i] = _row_tail(
-            z[i], yi, counted[i], w, W, e, 0.0, zl, a_ce[i], a_z[i], True, ct, m[i], s[i], sw[i]
-        )
+            z[i], yi, counted[i], w, W, e, 0.0, zl, a_ce[i], a_z[i], True, ct, m[i], s[i], sw[i],
+            zyi, False,
+        )  # fmt: skip
         out = dh[i]
         if not counted[i]:
             out[:] = zero
