@@ -242,3 +242,30 @@ def test_a_forked_child_does_not_use_the_parents_team():
         timeout=300,
     )
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+@pytest.mark.skipif(not OPENMP_TORCH, reason="torch without GNU OpenMP has no team")
+def test_concurrent_python_threads_each_get_their_own_team(monkeypatch):
+    """GNU OpenMP gives every calling thread a team of its own (as for torch's products):
+    three threads computing the loss at once get the single-threaded answer."""
+    monkeypatch.setattr(large_vocab, "_ROW_TEAM_MIN", 1)
+    calls = _spy(monkeypatch)
+    rng = np.random.default_rng(5)
+    h = torch.tensor(rng.standard_normal((500, 32)), dtype=torch.float32)
+    w = torch.tensor(rng.standard_normal((900, 32)), dtype=torch.float32)
+    y = torch.from_numpy(rng.integers(0, 900, 500))
+    expected = lk.linear_cross_entropy(h, w, y, chunk_size=128)
+    got: list = []
+
+    def work() -> None:
+        for _ in range(5):
+            got.append(lk.linear_cross_entropy(h, w, y, chunk_size=128))
+
+    workers = [threading.Thread(target=work) for _ in range(3)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in workers)
+    assert len(got) == 15 and all(torch.equal(g, expected) for g in got)
+    assert len(calls) == 16 * 4  # every chunk of every call on a team
