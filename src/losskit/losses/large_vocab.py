@@ -20,10 +20,14 @@ chunks into preallocated arrays). Backends:
   ``G W`` with the vocabulary as inner dimension. The row pass
   runs serially between the BLAS calls: it is a few percent of the time, and
   numba's parallel version, measured in the same loop at 4096 x 1024 x 32000,
-  took 2.7-5.2 s against 2.7-2.9 s serial (the two thread pools fight).
+  took 2.7-5.2 s against 2.7-2.9 s serial (OpenBLAS's threads spin on the
+  other core after each product).
 * PyTorch: a ``torch.autograd.Function`` (``_LinearCrossEntropyFn``). On CPU for
   float32/float64 the products run in torch and the row pass in the numba
-  kernel through zero-copy NumPy views; elsewhere (bfloat16/float16, GPU) the
+  kernel through zero-copy NumPy views, on the OpenMP threads of torch's BLAS
+  where torch has GNU OpenMP (``kernels._linear_team``: those threads spin right
+  after each product, so they are the ones free to take the row pass), else on
+  the calling thread; elsewhere (bfloat16/float16, GPU) the
   row pass is torch code in float32. For "mean"/"sum" the gradients are
   computed in forward and scaled by the upstream gradient in backward, in
   place (one backward); "none" recomputes in backward (``retain_graph=True``
