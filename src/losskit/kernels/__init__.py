@@ -18,8 +18,9 @@ torch's BLAS, which spin between its products).
 
 The kernels are compiled on first use (seconds) and cached by numba
 (``cache=True``, in ``__pycache__``). numba keys a cached function on its own
-source file only: after editing ``_primitives.py`` or ``_rowpass.py`` in a
-checkout, delete ``__pycache__/*.nbi`` and ``*.nbc`` here, or the kernels that
-use them keep the old code. (An installed upgrade rewrites every file, which
+source file only: after editing ``_primitives.py``, ``_rowpass.py`` or
+``_linear.py`` (whose row code ``_linear_team`` compiles in) in a checkout,
+delete ``__pycache__/*.nbi`` and ``*.nbc`` here, or the kernels that use them
+keep the old code. (An installed upgrade rewrites every file, which
 invalidates the cache.)
 """

@@ -12,10 +12,12 @@ class weights w (W = sum w), label smoothing e, label y and z-loss weight zl::
 the returned value with respect to the row's cross-entropy and z-loss terms).
 The gradient overwrites the logits in place: a row is read once from the
 chunk's buffer for its max, then twice more from L2 (the sum of exponentials,
-kept in place, then scaled into the gradient). Ignored rows get loss 0 and gradient 0, but their lse is still
-computed (for logging). Each row also gives ``z'[y]`` and, when asked (the
-class weights require a gradient), adds ``a_ce z'`` into column sums during
-its first pass: the derivative in the class weights needs ``Σ_rows a_ce z'``.
+kept in place, then scaled into the gradient). Ignored rows get loss 0 and
+gradient 0, but their lse is still computed (for logging). Each row also
+gives ``z'[y]`` and, when asked (the class weights require a gradient), adds
+``a_ce z'`` into column sums during its first pass: the derivative in the
+class weights needs ``Σ_rows a_ce z'``. One exponential an element, two under
+a soft cap (its gradient needs z' itself: the last pass computes them again).
 
 The row body is shared by the serial driver here and ``_linear_team``'s, which
 spreads the rows over the OpenMP threads of torch's BLAS. Not over numba's

@@ -2,16 +2,21 @@
 
 The team runs a numba ``cfunc`` with one ``void *`` argument; here that is an
 int64 array of the call's arguments (array addresses, sizes, flags, and the
-float64 parameters by their bits, see ``_Z`` and the slots after it). Every thread of the team
-claims the next few rows with an atomic add on one slot of that array until the
-rows run out, and runs ``_linear._row`` on each: the same code as the serial
-driver, so the results are bit for bit the serial ones, whichever thread
-computes a row. No column sums (the threads would race on them): the caller
-keeps the serial driver when the class weights need them.
+float64 parameters by their bits, see ``_Z`` and the slots after it). Every
+thread of the team claims the next few rows with an atomic add on one slot of
+that array until the rows run out, and runs ``_linear._row`` on each: the
+serial driver's code, so a row's results do not depend on the thread that
+computes it and equal the serial driver's up to the last bits (bit for bit
+where LLVM compiles ``_row`` alike in both, as on the machines measured). No
+column sums (the threads would race on them): the caller keeps the serial
+driver when the class weights need them. numba caches the compiled ``cfunc``
+keyed on this file only: after editing ``_linear.py`` in a checkout, delete
+this module's cache files too (see ``kernels/__init__``).
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -93,17 +98,30 @@ def _claim_and_run(data, dtype):
             )  # fmt: skip
 
 
-@cfunc(types.void(types.voidptr), cache=True)
 def _rows_float32(data):
     _claim_and_run(data, np.float32)
 
 
-@cfunc(types.void(types.voidptr), cache=True)
 def _rows_float64(data):
     _claim_and_run(data, np.float64)
 
 
-_CFUNCS = {np.dtype(np.float32): _rows_float32, np.dtype(np.float64): _rows_float64}
+_DRIVERS = {np.dtype(np.float32): _rows_float32, np.dtype(np.float64): _rows_float64}
+_cfuncs: dict[np.dtype, Any] = {}
+_compile_lock = threading.Lock()
+
+
+def _cfunc_for(dtype: np.dtype) -> Any:
+    """The compiled ``cfunc`` for ``dtype``, built on first use (seconds without numba's
+    cache, ``cache=True``), so that a float32 user never compiles the float64 one."""
+    fn = _cfuncs.get(dtype)
+    if fn is None:
+        with _compile_lock:
+            fn = _cfuncs.get(dtype)
+            if fn is None:
+                fn = cfunc(types.void(types.voidptr), cache=True)(_DRIVERS[dtype])
+                _cfuncs[dtype] = fn
+    return fn
 
 
 def _contiguous(x: np.ndarray, dtype: Any) -> np.ndarray:
@@ -122,14 +140,20 @@ def lce_rows_on_team(
     (n,), written. The other inputs are converted as needed (a copy of n values).
     """
     n, c = z.shape
+    # Explicit checks, not asserts: the team reads and writes through raw addresses.
+    if not (z.flags.c_contiguous and z.dtype in _DRIVERS):
+        raise ValueError(f"z must be C-contiguous float32/float64, got {z.dtype}, {z.strides}")
+    for out in (ce, lse, zy):
+        if not (out.dtype == np.float64 and out.flags.c_contiguous and out.shape == (n,)):
+            raise ValueError(f"outputs must be C-contiguous float64 ({n},), got {out.shape}")
     if n == 0:
         return
-    assert z.flags.c_contiguous and z.dtype in _CFUNCS
-    for out in (ce, lse, zy):
-        assert out.dtype == np.float64 and out.flags.c_contiguous and out.shape == (n,)
     dt = z.dtype
     bias, w = _contiguous(bias, dt), _contiguous(w, dt)
-    assert bias.shape[0] >= (c if has_bias else 1) and w.shape == (c,)
+    if bias.ndim != 1 or bias.shape[0] < (c if has_bias else 1) or w.shape != (c,):
+        raise ValueError(f"bias {bias.shape} and w {w.shape} must be ({c},) (bias (1,) unused)")
+    if not (y.shape == counted.shape == a_ce.shape == a_z.shape == (n,)):
+        raise ValueError(f"y, counted, a_ce and a_z must be ({n},)")
     # Held until the call returns: the team reads them through their addresses.
     arrays = (
         (_Z, z), (_BIAS, bias), (_Y, _contiguous(y, np.int64)),
@@ -146,4 +170,4 @@ def lce_rows_on_team(
     floats = args.view(np.float64)
     floats[_E], floats[_CAP], floats[_ZL] = e, cap, zl
     floats[_CUT] = cut
-    team.run(_CFUNCS[dt].address, args.ctypes.data, threads)
+    team.run(_cfunc_for(dt).address, args.ctypes.data, threads)

@@ -16,11 +16,12 @@ caller then runs its kernel on one thread):
 - Linux only, torch's parallel backend OpenMP, and a ``libgomp`` from torch's
   own ``lib`` directory already loaded in this process (this module never
   loads a second OpenMP runtime);
-- not in a process forked from one that used it: GNU OpenMP's threads do
-  not survive ``fork``, and a parallel region in the child would hang
-  (torch's own products hang there too unless the child sets one thread, as
-  DataLoader workers do; this module must not add a hang where torch has
-  none, e.g. after small products that ran on one thread).
+- not in a forked child (of a process that had imported losskit): GNU
+  OpenMP's threads do not survive ``fork``, and a parallel region in the
+  child would hang if the parent had started them (torch's own products hang
+  there too unless the child sets one thread, as DataLoader workers do; this
+  module must not add a hang where torch has none, e.g. where the child's
+  products are small enough to run on one thread).
 
 The function run on the team is a numba ``cfunc`` taking one ``void *``
 (``GOMP_parallel(fn, data, threads, 0)`` calls ``fn(data)`` on every thread of
@@ -37,7 +38,20 @@ from typing import Any
 
 _lock = threading.Lock()
 _team: OmpTeam | None = None
-_looked_in: int | None = None  # the process that looked for the runtime (its pid)
+_looked = False
+_forked = False
+
+
+def _after_fork_in_child() -> None:
+    # The parent's OpenMP threads are not in the child. (The module is imported with
+    # losskit, so this runs in every child forked after ``import losskit``.)
+    global _forked, _lock
+    _forked = True
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class OmpTeam:
@@ -92,11 +106,12 @@ def _find() -> OmpTeam | None:
 
 def torch_team() -> OmpTeam | None:
     """torch's OpenMP runtime where a kernel may run on its threads (see the module), else None."""
-    global _team, _looked_in
-    pid = os.getpid()
-    if _looked_in is None:
+    global _team, _looked
+    if _forked:
+        return None
+    if not _looked:
         with _lock:
-            if _looked_in is None:
+            if not _looked:
                 _team = _find()
-                _looked_in = pid
-    return _team if _looked_in == pid else None
+                _looked = True
+    return _team

@@ -69,6 +69,7 @@ from .._validation import (
     check_reduction,
     check_weight_values,
 )
+from ..kernels import _omp_team  # its fork hook must be in place before any fork
 
 __all__ = ["LinearCrossEntropyOutput", "linear_cross_entropy"]
 
@@ -617,8 +618,6 @@ class _TorchProducts:
 
 
 def _row_team() -> Any:
-    from ..kernels import _omp_team
-
     return _omp_team.torch_team()
 
 
