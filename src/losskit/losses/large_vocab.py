@@ -517,8 +517,8 @@ class _NumpyProducts:
 
     #: The fused chunk's vocabulary block (columns of logits per product pair).
     fused_block = 1024
-    #: No threads to hand the row pass to: OpenBLAS's spin right after its products, and
-    #: it offers no way to run other work on them (see ``kernels._omp_team``).
+    #: No threads to hand the row pass to: OpenBLAS's threads spin after its products,
+    #: and OpenBLAS offers no way to run other work on them (see ``kernels._omp_team``).
     row_team: Any = None
 
     def __init__(self, h2: np.ndarray, weight: np.ndarray, rows: int) -> None:
