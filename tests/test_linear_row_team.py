@@ -68,7 +68,7 @@ def assert_close_to_serial(got: np.ndarray, expected: np.ndarray) -> None:
     tiny = 1e-5 if got.dtype == np.float32 else 1e-12
     finite = np.isfinite(expected)
     scale = np.abs(expected[finite]).max() if finite.any() else 1.0
-    np.testing.assert_allclose(got, expected, rtol=tiny, atol=tiny * 1e-2 * scale)
+    np.testing.assert_allclose(got, expected, rtol=tiny, atol=tiny * 0.1 * scale)
 
 
 def teams() -> list:
