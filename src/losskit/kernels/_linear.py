@@ -176,19 +176,8 @@ def _row_tail(row, yi, counted, w, W, e, cap, zl, ace, az, do_grad, cut, m, s, s
                     ex = fexp(d) * scale if d > cut else zero
                     blk[c] = (ex - q * wblk[c]) * (one - t * t)
             row[yi] -= ace * hard * fy
-        elif kept:
-            for lo in range(0, C, BLOCK):
-                hi = min(lo + BLOCK, C)
-                blk = row[lo:hi]
-                if smooth:
-                    wblk = w[lo:hi]
-                    for c in range(blk.shape[0]):
-                        blk[c] = blk[c] * scale - q * wblk[c]
-                else:
-                    for c in range(blk.shape[0]):
-                        blk[c] = blk[c] * scale
-            row[yi] -= ace * hard
         else:
+            # the kept exponentials, or (the fused path's rows hold z') computed here
             for lo in range(0, C, BLOCK):
                 hi = min(lo + BLOCK, C)
                 blk = row[lo:hi]
@@ -196,11 +185,13 @@ def _row_tail(row, yi, counted, w, W, e, cap, zl, ace, az, do_grad, cut, m, s, s
                     wblk = w[lo:hi]
                     for c in range(blk.shape[0]):
                         d = blk[c] - shift
-                        blk[c] = (fexp(d) * scale if d > cut else zero) - q * wblk[c]
+                        ex = blk[c] if kept else (fexp(d) if d > cut else zero)
+                        blk[c] = ex * scale - q * wblk[c]
                 else:
                     for c in range(blk.shape[0]):
                         d = blk[c] - shift
-                        blk[c] = fexp(d) * scale if d > cut else zero
+                        ex = blk[c] if kept else (fexp(d) if d > cut else zero)
+                        blk[c] = ex * scale
             row[yi] -= ace * hard
     return ce, lse, zy
 
