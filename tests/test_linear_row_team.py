@@ -80,13 +80,13 @@ def teams() -> list:
 
 def test_the_atomic_add_counts_every_add_from_concurrent_threads():
     """Eight threads, 20000 adds each, one counter: a plain read-add-write loses some."""
-    from numba import cfunc, types
+    from numba import carray, cfunc, types
 
     @cfunc(types.void(types.voidptr))
     def add_many(data):
-        counter = _linear_team._pointer(data, np.int64)
+        counter = carray(_linear_team._pointer(data, np.int64), 1)
         for _ in range(20000):
-            _linear_team._fetch_add(counter, 1)
+            _linear_team._fetch_add(counter, 0, 1)
 
     counter = np.zeros(1, np.int64)
     PythonThreadsTeam().run(add_many.address, counter.ctypes.data, 8)

@@ -30,8 +30,8 @@ from ._rowpass import FASTMATH
 # (module constants: numba reads them as compile-time integers).
 (
     _Z, _ROWS, _COLS, _BIAS, _HAS_BIAS, _Y, _COUNTED, _W, _A_CE, _A_Z, _DO_GRAD, _CE, _LSE,
-    _ZY, _NEXT_ROW, _NEXT_ROW_AT, _COLSUM, _E, _CAP, _ZL, _CUT, _NSLOTS,
-) = range(22)  # fmt: skip
+    _ZY, _NEXT_ROW, _COLSUM, _E, _CAP, _ZL, _CUT, _NSLOTS,
+) = range(21)  # fmt: skip
 # Rows claimed at a time: about this many logits, so that a claim is a few
 # microseconds of work against one atomic add.
 _CLAIM_ELEMENTS = 1 << 16
@@ -53,12 +53,15 @@ def _pointer(typingctx, address, dtype):
 
 
 @intrinsic
-def _fetch_add(typingctx, pointer, value):
-    """``*pointer += value`` atomically (int64); returns the value before the add."""
-    sig = types.int64(pointer, types.int64)
+def _fetch_add(typingctx, array, index, value):
+    """``array[index] += value`` atomically (an int64 array); returns the value before."""
+    if not (isinstance(array, types.Array) and array.dtype == types.int64):
+        return None
+    sig = types.int64(array, types.intp, types.int64)
 
     def codegen(context, builder, signature, args):
-        return builder.atomic_rmw("add", args[0], args[1], "monotonic")
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        return builder.atomic_rmw("add", builder.gep(data, [args[1]]), args[2], "monotonic")
 
     return sig, codegen
 
@@ -85,10 +88,9 @@ def _claim_and_run(data, dtype):
     e, cap, zl = f[_E], f[_CAP], f[_ZL]
     cut = f[_CUT]
     w_sum = weight_sum(w)
-    next_row = _pointer(a[_NEXT_ROW_AT], np.int64)
     step = max(1, _CLAIM_ELEMENTS // max(1, c))
     while True:
-        i0 = _fetch_add(next_row, step)
+        i0 = _fetch_add(a, _NEXT_ROW, step)  # the rows' counter, 0 at the start
         if i0 >= n:
             break
         for i in range(i0, min(n, i0 + step)):
@@ -166,7 +168,6 @@ def lce_rows_on_team(
         args[slot] = arr.ctypes.data
     args[_ROWS], args[_COLS] = n, c
     args[_HAS_BIAS], args[_DO_GRAD] = has_bias, do_grad
-    args[_NEXT_ROW_AT] = args.ctypes.data + args.itemsize * _NEXT_ROW  # starts at 0
     floats = args.view(np.float64)
     floats[_E], floats[_CAP], floats[_ZL] = e, cap, zl
     floats[_CUT] = cut

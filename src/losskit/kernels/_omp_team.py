@@ -36,6 +36,8 @@ import sys
 import threading
 from typing import Any
 
+from ._threads import open_library
+
 _lock = threading.Lock()
 _team: OmpTeam | None = None
 _looked = False
@@ -94,10 +96,9 @@ def _find() -> OmpTeam | None:
     path = _loaded_libgomp(os.path.join(os.path.dirname(torch.__file__), "lib"))
     if path is None:
         return None
-    try:
-        lib = ctypes.CDLL(path)  # already loaded: the same handle, no second runtime
-        parallel = lib.GOMP_parallel  # GCC >= 4.9
-    except (OSError, AttributeError):
+    lib = open_library(path)  # already loaded: the same handle, no second runtime
+    parallel = getattr(lib, "GOMP_parallel", None)  # GCC >= 4.9
+    if parallel is None:
         return None
     parallel.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
     parallel.restype = None

@@ -76,7 +76,8 @@ def _tbb_soname() -> str:
     return "libtbb.so.12"
 
 
-def _open(path: str) -> Any:
+def open_library(path: str) -> Any:
+    """``ctypes.CDLL(path)`` (a name or a path), or None where it does not load."""
     try:
         return ctypes.CDLL(path)
     except OSError:
@@ -91,7 +92,7 @@ def _load_tbb() -> bool:
     resolves the same name to it (the loader matches loaded libraries by name).
     """
     name = _tbb_soname()
-    lib = _open(name)
+    lib = open_library(name)
     if lib is None:
         from importlib import metadata
 
@@ -101,7 +102,7 @@ def _load_tbb() -> bool:
             files = []
         for f in files:
             if f.name == name:
-                lib = _open(str(f.locate()))
+                lib = open_library(str(f.locate()))
                 if lib is not None:
                     break
     if lib is None:
